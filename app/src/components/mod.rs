@@ -1,0 +1,5 @@
+//! Pieces shared by several screens.
+
+mod page;
+
+pub use page::{Page, StatusPage};

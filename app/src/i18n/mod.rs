@@ -1,0 +1,238 @@
+//! Languages and every text a person reads. Japanese first, English complete: each language is
+//! one value of [`Texts`], so a missing translation is a compile error, not a blank on screen.
+
+mod en;
+mod ja;
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use uketsuke_domain::ReceptionKind;
+
+/// Cookie that remembers the patient's language choice (a preference, not personal data).
+pub const LANG_COOKIE: &str = "uk_lang";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Lang {
+    #[default]
+    Ja,
+    En,
+}
+
+impl Lang {
+    pub const fn code(self) -> &'static str {
+        match self {
+            Lang::Ja => "ja",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Lang> {
+        match code {
+            "ja" => Some(Lang::Ja),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    pub const fn other(self) -> Lang {
+        match self {
+            Lang::Ja => Lang::En,
+            Lang::En => Lang::Ja,
+        }
+    }
+
+    pub fn texts(self) -> &'static Texts {
+        match self {
+            Lang::Ja => &ja::TEXTS,
+            Lang::En => &en::TEXTS,
+        }
+    }
+}
+
+/// Texts about one reception kind.
+pub struct KindTexts {
+    /// What the reception is called, e.g. 「オンライン診療の受付」.
+    pub title: &'static str,
+    /// Until when the institution may read medical information, in words.
+    pub window: &'static str,
+}
+
+pub struct Texts {
+    pub product: &'static str,
+    /// The label of the switch to *this* language, written in this language.
+    pub language_name: &'static str,
+    pub switch_language_label: &'static str,
+    pub demo_banner: &'static str,
+
+    pub home_title: &'static str,
+    pub home_body: &'static str,
+
+    pub landing_lead: &'static str,
+    pub landing_visit_date: &'static str,
+    pub landing_needed_heading: &'static str,
+    pub landing_needed_card: &'static str,
+    pub landing_needed_pin: &'static str,
+    pub landing_needed_reader: &'static str,
+    pub landing_use_heading: &'static str,
+    pub landing_use_eligibility: &'static str,
+    pub landing_use_medical: &'static str,
+    pub landing_use_window: &'static str,
+    pub landing_use_no_medical: &'static str,
+    pub landing_use_pin: &'static str,
+    pub landing_on_institution_device: &'static str,
+    pub landing_how_read_heading: &'static str,
+    pub landing_how_read_body: &'static str,
+    pub landing_not_accepting_title: &'static str,
+    pub landing_not_accepting_body: &'static str,
+    pub loading: &'static str,
+
+    pub invalid_link_title: &'static str,
+    pub invalid_link_body: &'static str,
+    pub invalid_link_expired: &'static str,
+    pub invalid_link_revoked: &'static str,
+    pub not_found_title: &'static str,
+    pub not_found_body: &'static str,
+    pub server_error_title: &'static str,
+    pub server_error_body: &'static str,
+
+    pub kinds: [KindTexts; 6],
+}
+
+impl Texts {
+    pub fn kind(&self, kind: ReceptionKind) -> &KindTexts {
+        let index = ReceptionKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or_default();
+        &self.kinds[index]
+    }
+}
+
+/// The language of this page, shared by every component.
+#[derive(Clone, Copy)]
+pub struct LangSignal(pub RwSignal<Lang>);
+
+pub fn use_lang() -> RwSignal<Lang> {
+    use_context::<LangSignal>()
+        .map(|l| l.0)
+        .unwrap_or_else(|| RwSignal::new(Lang::Ja))
+}
+
+/// The current texts, reactive.
+pub fn use_texts() -> impl Fn() -> &'static Texts + Copy + Send + Sync + 'static {
+    let lang = use_lang();
+    move || lang.get().texts()
+}
+
+/// The language the page starts in. On the server: `?lang=` first, then the cookie, then
+/// Japanese. In the browser: whatever the server rendered into `<html lang>`, so hydration
+/// matches the server's markup exactly.
+pub fn initial_lang() -> Lang {
+    #[cfg(feature = "ssr")]
+    {
+        crate::ssr::request_lang()
+    }
+    #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+    {
+        web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.document_element())
+            .and_then(|e| e.get_attribute("lang"))
+            .and_then(|code| Lang::from_code(&code))
+            .unwrap_or_default()
+    }
+    #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
+    {
+        Lang::Ja
+    }
+}
+
+/// Remembers the choice in the browser, and drops a `?lang=` from the address so that a reload
+/// keeps the language just chosen.
+pub fn remember_lang(lang: Lang) {
+    #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+    {
+        use wasm_bindgen::JsCast;
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        if let Some(doc) = window
+            .document()
+            .and_then(|d| d.dyn_into::<web_sys::HtmlDocument>().ok())
+        {
+            let cookie = format!(
+                "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+                lang.code()
+            );
+            let _ = doc.set_cookie(&cookie);
+        }
+        let location = window.location();
+        if location.search().unwrap_or_default().contains("lang=") {
+            if let (Ok(history), Ok(path)) = (window.history(), location.pathname()) {
+                let _ =
+                    history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
+            }
+        }
+    }
+    #[cfg(not(all(feature = "hydrate", not(feature = "ssr"))))]
+    {
+        let _ = lang;
+    }
+}
+
+/// A calendar date `YYYY-MM-DD` as people write it: 2026年11月22日 / 22 November 2026.
+/// Anything else is shown as it is rather than hidden.
+pub fn format_date(lang: Lang, iso: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let mut parts = iso.splitn(3, '-').map(str::parse::<u32>);
+    let (Some(Ok(y)), Some(Ok(m)), Some(Ok(d))) = (parts.next(), parts.next(), parts.next()) else {
+        return iso.to_owned();
+    };
+    let Some(month) = m.checked_sub(1).and_then(|i| MONTHS.get(i as usize)) else {
+        return iso.to_owned();
+    };
+    match lang {
+        Lang::Ja => format!("{y}年{m}月{d}日"),
+        Lang::En => format!("{d} {month} {y}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_in_both_languages() {
+        assert_eq!(format_date(Lang::Ja, "2026-11-22"), "2026年11月22日");
+        assert_eq!(format_date(Lang::En, "2026-01-05"), "5 January 2026");
+        assert_eq!(format_date(Lang::En, "2026-13-05"), "2026-13-05");
+        assert_eq!(format_date(Lang::Ja, "garbage"), "garbage");
+    }
+
+    #[test]
+    fn every_kind_has_texts_in_both_languages() {
+        for lang in [Lang::Ja, Lang::En] {
+            for kind in ReceptionKind::ALL {
+                assert!(!lang.texts().kind(kind).title.is_empty());
+                assert!(!lang.texts().kind(kind).window.is_empty());
+            }
+        }
+        assert_ne!(
+            Lang::Ja.texts().kind(ReceptionKind::HouseCall).title,
+            Lang::Ja.texts().kind(ReceptionKind::HomeVisit).title
+        );
+    }
+}

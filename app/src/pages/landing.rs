@@ -1,0 +1,151 @@
+//! `/r/{link}`: the first screen a patient sees after scanning a clinic's QR code. It names the
+//! institution and the reception, lists what is needed, and says how the data will be used and
+//! for how long. Unknown, expired and revoked links get a clear page with 404/410.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+use uketsuke_domain::{ReceptionKind, kind::Device};
+
+use crate::api::{InvalidLink, LandingView, LinkState, landing};
+use crate::components::{Page, StatusPage};
+use crate::i18n::{Lang, format_date, use_lang, use_texts};
+use crate::pages::page_status;
+
+#[component]
+pub fn Landing() -> impl IntoView {
+    let params = use_params_map();
+    let link_id = move || params.read().get("link").unwrap_or_default();
+    let state = Resource::new(link_id, landing);
+    let t = use_texts();
+    view! {
+        <Suspense fallback=move || view! { <p class="loading">{move || t().loading}</p> }>
+            {move || Suspend::new(async move {
+                match state.await {
+                    Ok(LinkState::Open(landing)) => view! { <LandingOpen landing/> }.into_any(),
+                    Ok(LinkState::Invalid(reason)) => {
+                        page_status(if reason == InvalidLink::Unknown { 404 } else { 410 });
+                        view! { <InvalidLinkPage reason/> }.into_any()
+                    }
+                    Err(_) => {
+                        page_status(500);
+                        view! { <ServerErrorPage/> }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn LandingOpen(landing: LandingView) -> impl IntoView {
+    let t = use_texts();
+    let lang = use_lang();
+    let kind = landing.kind;
+    let name = {
+        let landing = landing.clone();
+        Signal::derive(move || match lang.get() {
+            Lang::Ja => landing.institution_name_ja.clone(),
+            Lang::En => landing.institution_name_en.clone(),
+        })
+    };
+    let visit_date = landing.visit_date.clone();
+    let accepting = landing.accepting;
+    view! {
+        <Page title=name demo=landing.demo>
+            <section class="card intro" aria-labelledby="institution-name">
+                <p class="kind-label" data-testid="kind">{move || t().kind(kind).title}</p>
+                <h1 id="institution-name">{move || name.get()}</h1>
+                <p class="lead">{move || t().landing_lead}</p>
+                {visit_date.map(|date| view! {
+                    <p class="visit-date">
+                        <span class="label">{move || t().landing_visit_date}</span>
+                        <strong>{move || format_date(lang.get(), &date)}</strong>
+                    </p>
+                })}
+            </section>
+            {if accepting {
+                view! { <LandingDetails kind/> }.into_any()
+            } else {
+                view! {
+                    <section class="card notice" role="alert">
+                        <h2>{move || t().landing_not_accepting_title}</h2>
+                        <p>{move || t().landing_not_accepting_body}</p>
+                    </section>
+                }.into_any()
+            }}
+        </Page>
+    }
+}
+
+#[component]
+fn LandingDetails(kind: ReceptionKind) -> impl IntoView {
+    let t = use_texts();
+    let on_institution_device = kind.device() == Device::InstitutionOnly;
+    let medical = kind.offers_medical_information();
+    view! {
+        {on_institution_device.then(|| view! {
+            <p class="card hint" data-testid="institution-device">
+                {move || t().landing_on_institution_device}
+            </p>
+        })}
+        <section class="card" aria-labelledby="needed-heading">
+            <h2 id="needed-heading">{move || t().landing_needed_heading}</h2>
+            <ul class="checklist">
+                <li>{move || t().landing_needed_card}</li>
+                <li>{move || t().landing_needed_pin}</li>
+                <li>{move || t().landing_needed_reader}</li>
+            </ul>
+        </section>
+        <section class="card" aria-labelledby="use-heading">
+            <h2 id="use-heading">{move || t().landing_use_heading}</h2>
+            <ul class="plain">
+                <li>{move || t().landing_use_eligibility}</li>
+                {if medical {
+                    view! {
+                        <li>{move || t().landing_use_medical}</li>
+                        <li>
+                            {move || t().landing_use_window}
+                            " "
+                            <strong data-testid="window">{move || t().kind(kind).window}</strong>
+                        </li>
+                    }.into_any()
+                } else {
+                    view! { <li>{move || t().landing_use_no_medical}</li> }.into_any()
+                }}
+                <li>{move || t().landing_use_pin}</li>
+            </ul>
+        </section>
+        <details class="card more">
+            <summary>{move || t().landing_how_read_heading}</summary>
+            <p>{move || t().landing_how_read_body}</p>
+        </details>
+    }
+}
+
+#[component]
+fn InvalidLinkPage(reason: InvalidLink) -> impl IntoView {
+    let t = use_texts();
+    let detail = match reason {
+        InvalidLink::Unknown => None,
+        InvalidLink::Expired => Some(Signal::derive(move || t().invalid_link_expired.to_owned())),
+        InvalidLink::Revoked => Some(Signal::derive(move || t().invalid_link_revoked.to_owned())),
+    };
+    view! {
+        <StatusPage
+            title=Signal::derive(move || t().invalid_link_title.to_owned())
+            body=Signal::derive(move || t().invalid_link_body.to_owned())
+            detail=detail
+        />
+    }
+}
+
+#[component]
+fn ServerErrorPage() -> impl IntoView {
+    let t = use_texts();
+    view! {
+        <StatusPage
+            title=Signal::derive(move || t().server_error_title.to_owned())
+            body=Signal::derive(move || t().server_error_body.to_owned())
+        />
+    }
+}

@@ -1,0 +1,15 @@
+//! Screens, one module each.
+
+pub mod home;
+pub mod landing;
+pub mod not_found;
+
+/// Sets the HTTP status of the page on the server; nothing to do in the browser.
+pub(crate) fn page_status(code: u16) {
+    #[cfg(feature = "ssr")]
+    if let Ok(status) = http::StatusCode::from_u16(code) {
+        crate::ssr::set_status(status);
+    }
+    #[cfg(not(feature = "ssr"))]
+    let _ = code;
+}

@@ -1,0 +1,95 @@
+//! The server side of the UI: the interface through which server functions reach the server's
+//! storage (implemented in the `server` crate, so this crate stays free of databases), and what
+//! the page needs from the HTTP request (language, CSP nonce, status code).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{HeaderValue, StatusCode, header, request::Parts};
+use leptos::prelude::*;
+use leptos_axum::ResponseOptions;
+
+use crate::{
+    api::LinkState,
+    i18n::{LANG_COOKIE, Lang},
+};
+
+/// Error of a data call, already stripped of detail that must not reach a browser.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DataError(pub String);
+
+/// What server functions need from the server.
+#[async_trait]
+pub trait PortalData: Send + Sync + 'static {
+    async fn landing(&self, link_id: &str) -> Result<LinkState, DataError>;
+}
+
+/// Handle to the server's data, provided as context for every request.
+#[derive(Clone)]
+pub struct Portal(pub Arc<dyn PortalData>);
+
+/// The per-request CSP nonce, put into the request's extensions by the server's security
+/// middleware, which also writes it into the Content-Security-Policy header.
+#[derive(Debug, Clone)]
+pub struct CspNonce(pub String);
+
+pub fn portal_data() -> Result<Arc<dyn PortalData>, ServerFnError> {
+    use_context::<Portal>()
+        .map(|p| p.0)
+        .ok_or_else(|| ServerFnError::new("server data is not available"))
+}
+
+/// Makes the page's inline scripts carry the nonce that the response's CSP allows.
+pub fn provide_request_nonce() {
+    if let Some(parts) = use_context::<Parts>()
+        && let Some(nonce) = parts.extensions.get::<CspNonce>()
+    {
+        provide_context(leptos::nonce::Nonce::from_value(nonce.0.clone()));
+    }
+}
+
+/// The language asked for by this request: `?lang=` (remembered in a cookie), then the cookie.
+pub fn request_lang() -> Lang {
+    let Some(parts) = use_context::<Parts>() else {
+        return Lang::Ja;
+    };
+    let from_query = parts.uri.query().and_then(|q| {
+        q.split('&')
+            .filter_map(|pair| pair.strip_prefix("lang="))
+            .find_map(Lang::from_code)
+    });
+    if let Some(lang) = from_query {
+        remember_lang_cookie(lang);
+        return lang;
+    }
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().strip_prefix(LANG_COOKIE)?.strip_prefix('='))
+        .find_map(Lang::from_code)
+        .unwrap_or_default()
+}
+
+fn remember_lang_cookie(lang: Lang) {
+    if let Some(options) = use_context::<ResponseOptions>() {
+        let cookie = format!(
+            "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+            lang.code()
+        );
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            options.append_header(header::SET_COOKIE, value);
+        }
+    }
+}
+
+/// Sets the HTTP status of the page being rendered (pages render with `SsrMode::Async` where
+/// this matters, so the status is known before the first byte is sent).
+pub fn set_status(status: StatusCode) {
+    if let Some(options) = use_context::<ResponseOptions>() {
+        options.set_status(status);
+    }
+}

@@ -1,0 +1,216 @@
+//! A test certification authority standing in for the JPKI user-authentication CA, so that
+//! virtual cards, the server's verification and the backend simulator can be exercised without
+//! real JPKI material.
+//!
+//! Everything here is derived from public seeds: the keys are **not secret** and the names say
+//! "Test" on purpose. Never trust this CA outside tests and the demo card (デモ・練習用).
+//!
+//! ```no_run
+//! use uketsuke_card::test_ca::{TestCa, UserCertificateRequest, generate_rsa_key};
+//! # fn main() -> Result<(), uketsuke_card::test_ca::TestCaError> {
+//! let ca = TestCa::from_seed(1)?;
+//! let user_key = generate_rsa_key(42)?;
+//! let cert_der = ca.issue_user_certificate(&UserCertificateRequest {
+//!     serial: 42,
+//!     subject_common_name: "UKETSUKE TEST USER 0042".into(),
+//!     not_before_unix: 1_735_689_600,
+//!     not_after_unix: 1_893_456_000,
+//! }, &user_key.to_public_key())?;
+//! # let _ = cert_der; Ok(()) }
+//! ```
+
+use core::str::FromStr;
+use core::time::Duration;
+
+use der::Encode;
+use der::asn1::GeneralizedTime;
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use rsa::pkcs1v15::{Signature, SigningKey};
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use sha2::Sha256;
+use spki::SubjectPublicKeyInfoOwned;
+use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
+
+/// Common name of the test CA certificate.
+pub const TEST_CA_COMMON_NAME: &str = "Uketsuke Test JPKI User Authentication CA";
+/// Organisation of every name this module issues, so no certificate can pass for a real one.
+pub const TEST_ORGANIZATION: &str = "Uketsuke Test - NOT JPKI";
+/// Key size of the JPKI user-authentication keys.
+pub const RSA_BITS: usize = 2048;
+/// The CA certificate's validity: 2024-01-01T00:00:00Z ..
+pub const CA_NOT_BEFORE_UNIX: u64 = 1_704_067_200;
+/// .. 2049-12-31T23:59:59Z (fixed, so the certificate bytes are reproducible).
+pub const CA_NOT_AFTER_UNIX: u64 = 2_524_607_999;
+/// Serial number of the CA certificate itself.
+const CA_SERIAL: u64 = 1;
+
+/// Errors building keys or certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum TestCaError {
+    #[error("RSA: {0}")]
+    // rsa's error type implements `std::error::Error` only with its `std` feature, which we
+    // leave off for wasm; so it is carried as a plain value, not a source.
+    Rsa(rsa::Error),
+    #[error("certificate builder: {0}")]
+    Builder(#[from] x509_cert::builder::Error),
+    #[error("DER: {0}")]
+    Der(#[from] der::Error),
+    #[error("public key encoding: {0}")]
+    Spki(#[from] spki::Error),
+    #[error("invalid certificate request: {0}")]
+    InvalidRequest(&'static str),
+}
+
+impl From<rsa::Error> for TestCaError {
+    fn from(e: rsa::Error) -> Self {
+        Self::Rsa(e)
+    }
+}
+
+/// Generates an RSA-2048 key deterministically from `seed` (ChaCha20). Test material only.
+pub fn generate_rsa_key(seed: u64) -> Result<RsaPrivateKey, TestCaError> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    Ok(RsaPrivateKey::new(&mut rng, RSA_BITS)?)
+}
+
+/// What a user certificate should say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserCertificateRequest {
+    /// Certificate serial number; must not be zero.
+    pub serial: u64,
+    /// Subject CN. Real user-authentication certificates carry no name; tests use a label.
+    pub subject_common_name: String,
+    /// Start of validity (seconds since the Unix epoch).
+    pub not_before_unix: u64,
+    /// End of validity (seconds since the Unix epoch).
+    pub not_after_unix: u64,
+}
+
+/// The test CA: its key, name and self-signed certificate.
+pub struct TestCa {
+    signing_key: SigningKey<Sha256>,
+    public_key: RsaPublicKey,
+    name: Name,
+    certificate_der: Vec<u8>,
+}
+
+impl core::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TestCa")
+            .field("name", &self.name.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestCa {
+    /// Builds the CA from a seed: same seed, same key, same certificate bytes.
+    pub fn from_seed(seed: u64) -> Result<Self, TestCaError> {
+        Self::from_key(generate_rsa_key(seed)?)
+    }
+
+    /// Builds the CA around an existing key.
+    pub fn from_key(key: RsaPrivateKey) -> Result<Self, TestCaError> {
+        let public_key = key.to_public_key();
+        let signing_key = SigningKey::<Sha256>::new(key);
+        let name = test_name(TEST_CA_COMMON_NAME)?;
+        let validity = validity(CA_NOT_BEFORE_UNIX, CA_NOT_AFTER_UNIX)?;
+        let spki = SubjectPublicKeyInfoOwned::from_key(public_key.clone())?;
+        let serial = SerialNumber::new(&CA_SERIAL.to_be_bytes())?;
+        let builder = CertificateBuilder::new(
+            Profile::Root,
+            serial,
+            validity,
+            name.clone(),
+            spki,
+            &signing_key,
+        )?;
+        let certificate_der = builder.build::<Signature>()?.to_der()?;
+        Ok(Self {
+            signing_key,
+            public_key,
+            name,
+            certificate_der,
+        })
+    }
+
+    /// The CA's self-signed certificate (DER): the trust anchor for test verification.
+    pub fn certificate_der(&self) -> &[u8] {
+        &self.certificate_der
+    }
+
+    /// The CA's public key.
+    pub fn public_key(&self) -> &RsaPublicKey {
+        &self.public_key
+    }
+
+    /// The CA's distinguished name (issuer of every certificate it signs).
+    pub fn name(&self) -> &Name {
+        &self.name
+    }
+
+    /// Issues an end-entity certificate for `subject_key` (DER), signed RSA PKCS#1 v1.5 SHA-256,
+    /// with key usage digitalSignature like a user-authentication certificate.
+    pub fn issue_user_certificate(
+        &self,
+        request: &UserCertificateRequest,
+        subject_key: &RsaPublicKey,
+    ) -> Result<Vec<u8>, TestCaError> {
+        if request.serial == 0 {
+            return Err(TestCaError::InvalidRequest("serial must not be zero"));
+        }
+        if request.not_after_unix <= request.not_before_unix {
+            return Err(TestCaError::InvalidRequest(
+                "validity ends before it starts",
+            ));
+        }
+        let profile = Profile::Leaf {
+            issuer: self.name.clone(),
+            enable_key_agreement: false,
+            enable_key_encipherment: false,
+        };
+        let spki = SubjectPublicKeyInfoOwned::from_key(subject_key.clone())?;
+        let builder = CertificateBuilder::new(
+            profile,
+            SerialNumber::new(&request.serial.to_be_bytes())?,
+            validity(request.not_before_unix, request.not_after_unix)?,
+            test_name(&request.subject_common_name)?,
+            spki,
+            &self.signing_key,
+        )?;
+        Ok(builder.build::<Signature>()?.to_der()?)
+    }
+}
+
+/// `CN=<cn>,O=<test organisation>,C=JP`, with RFC 4514 escaping of the CN.
+fn test_name(common_name: &str) -> Result<Name, TestCaError> {
+    if common_name.is_empty() {
+        return Err(TestCaError::InvalidRequest("empty common name"));
+    }
+    let mut escaped = String::with_capacity(common_name.len());
+    for c in common_name.chars() {
+        if matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' | '#') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    Ok(Name::from_str(&format!(
+        "CN={escaped},O={TEST_ORGANIZATION},C=JP"
+    ))?)
+}
+
+fn validity(not_before_unix: u64, not_after_unix: u64) -> Result<Validity, TestCaError> {
+    let time = |secs| -> Result<Time, TestCaError> {
+        // The builder turns dates before 2050 into UTCTime as RFC 5280 requires.
+        Ok(Time::GeneralTime(GeneralizedTime::from_unix_duration(
+            Duration::from_secs(secs),
+        )?))
+    };
+    Ok(Validity {
+        not_before: time(not_before_unix)?,
+        not_after: time(not_after_unix)?,
+    })
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs what Uketsuke needs, skipping everything already present at the right version, so a
+# second run costs seconds. Usage: scripts/setup.sh run|test
+#   run  — the wasm32 target, cargo-leptos, wasm-bindgen-cli, wasm-opt, brotli
+#   test — all of that, plus Chromium and the e2e suite's npm packages
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+purpose=${1:-run}
+# cargo-leptos 0.3.2 is the newest that builds with this machine's rustc (see ARCHITECTURE.md).
+CARGO_LEPTOS_VERSION=0.3.2
+# The CLI must equal the wasm-bindgen crate in Cargo.lock exactly.
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+
+say() { printf 'setup: %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+  say "installing Debian packages: $*"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# System packages.
+missing=()
+command -v wasm-opt >/dev/null 2>&1 || missing+=(binaryen)
+command -v brotli >/dev/null 2>&1 || missing+=(brotli)
+if [ "$purpose" = test ]; then
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+fi
+if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+
+# Rust: the browser target.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# cargo-leptos (about 11 minutes the first time).
+if [ "$(cargo leptos --version 2>/dev/null)" != "cargo-leptos $CARGO_LEPTOS_VERSION" ]; then
+  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (takes a while, once)"
+  cargo install cargo-leptos --locked --version "$CARGO_LEPTOS_VERSION"
+fi
+
+# wasm-bindgen CLI at the crate's exact version. Its own lock file names a webpki-roots version
+# that is not in the registry, so it installs without --locked.
+if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
+  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+# The e2e suite's packages, reinstalled only when its lock file changes.
+if [ "$purpose" = test ]; then
+  stamp=e2e/node_modules/.lock-sha256
+  want=$(sha256sum e2e/package-lock.json | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing the e2e suite's npm packages"
+    (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > "$stamp"
+  fi
+fi
+say "ready ($purpose)"

@@ -1,0 +1,495 @@
+//! Configuration: one typed struct, read from embedded defaults, then an optional TOML file, then
+//! `UKETSUKE_*` environment variables (each later source wins). Every value is checked at start-up;
+//! a bad one stops the server with one line that names the key and where it came from.
+
+use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf};
+
+use url::Url;
+
+/// Whether the server runs for demonstrations and practice, or for real patients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Demo institution seeded, practice card allowed, built-in simulator allowed.
+    Demo,
+    /// Real patients: no practice card, no simulator, https required.
+    Production,
+}
+
+/// Where the confirmation backend is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendTarget {
+    /// The reference simulator, started inside this process on a loopback port.
+    Simulator,
+    /// A backend reached at this base URL.
+    Remote(Url),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The whole configuration of one server process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Origin patients' browsers use (scheme, host, port), bound into every challenge.
+    pub public_origin: Url,
+    pub database_url: String,
+    pub mode: Mode,
+    pub backend: BackendTarget,
+    /// Folder with the built site (`pkg/` with the WASM, JS and CSS, and the public files).
+    pub site_root: PathBuf,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// True when browsers reach the server over https (then HSTS is sent).
+    pub fn serves_https(&self) -> bool {
+        self.public_origin.scheme() == "https"
+    }
+
+    /// The origin as browsers send it in the `Origin` header, without a trailing slash.
+    pub fn origin_string(&self) -> String {
+        self.public_origin.origin().ascii_serialization()
+    }
+}
+
+/// The keys a configuration may set; file keys are these, environment names are
+/// `UKETSUKE_` + the key in upper case.
+const KEYS: [&str; 8] = [
+    "listen",
+    "public_origin",
+    "database_url",
+    "mode",
+    "backend",
+    "site_root",
+    "log",
+    "log_format",
+];
+
+const ENV_PREFIX: &str = "UKETSUKE_";
+/// Names the TOML file; not a setting itself.
+const ENV_CONFIG_FILE: &str = "UKETSUKE_CONFIG";
+const DEFAULT_CONFIG_FILE: &str = "uketsuke.toml";
+
+/// A configuration problem, printed as one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where the bad value came from, e.g. `UKETSUKE_LISTEN` or `listen (uketsuke.toml)`.
+    pub source: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration error: {}: {}", self.source, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A raw value and where it came from.
+#[derive(Debug, Clone)]
+struct Raw {
+    value: String,
+    source: String,
+}
+
+impl Raw {
+    fn error(&self, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            source: self.source.clone(),
+            message: format!("{:?}: {}", self.value, message.into()),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration of this process: the file named by `UKETSUKE_CONFIG` (or
+    /// `uketsuke.toml` in the working directory if present), then the environment.
+    pub fn from_process() -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        let named_file = env
+            .iter()
+            .find(|(k, _)| k == ENV_CONFIG_FILE)
+            .map(|(_, v)| v.clone());
+        let file = match named_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
+                    source: ENV_CONFIG_FILE.to_owned(),
+                    message: format!("cannot read {path:?}: {e}"),
+                })?;
+                Some((path, text))
+            }
+            None => match std::fs::read_to_string(DEFAULT_CONFIG_FILE) {
+                Ok(text) => Some((DEFAULT_CONFIG_FILE.to_owned(), text)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(ConfigError {
+                        source: DEFAULT_CONFIG_FILE.to_owned(),
+                        message: format!("cannot read: {e}"),
+                    });
+                }
+            },
+        };
+        let file_ref = file.as_ref().map(|(p, t)| (p.as_str(), t.as_str()));
+        Config::from_sources(file_ref, &env)
+    }
+
+    /// Builds the configuration from a file's text (its name for messages) and environment
+    /// pairs. Pure, so tests can feed it anything.
+    pub fn from_sources(
+        file: Option<(&str, &str)>,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut raw: BTreeMap<&'static str, Raw> = BTreeMap::new();
+        if let Some((name, text)) = file {
+            read_file(name, text, &mut raw)?;
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if name == ENV_CONFIG_FILE {
+                continue;
+            }
+            let lower = rest.to_ascii_lowercase();
+            let Some(key) = KEYS.iter().find(|k| **k == lower) else {
+                return Err(ConfigError {
+                    source: name.clone(),
+                    message: format!("unknown setting (known: {})", env_names().join(", ")),
+                });
+            };
+            raw.insert(
+                key,
+                Raw {
+                    value: value.clone(),
+                    source: name.clone(),
+                },
+            );
+        }
+        build(&raw)
+    }
+}
+
+fn env_names() -> Vec<String> {
+    KEYS.iter()
+        .map(|k| format!("{ENV_PREFIX}{}", k.to_ascii_uppercase()))
+        .collect()
+}
+
+fn read_file(
+    name: &str,
+    text: &str,
+    raw: &mut BTreeMap<&'static str, Raw>,
+) -> Result<(), ConfigError> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError {
+        source: name.to_owned(),
+        message: format!("not valid TOML: {}", e.message()),
+    })?;
+    for (key, value) in table {
+        let Some(known) = KEYS.iter().find(|k| **k == key) else {
+            return Err(ConfigError {
+                source: format!("{key} ({name})"),
+                message: format!("unknown setting (known: {})", KEYS.join(", ")),
+            });
+        };
+        let source = format!("{key} ({name})");
+        let value = match value {
+            toml::Value::String(s) => s,
+            other => {
+                return Err(ConfigError {
+                    source,
+                    message: format!("must be a string, found {}", other.type_str()),
+                });
+            }
+        };
+        raw.insert(known, Raw { value, source });
+    }
+    Ok(())
+}
+
+fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
+    let get = |key: &str| raw.get(key);
+
+    let listen = match get("listen") {
+        Some(r) => r.value.trim().parse::<SocketAddr>().map_err(|_| {
+            r.error("not a socket address (expected host:port, e.g. 127.0.0.1:3000)")
+        })?,
+        None => SocketAddr::from(([127, 0, 0, 1], 3000)),
+    };
+
+    let mode = match get("mode") {
+        Some(r) => match r.value.trim() {
+            "demo" => Mode::Demo,
+            "production" => Mode::Production,
+            _ => return Err(r.error("must be \"demo\" or \"production\"")),
+        },
+        None => Mode::Demo,
+    };
+
+    let public_origin = match get("public_origin") {
+        Some(r) => parse_origin(r)?,
+        None => {
+            // Browsers on this machine reach a wildcard listen address through loopback.
+            let host = if listen.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                match listen {
+                    SocketAddr::V4(a) => a.ip().to_string(),
+                    SocketAddr::V6(a) => format!("[{}]", a.ip()),
+                }
+            };
+            let text = format!("http://{host}:{}", listen.port());
+            Url::parse(&text).map_err(|e| ConfigError {
+                source: "listen".to_owned(),
+                message: format!("cannot derive the public origin: {e}"),
+            })?
+        }
+    };
+    if mode == Mode::Production && public_origin.scheme() != "https" {
+        return Err(ConfigError {
+            source: get("public_origin")
+                .map(|r| r.source.clone())
+                .unwrap_or_else(|| "UKETSUKE_PUBLIC_ORIGIN".to_owned()),
+            message: "production mode needs an https public origin (set UKETSUKE_PUBLIC_ORIGIN)"
+                .to_owned(),
+        });
+    }
+
+    let database_url = match get("database_url") {
+        Some(r) => {
+            let v = r.value.trim();
+            if v.starts_with("sqlite:") {
+                v.to_owned()
+            } else if v.starts_with("postgres://") || v.starts_with("postgresql://") {
+                return Err(r.error("PostgreSQL is not supported by this version yet"));
+            } else {
+                return Err(r.error("must start with sqlite: (e.g. sqlite://data/uketsuke.db)"));
+            }
+        }
+        None => "sqlite://data/uketsuke.db".to_owned(),
+    };
+
+    let backend = match get("backend") {
+        Some(r) if r.value.trim() == "simulator" => BackendTarget::Simulator,
+        Some(r) => {
+            let url = Url::parse(r.value.trim())
+                .map_err(|_| r.error("must be \"simulator\" or an http(s) URL"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(r.error("must be \"simulator\" or an http(s) URL"));
+            }
+            BackendTarget::Remote(url)
+        }
+        None => BackendTarget::Simulator,
+    };
+    if mode == Mode::Production && backend == BackendTarget::Simulator {
+        return Err(ConfigError {
+            source: get("backend")
+                .map(|r| r.source.clone())
+                .unwrap_or_else(|| "UKETSUKE_BACKEND".to_owned()),
+            message: "the built-in simulator is for demo mode only; set the backend URL".to_owned(),
+        });
+    }
+
+    let site_root = match get("site_root") {
+        Some(r) if r.value.trim().is_empty() => return Err(r.error("must not be empty")),
+        Some(r) => PathBuf::from(r.value.trim()),
+        None => PathBuf::from("target/site"),
+    };
+
+    let log_filter = match get("log") {
+        Some(r) => {
+            let v = r.value.trim().to_owned();
+            tracing_subscriber::EnvFilter::try_new(&v)
+                .map_err(|e| r.error(format!("not a log filter ({e})")))?;
+            v
+        }
+        None => "info".to_owned(),
+    };
+
+    let log_format = match get("log_format") {
+        Some(r) => match r.value.trim() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => return Err(r.error("must be \"text\" or \"json\"")),
+        },
+        None => LogFormat::Text,
+    };
+
+    Ok(Config {
+        listen,
+        public_origin,
+        database_url,
+        mode,
+        backend,
+        site_root,
+        log_filter,
+        log_format,
+    })
+}
+
+fn parse_origin(r: &Raw) -> Result<Url, ConfigError> {
+    let url = Url::parse(r.value.trim())
+        .map_err(|_| r.error("not a URL (expected e.g. https://uketsuke.example.jp)"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(r.error("must start with https:// or http://"));
+    }
+    if url.host().is_none() {
+        return Err(r.error("must name a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(r.error("must not contain a user name or password"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(r.error("must be an origin only: no path, query or fragment"));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn err(file: Option<&str>, pairs: &[(&str, &str)]) -> String {
+        match Config::from_sources(file.map(|t| ("uketsuke.toml", t)), &env(pairs)) {
+            Ok(c) => panic!("expected an error, got {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn runs_with_nothing_set() {
+        let c = Config::from_sources(None, &[]).expect("defaults are valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.origin_string(), "http://127.0.0.1:3000");
+        assert_eq!(c.mode, Mode::Demo);
+        assert_eq!(c.backend, BackendTarget::Simulator);
+        assert_eq!(c.database_url, "sqlite://data/uketsuke.db");
+        assert!(!c.serves_https());
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let c = Config::from_sources(
+            Some(("f.toml", "listen = \"127.0.0.1:4000\"\nmode = \"demo\"")),
+            &env(&[("UKETSUKE_LISTEN", "0.0.0.0:5000"), ("OTHER", "x")]),
+        )
+        .expect("valid");
+        assert_eq!(c.listen.port(), 5000);
+        // A wildcard listen address is reached through loopback by default.
+        assert_eq!(c.origin_string(), "http://127.0.0.1:5000");
+    }
+
+    #[test]
+    fn production_with_https_and_remote_backend() {
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("UKETSUKE_MODE", "production"),
+                ("UKETSUKE_PUBLIC_ORIGIN", "https://uketsuke.example.jp"),
+                ("UKETSUKE_BACKEND", "https://oqs.example.jp/api"),
+            ]),
+        )
+        .expect("valid");
+        assert!(c.serves_https());
+        assert_eq!(c.origin_string(), "https://uketsuke.example.jp");
+    }
+
+    #[test]
+    fn every_bad_value_names_its_key() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("UKETSUKE_LISTEN", "abc")],
+                "UKETSUKE_LISTEN: \"abc\": not a socket address",
+            ),
+            (&[("UKETSUKE_LISTEN", "127.0.0.1")], "UKETSUKE_LISTEN"),
+            (
+                &[("UKETSUKE_MODE", "prod")],
+                "UKETSUKE_MODE: \"prod\": must be",
+            ),
+            (
+                &[("UKETSUKE_PUBLIC_ORIGIN", "not a url")],
+                "UKETSUKE_PUBLIC_ORIGIN: \"not a url\": not a URL",
+            ),
+            (
+                &[("UKETSUKE_PUBLIC_ORIGIN", "ftp://x.jp")],
+                "UKETSUKE_PUBLIC_ORIGIN: \"ftp://x.jp\": must start with",
+            ),
+            (
+                &[("UKETSUKE_PUBLIC_ORIGIN", "https://x.jp/path")],
+                "origin only",
+            ),
+            (
+                &[("UKETSUKE_PUBLIC_ORIGIN", "https://u:p@x.jp")],
+                "user name",
+            ),
+            (
+                &[("UKETSUKE_DATABASE_URL", "mysql://db")],
+                "UKETSUKE_DATABASE_URL: \"mysql://db\": must start with sqlite:",
+            ),
+            (
+                &[("UKETSUKE_DATABASE_URL", "postgres://db")],
+                "not supported",
+            ),
+            (
+                &[("UKETSUKE_BACKEND", "simulatr")],
+                "UKETSUKE_BACKEND: \"simulatr\": must be",
+            ),
+            (&[("UKETSUKE_BACKEND", "file:///etc")], "UKETSUKE_BACKEND"),
+            (&[("UKETSUKE_SITE_ROOT", " ")], "UKETSUKE_SITE_ROOT"),
+            (&[("UKETSUKE_LOG", "info,=[")], "UKETSUKE_LOG"),
+            (
+                &[("UKETSUKE_LOG_FORMAT", "xml")],
+                "UKETSUKE_LOG_FORMAT: \"xml\": must be",
+            ),
+            (
+                &[("UKETSUKE_LISTN", "x")],
+                "UKETSUKE_LISTN: unknown setting",
+            ),
+            (
+                &[("UKETSUKE_MODE", "production")],
+                "UKETSUKE_PUBLIC_ORIGIN: production mode needs an https",
+            ),
+            (
+                &[
+                    ("UKETSUKE_MODE", "production"),
+                    ("UKETSUKE_PUBLIC_ORIGIN", "https://a.jp"),
+                ],
+                "UKETSUKE_BACKEND: the built-in simulator is for demo mode only",
+            ),
+        ];
+        for (pairs, expected) in cases {
+            let message = err(None, pairs);
+            assert!(
+                message.starts_with("configuration error: ") && message.contains(expected),
+                "{pairs:?}: {message}"
+            );
+            assert!(!message.contains('\n'), "one line: {message}");
+        }
+    }
+
+    #[test]
+    fn bad_files_name_the_key_and_file() {
+        assert!(
+            err(Some("listen = 3000"), &[]).contains("listen (uketsuke.toml): must be a string")
+        );
+        assert!(
+            err(Some("colour = \"red\""), &[]).contains("colour (uketsuke.toml): unknown setting")
+        );
+        assert!(err(Some("listen = "), &[]).contains("uketsuke.toml: not valid TOML"));
+        assert!(err(Some("mode = \"x\""), &[]).contains("mode (uketsuke.toml): \"x\""));
+    }
+}

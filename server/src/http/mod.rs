@@ -1,0 +1,123 @@
+//! The HTTP surface: one router with the pages (server-rendered Leptos), the server functions,
+//! the built site's static files, and the probes; wrapped in the layers every response passes
+//! through (security headers, compression, tracing, body limit).
+
+mod health;
+pub mod security;
+
+use std::time::Duration;
+
+use axum::{Router, middleware, routing::get};
+use http::{HeaderValue, Request, header};
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tower::ServiceBuilder;
+use tower_http::{
+    CompressionLevel,
+    compression::CompressionLayer,
+    limit::RequestBodyLimitLayer,
+    services::ServeDir,
+    set_header::SetResponseHeaderLayer,
+    timeout::TimeoutLayer,
+    trace::{DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
+use uketsuke_app::{App, shell, ssr::Portal};
+
+use crate::AppState;
+use security::{SecurityPolicy, security_headers};
+
+/// Requests carry at most a few kilobytes of form data; certificates and signatures later stay
+/// well under this.
+const BODY_LIMIT: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let leptos_options = state.leptos.clone();
+    let routes = generate_route_list(App);
+    let portal = Portal(state.portal.clone());
+    let context = move || provide_context(portal.clone());
+
+    let site = state.config.site_root.clone();
+    let pkg = ServiceBuilder::new()
+        // File names carry no hash yet: browsers revalidate (cheap 304s) instead of caching.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ))
+        .service(
+            ServeDir::new(site.join("pkg"))
+                .precompressed_br()
+                .precompressed_gzip(),
+        );
+    let public_files = ServeDir::new(&site).precompressed_br().precompressed_gzip();
+
+    let pages = Router::new()
+        .leptos_routes_with_context(&leptos_options, routes, context, {
+            let options = leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .with_state(leptos_options);
+
+    let probes = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(state.clone());
+
+    let policy = SecurityPolicy {
+        https: state.config.serves_https(),
+    };
+    pages
+        .merge(probes)
+        .nest_service("/pkg", pkg)
+        .route_service("/favicon.svg", public_files.clone())
+        .route_service("/robots.txt", public_files)
+        // Each Router::layer call wraps the ones before it: the last added sees the request
+        // first. Security headers sit outside everything but tracing, so that they are set on
+        // every response, including the 408 and 413 answers of the layers inside them.
+        .layer(TimeoutLayer::with_status_code(
+            http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(CompressionLayer::new().quality(CompressionLevel::Precise(5)))
+        .layer(middleware::from_fn_with_state(policy, security_headers))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+}
+
+/// One span per request with the method and the route's *pattern*: ids in paths (reception
+/// links, later receptions) are capabilities and never logged.
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| redact_path(request.uri().path()));
+    tracing::info_span!("request", method = %request.method(), route = %route)
+}
+
+/// Keeps the first path segment and replaces the rest, e.g. `/r/abc…` → `/r/…`.
+fn redact_path(path: &str) -> String {
+    let mut segments = path.trim_start_matches('/').splitn(2, '/');
+    match (segments.next(), segments.next()) {
+        (Some(first), Some(_)) => format!("/{first}/…"),
+        (Some(first), None) => format!("/{first}"),
+        _ => "/".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_path;
+
+    #[test]
+    fn paths_lose_their_ids() {
+        assert_eq!(redact_path("/r/0123456789abcdefghjkmnpqrs"), "/r/…");
+        assert_eq!(redact_path("/pkg/uketsuke.wasm"), "/pkg/…");
+        assert_eq!(redact_path("/healthz"), "/healthz");
+        assert_eq!(redact_path("/"), "/");
+    }
+}

@@ -1,0 +1,82 @@
+//! The demo institution, created at the first start in demo mode, with one long-lived
+//! reception link per kind so that every flow can be tried from the start.
+
+use sqlx::Row;
+use uketsuke_domain::{ReceptionKind, codes::DEMO_INSTITUTION_CODE};
+
+use super::{Db, StorageError, ids::new_id, now_millis};
+
+const DEMO_NAME_JA: &str = "うけつけ内科クリニック（デモ）";
+const DEMO_NAME_EN: &str = "Uketsuke Internal Medicine Clinic (demo)";
+
+/// One demo link.
+#[derive(Debug, Clone)]
+pub struct DemoLink {
+    pub kind: ReceptionKind,
+    pub id: String,
+}
+
+/// Creates the demo institution and its links unless they exist; returns the links.
+pub async fn ensure_demo(db: &Db) -> Result<Vec<DemoLink>, StorageError> {
+    let existing = sqlx::query("SELECT id FROM institutions WHERE code = $1")
+        .bind(DEMO_INSTITUTION_CODE)
+        .fetch_optional(db)
+        .await?;
+    let institution_id = match existing {
+        Some(row) => row.try_get::<String, _>("id")?,
+        None => create_demo(db).await?,
+    };
+    let rows = sqlx::query(
+        "SELECT id, kind FROM reception_links \
+         WHERE institution_id = $1 AND revoked_at IS NULL AND visit_date IS NULL \
+         ORDER BY created_at, kind",
+    )
+    .bind(&institution_id)
+    .fetch_all(db)
+    .await?;
+    let mut links = Vec::new();
+    for row in rows {
+        let kind: String = row.try_get("kind")?;
+        if let Some(kind) = ReceptionKind::from_code(&kind) {
+            links.push(DemoLink {
+                kind,
+                id: row.try_get("id")?,
+            });
+        }
+    }
+    links.sort_by_key(|l| ReceptionKind::ALL.iter().position(|k| *k == l.kind));
+    links.dedup_by_key(|l| l.kind);
+    Ok(links)
+}
+
+async fn create_demo(db: &Db) -> Result<String, StorageError> {
+    let now = now_millis();
+    let institution_id = new_id();
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO institutions (id, code, name_ja, name_en, is_demo, created_at) \
+         VALUES ($1, $2, $3, $4, 1, $5)",
+    )
+    .bind(&institution_id)
+    .bind(DEMO_INSTITUTION_CODE)
+    .bind(DEMO_NAME_JA)
+    .bind(DEMO_NAME_EN)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    for kind in ReceptionKind::ALL {
+        sqlx::query(
+            "INSERT INTO reception_links (id, institution_id, kind, label, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(new_id())
+        .bind(&institution_id)
+        .bind(kind.code())
+        .bind("demo")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(institution_id)
+}

@@ -1,0 +1,425 @@
+//! The server over real HTTP: started on a free port with a fresh SQLite file and the built-in
+//! simulator, probed with an ordinary client.
+
+use std::time::Duration;
+
+use reqwest::{StatusCode, header};
+use uketsuke_server::{Server, config::Config};
+
+struct Running {
+    base: String,
+    links: Vec<(String, String)>,
+    db_url: String,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    fn link(&self, kind: &str) -> String {
+        self.links
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, id)| id.clone())
+            .expect("demo link of that kind")
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("graceful shutdown finishes")
+            .expect("server task");
+        result.expect("server ran cleanly");
+    }
+}
+
+async fn start(extra: &[(&str, &str)]) -> Running {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_url = format!("sqlite://{}/test.db", dir.path().display());
+    let mut env = vec![
+        ("UKETSUKE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("UKETSUKE_DATABASE_URL".to_owned(), db_url.clone()),
+        (
+            "UKETSUKE_SITE_ROOT".to_owned(),
+            dir.path().join("site").display().to_string(),
+        ),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = Config::from_sources(None, &env).expect("valid test configuration");
+    let server = Server::build(config).await.expect("server starts");
+    let base = server.base_url();
+    let links = server
+        .demo_links()
+        .iter()
+        .map(|l| (l.kind.code().to_owned(), l.id.clone()))
+        .collect();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    Running {
+        base,
+        links,
+        db_url,
+        _dir: dir,
+        stop: Some(stop),
+        task,
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+fn plain_client() -> reqwest::Client {
+    // No automatic decompression: the test inspects the encoding itself.
+    reqwest::Client::builder()
+        .no_gzip()
+        .no_brotli()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn probes_answer() {
+    let server = start(&[]).await;
+    let healthz = client()
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(healthz.status(), StatusCode::OK);
+    let readyz = client()
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(readyz.status(), StatusCode::OK);
+    let body: serde_json::Value = readyz.json().await.expect("json");
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["backend"], "ok");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn readyz_reports_an_unreachable_backend() {
+    // A port that was free a moment ago: nothing answers there.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = free.local_addr().expect("addr").port();
+    drop(free);
+    let backend = format!("http://127.0.0.1:{port}");
+    let server = start(&[("UKETSUKE_BACKEND", backend.as_str())]).await;
+    let readyz = client()
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(readyz.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = readyz.json().await.expect("json");
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["backend"], "unavailable");
+    // The process itself is still up.
+    let healthz = client()
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(healthz.status(), StatusCode::OK);
+    server.shutdown().await;
+}
+
+fn assert_security_headers(response: &reqwest::Response, what: &str) {
+    let h = response.headers();
+    let get = |name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{what}: missing {name}"))
+            .to_owned()
+    };
+    let csp = get("content-security-policy");
+    assert!(csp.contains("'wasm-unsafe-eval'"), "{what}: {csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+    assert!(!csp.contains("unsafe-inline"), "{what}: {csp}");
+    assert_eq!(get("x-content-type-options"), "nosniff", "{what}");
+    assert_eq!(get("referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(get("x-frame-options"), "DENY", "{what}");
+}
+
+#[tokio::test]
+async fn every_response_carries_security_headers_and_the_page_nonce_matches() {
+    let server = start(&[]).await;
+    let link = server.link("online_care");
+    for path in [
+        format!("/r/{link}"),
+        "/r/00000000000000000000000000".to_owned(),
+        "/healthz".to_owned(),
+        "/pkg/missing.js".to_owned(),
+        "/nowhere".to_owned(),
+    ] {
+        let response = client()
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .expect("get");
+        assert_security_headers(&response, &path);
+        // Plain http here: no HSTS.
+        assert!(
+            response
+                .headers()
+                .get("strict-transport-security")
+                .is_none()
+        );
+    }
+
+    let page = client()
+        .get(format!("{}/r/{link}", server.base))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(
+        page.headers()
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("nonce in CSP")
+        .to_owned();
+    let html = page.text().await.expect("html");
+    let scripts = html.matches("<script").count();
+    assert!(scripts >= 2, "the page has its hydration scripts");
+    assert_eq!(
+        html.matches(&format!("nonce=\"{nonce}\"")).count(),
+        scripts,
+        "every inline script carries this response's nonce"
+    );
+    let again = client()
+        .get(format!("{}/r/{link}", server.base))
+        .send()
+        .await
+        .expect("page");
+    let csp_again = again.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii");
+    assert!(!csp_again.contains(&nonce), "a fresh nonce per response");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn hsts_is_sent_when_served_over_https() {
+    let server = start(&[("UKETSUKE_PUBLIC_ORIGIN", "https://uketsuke.example.jp")]).await;
+    let response = client()
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .expect("get");
+    let hsts = response
+        .headers()
+        .get("strict-transport-security")
+        .expect("HSTS");
+    assert!(hsts.to_str().expect("ascii").starts_with("max-age="));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn pages_are_compressed_with_brotli_or_gzip() {
+    let server = start(&[]).await;
+    let url = format!("{}/r/{}", server.base, server.link("online_care"));
+    for (accept, expected) in [("br", "br"), ("gzip", "gzip"), ("gzip, deflate, br", "br")] {
+        let response = plain_client()
+            .get(&url)
+            .header(header::ACCEPT_ENCODING, accept)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(
+            response
+                .headers()
+                .get(header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok()),
+            Some(expected),
+            "Accept-Encoding: {accept}"
+        );
+    }
+    // And a client that decodes sees the page.
+    let html = client()
+        .get(&url)
+        .header(header::ACCEPT_ENCODING, "br")
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    assert!(html.contains("うけつけ内科クリニック（デモ）"));
+    let identity = plain_client().get(&url).send().await.expect("get");
+    assert!(identity.headers().get(header::CONTENT_ENCODING).is_none());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn links_unknown_revoked_and_expired() {
+    let server = start(&[]).await;
+    let status =
+        |path: String| async move { client().get(path).send().await.expect("get").status() };
+    let base = server.base.clone();
+    assert_eq!(
+        status(format!("{base}/r/{}", server.link("house_call"))).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(format!("{base}/r/00000000000000000000000000")).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        status(format!("{base}/r/not-an-id")).await,
+        StatusCode::NOT_FOUND
+    );
+
+    // Revoke one link and expire another straight in the database.
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&server.db_url).await.expect("db");
+    let revoked = server.link("house_call");
+    let expired = server.link("home_visit");
+    sqlx::query("UPDATE reception_links SET revoked_at = 1 WHERE id = $1")
+        .bind(&revoked)
+        .execute(&db)
+        .await
+        .expect("revoke");
+    sqlx::query("UPDATE reception_links SET expires_at = 1 WHERE id = $1")
+        .bind(&expired)
+        .execute(&db)
+        .await
+        .expect("expire");
+    let revoked_page = client()
+        .get(format!("{base}/r/{revoked}"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(revoked_page.status(), StatusCode::GONE);
+    assert!(
+        revoked_page
+            .text()
+            .await
+            .expect("html")
+            .contains("このリンクは無効です")
+    );
+    assert_eq!(
+        status(format!("{base}/r/{expired}")).await,
+        StatusCode::GONE
+    );
+
+    // The institution switches remote receptions off: online care says so, house calls not.
+    sqlx::query("UPDATE institutions SET accepts_remote = 0")
+        .execute(&db)
+        .await
+        .expect("switch off");
+    let online = client()
+        .get(format!("{base}/r/{}", server.link("online_care")))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(online.status(), StatusCode::OK);
+    assert!(
+        online
+            .text()
+            .await
+            .expect("html")
+            .contains("現在この受付は行っていません")
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn english_is_chosen_by_query_and_remembered_by_cookie() {
+    let server = start(&[]).await;
+    let url = format!("{}/r/{}", server.base, server.link("online_care"));
+    let response = client()
+        .get(format!("{url}?lang=en"))
+        .send()
+        .await
+        .expect("get");
+    let cookie = response
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .expect("language cookie")
+        .to_owned();
+    assert!(cookie.starts_with("uk_lang=en;"));
+    let html = response.text().await.expect("html");
+    assert!(html.contains("<html lang=\"en\""), "html lang");
+    assert!(html.contains("Uketsuke Internal Medicine Clinic (demo)"));
+    let again = client()
+        .get(&url)
+        .header(header::COOKIE, "uk_lang=en")
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(again.contains("<html lang=\"en\""));
+    let default = client()
+        .get(&url)
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(default.contains("<html lang=\"ja\""));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let server = start(&[]).await;
+    let response = client()
+        .post(format!("{}/api/landing", server.base))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(vec![b'a'; 200 * 1024])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_security_headers(&response, "413");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_landing_server_function_answers_like_the_page() {
+    let server = start(&[]).await;
+    let form = [("link_id", server.link("online_care"))];
+    let response = client()
+        .post(format!("{}/api/landing", server.base))
+        .form(&form)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["Open"]["kind"], "online_care");
+    let unknown = client()
+        .post(format!("{}/api/landing", server.base))
+        .form(&[("link_id", "x' OR 1=1 --")])
+        .send()
+        .await
+        .expect("post");
+    let body: serde_json::Value = unknown.json().await.expect("json");
+    assert_eq!(body["Invalid"], "Unknown");
+    server.shutdown().await;
+}
