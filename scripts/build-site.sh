@@ -4,6 +4,8 @@
 # compressing on every request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# cargo-leptos runs the first wasm-opt on PATH: binaryen from tools/ (see scripts/setup.sh).
+export PATH="$PWD/tools/node_modules/.bin:$PATH"
 cargo leptos build --release
 for file in target/site/pkg/*.wasm target/site/pkg/*.js target/site/pkg/*.css target/site/*.svg; do
   [ -f "$file" ] || continue

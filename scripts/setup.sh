@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Uketsuke needs, skipping everything already present at the right version, so a
 # second run costs seconds. Usage: scripts/setup.sh run|test
-#   run  — the wasm32 target, cargo-leptos, wasm-bindgen-cli, wasm-opt, brotli
+#   run  — the wasm32 target, cargo-leptos, wasm-bindgen-cli, wasm-opt (binaryen from npm), brotli
 #   test — all of that, plus Chromium and the e2e suite's npm packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,11 +26,12 @@ apt_install() {
 
 # System packages.
 missing=()
-command -v wasm-opt >/dev/null 2>&1 || missing+=(binaryen)
 command -v brotli >/dev/null 2>&1 || missing+=(brotli)
 if [ "$purpose" = test ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+  # A Japanese font, so screenshots and contrast checks see real glyphs.
+  fc-list :lang=ja 2>/dev/null | grep -q . || missing+=(fonts-ipafont-gothic)
 fi
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
@@ -53,14 +54,18 @@ if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERS
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
-# The e2e suite's packages, reinstalled only when its lock file changes.
-if [ "$purpose" = test ]; then
-  stamp=e2e/node_modules/.lock-sha256
-  want=$(sha256sum e2e/package-lock.json | cut -d' ' -f1)
+# npm packages, reinstalled only when a lock file changes: the build tools (wasm-opt from
+# binaryen; Debian's is too old for the WASM features current rustc emits), and for tests the
+# e2e suite's packages.
+npm_install() {
+  local dir=$1 stamp="$1/node_modules/.lock-sha256" want
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    say "installing the e2e suite's npm packages"
-    (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+    say "installing npm packages in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
     echo "$want" > "$stamp"
   fi
-fi
+}
+npm_install tools
+if [ "$purpose" = test ]; then npm_install e2e; fi
 say "ready ($purpose)"

@@ -423,3 +423,29 @@ async fn the_landing_server_function_answers_like_the_page() {
     assert_eq!(body["Invalid"], "Unknown");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn unknown_addresses_get_the_apps_own_404_page() {
+    let server = start(&[]).await;
+    for path in ["/nowhere", "/r/", "/r/a/b", "/api", "/%E2%80%AE"] {
+        let response = client()
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_security_headers(&response, path);
+        let html = response.text().await.expect("html");
+        assert!(html.contains("ページが見つかりません"), "{path}: {html}");
+    }
+    let english = client()
+        .get(format!("{}/nowhere?lang=en", server.base))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(english.contains("Page not found"));
+    server.shutdown().await;
+}

@@ -51,11 +51,16 @@ pub fn router(state: AppState) -> Router {
         );
     let public_files = ServeDir::new(&site).precompressed_br().precompressed_gzip();
 
+    let app_shell = {
+        let options = leptos_options.clone();
+        move || shell(options.clone())
+    };
+    // Addresses outside the app's routes still get the app's own 404 page, in the visitor's
+    // language, rendered in full before the status is sent.
+    let not_found = leptos_axum::render_app_async_with_context(context.clone(), app_shell.clone());
     let pages = Router::new()
-        .leptos_routes_with_context(&leptos_options, routes, context, {
-            let options = leptos_options.clone();
-            move || shell(options.clone())
-        })
+        .leptos_routes_with_context(&leptos_options, routes, context, app_shell)
+        .fallback(move |request: axum::extract::Request| not_found(request))
         .with_state(leptos_options);
 
     let probes = Router::new()
