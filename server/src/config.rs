@@ -265,12 +265,16 @@ fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
     let database_url = match get("database_url") {
         Some(r) => {
             let v = r.value.trim();
-            if v.starts_with("sqlite:") {
+            let postgres = v.starts_with("postgres://") || v.starts_with("postgresql://");
+            if postgres && Url::parse(v).map(|u| u.host().is_none()).unwrap_or(true) {
+                return Err(r.error("not a PostgreSQL URL (postgres://user@host:port/database)"));
+            }
+            if v.starts_with("sqlite:") || postgres {
                 v.to_owned()
-            } else if v.starts_with("postgres://") || v.starts_with("postgresql://") {
-                return Err(r.error("PostgreSQL is not supported by this version yet"));
             } else {
-                return Err(r.error("must start with sqlite: (e.g. sqlite://data/uketsuke.db)"));
+                return Err(r.error(
+                    "must start with sqlite: or postgres:// (e.g. sqlite://data/uketsuke.db)",
+                ));
             }
         }
         None => "sqlite://data/uketsuke.db".to_owned(),
@@ -441,8 +445,8 @@ mod tests {
                 "UKETSUKE_DATABASE_URL: \"mysql://db\": must start with sqlite:",
             ),
             (
-                &[("UKETSUKE_DATABASE_URL", "postgres://db")],
-                "not supported",
+                &[("UKETSUKE_DATABASE_URL", "postgres://")],
+                "UKETSUKE_DATABASE_URL: \"postgres://\": not a PostgreSQL URL",
             ),
             (
                 &[("UKETSUKE_BACKEND", "simulatr")],
