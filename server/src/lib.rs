@@ -35,6 +35,7 @@ pub struct AppState {
     pub backend: BackendClient,
     pub leptos: LeptosOptions,
     pub portal: Arc<dyn PortalData>,
+    pub limits: http::rate_limit::Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +108,7 @@ impl Server {
             backend,
             leptos,
             portal,
+            limits: http::rate_limit::Limits::production(),
         };
         Ok(Server {
             listener,

@@ -449,3 +449,45 @@ async fn unknown_addresses_get_the_apps_own_404_page() {
     assert!(english.contains("Page not found"));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_flood_from_one_address_is_cut_off_with_429() {
+    let server = start(&[]).await;
+    let client = client();
+    let mut statuses = Vec::new();
+    for _ in 0..80 {
+        let response = client
+            .get(format!("{}/r/00000000000000000000000000", server.base))
+            .send()
+            .await
+            .expect("get");
+        statuses.push(response.status());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            let retry: u64 = response.headers()[header::RETRY_AFTER]
+                .to_str()
+                .expect("ascii")
+                .parse()
+                .expect("seconds");
+            assert!(retry >= 1);
+            assert_security_headers(&response, "429");
+            break;
+        }
+    }
+    let allowed = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::NOT_FOUND)
+        .count();
+    assert!(
+        (55..=65).contains(&allowed),
+        "burst of about 60 allowed, got {allowed}"
+    );
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
+    // Probes and static files are not limited: operators can still see the server.
+    let healthz = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(healthz.status(), StatusCode::OK);
+    server.shutdown().await;
+}

@@ -3,6 +3,7 @@
 //! through (security headers, compression, tracing, body limit).
 
 mod health;
+pub mod rate_limit;
 pub mod security;
 
 use std::time::Duration;
@@ -85,6 +86,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(CompressionLayer::new().quality(CompressionLevel::Precise(5)))
+        .layer(middleware::from_fn_with_state(
+            state.limits.clone(),
+            rate_limit::limit_requests,
+        ))
         .layer(middleware::from_fn_with_state(policy, security_headers))
         .layer(
             TraceLayer::new_for_http()
