@@ -1,0 +1,391 @@
+//! The simulator's own SQLite database: institutions and their keys, the population, revoked
+//! certificate serials, seen nonces, registrations (with idempotency keys and stored answers)
+//! and recorded home visits. In-memory by default (one connection, so every query sees the
+//! same database), or a file for a standalone simulator that keeps state across restarts.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::{Row, sqlite::SqliteRow};
+use std::str::FromStr;
+use uketsuke_domain::ReceptionKind;
+use uketsuke_domain::eligibility::{ControlFlags, EligibilityRecord};
+
+use super::population::{CertificateCase, MedicalHistory, Person};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS institutions (
+    key_id TEXT PRIMARY KEY, code TEXT NOT NULL, public_key TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS persons (
+    no INTEGER PRIMARY KEY, cert_serial INTEGER NOT NULL UNIQUE, record TEXT NOT NULL,
+    non_disclosure INTEGER NOT NULL, no_self_information INTEGER NOT NULL,
+    jlis_review INTEGER NOT NULL, insurance_registered INTEGER NOT NULL, medical TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS welfare_contracts (
+    person_no INTEGER NOT NULL, institution_code TEXT NOT NULL,
+    PRIMARY KEY (person_no, institution_code));
+CREATE TABLE IF NOT EXISTS revoked_certificates (serial INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS nonces (
+    key_id TEXT NOT NULL, nonce TEXT NOT NULL, expires_at INTEGER NOT NULL,
+    PRIMARY KEY (key_id, nonce));
+CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
+CREATE TABLE IF NOT EXISTS registrations (
+    id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, institution_code TEXT NOT NULL,
+    key_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, request_hash TEXT NOT NULL,
+    person_no INTEGER NOT NULL, kind TEXT NOT NULL, visit_date TEXT NOT NULL,
+    clinical_medication INTEGER NOT NULL, checkups INTEGER NOT NULL, challenge TEXT UNIQUE,
+    registered_at TEXT NOT NULL, withdrawn_at TEXT, answer TEXT NOT NULL,
+    UNIQUE (key_id, idempotency_key));
+CREATE TABLE IF NOT EXISTS home_visits (
+    registration_id TEXT NOT NULL, visit_date TEXT NOT NULL,
+    PRIMARY KEY (registration_id, visit_date));
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("stored data is not readable: {0}")]
+    Corrupt(String),
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A person as the service needs it.
+#[derive(Debug, Clone)]
+pub struct StoredPerson {
+    pub no: u32,
+    pub record: EligibilityRecord,
+    pub flags: ControlFlags,
+    pub jlis_review: bool,
+    pub insurance_registered: bool,
+    pub medical: MedicalHistory,
+}
+
+/// A registration row.
+#[derive(Debug, Clone)]
+pub struct StoredRegistration {
+    pub id: String,
+    pub institution_code: String,
+    pub person_no: u32,
+    pub kind: ReceptionKind,
+    pub visit_date: NaiveDate,
+    pub clinical_medication: bool,
+    pub checkups: bool,
+    pub registered_at: DateTime<Utc>,
+    pub withdrawn_at: Option<DateTime<Utc>>,
+}
+
+/// Everything inserted for a new registration.
+pub struct NewRegistration<'a> {
+    pub institution_code: &'a str,
+    pub key_id: &'a str,
+    pub idempotency_key: &'a str,
+    pub request_hash: &'a str,
+    pub person_no: u32,
+    pub kind: ReceptionKind,
+    pub visit_date: NaiveDate,
+    pub clinical_medication: bool,
+    pub checkups: bool,
+    pub challenge: Option<&'a str>,
+    pub registered_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Opens (and creates) the database: `None` = in memory.
+    pub async fn open(path: Option<&str>) -> Result<Store, StoreError> {
+        let options = match path {
+            Some(path) => {
+                SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?.create_if_missing(true)
+            }
+            None => SqliteConnectOptions::from_str("sqlite::memory:")?,
+        };
+        // One connection: an in-memory database exists per connection, and the simulator's
+        // check-then-insert steps (nonces, idempotency) rely on serialised access anyway.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    pub async fn add_institution(
+        &self,
+        key_id: &str,
+        code: &str,
+        public_key: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO institutions (key_id, code, public_key) VALUES (?, ?, ?)",
+        )
+        .bind(key_id)
+        .bind(code)
+        .bind(public_key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// `(institution code, public key text)` of a key id.
+    pub async fn institution(&self, key_id: &str) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query("SELECT code, public_key FROM institutions WHERE key_id = ?")
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| (r.get::<String, _>(0), r.get::<String, _>(1))))
+    }
+
+    /// Seeds the population unless a person exists already (a file database keeps its own).
+    pub async fn seed_population(&self, people: &[Person]) -> Result<(), StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM persons")
+            .fetch_one(&self.pool)
+            .await?;
+        if count > 0 {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for p in people {
+            let record = serde_json::to_string(&p.record).map_err(corrupt)?;
+            let medical = serde_json::to_string(&p.medical).map_err(corrupt)?;
+            sqlx::query("INSERT INTO persons VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(p.no)
+                .bind(p.card_seed() as i64)
+                .bind(record)
+                .bind(p.flags.non_disclosure)
+                .bind(p.flags.no_self_information)
+                .bind(p.jlis_review)
+                .bind(p.insurance_registered)
+                .bind(medical)
+                .execute(&mut *tx)
+                .await?;
+            for code in &p.welfare_contracted_at {
+                sqlx::query("INSERT INTO welfare_contracts VALUES (?, ?)")
+                    .bind(p.no)
+                    .bind(code)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if p.certificate == CertificateCase::Revoked {
+                sqlx::query("INSERT INTO revoked_certificates VALUES (?)")
+                    .bind(p.card_seed() as i64)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn is_revoked(&self, serial: u64) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM revoked_certificates WHERE serial = ?")
+            .bind(serial as i64)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    pub async fn person_by_serial(&self, serial: u64) -> Result<Option<StoredPerson>, StoreError> {
+        let Ok(serial) = i64::try_from(serial) else {
+            return Ok(None);
+        };
+        let row = sqlx::query("SELECT * FROM persons WHERE cert_serial = ?")
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| person_from_row(&r)).transpose()
+    }
+
+    pub async fn person(&self, no: u32) -> Result<Option<StoredPerson>, StoreError> {
+        let row = sqlx::query("SELECT * FROM persons WHERE no = ?")
+            .bind(no)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| person_from_row(&r)).transpose()
+    }
+
+    pub async fn welfare_contracted(
+        &self,
+        person_no: u32,
+        institution_code: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 FROM welfare_contracts WHERE person_no = ? AND institution_code = ?",
+        )
+        .bind(person_no)
+        .bind(institution_code)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Records a nonce; `false` if it was seen before. Expired nonces are purged on the way:
+    /// a request that old is refused for its timestamp anyway.
+    pub async fn record_nonce(
+        &self,
+        key_id: &str,
+        nonce: &str,
+        now_unix: i64,
+        keep_secs: i64,
+    ) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM nonces WHERE expires_at < ?")
+            .bind(now_unix)
+            .execute(&self.pool)
+            .await?;
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO nonces (key_id, nonce, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(key_id)
+        .bind(nonce)
+        .bind(now_unix + keep_secs)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// `(request hash, stored answer)` for an idempotency key.
+    pub async fn idempotent_answer(
+        &self,
+        key_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query("SELECT request_hash, answer FROM registrations WHERE key_id = ? AND idempotency_key = ?")
+            .bind(key_id)
+            .bind(idempotency_key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    pub async fn challenge_used(&self, challenge: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM registrations WHERE challenge = ?")
+            .bind(challenge)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Inserts a registration; `answer` builds the stored answer from the new id and sequence.
+    pub async fn insert_registration(
+        &self,
+        new: &NewRegistration<'_>,
+        answer: impl FnOnce(&str, i64) -> Result<String, String>,
+    ) -> Result<String, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM registrations")
+            .fetch_one(&mut *tx)
+            .await?;
+        let id = format!("reg-{seq:08}");
+        let text = answer(&id, seq).map_err(StoreError::Corrupt)?;
+        sqlx::query(
+            "INSERT INTO registrations (id, seq, institution_code, key_id, idempotency_key, request_hash, person_no, kind, visit_date, clinical_medication, checkups, challenge, registered_at, withdrawn_at, answer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+        )
+        .bind(&id)
+        .bind(seq)
+        .bind(new.institution_code)
+        .bind(new.key_id)
+        .bind(new.idempotency_key)
+        .bind(new.request_hash)
+        .bind(new.person_no)
+        .bind(new.kind.code())
+        .bind(new.visit_date.to_string())
+        .bind(new.clinical_medication)
+        .bind(new.checkups)
+        .bind(new.challenge)
+        .bind(new.registered_at.to_rfc3339())
+        .bind(&text)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(text)
+    }
+
+    /// A registration of `institution_code` (another institution's id is "not found").
+    pub async fn registration(
+        &self,
+        id: &str,
+        institution_code: &str,
+    ) -> Result<Option<StoredRegistration>, StoreError> {
+        let row = sqlx::query("SELECT id, institution_code, person_no, kind, visit_date, clinical_medication, checkups, registered_at, withdrawn_at FROM registrations WHERE id = ? AND institution_code = ?")
+            .bind(id)
+            .bind(institution_code)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let kind: String = r.get(3);
+        let visit: String = r.get(4);
+        let registered: String = r.get(7);
+        let withdrawn: Option<String> = r.get(8);
+        Ok(Some(StoredRegistration {
+            id: r.get(0),
+            institution_code: r.get(1),
+            person_no: r.get(2),
+            kind: ReceptionKind::from_code(&kind).ok_or_else(|| corrupt(kind))?,
+            visit_date: visit.parse().map_err(corrupt)?,
+            clinical_medication: r.get(5),
+            checkups: r.get(6),
+            registered_at: parse_instant(&registered)?,
+            withdrawn_at: withdrawn.as_deref().map(parse_instant).transpose()?,
+        }))
+    }
+
+    pub async fn withdraw(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE registrations SET withdrawn_at = ? WHERE id = ? AND withdrawn_at IS NULL",
+        )
+        .bind(at.to_rfc3339())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn add_home_visit(&self, id: &str, date: NaiveDate) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO home_visits VALUES (?, ?)")
+            .bind(id)
+            .bind(date.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn home_visits(&self, id: &str) -> Result<Vec<NaiveDate>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT visit_date FROM home_visits WHERE registration_id = ? ORDER BY visit_date",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|d| d.parse().map_err(corrupt)).collect()
+    }
+}
+
+fn parse_instant(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(corrupt)
+}
+
+fn person_from_row(r: &SqliteRow) -> Result<StoredPerson, StoreError> {
+    let record: String = r.try_get("record")?;
+    let medical: String = r.try_get("medical")?;
+    Ok(StoredPerson {
+        no: r.try_get("no")?,
+        record: serde_json::from_str(&record).map_err(corrupt)?,
+        flags: ControlFlags {
+            non_disclosure: r.try_get("non_disclosure")?,
+            no_self_information: r.try_get("no_self_information")?,
+        },
+        jlis_review: r.try_get("jlis_review")?,
+        insurance_registered: r.try_get("insurance_registered")?,
+        medical: serde_json::from_str(&medical).map_err(corrupt)?,
+    })
+}

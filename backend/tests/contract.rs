@@ -1,0 +1,930 @@
+//! Contract tests: a real simulator on a loopback port, reached through the signed wire
+//! format, with virtual cards of the population. Every refusal reason of the contract is
+//! provoked here, and the transport attacks (replay, tampering, stale timestamps, foreign
+//! keys, forged certificates, wrong-person signatures) are refused.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use uketsuke_backend::contract::signing::{self, HEADER_TIMESTAMP, RequestSigner, ResponseError};
+use uketsuke_backend::contract::*;
+use uketsuke_backend::simulator::client::{ClientError, SignedClient};
+use uketsuke_backend::simulator::keys::{self, BACKEND_KEY_ID, DEMO_CLINIC, OTHER_CLINIC};
+use uketsuke_backend::simulator::population::{self, CertificateCase};
+use uketsuke_backend::simulator::{FaultConfig, Running, SimClock, SimOptions, spawn_with};
+use uketsuke_card::test_ca::{TestCa, UserCertificateRequest};
+use uketsuke_card::{Pin, authenticate};
+use uketsuke_domain::eligibility::{EligibilityOutcome, EligibilityWarning, NoEligibilityReason};
+use uketsuke_domain::{InstitutionCode, ReceptionKind, Window};
+
+const ORIGIN: &str = "https://uketsuke.example.jp";
+
+/// 2026-11-21 10:00 JST.
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 1, 0, 0)
+        .single()
+        .expect("valid instant")
+}
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 21).expect("date")
+}
+
+struct Env {
+    sim: Running,
+    demo: SignedClient,
+    other: SignedClient,
+}
+
+fn client_for(sim: &Running, institution: keys::DemoInstitution) -> SignedClient {
+    SignedClient::new(
+        sim.base_url(),
+        keys::institution_signer(institution).expect("signer"),
+        keys::backend_verifying_key(),
+        BACKEND_KEY_ID,
+    )
+    .expect("client")
+}
+
+async fn env() -> Env {
+    let options = SimOptions {
+        clock: SimClock::frozen(start()),
+        ..Default::default()
+    };
+    let sim = spawn_with(SocketAddr::from(([127, 0, 0, 1], 0)), options)
+        .await
+        .expect("simulator starts");
+    let demo = client_for(&sim, DEMO_CLINIC);
+    let other = client_for(&sim, OTHER_CLINIC);
+    Env { sim, demo, other }
+}
+
+fn demo_code() -> InstitutionCode {
+    keys::institution_code(DEMO_CLINIC)
+}
+
+fn challenge(n: u8) -> String {
+    b64_encode(&[n; 32])
+}
+
+fn request(kind: ReceptionKind, idem: &str) -> RegistrationRequest {
+    RegistrationRequest {
+        institution_code: demo_code(),
+        kind,
+        visit_date: today(),
+        consent: ConsentChoices {
+            clinical_medication: kind.offers_medical_information(),
+            checkups: kind.offers_medical_information(),
+        },
+        prescription_method: kind
+            .asks_prescription_method()
+            .then_some(PrescriptionMethod::Electronic),
+        identity: IdentityProof::VisualCheck {
+            certificate: String::new(),
+            staff_account: "kato01".into(),
+        },
+        idempotency_key: idem.into(),
+    }
+}
+
+fn certificate_of(no: u32, case: CertificateCase) -> String {
+    let card = population::virtual_card(no, case).expect("card");
+    b64_encode(card.certificate_der())
+}
+
+/// Signs the request's binding with person `no`'s card and PIN, as the browser would.
+async fn sign_with_card(req: &mut RegistrationRequest, no: u32, case: CertificateCase, n: u8) {
+    let mut card = population::virtual_card(no, case).expect("card");
+    let challenge = challenge(n);
+    let message = binding::ChallengeBinding::of_request(req, ORIGIN, &challenge).message();
+    let pin = Pin::new(&population::pin_of(no)).expect("pin");
+    let auth = authenticate(&mut card, &pin, &message)
+        .await
+        .expect("card signs");
+    req.identity = IdentityProof::Card {
+        certificate: b64_encode(&auth.certificate_der),
+        signature: b64_encode(&auth.signature),
+        origin: ORIGIN.into(),
+        challenge,
+    };
+}
+
+fn visual(req: &mut RegistrationRequest, no: u32) {
+    req.identity = IdentityProof::VisualCheck {
+        certificate: certificate_of(no, CertificateCase::Valid),
+        staff_account: "kato01".into(),
+    };
+}
+
+fn refused<T: std::fmt::Debug>(result: Result<T, ClientError>) -> ErrorCode {
+    match result {
+        Err(ClientError::Response(ResponseError::Refused(body))) => body.code,
+        other => panic!("expected a signed refusal, got {other:?}"),
+    }
+}
+
+async fn register(
+    client: &SignedClient,
+    req: &RegistrationRequest,
+) -> Result<RegistrationAccepted, ClientError> {
+    client.call(REGISTRATIONS_PATH, req).await
+}
+
+/// Registers person `no` by visual check for `kind` and returns the id.
+async fn registered(env: &Env, no: u32, kind: ReceptionKind) -> String {
+    let mut req = request(kind, &format!("idem-{no}-{}", kind.code()));
+    visual(&mut req, no);
+    register(&env.demo, &req)
+        .await
+        .expect("registered")
+        .registration_id
+}
+
+async fn eligibility(
+    client: &SignedClient,
+    id: &str,
+    welfare: bool,
+) -> Result<EligibilityAnswer, ClientError> {
+    client
+        .call(
+            &eligibility_path(id),
+            &EligibilityRequest {
+                use_welfare_information: welfare,
+            },
+        )
+        .await
+}
+
+async fn medical(
+    client: &SignedClient,
+    id: &str,
+    category: MedicalCategory,
+) -> Result<MedicalInformationAnswer, ClientError> {
+    client
+        .call(
+            &medical_information_path(id),
+            &MedicalInformationRequest { category },
+        )
+        .await
+}
+
+#[tokio::test]
+async fn health_is_unsigned_and_speaks_contract_1() {
+    let env = env().await;
+    let health: Health = reqwest::get(format!("{}{HEALTH_PATH}", env.sim.base_url()))
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        health,
+        Health {
+            status: "ok".into(),
+            contract: 1
+        }
+    );
+}
+
+#[tokio::test]
+async fn card_registration_then_eligibility_and_medical_information() {
+    let env = env().await;
+    let mut req = request(ReceptionKind::OnlineCare, "happy-1");
+    req.visit_date = today().succ_opt().expect("tomorrow");
+    sign_with_card(&mut req, 1, CertificateCase::Valid, 1).await;
+    let accepted = register(&env.demo, &req).await.expect("accepted");
+    assert_eq!(accepted.reception_number.len(), 8);
+    let Window::Interval { end, .. } = accepted.window else {
+        panic!("open window")
+    };
+    // 23:59:59 JST on the day after the visit (2026-11-22) → 2026-11-24 00:00 JST.
+    assert_eq!(
+        end,
+        Utc.with_ymd_and_hms(2026, 11, 23, 15, 0, 0)
+            .single()
+            .expect("instant")
+    );
+
+    // Idempotent retry: same key, same body, same answer.
+    let again = register(&env.demo, &req).await.expect("retry");
+    assert_eq!(again, accepted);
+
+    let answer = eligibility(&env.demo, &accepted.registration_id, true)
+        .await
+        .expect("eligibility");
+    let EligibilityOutcome::Found { record } = answer.outcome else {
+        panic!("found")
+    };
+    assert_eq!(record.name, "厚労 太郎");
+    assert_eq!(
+        record.insurance.as_ref().and_then(|q| q.burden_percent),
+        Some(30)
+    );
+
+    let info = medical(
+        &env.demo,
+        &accepted.registration_id,
+        MedicalCategory::ClinicalMedication,
+    )
+    .await
+    .expect("medical information");
+    let MedicalInformation::ClinicalMedication {
+        clinical,
+        medications,
+    } = info.information
+    else {
+        panic!("category")
+    };
+    assert!(!clinical.is_empty() && !medications.is_empty());
+    // Another institution cannot see this registration at all.
+    assert_eq!(
+        refused(
+            medical(
+                &env.other,
+                &accepted.registration_id,
+                MedicalCategory::Checkups
+            )
+            .await
+        ),
+        ErrorCode::RegistrationNotFound
+    );
+}
+
+#[tokio::test]
+async fn transport_attacks_are_refused() {
+    let env = env().await;
+    let body = serde_json::to_vec(&EligibilityRequest {
+        use_welfare_information: true,
+    })
+    .expect("json");
+    let path = eligibility_path("reg-00000001");
+
+    // Replay: the same signed request twice.
+    let (headers, ctx) = env.demo.sign(&path, &body).expect("sign");
+    let first = env
+        .demo
+        .send_raw(&path, &headers.pairs(), body.clone())
+        .await
+        .expect("send");
+    assert!(
+        matches!(env.demo.decode::<EligibilityAnswer>(&ctx, &first), Err(ResponseError::Refused(b)) if b.code == ErrorCode::RegistrationNotFound)
+    );
+    let replay = env
+        .demo
+        .send_raw(&path, &headers.pairs(), body.clone())
+        .await
+        .expect("send");
+    assert!(
+        matches!(env.demo.decode::<EligibilityAnswer>(&ctx, &replay), Err(ResponseError::Refused(b)) if b.code == ErrorCode::ReplayedNonce)
+    );
+
+    let code_of = |answer: &uketsuke_backend::simulator::client::RawAnswer,
+                   ctx: &signing::RequestContext| {
+        match env.demo.decode::<EligibilityAnswer>(ctx, answer) {
+            Err(ResponseError::Refused(b)) => b.code,
+            other => panic!("{other:?}"),
+        }
+    };
+
+    // Tampered body.
+    let (headers, ctx) = env.demo.sign(&path, &body).expect("sign");
+    let tampered = br#"{"use_welfare_information":false}"#.to_vec();
+    let answer = env
+        .demo
+        .send_raw(&path, &headers.pairs(), tampered)
+        .await
+        .expect("send");
+    assert_eq!(code_of(&answer, &ctx), ErrorCode::BadSignature);
+
+    // Stale timestamp (signed correctly, six minutes ago).
+    let signer = keys::institution_signer(DEMO_CLINIC).expect("signer");
+    let (headers, ctx) = signer
+        .sign(
+            "POST",
+            &path,
+            &body,
+            SignedClient::now_unix() - 360,
+            &env.demo.nonce(),
+        )
+        .expect("sign");
+    let answer = env
+        .demo
+        .send_raw(&path, &headers.pairs(), body.clone())
+        .await
+        .expect("send");
+    assert_eq!(code_of(&answer, &ctx), ErrorCode::StaleTimestamp);
+
+    // Foreign key: an unknown key id, and a known id signed with another key.
+    for signer in [
+        RequestSigner::new("stranger-1", keys::p256_key_from_seed("stranger", 1)).expect("signer"),
+        RequestSigner::new(DEMO_CLINIC.key_id, keys::p256_key_from_seed("stranger", 1))
+            .expect("signer"),
+    ] {
+        let expected = if signer.key_id() == DEMO_CLINIC.key_id {
+            ErrorCode::BadSignature
+        } else {
+            ErrorCode::UnknownKey
+        };
+        let (headers, ctx) = signer
+            .sign(
+                "POST",
+                &path,
+                &body,
+                SignedClient::now_unix(),
+                &env.demo.nonce(),
+            )
+            .expect("sign");
+        let answer = env
+            .demo
+            .send_raw(&path, &headers.pairs(), body.clone())
+            .await
+            .expect("send");
+        assert_eq!(code_of(&answer, &ctx), expected);
+    }
+
+    // Missing or malformed headers.
+    let (headers, ctx) = env.demo.sign(&path, &body).expect("sign");
+    let partial: Vec<_> = headers
+        .pairs()
+        .into_iter()
+        .filter(|(n, _)| *n != HEADER_TIMESTAMP)
+        .collect();
+    let answer = env
+        .demo
+        .send_raw(&path, &partial, body.clone())
+        .await
+        .expect("send");
+    assert_eq!(code_of(&answer, &ctx), ErrorCode::MissingAuthentication);
+
+    // Too large, malformed JSON, unknown path.
+    let big = vec![b' '; 70 * 1024];
+    let (headers, ctx) = env.demo.sign(&path, &big).expect("sign");
+    let answer = env
+        .demo
+        .send_raw(&path, &headers.pairs(), big)
+        .await
+        .expect("send");
+    assert_eq!(code_of(&answer, &ctx), ErrorCode::BodyTooLarge);
+    let junk = b"{not json".to_vec();
+    let (headers, ctx) = env.demo.sign(&path, &junk).expect("sign");
+    let answer = env
+        .demo
+        .send_raw(&path, &headers.pairs(), junk)
+        .await
+        .expect("send");
+    assert_eq!(code_of(&answer, &ctx), ErrorCode::MalformedRequest);
+    assert_eq!(
+        refused(env.demo.call::<_, Health>("/v1/nowhere", &()).await),
+        ErrorCode::NotFound
+    );
+
+    // An answer is bound to its request: verifying it against another request's context fails.
+    let (headers, _) = env.demo.sign(&path, &body).expect("sign");
+    let (_, other_ctx) = env.demo.sign(&path, &body).expect("sign");
+    let answer = env
+        .demo
+        .send_raw(&path, &headers.pairs(), body)
+        .await
+        .expect("send");
+    assert_eq!(
+        env.demo
+            .decode::<EligibilityAnswer>(&other_ctx, &answer)
+            .err(),
+        Some(ResponseError::BadSignature)
+    );
+}
+
+#[tokio::test]
+async fn certificate_and_card_signature_refusals() {
+    let env = env().await;
+    let base = |idem: &str| request(ReceptionKind::SeparateRoute, idem);
+
+    // Forged: same issuer name, another CA key.
+    let forger = TestCa::from_seed(99).expect("forger CA");
+    let key = population::card_key(population::card_seed(1)).expect("key");
+    let forged = forger
+        .issue_user_certificate(
+            &UserCertificateRequest {
+                serial: population::card_seed(1),
+                subject_common_name: "UKETSUKE TEST CARD 10001".into(),
+                not_before_unix: 1_735_689_600,
+                not_after_unix: 1_893_456_000,
+            },
+            &key.to_public_key(),
+        )
+        .expect("forged certificate");
+    let mut req = base("forged");
+    req.identity = IdentityProof::VisualCheck {
+        certificate: b64_encode(&forged),
+        staff_account: "kato01".into(),
+    };
+    assert_eq!(
+        refused(register(&env.demo, &req).await),
+        ErrorCode::CertificateUntrusted
+    );
+
+    // Not a certificate at all.
+    req.identity = IdentityProof::VisualCheck {
+        certificate: b64_encode(b"hello"),
+        staff_account: "kato01".into(),
+    };
+    req.idempotency_key = "garbage".into();
+    assert_eq!(
+        refused(register(&env.demo, &req).await),
+        ErrorCode::CertificateMalformed
+    );
+
+    // A genuine certificate of nobody in the population.
+    let ca = population::ca().expect("ca");
+    let stranger = ca
+        .issue_user_certificate(
+            &UserCertificateRequest {
+                serial: 999_999,
+                subject_common_name: "UKETSUKE TEST CARD 999999".into(),
+                not_before_unix: 1_735_689_600,
+                not_after_unix: 1_893_456_000,
+            },
+            &key.to_public_key(),
+        )
+        .expect("certificate");
+    req.identity = IdentityProof::VisualCheck {
+        certificate: b64_encode(&stranger),
+        staff_account: "kato01".into(),
+    };
+    req.idempotency_key = "stranger".into();
+    assert_eq!(
+        refused(register(&env.demo, &req).await),
+        ErrorCode::PersonNotFound
+    );
+
+    // Revoked, expired, not yet valid: refused with the card's own signature.
+    for (no, case, code) in [
+        (26, CertificateCase::Revoked, ErrorCode::CertificateRevoked),
+        (27, CertificateCase::Expired, ErrorCode::CertificateExpired),
+        (
+            28,
+            CertificateCase::NotYetValid,
+            ErrorCode::CertificateNotYetValid,
+        ),
+    ] {
+        let mut req = base(&format!("cert-{no}"));
+        sign_with_card(&mut req, no, case, no as u8).await;
+        assert_eq!(
+            refused(register(&env.demo, &req).await),
+            code,
+            "person {no}"
+        );
+    }
+
+    // Wrong person: person 2's certificate with person 1's signature.
+    let mut req = base("wrong-person");
+    sign_with_card(&mut req, 1, CertificateCase::Valid, 40).await;
+    if let IdentityProof::Card { certificate, .. } = &mut req.identity {
+        *certificate = certificate_of(2, CertificateCase::Valid);
+    }
+    assert_eq!(
+        refused(register(&env.demo, &req).await),
+        ErrorCode::CardSignatureInvalid
+    );
+
+    // The binding covers the consent: changing it after signing breaks the signature.
+    let mut req = base("changed-consent");
+    req.consent.checkups = false;
+    sign_with_card(&mut req, 1, CertificateCase::Valid, 41).await;
+    req.consent.checkups = true;
+    assert_eq!(
+        refused(register(&env.demo, &req).await),
+        ErrorCode::CardSignatureInvalid
+    );
+
+    // Challenge reuse and format.
+    let mut req = base("challenge-a");
+    sign_with_card(&mut req, 1, CertificateCase::Valid, 42).await;
+    register(&env.demo, &req).await.expect("first use");
+    req.idempotency_key = "challenge-b".into();
+    assert_eq!(
+        refused(register(&env.demo, &req).await),
+        ErrorCode::ChallengeReused
+    );
+    if let IdentityProof::Card { challenge, .. } = &mut req.identity {
+        *challenge = b64_encode(&[1; 8]);
+    }
+    req.idempotency_key = "challenge-c".into();
+    assert_eq!(
+        refused(register(&env.demo, &req).await),
+        ErrorCode::ChallengeInvalid
+    );
+}
+
+#[tokio::test]
+async fn registration_request_refusals() {
+    let env = env().await;
+    let cases: Vec<(RegistrationRequest, ErrorCode)> = {
+        let mut v = Vec::new();
+        let mut r = request(ReceptionKind::OnlineCare, "r1");
+        r.prescription_method = None;
+        v.push((r, ErrorCode::PrescriptionMethodInvalid));
+        let mut r = request(ReceptionKind::HouseCall, "r2");
+        r.prescription_method = Some(PrescriptionMethod::Paper);
+        v.push((r, ErrorCode::PrescriptionMethodInvalid));
+        let mut r = request(ReceptionKind::EligibilityOnly, "r3");
+        r.consent.clinical_medication = true;
+        v.push((r, ErrorCode::ConsentNotOffered));
+        v.push((
+            request(ReceptionKind::OnlineCare, "r4"),
+            ErrorCode::VisualCheckNotAllowed,
+        ));
+        let mut r = request(ReceptionKind::DeviceFailure, "r5");
+        r.identity = IdentityProof::VisualCheck {
+            certificate: String::new(),
+            staff_account: "x".into(),
+        };
+        v.push((r, ErrorCode::StaffAccountInvalid));
+        let mut r = request(ReceptionKind::SeparateRoute, "r6");
+        r.visit_date = today().succ_opt().expect("tomorrow");
+        v.push((r, ErrorCode::VisitDateInvalid));
+        let mut r = request(ReceptionKind::OnlineCare, "r7");
+        r.visit_date = today().pred_opt().expect("yesterday");
+        v.push((r, ErrorCode::VisitDateInvalid));
+        let mut r = request(ReceptionKind::HouseCall, "r8");
+        r.institution_code = keys::institution_code(OTHER_CLINIC);
+        v.push((r, ErrorCode::InstitutionMismatch));
+        let mut r = request(ReceptionKind::HouseCall, "bad key!");
+        r.idempotency_key = "bad key!".into();
+        v.push((r, ErrorCode::MalformedRequest));
+        v
+    };
+    for (req, code) in cases {
+        assert_eq!(
+            refused(register(&env.demo, &req).await),
+            code,
+            "{}",
+            req.idempotency_key
+        );
+    }
+    // Same idempotency key, different body.
+    let mut req = request(ReceptionKind::HouseCall, "idem-x");
+    visual(&mut req, 3);
+    register(&env.demo, &req).await.expect("first");
+    req.consent.checkups = false;
+    assert_eq!(
+        refused(register(&env.demo, &req).await),
+        ErrorCode::IdempotencyConflict
+    );
+}
+
+#[tokio::test]
+async fn eligibility_applies_the_information_control_rules() {
+    let env = env().await;
+    let found = |answer: EligibilityAnswer| match answer.outcome {
+        EligibilityOutcome::Found { record } => *record,
+        other => panic!("{other:?}"),
+    };
+    let reason = |answer: EligibilityAnswer| match answer.outcome {
+        EligibilityOutcome::NotAvailable { reason } => reason,
+        other => panic!("{other:?}"),
+    };
+    let id = |no| registered(&env, no, ReceptionKind::SeparateRoute);
+
+    // 医療扶助 only, contracted: numbers shown.
+    let r = found(
+        eligibility(&env.demo, &id(15).await, true)
+            .await
+            .expect("answer"),
+    );
+    let welfare = r.welfare.expect("welfare");
+    assert!(welfare.public_payer_number.is_some() && welfare.recipient_number.is_some());
+    assert!(r.insurance.is_none() && r.warnings.is_empty());
+    // 併用 with 利用しない: welfare dropped.
+    let r = found(
+        eligibility(&env.demo, &id(16).await, false)
+            .await
+            .expect("answer"),
+    );
+    assert!(r.welfare.is_none() && r.insurance.is_some());
+    // 未委託: no payer / recipient number.
+    let welfare = found(
+        eligibility(&env.demo, &id(17).await, true)
+            .await
+            .expect("answer"),
+    )
+    .welfare
+    .expect("welfare");
+    assert_eq!(
+        (welfare.public_payer_number, welfare.recipient_number),
+        (None, None)
+    );
+    // 不開示: card confirmation keeps the address (seed 003, domain).
+    let r = found(
+        eligibility(&env.demo, &id(18).await, true)
+            .await
+            .expect("answer"),
+    );
+    assert!(r.address.is_some() && r.postcode.is_some());
+    // 自己情報提供不可: no welfare block with the card.
+    let r = found(
+        eligibility(&env.demo, &id(19).await, true)
+            .await
+            .expect("answer"),
+    );
+    assert!(r.welfare.is_none() && r.insurance.is_some());
+    // J-LIS, not registered, no qualification.
+    assert_eq!(
+        reason(
+            eligibility(&env.demo, &id(20).await, true)
+                .await
+                .expect("answer")
+        ),
+        NoEligibilityReason::UnderJlisReview
+    );
+    assert_eq!(
+        reason(
+            eligibility(&env.demo, &id(21).await, true)
+                .await
+                .expect("answer")
+        ),
+        NoEligibilityReason::CardNotRegisteredForInsurance
+    );
+    assert_eq!(
+        reason(
+            eligibility(&env.demo, &id(23).await, true)
+                .await
+                .expect("answer")
+        ),
+        NoEligibilityReason::NoQualification
+    );
+    // Insurance ended last month: returned, with its end date.
+    let r = found(
+        eligibility(&env.demo, &id(22).await, true)
+            .await
+            .expect("answer"),
+    );
+    assert_eq!(
+        r.insurance.and_then(|q| q.valid_until),
+        NaiveDate::from_ymd_opt(2026, 10, 31)
+    );
+    // 社会保険状況 mismatch both ways.
+    let r = found(
+        eligibility(&env.demo, &id(24).await, true)
+            .await
+            .expect("answer"),
+    );
+    assert_eq!(
+        r.warnings,
+        vec![EligibilityWarning::SocialInsuranceMismatch { ticket_says: true }]
+    );
+    let r = found(
+        eligibility(&env.demo, &id(25).await, true)
+            .await
+            .expect("answer"),
+    );
+    assert_eq!(
+        r.warnings,
+        vec![EligibilityWarning::SocialInsuranceMismatch { ticket_says: false }]
+    );
+    // Unknown registration.
+    assert_eq!(
+        refused(eligibility(&env.demo, "reg-99999999", true).await),
+        ErrorCode::RegistrationNotFound
+    );
+}
+
+#[tokio::test]
+async fn medical_information_follows_consent_and_windows() {
+    let env = env().await;
+    // Eligibility only: nothing.
+    let id = registered(&env, 3, ReceptionKind::EligibilityOnly).await;
+    assert_eq!(
+        refused(medical(&env.demo, &id, MedicalCategory::ClinicalMedication).await),
+        ErrorCode::NoMedicalInformation
+    );
+    // Consent to clinical only.
+    let mut req = request(ReceptionKind::SeparateRoute, "clinical-only");
+    req.consent.checkups = false;
+    visual(&mut req, 5);
+    let id = register(&env.demo, &req)
+        .await
+        .expect("registered")
+        .registration_id;
+    assert_eq!(
+        refused(medical(&env.demo, &id, MedicalCategory::Checkups).await),
+        ErrorCode::ConsentNotGiven
+    );
+    medical(&env.demo, &id, MedicalCategory::ClinicalMedication)
+        .await
+        .expect("consented");
+    // J-LIS review: no medical information either.
+    let id20 = registered(&env, 20, ReceptionKind::SeparateRoute).await;
+    assert_eq!(
+        refused(medical(&env.demo, &id20, MedicalCategory::ClinicalMedication).await),
+        ErrorCode::PersonUnderReview
+    );
+    // House call: open for 24 hours, closed after.
+    let house = registered(&env, 8, ReceptionKind::HouseCall).await;
+    let checkups = medical(&env.demo, &house, MedicalCategory::Checkups)
+        .await
+        .expect("open");
+    assert!(
+        matches!(checkups.information, MedicalInformation::Checkups { ref checkups } if !checkups.is_empty())
+    );
+    env.sim.clock.advance(chrono::Duration::hours(24));
+    assert_eq!(
+        refused(medical(&env.demo, &house, MedicalCategory::Checkups).await),
+        ErrorCode::WindowClosed
+    );
+    // Separate route registered "today" (11-21) is still open on 11-22, closed on 11-23.
+    medical(&env.demo, &id, MedicalCategory::ClinicalMedication)
+        .await
+        .expect("day after");
+    env.sim.clock.advance(chrono::Duration::hours(24));
+    assert_eq!(
+        refused(medical(&env.demo, &id, MedicalCategory::ClinicalMedication).await),
+        ErrorCode::WindowClosed
+    );
+}
+
+#[tokio::test]
+async fn withdrawal_ends_access() {
+    let env = env().await;
+    let id = registered(&env, 1, ReceptionKind::DeviceFailure).await;
+    medical(&env.demo, &id, MedicalCategory::ClinicalMedication)
+        .await
+        .expect("open");
+    let bad = WithdrawalRequest {
+        requested: WithdrawnBy::Staff {
+            staff_account: "!".into(),
+        },
+    };
+    assert_eq!(
+        refused(
+            env.demo
+                .call::<_, WithdrawalAccepted>(&withdrawal_path(&id), &bad)
+                .await
+        ),
+        ErrorCode::StaffAccountInvalid
+    );
+    let req = WithdrawalRequest {
+        requested: WithdrawnBy::Patient,
+    };
+    let first: WithdrawalAccepted = env
+        .demo
+        .call(&withdrawal_path(&id), &req)
+        .await
+        .expect("withdrawn");
+    env.sim.clock.advance(chrono::Duration::minutes(1));
+    let second: WithdrawalAccepted = env
+        .demo
+        .call(&withdrawal_path(&id), &req)
+        .await
+        .expect("idempotent");
+    assert_eq!(first.withdrawn_at, second.withdrawn_at);
+    assert_eq!(
+        refused(medical(&env.demo, &id, MedicalCategory::ClinicalMedication).await),
+        ErrorCode::ConsentWithdrawn
+    );
+}
+
+#[tokio::test]
+async fn home_visits_extend_the_window() {
+    let env = env().await;
+    let id = registered(&env, 9, ReceptionKind::HomeVisit).await;
+    let record = |date: NaiveDate| {
+        let path = home_visits_path(&id);
+        let client = &env.demo;
+        async move {
+            client
+                .call::<_, HomeVisitRecorded>(&path, &HomeVisitRequest { visit_date: date })
+                .await
+        }
+    };
+    // Not a home visit / future / before the registration month.
+    let other = registered(&env, 10, ReceptionKind::HouseCall).await;
+    assert_eq!(
+        refused(
+            env.demo
+                .call::<_, HomeVisitRecorded>(
+                    &home_visits_path(&other),
+                    &HomeVisitRequest {
+                        visit_date: today()
+                    }
+                )
+                .await
+        ),
+        ErrorCode::NotHomeVisit
+    );
+    assert_eq!(
+        refused(record(today().succ_opt().expect("tomorrow")).await),
+        ErrorCode::HomeVisitDateInvalid
+    );
+    assert_eq!(
+        refused(record(NaiveDate::from_ymd_opt(2026, 10, 31).expect("date")).await),
+        ErrorCode::HomeVisitDateInvalid
+    );
+    // Registered in November with no later visit: open until the end of December.
+    let dec_20 = Utc
+        .with_ymd_and_hms(2026, 12, 20, 1, 0, 0)
+        .single()
+        .expect("instant");
+    env.sim.clock.set(dec_20);
+    let recorded = record(NaiveDate::from_ymd_opt(2026, 12, 20).expect("date"))
+        .await
+        .expect("recorded");
+    let Window::Interval { end, .. } = recorded.window else {
+        panic!("open")
+    };
+    // A December visit carries the window to the end of January (JST).
+    assert_eq!(
+        end,
+        Utc.with_ymd_and_hms(2027, 1, 31, 15, 0, 0)
+            .single()
+            .expect("instant")
+    );
+    env.sim.clock.set(
+        Utc.with_ymd_and_hms(2027, 2, 2, 1, 0, 0)
+            .single()
+            .expect("instant"),
+    );
+    assert_eq!(
+        refused(medical(&env.demo, &id, MedicalCategory::Checkups).await),
+        ErrorCode::WindowClosed
+    );
+    assert_eq!(
+        refused(record(NaiveDate::from_ymd_opt(2027, 2, 1).expect("date")).await),
+        ErrorCode::WindowClosed
+    );
+}
+
+#[tokio::test]
+async fn injected_faults() {
+    let env = env().await;
+    let body = EligibilityRequest {
+        use_welfare_information: true,
+    };
+    let path = eligibility_path("reg-1");
+    let call = || env.demo.call::<_, EligibilityAnswer>(&path, &body);
+
+    env.sim.faults.set(FaultConfig {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    assert_eq!(refused(call().await), ErrorCode::Unavailable);
+
+    env.sim.faults.set(FaultConfig {
+        bad_signature_rate: 1.0,
+        ..Default::default()
+    });
+    assert!(matches!(
+        call().await,
+        Err(ClientError::Response(ResponseError::BadSignature))
+    ));
+
+    env.sim.faults.set(FaultConfig {
+        malformed_rate: 1.0,
+        ..Default::default()
+    });
+    assert!(matches!(
+        call().await,
+        Err(ClientError::Response(ResponseError::Malformed(_)))
+    ));
+
+    env.sim.faults.set(FaultConfig {
+        outage: true,
+        ..Default::default()
+    });
+    assert!(matches!(
+        call().await,
+        Err(ClientError::Response(ResponseError::Unsigned))
+    ));
+    let health = reqwest::get(format!("{}{HEALTH_PATH}", env.sim.base_url()))
+        .await
+        .expect("answer");
+    assert_eq!(health.status().as_u16(), 503);
+
+    env.sim.faults.set(FaultConfig {
+        slow_rate: 1.0,
+        slow_delay: Duration::from_millis(800),
+        ..Default::default()
+    });
+    let impatient = SignedClient::with_timeout(
+        env.sim.base_url(),
+        keys::institution_signer(DEMO_CLINIC).expect("signer"),
+        keys::backend_verifying_key(),
+        BACKEND_KEY_ID,
+        Duration::from_millis(200),
+    )
+    .expect("client");
+    let result = impatient.call::<_, EligibilityAnswer>(&path, &body).await;
+    assert!(
+        matches!(result, Err(ClientError::Http(ref e)) if e.is_timeout()),
+        "{result:?}"
+    );
+
+    env.sim.faults.set(FaultConfig {
+        latency: Duration::from_millis(50),
+        ..Default::default()
+    });
+    let started = std::time::Instant::now();
+    assert_eq!(refused(call().await), ErrorCode::RegistrationNotFound);
+    assert!(started.elapsed() >= Duration::from_millis(50));
+}
