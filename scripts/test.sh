@@ -7,13 +7,23 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh test
 
 echo "== PostgreSQL: a throw-away cluster for the storage tests"
+root=$PWD
 pg_dir=$(mktemp -d)
-trap 'scripts/pg-cluster.sh stop "$pg_dir/cluster"; rm -rf "$pg_dir"' EXIT
+# Stop the cluster however the run ends (absolute path: later steps change directory).
+trap '"$root/scripts/pg-cluster.sh" stop "$pg_dir/cluster" || true; rm -rf "$pg_dir"' EXIT
 UKETSUKE_TEST_POSTGRES_URL=$(scripts/pg-cluster.sh start "$pg_dir/cluster")
 export UKETSUKE_TEST_POSTGRES_URL
 
 echo "== cargo test (all crates; storage on SQLite and PostgreSQL)"
 cargo test --workspace --all-targets
+
+# Card access compiled to WebAssembly and run in headless Chromium by wasm-bindgen-test-runner
+# (the wasm32 runner in .cargo/config.toml; webdriver.json beside each crate's Cargo.toml):
+# the JPKI flow through each framing, and the WebUSB transport against a fake USB device.
+echo "== wasm tests in headless Chromium (card, WebUSB)"
+export CHROMEDRIVER=/usr/bin/chromedriver
+cargo test -p uketsuke-card --target wasm32-unknown-unknown --test browser
+cargo test -p uketsuke-app --features hydrate --target wasm32-unknown-unknown --test webusb
 
 echo "== release build for the browser suite"
 scripts/build-site.sh

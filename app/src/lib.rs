@@ -8,6 +8,7 @@
 //! - `ssr` — server-only glue: the storage interface and request details
 
 pub mod api;
+pub mod card;
 pub mod components;
 pub mod i18n;
 pub mod pages;

@@ -156,11 +156,11 @@ impl<T: Transport> JpkiAp<T> {
     }
 
     /// Sends a command; follows `61 xx` with GET RESPONSE and `6C xx` with a corrected Le.
-    pub fn exchange(&mut self, command: &Command) -> Result<Response, JpkiError> {
+    pub async fn exchange(&mut self, command: &Command) -> Result<Response, JpkiError> {
         let mut command = command.clone();
         let mut collected = Vec::new();
         for _ in 0..MAX_RESPONSE_ROUNDS {
-            let raw = self.transport.transmit(&command.encode()?)?;
+            let raw = self.transport.transmit(&command.encode()?).await?;
             let response =
                 Response::parse(&raw).map_err(|_| JpkiError::Malformed("response APDU"))?;
             match response.status {
@@ -181,10 +181,10 @@ impl<T: Transport> JpkiAp<T> {
     }
 
     /// Selects the JPKI AP. This starts a new session: the card forgets any verified PIN.
-    pub fn select_ap(&mut self) -> Result<(), JpkiError> {
+    pub async fn select_ap(&mut self) -> Result<(), JpkiError> {
         let cmd = Command::new(CLA_ISO, INS_SELECT, SELECT_BY_DF_NAME, SELECT_NO_RESPONSE)
             .with_data(JPKI_AID);
-        match self.exchange(&cmd)?.status {
+        match self.exchange(&cmd).await?.status {
             StatusWord::Success => Ok(()),
             StatusWord::FileNotFound
             | StatusWord::IncorrectP1P2
@@ -197,16 +197,16 @@ impl<T: Transport> JpkiAp<T> {
     }
 
     /// Selects an EF of the JPKI AP by its identifier.
-    pub fn select_ef(&mut self, file_id: u16) -> Result<(), JpkiError> {
+    pub async fn select_ef(&mut self, file_id: u16) -> Result<(), JpkiError> {
         let cmd = Command::new(CLA_ISO, INS_SELECT, SELECT_EF_BY_ID, SELECT_NO_RESPONSE)
             .with_data(file_id.to_be_bytes());
-        expect_success(self.exchange(&cmd)?.status)
+        expect_success(self.exchange(&cmd).await?.status)
     }
 
     /// Reads the selected EF as one DER object: reads the header first, then exactly the
     /// length it announces (the files are larger than their content and padded).
-    pub fn read_der_file(&mut self) -> Result<Vec<u8>, JpkiError> {
-        let mut content = self.read_binary(0, der_len::MAX_HEADER_LEN)?;
+    pub async fn read_der_file(&mut self) -> Result<Vec<u8>, JpkiError> {
+        let mut content = self.read_binary(0, der_len::MAX_HEADER_LEN).await?;
         let header = der_len::parse_header(&content)?;
         let total = header
             .total_len()
@@ -219,7 +219,7 @@ impl<T: Transport> JpkiAp<T> {
         content.truncate(total);
         while content.len() < total {
             let wanted = (total - content.len()).min(self.options.max_chunk.max(1));
-            let chunk = self.read_binary(content.len(), wanted)?;
+            let chunk = self.read_binary(content.len(), wanted).await?;
             content.extend_from_slice(&chunk);
         }
         Ok(content)
@@ -227,14 +227,14 @@ impl<T: Transport> JpkiAp<T> {
 
     /// One READ BINARY at `offset`. A short answer is fine (`62 82` or fewer bytes); an empty or
     /// oversized one is not, so the caller's loop always advances.
-    fn read_binary(&mut self, offset: usize, len: usize) -> Result<Vec<u8>, JpkiError> {
+    async fn read_binary(&mut self, offset: usize, len: usize) -> Result<Vec<u8>, JpkiError> {
         let offset16 = u16::try_from(offset)
             .ok()
             .filter(|&o| usize::from(o) <= MAX_READ_OFFSET)
             .ok_or(JpkiError::Malformed("read offset"))?;
         let [p1, p2] = offset16.to_be_bytes();
         let cmd = Command::new(CLA_ISO, INS_READ_BINARY, p1, p2).with_le(len);
-        let response = self.exchange(&cmd)?;
+        let response = self.exchange(&cmd).await?;
         match response.status {
             StatusWord::Success | StatusWord::EndOfFileReached => {}
             other => return Err(status_error(other)),
@@ -246,16 +246,16 @@ impl<T: Transport> JpkiAp<T> {
     }
 
     /// Selects and reads an EF holding a certificate.
-    pub fn read_certificate(&mut self, file_id: u16) -> Result<Vec<u8>, JpkiError> {
-        self.select_ef(file_id)?;
-        self.read_der_file()
+    pub async fn read_certificate(&mut self, file_id: u16) -> Result<Vec<u8>, JpkiError> {
+        self.select_ef(file_id).await?;
+        self.read_der_file().await
     }
 
     /// Asks how many PIN tries are left without spending one (VERIFY with no data).
-    pub fn pin_status(&mut self) -> Result<PinStatus, JpkiError> {
-        self.select_ef(EF_USER_AUTH_PIN)?;
+    pub async fn pin_status(&mut self) -> Result<PinStatus, JpkiError> {
+        self.select_ef(EF_USER_AUTH_PIN).await?;
         let cmd = Command::new(CLA_ISO, INS_VERIFY, 0x00, P2_CURRENT_EF);
-        match self.exchange(&cmd)?.status {
+        match self.exchange(&cmd).await?.status {
             StatusWord::Success => Ok(PinStatus::Verified),
             StatusWord::TriesLeft(0)
             | StatusWord::ReferenceDataNotUsable
@@ -266,23 +266,23 @@ impl<T: Transport> JpkiAp<T> {
     }
 
     /// Verifies the user-authentication PIN.
-    pub fn verify_pin(&mut self, pin: &Pin) -> Result<(), JpkiError> {
-        self.select_ef(EF_USER_AUTH_PIN)?;
+    pub async fn verify_pin(&mut self, pin: &Pin) -> Result<(), JpkiError> {
+        self.select_ef(EF_USER_AUTH_PIN).await?;
         let cmd =
             Command::new(CLA_ISO, INS_VERIFY, 0x00, P2_CURRENT_EF).with_data(pin.ascii().to_vec());
-        let status = self.exchange(&cmd);
+        let status = self.exchange(&cmd).await;
         // The command buffer held the PIN; `Command` is dropped here. Its Vec is not zeroised,
         // which is acceptable for the four digits the user typed into the same process anyway.
         expect_success(status?.status)
     }
 
     /// Signs a DigestInfo with the user-authentication key (PIN must be verified).
-    pub fn sign_digest_info(&mut self, digest_info: &[u8]) -> Result<Vec<u8>, JpkiError> {
-        self.select_ef(EF_USER_AUTH_KEY)?;
+    pub async fn sign_digest_info(&mut self, digest_info: &[u8]) -> Result<Vec<u8>, JpkiError> {
+        self.select_ef(EF_USER_AUTH_KEY).await?;
         let cmd = Command::new(CLA_PROPRIETARY, INS_COMPUTE_SIGNATURE, 0x00, P2_CURRENT_EF)
             .with_data(digest_info.to_vec())
             .with_le(SIGNATURE_LEN);
-        let response = self.exchange(&cmd)?;
+        let response = self.exchange(&cmd).await?;
         expect_success(response.status)?;
         if response.data.len() != SIGNATURE_LEN {
             return Err(JpkiError::Malformed("signature length"));
@@ -325,16 +325,16 @@ pub fn sha256_digest_info(message: &[u8]) -> Vec<u8> {
 
 /// The whole card part of a login: select, read the certificate, verify the PIN, and sign
 /// SHA-256(`challenge`) as a PKCS#1 v1.5 DigestInfo.
-pub fn authenticate(
+pub async fn authenticate(
     transport: impl Transport,
     pin: &Pin,
     challenge: &[u8],
 ) -> Result<Authentication, JpkiError> {
     let mut ap = JpkiAp::new(transport);
-    ap.select_ap()?;
-    let certificate_der = ap.read_certificate(EF_USER_AUTH_CERT)?;
-    ap.verify_pin(pin)?;
-    let signature = ap.sign_digest_info(&sha256_digest_info(challenge))?;
+    ap.select_ap().await?;
+    let certificate_der = ap.read_certificate(EF_USER_AUTH_CERT).await?;
+    ap.verify_pin(pin).await?;
+    let signature = ap.sign_digest_info(&sha256_digest_info(challenge)).await?;
     Ok(Authentication {
         certificate_der,
         signature,
@@ -342,15 +342,15 @@ pub fn authenticate(
 }
 
 /// The visual-check flow (目視確認): reads the user-authentication certificate without a PIN.
-pub fn read_certificate_without_pin(transport: impl Transport) -> Result<Vec<u8>, JpkiError> {
+pub async fn read_certificate_without_pin(transport: impl Transport) -> Result<Vec<u8>, JpkiError> {
     let mut ap = JpkiAp::new(transport);
-    ap.select_ap()?;
-    ap.read_certificate(EF_USER_AUTH_CERT)
+    ap.select_ap().await?;
+    ap.read_certificate(EF_USER_AUTH_CERT).await
 }
 
 /// Tries left on the user-authentication PIN, without spending one.
-pub fn pin_status(transport: impl Transport) -> Result<PinStatus, JpkiError> {
+pub async fn pin_status(transport: impl Transport) -> Result<PinStatus, JpkiError> {
     let mut ap = JpkiAp::new(transport);
-    ap.select_ap()?;
-    ap.pin_status()
+    ap.select_ap().await?;
+    ap.pin_status().await
 }

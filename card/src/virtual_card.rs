@@ -279,7 +279,7 @@ impl VirtualCard {
 }
 
 impl Transport for VirtualCard {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+    async fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
         Ok(self.process(apdu))
     }
 }

@@ -67,8 +67,8 @@ fn record<U: UsbBulk>(usb: U, run: impl FnOnce(&mut TraceRecorder<U>)) -> String
 #[test]
 fn rcs380_trace_matches_fixture() {
     let trace = record(Rcs380Emulator::new(card(), OPTIONS), |usb| {
-        let session = Rcs380Session::open(usb, Rcs380Config::default()).expect("open");
-        let auth = authenticate(session, &pin(), CHALLENGE).expect("auth");
+        let session = run(Rcs380Session::open(usb, Rcs380Config::default())).expect("open");
+        let auth = run(authenticate(session, &pin(), CHALLENGE)).expect("auth");
         assert_signature_verifies(&auth.certificate_der, CHALLENGE, &auth.signature);
     });
     assert!(
@@ -87,8 +87,8 @@ fn rcs300_trace_matches_fixture() {
                 card_frame_size: 64,
                 ..Rcs300Config::default()
             };
-            let session = Rcs300Session::open(usb, config).expect("open");
-            let auth = authenticate(session, &pin(), CHALLENGE).expect("auth");
+            let session = run(Rcs300Session::open(usb, config)).expect("open");
+            let auth = run(authenticate(session, &pin(), CHALLENGE)).expect("auth");
             assert_signature_verifies(&auth.certificate_der, CHALLENGE, &auth.signature);
         },
     );

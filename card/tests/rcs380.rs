@@ -8,17 +8,17 @@ use uketsuke_card::framing::rcs380::{Rcs380Config, Rcs380Session};
 use uketsuke_card::{JpkiError, PinStatus, TransportError, authenticate, pin_status};
 
 fn open(emulator: &mut Rcs380Emulator, config: Rcs380Config) -> Rcs380Session<&mut Rcs380Emulator> {
-    Rcs380Session::open(emulator, config).expect("session opens")
+    run(Rcs380Session::open(emulator, config)).expect("session opens")
 }
 
 #[test]
 fn full_authentication() {
     let mut emulator = Rcs380Emulator::new(card(), CardOptions::default());
-    let auth = authenticate(
+    let auth = run(authenticate(
         open(&mut emulator, Rcs380Config::default()),
         &pin(),
         CHALLENGE,
-    )
+    ))
     .expect("auth");
     assert_signature_verifies(&auth.certificate_der, CHALLENGE, &auth.signature);
 }
@@ -35,7 +35,7 @@ fn chaining_both_ways_and_wtx() {
         fsdi: 2,
         ..Rcs380Config::default()
     };
-    let auth = authenticate(open(&mut emulator, config), &pin(), CHALLENGE).expect("auth");
+    let auth = run(authenticate(open(&mut emulator, config), &pin(), CHALLENGE)).expect("auth");
     assert_signature_verifies(&auth.certificate_der, CHALLENGE, &auth.signature);
 }
 
@@ -44,23 +44,31 @@ fn pin_counter_persists_across_sessions() {
     let mut emulator = Rcs380Emulator::new(card(), CardOptions::default());
     let config = Rcs380Config::default();
     assert_eq!(
-        pin_status(open(&mut emulator, config)),
+        run(pin_status(open(&mut emulator, config))),
         Ok(PinStatus::TriesLeft(3))
     );
     for tries_left in [2, 1] {
-        let result = authenticate(open(&mut emulator, config), &wrong_pin(), CHALLENGE);
+        let result = run(authenticate(
+            open(&mut emulator, config),
+            &wrong_pin(),
+            CHALLENGE,
+        ));
         assert_eq!(result, Err(JpkiError::WrongPin { tries_left }));
     }
-    assert!(authenticate(open(&mut emulator, config), &pin(), CHALLENGE).is_ok());
+    assert!(run(authenticate(open(&mut emulator, config), &pin(), CHALLENGE)).is_ok());
     assert_eq!(
-        pin_status(open(&mut emulator, config)),
+        run(pin_status(open(&mut emulator, config))),
         Ok(PinStatus::TriesLeft(3))
     );
     for _ in 0..3 {
-        let _ = authenticate(open(&mut emulator, config), &wrong_pin(), CHALLENGE);
+        let _ = run(authenticate(
+            open(&mut emulator, config),
+            &wrong_pin(),
+            CHALLENGE,
+        ));
     }
     assert_eq!(
-        authenticate(open(&mut emulator, config), &pin(), CHALLENGE),
+        run(authenticate(open(&mut emulator, config), &pin(), CHALLENGE)),
         Err(JpkiError::PinBlocked)
     );
     assert_eq!(emulator.into_card().tries_left(), 0);
@@ -71,7 +79,7 @@ fn no_card_on_reader() {
     let mut emulator = Rcs380Emulator::new(card(), CardOptions::default());
     emulator.field().set_removed(true);
     assert_eq!(
-        Rcs380Session::open(&mut emulator, Rcs380Config::default()).err(),
+        run(Rcs380Session::open(&mut emulator, Rcs380Config::default())).err(),
         Some(TransportError::CardRemoved)
     );
 }
@@ -89,15 +97,15 @@ fn card_removed_mid_exchange() {
             },
         );
         emulator.field().remove_after_frames(after);
-        let result = Rcs380Session::open(
+        let result = run(Rcs380Session::open(
             &mut emulator,
             Rcs380Config {
                 fsdi: 2,
                 ..Rcs380Config::default()
             },
-        )
+        ))
         .map_err(JpkiError::from)
-        .and_then(|session| authenticate(session, &pin(), CHALLENGE));
+        .and_then(|session| run(authenticate(session, &pin(), CHALLENGE)));
         assert_eq!(
             result,
             Err(JpkiError::CardRemoved),

@@ -13,7 +13,7 @@ use x509_cert::der::Decode;
 #[test]
 fn full_authentication_signature_verifies() {
     let mut card = card();
-    let auth = authenticate(&mut card, &pin(), CHALLENGE).expect("authentication");
+    let auth = run(authenticate(&mut card, &pin(), CHALLENGE)).expect("authentication");
     assert_eq!(auth.certificate_der, card.certificate_der());
     assert_eq!(auth.signature.len(), 256);
     assert_signature_verifies(&auth.certificate_der, CHALLENGE, &auth.signature);
@@ -21,7 +21,7 @@ fn full_authentication_signature_verifies() {
 
 #[test]
 fn certificate_is_issued_by_the_test_ca() {
-    let cert_der = read_certificate_without_pin(card()).expect("read certificate");
+    let cert_der = run(read_certificate_without_pin(card())).expect("read certificate");
     let cert = Certificate::from_der(&cert_der).expect("parses");
     let issuer = cert.tbs_certificate.issuer.to_string();
     assert!(
@@ -42,10 +42,8 @@ fn certificate_is_issued_by_the_test_ca() {
 fn reads_ca_certificate_with_short_and_extended_chunks() {
     for max_chunk in [0xFF, 0x10, 0x7FF] {
         let mut ap = JpkiAp::with_options(card(), ReadOptions { max_chunk });
-        ap.select_ap().expect("select");
-        let der = ap
-            .read_certificate(EF_USER_AUTH_CA_CERT)
-            .expect("read CA cert");
+        run(ap.select_ap()).expect("select");
+        let der = run(ap.read_certificate(EF_USER_AUTH_CA_CERT)).expect("read CA cert");
         assert_eq!(der, ca().certificate_der(), "chunk {max_chunk}");
     }
 }
@@ -53,20 +51,20 @@ fn reads_ca_certificate_with_short_and_extended_chunks() {
 #[test]
 fn wrong_pin_twice_then_right_resets_counter() {
     let mut card = card();
-    assert_eq!(pin_status(&mut card), Ok(PinStatus::TriesLeft(3)));
+    assert_eq!(run(pin_status(&mut card)), Ok(PinStatus::TriesLeft(3)));
     assert_eq!(
-        authenticate(&mut card, &wrong_pin(), CHALLENGE),
+        run(authenticate(&mut card, &wrong_pin(), CHALLENGE)),
         Err(JpkiError::WrongPin { tries_left: 2 })
     );
-    assert_eq!(pin_status(&mut card), Ok(PinStatus::TriesLeft(2)));
+    assert_eq!(run(pin_status(&mut card)), Ok(PinStatus::TriesLeft(2)));
     assert_eq!(
-        authenticate(&mut card, &wrong_pin(), CHALLENGE),
+        run(authenticate(&mut card, &wrong_pin(), CHALLENGE)),
         Err(JpkiError::WrongPin { tries_left: 1 })
     );
     assert_eq!(card.tries_left(), 1);
-    let auth = authenticate(&mut card, &pin(), CHALLENGE).expect("right PIN");
+    let auth = run(authenticate(&mut card, &pin(), CHALLENGE)).expect("right PIN");
     assert_signature_verifies(&auth.certificate_der, CHALLENGE, &auth.signature);
-    assert_eq!(pin_status(&mut card), Ok(PinStatus::TriesLeft(3)));
+    assert_eq!(run(pin_status(&mut card)), Ok(PinStatus::TriesLeft(3)));
 }
 
 #[test]
@@ -74,48 +72,54 @@ fn three_wrong_pins_block_and_signing_is_refused() {
     let mut card = card();
     for tries_left in [2, 1] {
         assert_eq!(
-            authenticate(&mut card, &wrong_pin(), CHALLENGE),
+            run(authenticate(&mut card, &wrong_pin(), CHALLENGE)),
             Err(JpkiError::WrongPin { tries_left })
         );
     }
     assert_eq!(
-        authenticate(&mut card, &wrong_pin(), CHALLENGE),
+        run(authenticate(&mut card, &wrong_pin(), CHALLENGE)),
         Err(JpkiError::PinBlocked)
     );
-    assert_eq!(pin_status(&mut card), Ok(PinStatus::Blocked));
+    assert_eq!(run(pin_status(&mut card)), Ok(PinStatus::Blocked));
     // Even the right PIN is refused now, and signing is refused without it.
     assert_eq!(
-        authenticate(&mut card, &pin(), CHALLENGE),
+        run(authenticate(&mut card, &pin(), CHALLENGE)),
         Err(JpkiError::PinBlocked)
     );
     let mut ap = JpkiAp::new(&mut card);
-    ap.select_ap().expect("select");
-    assert_eq!(ap.sign_digest_info(&[1; 51]), Err(JpkiError::NotAuthorized));
+    run(ap.select_ap()).expect("select");
+    assert_eq!(
+        run(ap.sign_digest_info(&[1; 51])),
+        Err(JpkiError::NotAuthorized)
+    );
     // The certificate stays readable for the visual check.
-    assert!(read_certificate_without_pin(&mut card).is_ok());
+    assert!(run(read_certificate_without_pin(&mut card)).is_ok());
 }
 
 #[test]
 fn verified_pin_does_not_survive_reselect() {
     let mut card = card();
     let mut ap = JpkiAp::new(&mut card);
-    ap.select_ap().expect("select");
-    ap.verify_pin(&pin()).expect("verify");
-    assert_eq!(ap.pin_status(), Ok(PinStatus::Verified));
-    ap.select_ap().expect("select again");
-    assert_eq!(ap.sign_digest_info(&[1; 51]), Err(JpkiError::NotAuthorized));
+    run(ap.select_ap()).expect("select");
+    run(ap.verify_pin(&pin())).expect("verify");
+    assert_eq!(run(ap.pin_status()), Ok(PinStatus::Verified));
+    run(ap.select_ap()).expect("select again");
+    assert_eq!(
+        run(ap.sign_digest_info(&[1; 51])),
+        Err(JpkiError::NotAuthorized)
+    );
 }
 
 #[test]
 fn not_a_my_number_card() {
     struct OtherCard;
     impl Transport for OtherCard {
-        fn transmit(&mut self, _: &[u8]) -> Result<Vec<u8>, uketsuke_card::TransportError> {
+        async fn transmit(&mut self, _: &[u8]) -> Result<Vec<u8>, uketsuke_card::TransportError> {
             Ok(vec![0x6A, 0x82])
         }
     }
     assert_eq!(
-        read_certificate_without_pin(OtherCard),
+        run(read_certificate_without_pin(OtherCard)),
         Err(JpkiError::NotMyNumberCard)
     );
 }

@@ -167,11 +167,10 @@ pub fn remember_lang(lang: Lang) {
             let _ = doc.set_cookie(&cookie);
         }
         let location = window.location();
-        if location.search().unwrap_or_default().contains("lang=") {
-            if let (Ok(history), Ok(path)) = (window.history(), location.pathname()) {
-                let _ =
-                    history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
-            }
+        if location.search().unwrap_or_default().contains("lang=")
+            && let (Ok(history), Ok(path)) = (window.history(), location.pathname())
+        {
+            let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
         }
     }
     #[cfg(not(all(feature = "hydrate", not(feature = "ssr"))))]

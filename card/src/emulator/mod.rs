@@ -98,13 +98,13 @@ impl<U: UsbBulk> TraceRecorder<U> {
 }
 
 impl<U: UsbBulk> UsbBulk for TraceRecorder<U> {
-    fn write(&mut self, data: &[u8]) -> Result<(), TransportError> {
+    async fn write(&mut self, data: &[u8]) -> Result<(), TransportError> {
         self.transfers.push((Direction::Out, data.to_vec()));
-        self.inner.write(data)
+        self.inner.write(data).await
     }
 
-    fn read(&mut self, timeout_ms: u32) -> Result<Vec<u8>, TransportError> {
-        let data = self.inner.read(timeout_ms)?;
+    async fn read(&mut self, timeout_ms: u32) -> Result<Vec<u8>, TransportError> {
+        let data = self.inner.read(timeout_ms).await?;
         self.transfers.push((Direction::In, data.clone()));
         Ok(data)
     }

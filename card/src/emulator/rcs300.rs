@@ -183,7 +183,7 @@ impl Rcs300Emulator {
 }
 
 impl UsbBulk for Rcs300Emulator {
-    fn write(&mut self, data: &[u8]) -> Result<(), TransportError> {
+    async fn write(&mut self, data: &[u8]) -> Result<(), TransportError> {
         // A malformed message gets no answer at all, so the host times out as with hardware.
         let Ok(message) = decode_message(data) else {
             return Ok(());
@@ -198,7 +198,7 @@ impl UsbBulk for Rcs300Emulator {
         Ok(())
     }
 
-    fn read(&mut self, _timeout_ms: u32) -> Result<Vec<u8>, TransportError> {
+    async fn read(&mut self, _timeout_ms: u32) -> Result<Vec<u8>, TransportError> {
         self.pending.pop_front().ok_or(TransportError::Timeout)
     }
 }

@@ -108,7 +108,7 @@ impl Rcs380Emulator {
 }
 
 impl UsbBulk for Rcs380Emulator {
-    fn write(&mut self, data: &[u8]) -> Result<(), TransportError> {
+    async fn write(&mut self, data: &[u8]) -> Result<(), TransportError> {
         match decode_frame(data) {
             // The host's ACK cancels anything pending.
             Ok(Frame::Ack) => self.pending.clear(),
@@ -125,7 +125,7 @@ impl UsbBulk for Rcs380Emulator {
         Ok(())
     }
 
-    fn read(&mut self, _timeout_ms: u32) -> Result<Vec<u8>, TransportError> {
+    async fn read(&mut self, _timeout_ms: u32) -> Result<Vec<u8>, TransportError> {
         self.pending.pop_front().ok_or(TransportError::Timeout)
     }
 }

@@ -60,10 +60,12 @@ pub fn fwt_ms_from_fwi(fwi: u8) -> u32 {
 }
 
 /// One RF frame round trip as a reader offers it (the reader adds and checks the CRC).
+/// Async like [`crate::transport::UsbBulk`] under it; the futures need not be `Send`.
+#[allow(async_fn_in_trait)]
 pub trait RfExchange {
     /// Sends `frame` to the card and returns its answer, or `Ok(None)` if the card stayed silent
     /// for `timeout_ms` (taken away, or never there).
-    fn exchange(
+    async fn exchange(
         &mut self,
         frame: &[u8],
         timeout_ms: u32,
@@ -178,7 +180,7 @@ impl IsoDep {
     }
 
     /// Sends one APDU and returns the card's whole response APDU.
-    pub fn exchange_apdu(
+    pub async fn exchange_apdu(
         &mut self,
         rf: &mut impl RfExchange,
         apdu: &[u8],
@@ -188,7 +190,9 @@ impl IsoDep {
         let mut chunks = apdu.chunks(chunk_size);
         for _ in 1..chunk_count {
             let chunk = chunks.next().unwrap_or_default();
-            let answer = self.send(rf, &i_block(self.block_number, true, chunk), self.fwt_ms)?;
+            let answer = self
+                .send(rf, &i_block(self.block_number, true, chunk), self.fwt_ms)
+                .await?;
             match parse_block(&answer)? {
                 Block::RAck { block_number } if block_number == self.block_number => self.toggle(),
                 _ => return Err(protocol("card did not acknowledge a chained I-block")),
@@ -196,10 +200,11 @@ impl IsoDep {
         }
         let last = chunks.next().unwrap_or_default();
         self.receive_response(rf, i_block(self.block_number, false, last))
+            .await
     }
 
     /// Sends the final command block and gathers the response, answering S(WTX) and chaining.
-    fn receive_response(
+    async fn receive_response(
         &mut self,
         rf: &mut impl RfExchange,
         first: Vec<u8>,
@@ -209,7 +214,7 @@ impl IsoDep {
         let mut response = Vec::new();
         let mut wtx_count = 0;
         loop {
-            let answer = self.send(rf, &outgoing, timeout)?;
+            let answer = self.send(rf, &outgoing, timeout).await?;
             timeout = self.fwt_ms;
             match parse_block(&answer)? {
                 Block::Wtx { wtxm } => {
@@ -245,13 +250,14 @@ impl IsoDep {
     }
 
     /// One frame round trip; silence means the card has gone.
-    fn send(
+    async fn send(
         &mut self,
         rf: &mut impl RfExchange,
         frame: &[u8],
         timeout_ms: u32,
     ) -> Result<Vec<u8>, TransportError> {
-        rf.exchange(frame, timeout_ms)?
+        rf.exchange(frame, timeout_ms)
+            .await?
             .ok_or(TransportError::CardRemoved)
     }
 
@@ -263,7 +269,14 @@ impl IsoDep {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::block_on_ready;
     use std::collections::VecDeque;
+
+    /// Runs one APDU exchange against the script (which never waits).
+    fn run(dep: &mut IsoDep, rf: &mut Script, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        block_on_ready(dep.exchange_apdu(rf, apdu))
+            .unwrap_or(Err(TransportError::Io("script waited".to_owned())))
+    }
 
     /// Plays back canned card frames and records what the host sent.
     struct Script {
@@ -272,7 +285,7 @@ mod tests {
     }
 
     impl RfExchange for Script {
-        fn exchange(
+        async fn exchange(
             &mut self,
             frame: &[u8],
             timeout_ms: u32,
@@ -293,11 +306,8 @@ mod tests {
     fn single_block_toggles_block_number() {
         let mut rf = script(&[Some(&[0x02, 0x90, 0x00]), Some(&[0x03, 0x6A, 0x82])]);
         let mut dep = IsoDep::new(256, 10);
-        assert_eq!(
-            dep.exchange_apdu(&mut rf, &[0, 1, 2, 3]),
-            Ok(vec![0x90, 0x00])
-        );
-        assert_eq!(dep.exchange_apdu(&mut rf, &[4]), Ok(vec![0x6A, 0x82]));
+        assert_eq!(run(&mut dep, &mut rf, &[0, 1, 2, 3]), Ok(vec![0x90, 0x00]));
+        assert_eq!(run(&mut dep, &mut rf, &[4]), Ok(vec![0x6A, 0x82]));
         assert_eq!(rf.sent[0].0, [0x02, 0, 1, 2, 3]);
         assert_eq!(rf.sent[1].0, [0x03, 4]);
     }
@@ -313,7 +323,7 @@ mod tests {
         ]);
         let mut dep = IsoDep::new(16, 10);
         assert_eq!(
-            dep.exchange_apdu(&mut rf, &apdu),
+            run(&mut dep, &mut rf, &apdu),
             Ok(vec![0xAA, 0xBB, 0x90, 0x00])
         );
         assert_eq!(rf.sent[0].0[0], 0x12);
@@ -326,7 +336,7 @@ mod tests {
     fn answers_wtx_with_same_multiplier_and_longer_wait() {
         let mut rf = script(&[Some(&[0xF2, 0x05]), Some(&[0x02, 0x90, 0x00])]);
         let mut dep = IsoDep::new(256, 10);
-        assert_eq!(dep.exchange_apdu(&mut rf, &[1]), Ok(vec![0x90, 0x00]));
+        assert_eq!(run(&mut dep, &mut rf, &[1]), Ok(vec![0x90, 0x00]));
         assert_eq!(rf.sent[1], (vec![0xF2, 0x05], 50));
     }
 
@@ -334,7 +344,7 @@ mod tests {
     fn silence_is_card_removed() {
         let mut rf = script(&[None]);
         assert_eq!(
-            IsoDep::new(256, 10).exchange_apdu(&mut rf, &[1]),
+            run(&mut IsoDep::new(256, 10), &mut rf, &[1]),
             Err(TransportError::CardRemoved)
         );
     }
@@ -343,7 +353,7 @@ mod tests {
     fn wrong_block_number_is_a_protocol_error() {
         let mut rf = script(&[Some(&[0x03, 0x90, 0x00])]);
         assert!(matches!(
-            IsoDep::new(256, 10).exchange_apdu(&mut rf, &[1]),
+            run(&mut IsoDep::new(256, 10), &mut rf, &[1]),
             Err(TransportError::Protocol(_))
         ));
     }
@@ -353,7 +363,7 @@ mod tests {
         let answers: Vec<Option<&[u8]>> = vec![Some(&[0xF2, 0x01]); 100];
         let mut rf = script(&answers);
         assert!(matches!(
-            IsoDep::new(256, 10).exchange_apdu(&mut rf, &[1]),
+            run(&mut IsoDep::new(256, 10), &mut rf, &[1]),
             Err(TransportError::Protocol(_))
         ));
     }

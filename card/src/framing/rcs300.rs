@@ -297,7 +297,7 @@ pub struct Rcs300Link<U: UsbBulk> {
 
 impl<U: UsbBulk> Rcs300Link<U> {
     /// Sends one pseudo-APDU and returns the parsed answer.
-    pub fn call(
+    pub async fn call(
         &mut self,
         payload: &[u8],
         rf_timeout_ms: u32,
@@ -305,11 +305,13 @@ impl<U: UsbBulk> Rcs300Link<U> {
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
         self.usb
-            .write(&encode_message(seq, payload).map_err(message_error)?)?;
+            .write(&encode_message(seq, payload).map_err(message_error)?)
+            .await?;
         let message = decode_message(
             &self
                 .usb
-                .read(self.config.usb_timeout_ms.saturating_add(rf_timeout_ms))?,
+                .read(self.config.usb_timeout_ms.saturating_add(rf_timeout_ms))
+                .await?,
         )
         .map_err(message_error)?;
         if message.message_type != RDR_TO_PC_ESCAPE || message.seq != seq {
@@ -320,17 +322,18 @@ impl<U: UsbBulk> Rcs300Link<U> {
         parse_answer(&message.payload).map_err(message_error)
     }
 
-    fn control(&mut self, object: u16) -> Result<ReaderAnswer, TransportError> {
+    async fn control(&mut self, object: u16) -> Result<ReaderAnswer, TransportError> {
         let mut data = Vec::new();
         push_tlv(&mut data, object, &[]);
         self.call(
             &encode_pseudo_apdu(P2_CONTROL, &data).map_err(message_error)?,
             0,
         )
+        .await
     }
 
-    fn control_ok(&mut self, object: u16) -> Result<(), TransportError> {
-        match self.control(object)? {
+    async fn control_ok(&mut self, object: u16) -> Result<(), TransportError> {
+        match self.control(object).await? {
             answer if answer.status == READER_STATUS_OK => Ok(()),
             _ => Err(TransportError::Protocol(
                 "RC-S300 refused a session command".to_owned(),
@@ -344,14 +347,14 @@ impl<U: UsbBulk> Rcs300Link<U> {
 }
 
 impl<U: UsbBulk> RfExchange for Rcs300Link<U> {
-    fn exchange(
+    async fn exchange(
         &mut self,
         frame: &[u8],
         timeout_ms: u32,
     ) -> Result<Option<Vec<u8>>, TransportError> {
         let payload =
             encode_transceive(frame, timeout_ms.saturating_mul(1000)).map_err(message_error)?;
-        let answer = self.call(&payload, timeout_ms)?;
+        let answer = self.call(&payload, timeout_ms).await?;
         if answer.status != READER_STATUS_OK {
             return if NO_CARD_RESPONSE_SW.contains(&answer.sw) {
                 Ok(None)
@@ -380,27 +383,29 @@ pub struct Rcs300Session<U: UsbBulk> {
 impl<U: UsbBulk> Rcs300Session<U> {
     /// Starts a transparent session, resets the field and has the reader activate a Type B
     /// card up to ISO 14443-4. [`TransportError::CardRemoved`] when no card answers.
-    pub fn open(usb: U, config: Rcs300Config) -> Result<Self, TransportError> {
+    pub async fn open(usb: U, config: Rcs300Config) -> Result<Self, TransportError> {
         let mut link = Rcs300Link {
             usb,
             seq: 0,
             config,
         };
         // Ending first clears a session a previous page load may have left open.
-        link.control(tag::END_TRANSPARENT)?;
-        link.control_ok(tag::START_TRANSPARENT)?;
-        link.control_ok(tag::RF_OFF)?;
-        link.control_ok(tag::RF_ON)?;
+        link.control(tag::END_TRANSPARENT).await?;
+        link.control_ok(tag::START_TRANSPARENT).await?;
+        link.control_ok(tag::RF_OFF).await?;
+        link.control_ok(tag::RF_ON).await?;
         let mut data = Vec::new();
         push_tlv(
             &mut data,
             tag::SWITCH_PROTOCOL,
             &[PROTOCOL_TYPE_B, PROTOCOL_LAYER_4],
         );
-        let answer = link.call(
-            &encode_pseudo_apdu(P2_SWITCH_PROTOCOL, &data).map_err(message_error)?,
-            0,
-        )?;
+        let answer = link
+            .call(
+                &encode_pseudo_apdu(P2_SWITCH_PROTOCOL, &data).map_err(message_error)?,
+                0,
+            )
+            .await?;
         if answer.status != READER_STATUS_OK {
             return Err(if NO_CARD_RESPONSE_SW.contains(&answer.sw) {
                 TransportError::CardRemoved
@@ -413,17 +418,17 @@ impl<U: UsbBulk> Rcs300Session<U> {
     }
 
     /// Turns the field off, ends the transparent session and gives the endpoints back.
-    pub fn close(mut self) -> U {
+    pub async fn close(mut self) -> U {
         // Best effort: nothing useful to do if the reader is already gone.
-        let _ = self.link.control(tag::RF_OFF);
-        let _ = self.link.control(tag::END_TRANSPARENT);
+        let _ = self.link.control(tag::RF_OFF).await;
+        let _ = self.link.control(tag::END_TRANSPARENT).await;
         self.link.into_inner()
     }
 }
 
 impl<U: UsbBulk> Transport for Rcs300Session<U> {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.isodep.exchange_apdu(&mut self.link, apdu)
+    async fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.isodep.exchange_apdu(&mut self.link, apdu).await
     }
 }
 

@@ -193,20 +193,22 @@ pub struct Rcs380Link<U: UsbBulk> {
 
 impl<U: UsbBulk> Rcs380Link<U> {
     /// Runs one command; returns the result bytes after `D7 <cmd+1>`.
-    pub fn command(
+    pub async fn command(
         &mut self,
         code: u8,
         params: &[u8],
         result_timeout_ms: u32,
     ) -> Result<Vec<u8>, TransportError> {
         let frame = encode_command(code, params).map_err(frame_error)?;
-        self.usb.write(&frame)?;
-        match decode_frame(&self.usb.read(self.config.usb_timeout_ms)?).map_err(frame_error)? {
+        self.usb.write(&frame).await?;
+        match decode_frame(&self.usb.read(self.config.usb_timeout_ms).await?)
+            .map_err(frame_error)?
+        {
             Frame::Ack => {}
             _ => return Err(protocol("reader did not acknowledge the command")),
         }
         let Frame::Data(data) =
-            decode_frame(&self.usb.read(result_timeout_ms)?).map_err(frame_error)?
+            decode_frame(&self.usb.read(result_timeout_ms).await?).map_err(frame_error)?
         else {
             return Err(protocol("reader sent no result frame"));
         };
@@ -219,9 +221,10 @@ impl<U: UsbBulk> Rcs380Link<U> {
     }
 
     /// A command whose result is a single status byte that must be zero.
-    fn command_ok(&mut self, code: u8, params: &[u8]) -> Result<(), TransportError> {
+    async fn command_ok(&mut self, code: u8, params: &[u8]) -> Result<(), TransportError> {
         match self
-            .command(code, params, self.config.usb_timeout_ms)?
+            .command(code, params, self.config.usb_timeout_ms)
+            .await?
             .as_slice()
         {
             [0x00, ..] => Ok(()),
@@ -230,18 +233,23 @@ impl<U: UsbBulk> Rcs380Link<U> {
     }
 
     /// The bring-up sequence of the chip and the Type B 106 kbps RF setup.
-    fn set_up_type_b(&mut self) -> Result<(), TransportError> {
+    async fn set_up_type_b(&mut self) -> Result<(), TransportError> {
         // An ACK first aborts whatever a previous session left pending in the chip.
-        self.usb.write(&ACK_FRAME)?;
-        self.command_ok(cmd::SET_COMMAND_TYPE, &[COMMAND_TYPE])?;
-        let version = self.command(cmd::GET_FIRMWARE_VERSION, &[], self.config.usb_timeout_ms)?;
+        self.usb.write(&ACK_FRAME).await?;
+        self.command_ok(cmd::SET_COMMAND_TYPE, &[COMMAND_TYPE])
+            .await?;
+        let version = self
+            .command(cmd::GET_FIRMWARE_VERSION, &[], self.config.usb_timeout_ms)
+            .await?;
         if version.len() < 2 {
             return Err(protocol("short firmware version"));
         }
-        self.command_ok(cmd::SWITCH_RF, &[RF_OFF])?;
-        self.command_ok(cmd::IN_SET_RF, &IN_SET_RF_106B)?;
-        self.command_ok(cmd::IN_SET_PROTOCOL, &IN_SET_PROTOCOL_DEFAULTS)?;
+        self.command_ok(cmd::SWITCH_RF, &[RF_OFF]).await?;
+        self.command_ok(cmd::IN_SET_RF, &IN_SET_RF_106B).await?;
+        self.command_ok(cmd::IN_SET_PROTOCOL, &IN_SET_PROTOCOL_DEFAULTS)
+            .await?;
         self.command_ok(cmd::IN_SET_PROTOCOL, &IN_SET_PROTOCOL_TYPE_B)
+            .await
     }
 
     /// Gives the bulk endpoints back.
@@ -251,7 +259,7 @@ impl<U: UsbBulk> Rcs380Link<U> {
 }
 
 impl<U: UsbBulk> RfExchange for Rcs380Link<U> {
-    fn exchange(
+    async fn exchange(
         &mut self,
         frame: &[u8],
         timeout_ms: u32,
@@ -264,11 +272,13 @@ impl<U: UsbBulk> RfExchange for Rcs380Link<U> {
         .unwrap_or(u16::MAX);
         let mut params = units.to_le_bytes().to_vec();
         params.extend_from_slice(frame);
-        let result = self.command(
-            cmd::IN_COMM_RF,
-            &params,
-            self.config.usb_timeout_ms.saturating_add(timeout_ms),
-        )?;
+        let result = self
+            .command(
+                cmd::IN_COMM_RF,
+                &params,
+                self.config.usb_timeout_ms.saturating_add(timeout_ms),
+            )
+            .await?;
         let (status, received) = result
             .split_at_checked(COMM_RF_RESULT_HEADER)
             .ok_or_else(|| protocol("short InCommRF result"))?;
@@ -295,11 +305,12 @@ pub struct Rcs380Session<U: UsbBulk> {
 impl<U: UsbBulk> Rcs380Session<U> {
     /// Sets the reader up for Type B and activates the card on it (REQB, ATTRIB).
     /// Fails with [`TransportError::CardRemoved`] when no card answers.
-    pub fn open(usb: U, config: Rcs380Config) -> Result<Self, TransportError> {
+    pub async fn open(usb: U, config: Rcs380Config) -> Result<Self, TransportError> {
         let mut link = Rcs380Link { usb, config };
-        link.set_up_type_b()?;
+        link.set_up_type_b().await?;
         let atqb = link
-            .exchange(&REQB, ACTIVATION_TIMEOUT_MS)?
+            .exchange(&REQB, ACTIVATION_TIMEOUT_MS)
+            .await?
             .ok_or(TransportError::CardRemoved)?;
         let info = parse_atqb(&atqb)?;
         if !info.iso_dep {
@@ -311,7 +322,8 @@ impl<U: UsbBulk> Rcs380Session<U> {
         // Param 3: the card's protocol type. Param 4: CID 0.
         attrib.extend_from_slice(&[0x00, config.fsdi & 0x0F, info.protocol_type, 0x00]);
         let answer = link
-            .exchange(&attrib, ACTIVATION_TIMEOUT_MS)?
+            .exchange(&attrib, ACTIVATION_TIMEOUT_MS)
+            .await?
             .ok_or(TransportError::CardRemoved)?;
         if answer.is_empty() {
             return Err(protocol("empty ATTRIB answer"));
@@ -326,16 +338,16 @@ impl<U: UsbBulk> Rcs380Session<U> {
     }
 
     /// Turns the field off and gives the bulk endpoints back.
-    pub fn close(mut self) -> U {
+    pub async fn close(mut self) -> U {
         // Best effort: a reader that is gone cannot switch its field off anyway.
-        let _ = self.link.command_ok(cmd::SWITCH_RF, &[RF_OFF]);
+        let _ = self.link.command_ok(cmd::SWITCH_RF, &[RF_OFF]).await;
         self.link.into_inner()
     }
 }
 
 impl<U: UsbBulk> Transport for Rcs380Session<U> {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.isodep.exchange_apdu(&mut self.link, apdu)
+    async fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.isodep.exchange_apdu(&mut self.link, apdu).await
     }
 }
 

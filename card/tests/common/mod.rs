@@ -69,6 +69,13 @@ pub fn assert_signature_verifies(certificate_der: &[u8], message: &[u8], signatu
         .expect("signature verifies with the certificate key");
 }
 
+/// Runs a card flow whose I/O is an emulator or the virtual card: they answer at once, so no
+/// executor is needed (see `block_on_ready`).
+pub fn run<F: std::future::Future>(flow: F) -> F::Output {
+    uketsuke_card::transport::block_on_ready(flow)
+        .expect("emulators and the virtual card never wait")
+}
+
 /// Hex helper for traces.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
