@@ -2,6 +2,7 @@
 //! so the same portable SQL will serve PostgreSQL too. Migrations are plain SQL files in
 //! `server/migrations/`, embedded in the binary and applied at start-up.
 
+pub mod challenges;
 pub mod ids;
 pub mod links;
 pub mod seed;

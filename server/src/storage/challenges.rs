@@ -1,0 +1,183 @@
+//! Reception sessions and their one-time challenges. The challenge is what makes a card
+//! signature fresh: it is issued for one session, for the exact binding shown on the review
+//! screen, and it can be consumed once, within five minutes. Consumption is one conditional
+//! UPDATE, so two concurrent submissions of the same signature (two tabs, two server instances)
+//! cannot both succeed.
+
+use base64::Engine as _;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::{Db, StorageError, ids::new_id};
+
+/// How long a challenge may be answered (SPEC §5: short-lived).
+pub const CHALLENGE_TTL_MS: i64 = 5 * 60 * 1000;
+/// How long a reception session lives without finishing.
+pub const SESSION_TTL_MS: i64 = 30 * 60 * 1000;
+/// Challenge entropy: 256 bits.
+const CHALLENGE_BYTES: usize = 32;
+
+/// Starts a reception session for a link; returns its id.
+pub async fn start_session(db: &Db, link_id: &str, now_ms: i64) -> Result<String, StorageError> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO reception_sessions (id, link_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&id)
+    .bind(link_id)
+    .bind(now_ms)
+    .bind(now_ms + SESSION_TTL_MS)
+    .execute(db)
+    .await?;
+    Ok(id)
+}
+
+/// A challenge handed to the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    /// base64url text, as it goes into the binding and back in the registration.
+    pub value: String,
+    pub expires_at: i64,
+}
+
+/// Why a presented challenge is not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Never issued, or issued to another session (told apart only in logs).
+    Unknown,
+    /// Already consumed: a replay.
+    AlreadyUsed,
+    Expired,
+    /// The session it belongs to has ended.
+    SessionExpired,
+    /// The signed binding is not the one the challenge was issued for (other choices, other
+    /// origin, other institution…). The challenge is spent all the same.
+    BindingMismatch,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChallengeError {
+    #[error("challenge refused: {0:?}")]
+    Refused(Refusal),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<sqlx::Error> for ChallengeError {
+    fn from(e: sqlx::Error) -> Self {
+        ChallengeError::Storage(StorageError::Query(e))
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Issues a challenge for `session_id`. `binding` builds the exact message the card will sign
+/// from the challenge text (the backend contract's `ChallengeBinding::message`).
+pub async fn issue(
+    db: &Db,
+    session_id: &str,
+    binding: impl FnOnce(&str) -> Vec<u8>,
+    now_ms: i64,
+) -> Result<Issued, ChallengeError> {
+    let session = sqlx::query("SELECT expires_at FROM reception_sessions WHERE id = $1")
+        .bind(session_id)
+        .fetch_optional(db)
+        .await?;
+    let Some(session) = session else {
+        return Err(ChallengeError::Refused(Refusal::Unknown));
+    };
+    let session_expires: i64 = session.try_get("expires_at")?;
+    if session_expires <= now_ms {
+        return Err(ChallengeError::Refused(Refusal::SessionExpired));
+    }
+    let mut bytes = [0u8; CHALLENGE_BYTES];
+    rand::rng().fill_bytes(&mut bytes);
+    let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let expires_at = (now_ms + CHALLENGE_TTL_MS).min(session_expires);
+    sqlx::query(
+        "INSERT INTO challenges (value, session_id, binding_sha256, issued_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&value)
+    .bind(session_id)
+    .bind(sha256_hex(&binding(&value)))
+    .bind(now_ms)
+    .bind(expires_at)
+    .execute(db)
+    .await?;
+    Ok(Issued { value, expires_at })
+}
+
+/// Spends the challenge `value` of `session_id` if it is live and unused, then checks that
+/// `signed_binding` is the message it was issued for. Exactly one caller can ever succeed.
+pub async fn consume(
+    db: &Db,
+    session_id: &str,
+    value: &str,
+    signed_binding: &[u8],
+    now_ms: i64,
+) -> Result<(), ChallengeError> {
+    let spent = sqlx::query(
+        "UPDATE challenges SET used_at = $1 \
+         WHERE value = $2 AND session_id = $3 AND used_at IS NULL AND expires_at > $1",
+    )
+    .bind(now_ms)
+    .bind(value)
+    .bind(session_id)
+    .execute(db)
+    .await?
+    .rows_affected();
+    if spent != 1 {
+        return Err(ChallengeError::Refused(
+            refusal_reason(db, session_id, value, now_ms).await?,
+        ));
+    }
+    let row = sqlx::query("SELECT binding_sha256 FROM challenges WHERE value = $1")
+        .bind(value)
+        .fetch_one(db)
+        .await?;
+    let expected: String = row.try_get("binding_sha256")?;
+    if expected != sha256_hex(signed_binding) {
+        return Err(ChallengeError::Refused(Refusal::BindingMismatch));
+    }
+    Ok(())
+}
+
+async fn refusal_reason(
+    db: &Db,
+    session_id: &str,
+    value: &str,
+    now_ms: i64,
+) -> Result<Refusal, ChallengeError> {
+    let row =
+        sqlx::query("SELECT session_id, used_at, expires_at FROM challenges WHERE value = $1")
+            .bind(value)
+            .fetch_optional(db)
+            .await?;
+    let Some(row) = row else {
+        return Ok(Refusal::Unknown);
+    };
+    let owner: String = row.try_get("session_id")?;
+    if owner != session_id {
+        tracing::warn!("a challenge was presented by another session");
+        return Ok(Refusal::Unknown);
+    }
+    let used_at: Option<i64> = row.try_get("used_at")?;
+    if used_at.is_some() {
+        return Ok(Refusal::AlreadyUsed);
+    }
+    let expires_at: i64 = row.try_get("expires_at")?;
+    if expires_at <= now_ms {
+        return Ok(Refusal::Expired);
+    }
+    // Live and unused, yet not spent: only a concurrent consumer can have raced us between the
+    // two statements, which means it was used.
+    Ok(Refusal::AlreadyUsed)
+}
