@@ -129,10 +129,7 @@ pub fn router_with(sim: Arc<Sim>) -> Router {
     Router::new()
         .route(HEALTH_PATH, get(health))
         .route(REGISTRATIONS_PATH, post(register))
-        .route("/v1/registrations/{id}/eligibility", post(eligibility))
-        .route("/v1/registrations/{id}/medical-information", post(medical))
-        .route("/v1/registrations/{id}/withdrawal", post(withdrawal))
-        .route("/v1/registrations/{id}/home-visits", post(home_visit))
+        .route("/v1/registrations/{id}/{operation}", post(per_registration))
         .fallback(not_found)
         .with_state(sim)
 }
@@ -157,6 +154,20 @@ fn path_of(uri: &Uri) -> &str {
     uri.path_and_query().map_or(uri.path(), |p| p.as_str())
 }
 
+/// Every signed operation goes through [`Sim::serve`], which authenticates before it looks at
+/// what was asked, so the handlers only name the operation.
+async fn serve(
+    sim: &Sim,
+    operation: Operation,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    sim.serve(operation, method.as_str(), path_of(uri), headers, body)
+        .await
+}
+
 async fn register(
     State(sim): State<Arc<Sim>>,
     method: Method,
@@ -164,86 +175,26 @@ async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    sim.serve(
-        Operation::Register,
-        method.as_str(),
-        path_of(&uri),
-        &headers,
-        body,
-    )
-    .await
+    serve(&sim, Operation::Register, &method, &uri, &headers, body).await
 }
 
-async fn eligibility(
+/// `/v1/registrations/{id}/{operation}`: the operations on one registration.
+async fn per_registration(
     State(sim): State<Arc<Sim>>,
-    Path(id): Path<String>,
+    Path((id, operation)): Path<(String, String)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    sim.serve(
-        Operation::Eligibility(id),
-        method.as_str(),
-        path_of(&uri),
-        &headers,
-        body,
-    )
-    .await
-}
-
-async fn medical(
-    State(sim): State<Arc<Sim>>,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    sim.serve(
-        Operation::MedicalInformation(id),
-        method.as_str(),
-        path_of(&uri),
-        &headers,
-        body,
-    )
-    .await
-}
-
-async fn withdrawal(
-    State(sim): State<Arc<Sim>>,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    sim.serve(
-        Operation::Withdraw(id),
-        method.as_str(),
-        path_of(&uri),
-        &headers,
-        body,
-    )
-    .await
-}
-
-async fn home_visit(
-    State(sim): State<Arc<Sim>>,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    sim.serve(
-        Operation::HomeVisit(id),
-        method.as_str(),
-        path_of(&uri),
-        &headers,
-        body,
-    )
-    .await
+    let operation = match operation.as_str() {
+        "eligibility" => Operation::Eligibility(id),
+        "medical-information" => Operation::MedicalInformation(id),
+        "withdrawal" => Operation::Withdraw(id),
+        "home-visits" => Operation::HomeVisit(id),
+        _ => Operation::NotFound,
+    };
+    serve(&sim, operation, &method, &uri, &headers, body).await
 }
 
 async fn not_found(
@@ -253,14 +204,7 @@ async fn not_found(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    sim.serve(
-        Operation::NotFound,
-        method.as_str(),
-        path_of(&uri),
-        &headers,
-        body,
-    )
-    .await
+    serve(&sim, Operation::NotFound, &method, &uri, &headers, body).await
 }
 
 /// Binds `addr` (port 0 for any free port) and serves a default simulator (in-memory database,
