@@ -139,13 +139,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The raw per-request crypto of one registration on the backend side.
     println!("per-request crypto (one core, per operation):");
-    let ca = keys::test_ca()?;
+    let anchor = certs::TrustAnchor::from_der(keys::test_ca()?.certificate_der())?;
     let cert = card.certificate_der().to_vec();
     let now = chrono::Utc::now().timestamp();
     per_op("X.509 parse + chain (RSA-2048 verify)", 200, || {
-        let _ = certs::verify_certificate(&cert, ca, now);
+        let _ = certs::verify_certificate(&cert, &anchor, now);
     });
-    let verified = certs::verify_certificate(&cert, ca, now).map_err(|c| c.as_str())?;
+    let verified = certs::verify_certificate(&cert, &anchor, now).map_err(|c| c.as_str())?;
     let message = b"uketsuke-consent-binding-v1\nbench";
     let auth = authenticate(&mut card, &pin, message).await?;
     per_op("card signature verify (RSA-2048 PKCS#1)", 200, || {

@@ -115,12 +115,14 @@ pub async fn build(options: &SimOptions) -> Result<Arc<Sim>, BuildError> {
         .await
         .map_err(|e| BuildError::Ca(e.to_string()))?
         .map_err(|e| BuildError::Ca(e.to_string()))?;
+    let trust_anchor = certs::TrustAnchor::from_der(ca.certificate_der())
+        .map_err(|e| BuildError::Ca(e.to_string()))?;
     Ok(Arc::new(Sim {
         store,
         clock: options.clock.clone(),
         faults: Faults::new(options.faults.clone()),
         backend_key: keys::backend_signing_key(),
-        ca,
+        trust_anchor,
     }))
 }
 

@@ -8,6 +8,7 @@
 //! - [`jpki`]: the JPKI application client ([`jpki::authenticate`]).
 //!
 //! With the `virtual-card` feature: [`virtual_card`], [`emulator`] and [`test_ca`].
+//! With the `verify` feature (server side): [`certs`], certificate and CRL verification.
 
 pub mod apdu;
 pub mod der_len;
@@ -16,6 +17,9 @@ pub mod jpki;
 pub mod pin;
 pub mod status;
 pub mod transport;
+
+#[cfg(feature = "verify")]
+pub mod certs;
 
 #[cfg(feature = "virtual-card")]
 pub mod emulator;

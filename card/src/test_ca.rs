@@ -23,14 +23,20 @@ use core::str::FromStr;
 use core::time::Duration;
 
 use der::Encode;
-use der::asn1::GeneralizedTime;
+use der::asn1::{BitString, GeneralizedTime, OctetString, Uint, UtcTime};
+use der::oid::AssociatedOid;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rsa::pkcs1v15::{Signature, SigningKey};
+use rsa::signature::{SignatureEncoding, Signer};
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::Sha256;
-use spki::SubjectPublicKeyInfoOwned;
+use spki::{DynSignatureAlgorithmIdentifier, SubjectPublicKeyInfoOwned};
+use x509_cert::Version;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::CrlNumber;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
@@ -47,6 +53,8 @@ pub const CA_NOT_BEFORE_UNIX: u64 = 1_704_067_200;
 pub const CA_NOT_AFTER_UNIX: u64 = 2_524_607_999;
 /// Serial number of the CA certificate itself.
 const CA_SERIAL: u64 = 1;
+/// 2050-01-01T00:00:00Z: RFC 5280 dates before it are UTCTime, from it GeneralizedTime.
+const GENERALIZED_TIME_FROM_UNIX: u64 = 2_524_608_000;
 
 /// Errors building keys or certificates.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +71,9 @@ pub enum TestCaError {
     Spki(#[from] spki::Error),
     #[error("invalid certificate request: {0}")]
     InvalidRequest(&'static str),
+    #[error("signing: {0}")]
+    // Carried as a value for the same reason as `Rsa`.
+    Signing(rsa::signature::Error),
 }
 
 impl From<rsa::Error> for TestCaError {
@@ -183,6 +194,77 @@ impl TestCa {
         )?;
         Ok(builder.build::<Signature>()?.to_der()?)
     }
+
+    /// Issues a CRL v2 (DER) listing `revoked_serials`, each revoked at `this_update_unix`,
+    /// signed RSA PKCS#1 v1.5 SHA-256. Its CRL number is `this_update_unix`, which grows with
+    /// every later list as RFC 5280 section 5.2.3 asks. A `next_update_unix` in the past makes a
+    /// stale list, which verifiers must refuse.
+    pub fn issue_crl(
+        &self,
+        revoked_serials: &[u64],
+        this_update_unix: i64,
+        next_update_unix: i64,
+    ) -> Result<Vec<u8>, TestCaError> {
+        let this_update_secs = u64::try_from(this_update_unix)
+            .map_err(|_| TestCaError::InvalidRequest("CRL dated before 1970"))?;
+        let next_update_secs = u64::try_from(next_update_unix)
+            .map_err(|_| TestCaError::InvalidRequest("CRL dated before 1970"))?;
+        if next_update_secs <= this_update_secs {
+            return Err(TestCaError::InvalidRequest(
+                "CRL next update is not after this update",
+            ));
+        }
+        if revoked_serials.contains(&0) {
+            return Err(TestCaError::InvalidRequest("serial must not be zero"));
+        }
+        let this_update = rfc5280_time(this_update_secs)?;
+        let revoked = revoked_serials
+            .iter()
+            .map(|serial| {
+                Ok(RevokedCert {
+                    serial_number: SerialNumber::new(&serial.to_be_bytes())?,
+                    revocation_date: this_update,
+                    crl_entry_extensions: None,
+                })
+            })
+            .collect::<Result<Vec<_>, TestCaError>>()?;
+        let crl_number = CrlNumber(Uint::new(&this_update_secs.to_be_bytes())?);
+        let algorithm = self.signing_key.signature_algorithm_identifier()?;
+        let tbs = TbsCertList {
+            version: Version::V2,
+            signature: algorithm.clone(),
+            issuer: self.name.clone(),
+            this_update,
+            next_update: Some(rfc5280_time(next_update_secs)?),
+            // RFC 5280 section 5.1.2.6: absent, not empty, when nothing is revoked.
+            revoked_certificates: (!revoked.is_empty()).then_some(revoked),
+            crl_extensions: Some(vec![Extension {
+                extn_id: CrlNumber::OID,
+                critical: false,
+                extn_value: OctetString::new(crl_number.to_der()?)?,
+            }]),
+        };
+        let signature: Signature = self
+            .signing_key
+            .try_sign(&tbs.to_der()?)
+            .map_err(TestCaError::Signing)?;
+        let crl = CertificateList {
+            tbs_cert_list: tbs,
+            signature_algorithm: algorithm,
+            signature: BitString::from_bytes(&signature.to_bytes())?,
+        };
+        Ok(crl.to_der()?)
+    }
+}
+
+/// A CRL date as RFC 5280 section 5.1.2.4 wants it: UTCTime through 2049, then GeneralizedTime.
+fn rfc5280_time(secs: u64) -> Result<Time, TestCaError> {
+    let duration = Duration::from_secs(secs);
+    Ok(if secs < GENERALIZED_TIME_FROM_UNIX {
+        Time::UtcTime(UtcTime::from_unix_duration(duration)?)
+    } else {
+        Time::GeneralTime(GeneralizedTime::from_unix_duration(duration)?)
+    })
 }
 
 /// `CN=<cn>,O=<test organisation>,C=JP`, with RFC 4514 escaping of the CN.

@@ -1,16 +1,61 @@
-//! The server's side of the confirmation backend: where it is and whether it answers. The
-//! signed relay of registrations grows here.
+//! The server's side of the confirmation backend: where it is, whether it answers, and one
+//! signed call. Every request is signed with the institution's key (fresh CSPRNG nonce, the real
+//! system time), and every answer is checked against the backend's key before its body is read:
+//! an answer that does not verify is treated like no answer at all.
 
 use std::time::Duration;
 
-use uketsuke_backend::contract::{CONTRACT_VERSION, HEALTH_PATH, Health};
+use p256::ecdsa::VerifyingKey;
+use rand::RngCore;
+use serde::de::DeserializeOwned;
+use uketsuke_backend::contract::{
+    CONTRACT_VERSION, ErrorBody, ErrorCode, HEALTH_PATH, Health,
+    signing::{RequestSigner, ResponseError, decode_answer},
+};
 use url::Url;
 
-/// How to reach the backend.
+/// How to reach the backend and how to know its answers.
 #[derive(Clone)]
 pub struct BackendClient {
     base: Url,
     http: reqwest::Client,
+    backend_key: VerifyingKey,
+    backend_key_id: String,
+}
+
+/// Why a signed call did not give an answer to act on.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// A verified refusal from the backend.
+    #[error("backend refused: {}", .0.code.as_str())]
+    Refused(ErrorBody),
+    /// No verified answer: network error, timeout, unsigned or forged answer, unreadable body.
+    /// Safe to retry with the same idempotency key.
+    #[error("no verified answer: {0}")]
+    NoAnswer(String),
+}
+
+impl CallError {
+    /// Refusals that will not change on retry and belong to the request itself; the others
+    /// (our signature, our clock, the backend's health) are ours to fix, so the request waits.
+    pub fn is_final(&self) -> bool {
+        match self {
+            CallError::NoAnswer(_) => false,
+            CallError::Refused(body) => !matches!(
+                body.code,
+                ErrorCode::MissingAuthentication
+                    | ErrorCode::UnknownKey
+                    | ErrorCode::StaleTimestamp
+                    | ErrorCode::BadSignature
+                    | ErrorCode::ReplayedNonce
+                    | ErrorCode::BodyTooLarge
+                    | ErrorCode::MalformedRequest
+                    | ErrorCode::NotFound
+                    | ErrorCode::Unavailable
+                    | ErrorCode::Internal
+            ),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +71,11 @@ pub enum BackendError {
 }
 
 impl BackendClient {
-    pub fn new(mut base: Url) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        mut base: Url,
+        backend_key: VerifyingKey,
+        backend_key_id: String,
+    ) -> Result<Self, reqwest::Error> {
         // Paths are joined relative to the base, so it must end in a slash.
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
@@ -36,12 +85,88 @@ impl BackendClient {
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(5))
             .build()?;
-        Ok(BackendClient { base, http })
+        Ok(BackendClient {
+            base,
+            http,
+            backend_key,
+            backend_key_id,
+        })
     }
 
     pub fn base(&self) -> &Url {
         &self.base
     }
+
+    /// POSTs `body` to `path` signed by `signer`, verifies the answer and decodes it.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        signer: &RequestSigner,
+        path: &str,
+        body: &[u8],
+    ) -> Result<T, CallError> {
+        let mut nonce = [0u8; 32];
+        rand::rng().fill_bytes(&mut nonce);
+        let (headers, context) = signer
+            .sign("POST", path, body, unix_now(), &nonce)
+            .map_err(|e| CallError::NoAnswer(format!("cannot sign: {e}")))?;
+        let url = self
+            .base
+            .join(path.trim_start_matches('/'))
+            .map_err(|_| CallError::NoAnswer("bad path".to_owned()))?;
+        let mut request = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        for (name, value) in headers.pairs() {
+            request = request.header(name, value);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| CallError::NoAnswer(format!("unreachable: {}", without_url(&e))))?;
+        let status = response.status().as_u16();
+        let answer_headers = response.headers().clone();
+        let answer = response
+            .bytes()
+            .await
+            .map_err(|e| CallError::NoAnswer(format!("answer cut: {}", without_url(&e))))?;
+        decode_answer(
+            &self.backend_key,
+            &self.backend_key_id,
+            &context,
+            status,
+            |name| answer_headers.get(name).and_then(|v| v.to_str().ok()),
+            &answer,
+            unix_now(),
+        )
+        .map_err(|e| match e {
+            ResponseError::Refused(body) => CallError::Refused(body),
+            other => {
+                tracing::warn!(error = %other, "backend answer not accepted");
+                CallError::NoAnswer(other.to_string())
+            }
+        })
+    }
+}
+
+/// Real time for signatures, whatever the business clock says.
+fn unix_now() -> i64 {
+    crate::storage::now_millis() / 1000
+}
+
+/// reqwest errors name the URL, whose path holds registration ids: keep them out of logs.
+fn without_url(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connection refused or failed"
+    } else if error.is_body() || error.is_decode() {
+        "body"
+    } else {
+        "request failed"
+    };
+    kind.to_owned()
 }
 
 /// Asks the backend whether it is up and speaks our contract version.

@@ -43,6 +43,25 @@ pub struct Config {
     pub site_root: PathBuf,
     pub log_filter: String,
     pub log_format: LogFormat,
+    /// The JPKI user-authentication CA certificate (PEM or DER); demo default: the test CA.
+    pub jpki_ca: Option<PathBuf>,
+    /// That CA's revocation list (PEM or DER), re-read every ten minutes; demo default: a list
+    /// of the demo population's revoked cards.
+    pub jpki_crl: Option<PathBuf>,
+    /// The backend's answer-signing key (P-256, SEC1, base64url) and its key id; default with
+    /// the simulator or in demo mode: the simulator's.
+    pub backend_key: Option<(String, p256::ecdsa::VerifyingKey)>,
+    pub rate_limits: RateLimits,
+    /// Relay workers in this process (each sends one request at a time).
+    pub relay_workers: usize,
+}
+
+/// Whether the per-IP and per-link request limits apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimits {
+    On,
+    /// For load tests on one machine (every request comes from 127.0.0.1); demo mode only.
+    Off,
 }
 
 impl Config {
@@ -59,7 +78,7 @@ impl Config {
 
 /// The keys a configuration may set; file keys are these, environment names are
 /// `UKETSUKE_` + the key in upper case.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 14] = [
     "listen",
     "public_origin",
     "database_url",
@@ -68,6 +87,12 @@ const KEYS: [&str; 8] = [
     "site_root",
     "log",
     "log_format",
+    "jpki_ca",
+    "jpki_crl",
+    "backend_key",
+    "backend_key_id",
+    "rate_limits",
+    "relay_workers",
 ];
 
 const ENV_PREFIX: &str = "UKETSUKE_";
@@ -326,7 +351,71 @@ fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
         None => LogFormat::Text,
     };
 
+    let path = |key: &str| -> Result<Option<PathBuf>, ConfigError> {
+        match get(key) {
+            Some(r) if r.value.trim().is_empty() => Err(r.error("must not be empty")),
+            Some(r) => Ok(Some(PathBuf::from(r.value.trim()))),
+            None => Ok(None),
+        }
+    };
+    let jpki_ca = path("jpki_ca")?;
+    let jpki_crl = path("jpki_crl")?;
+    if mode == Mode::Production {
+        for (key, value) in [("jpki_ca", &jpki_ca), ("jpki_crl", &jpki_crl)] {
+            if value.is_none() {
+                return Err(ConfigError {
+                    source: format!("UKETSUKE_{}", key.to_ascii_uppercase()),
+                    message: "production mode needs the JPKI CA certificate and its revocation list (PEM or DER files)".to_owned(),
+                });
+            }
+        }
+    }
+
+    let backend_key = match (get("backend_key"), get("backend_key_id")) {
+        (Some(k), Some(id)) => {
+            let key = uketsuke_backend::contract::signing::decode_verifying_key(k.value.trim())
+                .ok_or_else(|| k.error("not a P-256 public key (SEC1, base64url)"))?;
+            if !uketsuke_backend::contract::signing::key_id_is_well_formed(id.value.trim()) {
+                return Err(id.error("must be 1–64 characters [A-Za-z0-9._-]"));
+            }
+            Some((id.value.trim().to_owned(), key))
+        }
+        (Some(r), None) | (None, Some(r)) => {
+            return Err(r.error("backend_key and backend_key_id go together"));
+        }
+        (None, None) => None,
+    };
+    if mode == Mode::Production && backend_key.is_none() {
+        return Err(ConfigError {
+            source: "UKETSUKE_BACKEND_KEY".to_owned(),
+            message: "production mode needs the backend's answer-signing key (backend_key, backend_key_id)".to_owned(),
+        });
+    }
+
+    let rate_limits = match get("rate_limits") {
+        Some(r) => match r.value.trim() {
+            "on" => RateLimits::On,
+            "off" if mode == Mode::Demo => RateLimits::Off,
+            "off" => return Err(r.error("rate limits can be switched off in demo mode only")),
+            _ => return Err(r.error("must be \"on\" or \"off\"")),
+        },
+        None => RateLimits::On,
+    };
+
+    let relay_workers = match get("relay_workers") {
+        Some(r) => match r.value.trim().parse::<usize>() {
+            Ok(n) if (1..=64).contains(&n) => n,
+            _ => return Err(r.error("must be a number from 1 to 64")),
+        },
+        None => 4,
+    };
+
     Ok(Config {
+        jpki_ca,
+        jpki_crl,
+        backend_key,
+        rate_limits,
+        relay_workers,
         listen,
         public_origin,
         database_url,
@@ -405,6 +494,15 @@ mod tests {
                 ("UKETSUKE_MODE", "production"),
                 ("UKETSUKE_PUBLIC_ORIGIN", "https://uketsuke.example.jp"),
                 ("UKETSUKE_BACKEND", "https://oqs.example.jp/api"),
+                ("UKETSUKE_JPKI_CA", "/etc/uketsuke/jpki-ca.pem"),
+                ("UKETSUKE_JPKI_CRL", "/etc/uketsuke/jpki.crl"),
+                (
+                    "UKETSUKE_BACKEND_KEY",
+                    &uketsuke_backend::contract::signing::encode_verifying_key(
+                        &uketsuke_backend::simulator::keys::backend_verifying_key(),
+                    ),
+                ),
+                ("UKETSUKE_BACKEND_KEY_ID", "oqs-1"),
             ]),
         )
         .expect("valid");

@@ -2,18 +2,28 @@
 //! confirmation backend. One folder or module per step of the data's path:
 //!
 //! - `config` — the typed configuration (file + `UKETSUKE_*` environment)
-//! - `http/` — the router, security headers, probes
+//! - `http/` — the router, security headers, probes; `patient` (the reception API),
+//!   `institution_api` (tokens for booking systems)
 //! - `portal` — what the UI's server functions read, backed by `storage/`
-//! - `storage/` — the database: migrations, reception links, the demo seed
-//! - `backend_client` — the confirmation backend (the signed relay grows here)
-//! - `telemetry` — structured logs without personal data
+//! - `storage/` — the database: links, sessions and challenges, receptions, the outbox
+//! - `trust` — the card's certificate, revocation and signature, checked before relaying
+//! - `backend_client` — one signed call to the confirmation backend, answer verified
+//! - `relay` — the workers that drain the outbox to the backend
+//! - `gate` — the one gate for every read of medical information
+//! - `sweeper` — deletes medical data after its window and eligibility after retention
+//! - `clock`, `telemetry` — business time; structured logs without personal data
 
 pub mod backend_client;
+pub mod clock;
 pub mod config;
+pub mod gate;
 pub mod http;
 pub mod portal;
+pub mod relay;
 pub mod storage;
+pub mod sweeper;
 pub mod telemetry;
+pub mod trust;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
@@ -23,8 +33,10 @@ use uketsuke_app::ssr::PortalData;
 
 use crate::{
     backend_client::BackendClient,
-    config::{BackendTarget, Config, Mode},
+    clock::Clock,
+    config::{BackendTarget, Config, Mode, RateLimits},
     storage::{Db, seed::DemoLink},
+    trust::Trust,
 };
 
 /// Everything a request handler may need, cheap to clone.
@@ -36,6 +48,27 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     pub portal: Arc<dyn PortalData>,
     pub limits: http::rate_limit::Limits,
+    pub clock: Clock,
+    pub trust: Trust,
+    /// Wakes an idle relay worker when a row is written to the outbox.
+    pub relay_wake: Arc<tokio::sync::Notify>,
+}
+
+/// What tests may set beyond the configuration.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// The business clock (tests move it); default: the system clock.
+    pub clock: Clock,
+    /// Whether to start the relay workers and the sweeper (tests that drive them by hand
+    /// switch them off).
+    pub background: Background,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Background {
+    #[default]
+    Run,
+    Off,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +79,8 @@ pub enum StartError {
     Simulator(std::io::Error),
     #[error("cannot create the backend client: {0}")]
     Backend(reqwest::Error),
+    #[error("JPKI trust: {0}")]
+    Trust(#[from] trust::TrustError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -64,17 +99,45 @@ impl Server {
     /// Opens storage, seeds the demo in demo mode, starts or locates the backend, and binds the
     /// listen address (port 0 picks a free port, as the tests do).
     pub async fn build(config: Config) -> Result<Server, StartError> {
+        Server::build_with(config, Options::default()).await
+    }
+
+    pub async fn build_with(config: Config, options: Options) -> Result<Server, StartError> {
+        let clock = options.clock;
         let db = storage::open(&config.database_url).await?;
         let demo_links = match config.mode {
             Mode::Demo => storage::seed::ensure_demo(&db).await?,
             Mode::Production => Vec::new(),
         };
+        let now_unix = clock.now_ms().div_euclid(1000);
+        let trust = match (&config.jpki_ca, &config.jpki_crl) {
+            (Some(ca), Some(crl)) => Trust::from_files(ca, crl, now_unix)?,
+            _ => Trust::demo(now_unix)?,
+        };
         let backend_url = match &config.backend {
             BackendTarget::Simulator => {
-                let running =
-                    uketsuke_backend::simulator::spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
-                        .await
-                        .map_err(StartError::Simulator)?;
+                // The built-in simulator learns every institution key in the database, as a
+                // real backend would have them registered.
+                let institutions = storage::institutions::all_keys(&db)
+                    .await?
+                    .into_iter()
+                    .map(|(key_id, institution_code, key)| {
+                        uketsuke_backend::simulator::InstitutionKey {
+                            key_id,
+                            institution_code,
+                            verifying_key: *key.verifying_key(),
+                        }
+                    })
+                    .collect();
+                let running = uketsuke_backend::simulator::spawn_with(
+                    SocketAddr::from(([127, 0, 0, 1], 0)),
+                    uketsuke_backend::simulator::SimOptions {
+                        institutions,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(StartError::Simulator)?;
                 let base = running.base_url();
                 url::Url::parse(&base).map_err(|e| {
                     StartError::Simulator(std::io::Error::other(format!("{base}: {e}")))
@@ -82,7 +145,15 @@ impl Server {
             }
             BackendTarget::Remote(url) => url.clone(),
         };
-        let backend = BackendClient::new(backend_url).map_err(StartError::Backend)?;
+        let (backend_key_id, backend_key) = match &config.backend_key {
+            Some((id, key)) => (id.clone(), *key),
+            None => (
+                uketsuke_backend::simulator::keys::BACKEND_KEY_ID.to_owned(),
+                uketsuke_backend::simulator::keys::backend_verifying_key(),
+            ),
+        };
+        let backend = BackendClient::new(backend_url, backend_key, backend_key_id)
+            .map_err(StartError::Backend)?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -94,6 +165,12 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        // "Any port" with no public origin set: browsers reach the port actually bound, and
+        // that is the origin challenges are bound to.
+        let mut config = config;
+        if config.public_origin.port() == Some(0) {
+            let _ = config.public_origin.set_port(Some(addr.port()));
+        }
         let leptos = LeptosOptions::builder()
             .output_name("uketsuke")
             .site_root(config.site_root.display().to_string())
@@ -102,13 +179,34 @@ impl Server {
             .env(Env::PROD)
             .build();
         let portal: Arc<dyn PortalData> = Arc::new(portal::Portal::new(db.clone()));
+        let limits = match config.rate_limits {
+            RateLimits::On => http::rate_limit::Limits::production(),
+            RateLimits::Off => http::rate_limit::Limits::unlimited(),
+        };
+        let relay_wake = Arc::new(tokio::sync::Notify::new());
+        if options.background == Background::Run {
+            relay::Relay {
+                db: db.clone(),
+                backend: backend.clone(),
+                clock: clock.clone(),
+                wake: relay_wake.clone(),
+            }
+            .spawn(config.relay_workers);
+            sweeper::spawn(db.clone(), clock.clone());
+            if let Some(crl) = config.jpki_crl.clone() {
+                spawn_crl_reload(trust.clone(), crl, clock.clone());
+            }
+        }
         let state = AppState {
             config: Arc::new(config),
             db,
             backend,
             leptos,
             portal,
-            limits: http::rate_limit::Limits::production(),
+            limits,
+            clock,
+            trust,
+            relay_wake,
         };
         Ok(Server {
             listener,
@@ -154,6 +252,23 @@ impl Server {
         .with_graceful_shutdown(shutdown)
         .await
     }
+}
+
+/// Re-reads the revocation list every ten minutes; a bad or stale file keeps the current list.
+fn spawn_crl_reload(trust: Trust, path: std::path::PathBuf, clock: Clock) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(error) = trust
+                .reload_crl(&path, clock.now_ms().div_euclid(1000))
+                .await
+            {
+                tracing::error!(%error, "revocation list not reloaded; keeping the current one");
+            }
+        }
+    });
 }
 
 /// Completes on SIGTERM or Ctrl-C.

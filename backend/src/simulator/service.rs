@@ -11,7 +11,6 @@ use chrono::{DateTime, Datelike, Utc};
 use p256::ecdsa::SigningKey;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use uketsuke_card::test_ca::TestCa;
 use uketsuke_domain::eligibility::{
     ConfirmationMethod, EligibilityOutcome, InstitutionContext, NoEligibilityReason,
     apply_information_control,
@@ -19,7 +18,7 @@ use uketsuke_domain::eligibility::{
 use uketsuke_domain::window::{WindowEnd, jst_date};
 use uketsuke_domain::{ReceptionKind, Window, WindowInput, is_open, window};
 
-use super::certs::{verify_card_signature, verify_certificate};
+use super::certs::{TrustAnchor, verify_card_signature, verify_certificate};
 use super::clock::SimClock;
 use super::faults::Faults;
 use super::keys::BACKEND_KEY_ID;
@@ -75,7 +74,8 @@ pub struct Sim {
     pub clock: SimClock,
     pub faults: Faults,
     pub backend_key: SigningKey,
-    pub ca: &'static TestCa,
+    /// The test CA every population card chains to.
+    pub trust_anchor: TrustAnchor,
 }
 
 fn system_unix() -> i64 {
@@ -370,7 +370,7 @@ impl Sim {
     ) -> Result<super::certs::VerifiedCertificate, Refusal> {
         let der = b64_decode(certificate_b64)
             .ok_or_else(|| Refusal::new(ErrorCode::CertificateMalformed, "certificate encoding"))?;
-        let cert = verify_certificate(&der, self.ca, now.timestamp())
+        let cert = verify_certificate(&der, &self.trust_anchor, now.timestamp())
             .map_err(|c| Refusal::new(c, "certificate"))?;
         if self.store.is_revoked(cert.serial).await? {
             return refuse(

@@ -3,12 +3,17 @@
 //! through (security headers, compression, tracing, body limit).
 
 mod health;
+pub mod institution_api;
+pub mod patient;
 pub mod rate_limit;
 pub mod security;
 
 use std::time::Duration;
 
-use axum::{Router, middleware, routing::get};
+use axum::{
+    Router, middleware,
+    routing::{get, post, put},
+};
 use http::{HeaderValue, Request, header};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -69,11 +74,31 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .with_state(state.clone());
 
+    let api = Router::new()
+        .route("/api/r/{link}/session", post(patient::start))
+        .route("/api/session/choices", put(patient::choose))
+        .route("/api/session/challenge", post(patient::challenge))
+        .route("/api/session/registration", post(patient::register))
+        .route("/api/session/reception", get(patient::status))
+        .route("/api/cancel", post(patient::cancel))
+        .route("/api/v1/openapi.yaml", get(institution_api::openapi))
+        .route("/api/v1/links", post(institution_api::create_link))
+        .route(
+            "/api/v1/links/{id}",
+            get(institution_api::get_link).delete(institution_api::revoke_link),
+        )
+        .route(
+            "/api/v1/receptions/{id}/home-visits",
+            post(institution_api::record_home_visit),
+        )
+        .with_state(state.clone());
+
     let policy = SecurityPolicy {
         https: state.config.serves_https(),
     };
     pages
         .merge(probes)
+        .merge(api)
         .nest_service("/pkg", pkg)
         .route_service("/favicon.svg", public_files.clone())
         .route_service("/robots.txt", public_files)

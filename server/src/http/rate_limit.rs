@@ -151,15 +151,27 @@ impl Limits {
             },
         )
     }
+
+    /// No limits (load tests on one machine; demo mode only, see config).
+    pub fn unlimited() -> Self {
+        let open = Quota {
+            burst: u32::MAX,
+            per_minute: u32::MAX,
+        };
+        Limits::new(open, open)
+    }
 }
 
-/// Which limiter keys a request falls under: reception link pages and server functions.
+/// The reception link a request is about: the landing page `/r/{link}` or the session start
+/// `/api/r/{link}/session`.
 fn link_of(path: &str) -> Option<&str> {
+    let path = path.strip_prefix("/api").unwrap_or(path);
     let rest = path.strip_prefix("/r/")?;
     let id = rest.split('/').next().unwrap_or_default();
     (!id.is_empty()).then_some(id)
 }
 
+/// Which requests are limited: reception link pages and every API.
 fn limited(path: &str) -> bool {
     path.starts_with("/r/") || path.starts_with("/api/")
 }

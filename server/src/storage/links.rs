@@ -1,19 +1,41 @@
-//! Reception links (受付リンク): looking one up for its landing page.
+//! Reception links (受付リンク): looking one up for its landing page and for a new reception
+//! session, creating per-appointment links (the institution API), revoking them.
 
+use chrono::NaiveDate;
 use sqlx::Row;
 use uketsuke_app::api::{InvalidLink, LandingView, LinkState};
 use uketsuke_domain::ReceptionKind;
 
-use super::{Db, StorageError, ids::looks_like_id};
+use super::{Db, StorageError, ids::looks_like_id, ids::new_id};
 
-/// The state of a link at `now_ms` as the patient's landing page shows it.
-pub async fn landing(db: &Db, link_id: &str, now_ms: i64) -> Result<LinkState, StorageError> {
+/// A link that is open for receptions, with what a session needs to know of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenLink {
+    pub id: String,
+    pub institution_id: String,
+    pub institution_code: String,
+    pub institution_name_ja: String,
+    pub institution_name_en: String,
+    pub kind: ReceptionKind,
+    /// Fixed by a per-appointment link.
+    pub visit_date: Option<NaiveDate>,
+    /// False when the institution switched this kind off (feature switch).
+    pub accepting: bool,
+    pub demo: bool,
+}
+
+/// The link as it stands at `now_ms`.
+pub async fn resolve(
+    db: &Db,
+    link_id: &str,
+    now_ms: i64,
+) -> Result<Result<OpenLink, InvalidLink>, StorageError> {
     if !looks_like_id(link_id) {
-        return Ok(LinkState::Invalid(InvalidLink::Unknown));
+        return Ok(Err(InvalidLink::Unknown));
     }
     let row = sqlx::query(
-        "SELECT l.kind, l.visit_date, l.expires_at, l.revoked_at, \
-                i.name_ja, i.name_en, i.accepts_remote, i.is_demo \
+        "SELECT l.kind, l.visit_date, l.expires_at, l.revoked_at, l.institution_id, \
+                i.code, i.name_ja, i.name_en, i.accepts_remote, i.is_demo \
          FROM reception_links l JOIN institutions i ON i.id = l.institution_id \
          WHERE l.id = $1",
     )
@@ -21,31 +43,166 @@ pub async fn landing(db: &Db, link_id: &str, now_ms: i64) -> Result<LinkState, S
     .fetch_optional(db)
     .await?;
     let Some(row) = row else {
-        return Ok(LinkState::Invalid(InvalidLink::Unknown));
+        return Ok(Err(InvalidLink::Unknown));
     };
     let revoked_at: Option<i64> = row.try_get("revoked_at")?;
     if revoked_at.is_some_and(|t| t <= now_ms) {
-        return Ok(LinkState::Invalid(InvalidLink::Revoked));
+        return Ok(Err(InvalidLink::Revoked));
     }
     let expires_at: Option<i64> = row.try_get("expires_at")?;
     if expires_at.is_some_and(|t| t <= now_ms) {
-        return Ok(LinkState::Invalid(InvalidLink::Expired));
+        return Ok(Err(InvalidLink::Expired));
     }
     let kind_code: String = row.try_get("kind")?;
     let Some(kind) = ReceptionKind::from_code(&kind_code) else {
         // A row the code no longer understands is not the patient's problem: show it as
         // unknown, and let the log say why.
         tracing::warn!(kind = %kind_code, "reception link with an unknown kind");
-        return Ok(LinkState::Invalid(InvalidLink::Unknown));
+        return Ok(Err(InvalidLink::Unknown));
+    };
+    let visit_date: Option<String> = row.try_get("visit_date")?;
+    let visit_date = match visit_date {
+        Some(text) => match NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
+            Ok(date) => Some(date),
+            Err(_) => {
+                tracing::warn!("reception link with an unreadable visit date");
+                return Ok(Err(InvalidLink::Unknown));
+            }
+        },
+        None => None,
     };
     let accepts_remote: i64 = row.try_get("accepts_remote")?;
     let is_demo: i64 = row.try_get("is_demo")?;
-    Ok(LinkState::Open(LandingView {
+    Ok(Ok(OpenLink {
+        id: link_id.to_owned(),
+        institution_id: row.try_get("institution_id")?,
+        institution_code: row.try_get("code")?,
         institution_name_ja: row.try_get("name_ja")?,
         institution_name_en: row.try_get("name_en")?,
         kind,
-        visit_date: row.try_get("visit_date")?,
+        visit_date,
         accepting: !kind.behind_feature_switch() || accepts_remote != 0,
         demo: is_demo != 0,
     }))
+}
+
+/// The state of a link at `now_ms` as the patient's landing page shows it.
+pub async fn landing(db: &Db, link_id: &str, now_ms: i64) -> Result<LinkState, StorageError> {
+    Ok(match resolve(db, link_id, now_ms).await? {
+        Ok(link) => LinkState::Open(LandingView {
+            institution_name_ja: link.institution_name_ja,
+            institution_name_en: link.institution_name_en,
+            kind: link.kind,
+            visit_date: link.visit_date.map(|d| d.format("%Y-%m-%d").to_string()),
+            accepting: link.accepting,
+            demo: link.demo,
+        }),
+        Err(invalid) => LinkState::Invalid(invalid),
+    })
+}
+
+/// A new link: long-lived (no visit date) or per appointment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLink<'a> {
+    pub institution_id: &'a str,
+    pub kind: ReceptionKind,
+    pub visit_date: Option<NaiveDate>,
+    pub booking_ref: Option<&'a str>,
+    pub label: Option<&'a str>,
+    pub expires_at: Option<i64>,
+}
+
+/// Creates a link; returns its id.
+pub async fn create(db: &Db, link: &NewLink<'_>, now_ms: i64) -> Result<String, StorageError> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO reception_links \
+            (id, institution_id, kind, visit_date, booking_ref, label, expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&id)
+    .bind(link.institution_id)
+    .bind(link.kind.code())
+    .bind(link.visit_date.map(|d| d.format("%Y-%m-%d").to_string()))
+    .bind(link.booking_ref)
+    .bind(link.label)
+    .bind(link.expires_at)
+    .bind(now_ms)
+    .execute(db)
+    .await?;
+    Ok(id)
+}
+
+/// A link as its institution sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRecord {
+    pub id: String,
+    pub kind: ReceptionKind,
+    pub visit_date: Option<String>,
+    pub booking_ref: Option<String>,
+    pub label: Option<String>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub use_count: i64,
+    pub created_at: i64,
+}
+
+/// One link of `institution_id` (another institution's link is not found).
+pub async fn get(
+    db: &Db,
+    institution_id: &str,
+    link_id: &str,
+) -> Result<Option<LinkRecord>, StorageError> {
+    if !looks_like_id(link_id) {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT id, kind, visit_date, booking_ref, label, expires_at, revoked_at, use_count, \
+                created_at \
+         FROM reception_links WHERE id = $1 AND institution_id = $2",
+    )
+    .bind(link_id)
+    .bind(institution_id)
+    .fetch_optional(db)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let kind: String = row.try_get("kind")?;
+    let Some(kind) = ReceptionKind::from_code(&kind) else {
+        return Ok(None);
+    };
+    Ok(Some(LinkRecord {
+        id: row.try_get("id")?,
+        kind,
+        visit_date: row.try_get("visit_date")?,
+        booking_ref: row.try_get("booking_ref")?,
+        label: row.try_get("label")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        use_count: row.try_get("use_count")?,
+        created_at: row.try_get("created_at")?,
+    }))
+}
+
+/// Revokes a link of `institution_id`; false when there is no such link. Revoking twice keeps
+/// the first instant.
+pub async fn revoke(
+    db: &Db,
+    institution_id: &str,
+    link_id: &str,
+    now_ms: i64,
+) -> Result<bool, StorageError> {
+    if !looks_like_id(link_id) {
+        return Ok(false);
+    }
+    let found = sqlx::query(
+        "UPDATE reception_links SET revoked_at = COALESCE(revoked_at, $1) \
+         WHERE id = $2 AND institution_id = $3",
+    )
+    .bind(now_ms)
+    .bind(link_id)
+    .bind(institution_id)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(found == 1)
 }

@@ -4,8 +4,12 @@
 
 pub mod challenges;
 pub mod ids;
+pub mod institutions;
 pub mod links;
+pub mod outbox;
+pub mod receptions;
 pub mod seed;
+pub mod tokens;
 
 use std::{path::Path, str::FromStr, time::Duration};
 

@@ -1,8 +1,12 @@
 //! The demo institution, created at the first start in demo mode, with one long-lived
-//! reception link per kind so that every flow can be tried from the start.
+//! reception link per kind so that every flow can be tried from the start. It is the
+//! simulator's demo clinic: same 医療機関等コード and request-signing key, so the built-in
+//! simulator and a standalone `backend-sim` both know it, and the population's welfare
+//! contracts (委託) point to it.
 
 use sqlx::Row;
-use uketsuke_domain::{ReceptionKind, codes::DEMO_INSTITUTION_CODE};
+use uketsuke_backend::simulator::keys::{DEMO_CLINIC, institution_code, institution_signing_key};
+use uketsuke_domain::ReceptionKind;
 
 use super::{Db, StorageError, ids::new_id, now_millis};
 
@@ -18,14 +22,26 @@ pub struct DemoLink {
 
 /// Creates the demo institution and its links unless they exist; returns the links.
 pub async fn ensure_demo(db: &Db) -> Result<Vec<DemoLink>, StorageError> {
-    let existing = sqlx::query("SELECT id FROM institutions WHERE code = $1")
-        .bind(DEMO_INSTITUTION_CODE)
+    let existing = sqlx::query("SELECT id FROM institutions WHERE is_demo = 1 ORDER BY created_at")
         .fetch_optional(db)
         .await?;
     let institution_id = match existing {
         Some(row) => row.try_get::<String, _>("id")?,
         None => create_demo(db).await?,
     };
+    // Databases from before the relay have the demo without its key (or with an older code).
+    sqlx::query("UPDATE institutions SET code = $1 WHERE id = $2")
+        .bind(institution_code(DEMO_CLINIC).as_str())
+        .bind(&institution_id)
+        .execute(db)
+        .await?;
+    super::institutions::set_key(
+        db,
+        &institution_id,
+        DEMO_CLINIC.key_id,
+        &institution_signing_key(DEMO_CLINIC),
+    )
+    .await?;
     let rows = sqlx::query(
         "SELECT id, kind FROM reception_links \
          WHERE institution_id = $1 AND revoked_at IS NULL AND visit_date IS NULL \
@@ -58,7 +74,7 @@ async fn create_demo(db: &Db) -> Result<String, StorageError> {
          VALUES ($1, $2, $3, $4, 1, $5)",
     )
     .bind(&institution_id)
-    .bind(DEMO_INSTITUTION_CODE)
+    .bind(institution_code(DEMO_CLINIC).as_str())
     .bind(DEMO_NAME_JA)
     .bind(DEMO_NAME_EN)
     .bind(now)

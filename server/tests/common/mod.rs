@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod patient;
+
 use rand::RngCore;
 
 pub struct TestDb {

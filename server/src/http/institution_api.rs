@@ -1,0 +1,238 @@
+//! The institution API (`/api/v1/…`) for booking systems and レセコン, authenticated with an
+//! institution API token (`Authorization: Bearer ukt_…`): create per-appointment reception
+//! links, read and revoke them, record home visits. Described in `server/openapi.yaml`, served
+//! at `/api/v1/openapi.yaml`. Everything is scoped to the token's institution: another
+//! institution's link or reception is "not found".
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uketsuke_backend::contract::HomeVisitRequest;
+use uketsuke_domain::{ReceptionKind, window::jst_start_of_day};
+
+use super::patient::ApiError;
+use crate::{
+    AppState,
+    clock::{from_ms, to_ms},
+    storage::{
+        links::{self, LinkRecord, NewLink},
+        receptions, tokens,
+    },
+};
+
+/// The OpenAPI description, as served.
+pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
+
+type ApiResult<T> = Result<T, ApiError>;
+
+const MAX_TEXT: usize = 100;
+
+async fn institution(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "token_missing"));
+    };
+    tokens::institution_of(&state.db, token, state.clock.now_ms())
+        .await?
+        .ok_or(ApiError::new(StatusCode::UNAUTHORIZED, "token_invalid"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLink {
+    pub kind: ReceptionKind,
+    /// Per appointment: the visit date (JST). Absent: a long-lived link.
+    pub visit_date: Option<NaiveDate>,
+    /// The booking system's own reference (予約番号), up to 100 characters.
+    pub booking_ref: Option<String>,
+    pub label: Option<String>,
+    /// Absent: a per-appointment link ends with its window (visit date + 2 days, 00:00 JST); a
+    /// long-lived link does not end.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LinkView {
+    pub id: String,
+    pub url: String,
+    pub kind: ReceptionKind,
+    pub visit_date: Option<String>,
+    pub booking_ref: Option<String>,
+    pub label: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub use_count: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+fn link_view(state: &AppState, record: LinkRecord) -> LinkView {
+    LinkView {
+        url: format!("{}/r/{}", state.config.origin_string(), record.id),
+        id: record.id,
+        kind: record.kind,
+        visit_date: record.visit_date,
+        booking_ref: record.booking_ref,
+        label: record.label,
+        expires_at: record.expires_at.map(from_ms),
+        revoked_at: record.revoked_at.map(from_ms),
+        use_count: record.use_count,
+        created_at: from_ms(record.created_at),
+    }
+}
+
+fn text_ok(text: &Option<String>) -> bool {
+    text.as_ref()
+        .is_none_or(|t| t.chars().count() <= MAX_TEXT && !t.chars().any(char::is_control))
+}
+
+/// `POST /api/v1/links`
+pub async fn create_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateLink>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let institution_id = institution(&state, &headers).await?;
+    let Json(body) =
+        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    if !text_ok(&body.booking_ref) || !text_ok(&body.label) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "text_invalid",
+        ));
+    }
+    let now = state.clock.now();
+    if let Some(date) = body.visit_date
+        && date < uketsuke_domain::window::jst_date(now)
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "visit_date_past",
+        ));
+    }
+    let expires_at = match (body.expires_at, body.visit_date) {
+        (Some(at), _) if at <= now => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "expires_at_past",
+            ));
+        }
+        (Some(at), _) => Some(to_ms(at)),
+        (None, Some(date)) => date
+            .checked_add_days(chrono::Days::new(2))
+            .map(|d| to_ms(jst_start_of_day(d))),
+        (None, None) => None,
+    };
+    let id = links::create(
+        &state.db,
+        &NewLink {
+            institution_id: &institution_id,
+            kind: body.kind,
+            visit_date: body.visit_date,
+            booking_ref: body.booking_ref.as_deref(),
+            label: body.label.as_deref(),
+            expires_at,
+        },
+        state.clock.now_ms(),
+    )
+    .await?;
+    let record = links::get(&state.db, &institution_id, &id)
+        .await?
+        .ok_or(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+        ))?;
+    Ok((StatusCode::CREATED, Json(link_view(&state, record))).into_response())
+}
+
+/// `GET /api/v1/links/{id}`
+pub async fn get_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<LinkView>> {
+    let institution_id = institution(&state, &headers).await?;
+    let record = links::get(&state.db, &institution_id, &id)
+        .await?
+        .ok_or(ApiError::new(StatusCode::NOT_FOUND, "link_unknown"))?;
+    Ok(Json(link_view(&state, record)))
+}
+
+/// `DELETE /api/v1/links/{id}`
+pub async fn revoke_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let institution_id = institution(&state, &headers).await?;
+    if links::revoke(&state.db, &institution_id, &id, state.clock.now_ms()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "link_unknown"))
+    }
+}
+
+/// `POST /api/v1/receptions/{id}/home-visits`: records a visit of 訪問診療等 that took place.
+pub async fn record_home_visit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<HomeVisitRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<StatusCode> {
+    let institution_id = institution(&state, &headers).await?;
+    let Json(body) =
+        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let reception = receptions::get(&state.db, &id)
+        .await?
+        .filter(|r| r.institution_id == institution_id)
+        .ok_or(ApiError::new(StatusCode::NOT_FOUND, "reception_unknown"))?;
+    if reception.kind != ReceptionKind::HomeVisit {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_home_visit",
+        ));
+    }
+    let today = uketsuke_domain::window::jst_date(state.clock.now());
+    let first_allowed = uketsuke_domain::window::jst_date(from_ms(reception.submitted_at))
+        .with_day(1)
+        .unwrap_or(today);
+    if body.visit_date > today || body.visit_date < first_allowed {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "visit_date_invalid",
+        ));
+    }
+    let payload = serde_json::to_string(&body).unwrap_or_default();
+    let added = receptions::record_home_visit(
+        &state.db,
+        &reception.id,
+        body.visit_date,
+        &payload,
+        state.clock.now_ms(),
+    )
+    .await?;
+    if added {
+        state.relay_wake.notify_one();
+        Ok(StatusCode::CREATED)
+    } else {
+        Ok(StatusCode::OK)
+    }
+}
+
+/// `GET /api/v1/openapi.yaml`
+pub async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/yaml; charset=utf-8")],
+        OPENAPI_YAML,
+    )
+}
+
+use chrono::Datelike as _;

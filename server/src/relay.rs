@@ -1,0 +1,351 @@
+//! The relay worker: drains the outbox to the backend. Each server instance runs a few workers;
+//! they claim rows through the database, so any number of instances can share one PostgreSQL
+//! database. A row is retried with exponential backoff until the backend gives a verified
+//! answer; registrations carry their outbox id as idempotency key, so a resend after a crash or a
+//! timeout returns the first answer instead of registering twice.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::NaiveDate;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use tokio::sync::Notify;
+use uketsuke_backend::contract::{
+    EligibilityAnswer, EligibilityRequest, ErrorCode, HomeVisitRecorded, REGISTRATIONS_PATH,
+    RegistrationAccepted, WithdrawalAccepted, eligibility_path, home_visits_path, withdrawal_path,
+};
+use uketsuke_domain::eligibility::EligibilityOutcome;
+
+use crate::{
+    backend_client::{BackendClient, CallError},
+    clock::{Clock, to_ms},
+    storage::{
+        Db, StorageError,
+        ids::new_id,
+        institutions,
+        outbox::{self, Job, Operation},
+        receptions::{self, Status},
+    },
+};
+
+/// How long a worker holds a claimed row: well over the backend call's 5 s timeout.
+const LEASE_MS: i64 = 30_000;
+/// Longest wait between two tries of one row.
+const MAX_BACKOFF_MS: i64 = 60_000;
+/// Idle workers look for due rows this often even without a wake-up.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// The eligibility answer as stored with the reception.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum StoredEligibility {
+    Answer {
+        confirmed_on: NaiveDate,
+        outcome: EligibilityOutcome,
+    },
+    Refused {
+        code: String,
+    },
+}
+
+/// What the workers share.
+#[derive(Clone)]
+pub struct Relay {
+    pub db: Db,
+    pub backend: BackendClient,
+    pub clock: Clock,
+    /// Rung when a row is written, so an idle worker sends it at once.
+    pub wake: Arc<Notify>,
+}
+
+impl Relay {
+    /// Starts `workers` workers on the current runtime; they run as long as it does.
+    pub fn spawn(&self, workers: usize) {
+        let process = new_id();
+        for n in 0..workers {
+            let relay = self.clone();
+            let worker = format!("{process}-{n}");
+            tokio::spawn(async move { relay.run(worker).await });
+        }
+    }
+
+    async fn run(self, worker: String) {
+        loop {
+            match outbox::claim(&self.db, &worker, self.clock.now_ms(), LEASE_MS).await {
+                Ok(Some(job)) => {
+                    if let Err(error) = self.process(&worker, &job).await {
+                        tracing::error!(%error, operation = job.operation.code(), "relay storage error");
+                        tokio::time::sleep(IDLE_POLL).await;
+                    }
+                }
+                Ok(None) => {
+                    tokio::select! {
+                        () = self.wake.notified() => {},
+                        () = tokio::time::sleep(IDLE_POLL) => {},
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "relay cannot read the outbox");
+                    tokio::time::sleep(IDLE_POLL * 4).await;
+                }
+            }
+        }
+    }
+
+    /// Sends one claimed row and records the outcome.
+    pub async fn process(&self, worker: &str, job: &Job) -> Result<(), StorageError> {
+        let Some(reception) = receptions::get(&self.db, &job.reception_id).await? else {
+            tracing::error!("outbox row for a missing reception");
+            return outbox::finish_alone(
+                &self.db,
+                &job.id,
+                self.clock.now_ms(),
+                Some("no reception"),
+            )
+            .await;
+        };
+        let Some(identity) = institutions::signer(&self.db, &reception.institution_id).await?
+        else {
+            return self
+                .retry(worker, job, "the institution has no signing key")
+                .await;
+        };
+        let signer = &identity.signer;
+        match job.operation {
+            Operation::Register => {
+                let answer = self
+                    .backend
+                    .call::<RegistrationAccepted>(
+                        signer,
+                        REGISTRATIONS_PATH,
+                        job.payload.as_bytes(),
+                    )
+                    .await;
+                match answer {
+                    Ok(accepted) => {
+                        if accepted.kind != reception.kind
+                            || accepted.visit_date != reception.visit_date
+                            || accepted.consent != reception.consent
+                        {
+                            tracing::error!("backend confirmed other choices than were sent");
+                            return self
+                                .retry(worker, job, "answer does not match the request")
+                                .await;
+                        }
+                        let follow_up = serde_json::to_string(&EligibilityRequest {
+                            use_welfare_information: identity.uses_welfare_info,
+                        })
+                        .unwrap_or_else(|_| "{}".to_owned());
+                        let now = self.clock.now_ms();
+                        let mut tx = self.db.begin().await?;
+                        if !outbox::finish(&mut tx, &job.id, worker, now).await? {
+                            tx.rollback().await?;
+                            return Ok(());
+                        }
+                        sqlx::query(
+                            "UPDATE receptions SET status = 'confirmed', registration_id = $1, \
+                                    reception_number = $2, registered_at = $3, updated_at = $4 \
+                             WHERE id = $5",
+                        )
+                        .bind(&accepted.registration_id)
+                        .bind(&accepted.reception_number)
+                        .bind(to_ms(accepted.registered_at))
+                        .bind(now)
+                        .bind(&reception.id)
+                        .execute(&mut *tx)
+                        .await?;
+                        outbox::enqueue(
+                            &mut tx,
+                            &new_id(),
+                            &reception.id,
+                            Operation::Eligibility,
+                            &follow_up,
+                            now,
+                        )
+                        .await?;
+                        tx.commit().await?;
+                        self.wake.notify_one();
+                        Ok(())
+                    }
+                    Err(e) if e.is_final() => {
+                        let code = refusal_code(&e);
+                        let now = self.clock.now_ms();
+                        let mut tx = self.db.begin().await?;
+                        if !outbox::finish(&mut tx, &job.id, worker, now).await? {
+                            tx.rollback().await?;
+                            return Ok(());
+                        }
+                        sqlx::query(
+                            "UPDATE receptions SET status = 'refused', refusal_code = $1, \
+                                    updated_at = $2 WHERE id = $3",
+                        )
+                        .bind(&code)
+                        .bind(now)
+                        .bind(&reception.id)
+                        .execute(&mut *tx)
+                        .await?;
+                        tx.commit().await?;
+                        Ok(())
+                    }
+                    Err(e) => self.retry(worker, job, &e.to_string()).await,
+                }
+            }
+            Operation::Eligibility => {
+                let Some(registration) = reception.registration_id.as_deref() else {
+                    return self.retry(worker, job, "not registered yet").await;
+                };
+                let answer = self
+                    .backend
+                    .call::<EligibilityAnswer>(
+                        signer,
+                        &eligibility_path(registration),
+                        job.payload.as_bytes(),
+                    )
+                    .await;
+                let stored = match answer {
+                    Ok(answer) => StoredEligibility::Answer {
+                        confirmed_on: answer.confirmed_on,
+                        outcome: answer.outcome,
+                    },
+                    Err(e) if e.is_final() => StoredEligibility::Refused {
+                        code: refusal_code(&e),
+                    },
+                    Err(e) => return self.retry(worker, job, &e.to_string()).await,
+                };
+                let json = serde_json::to_string(&stored).unwrap_or_else(|_| "null".to_owned());
+                let now = self.clock.now_ms();
+                let mut tx = self.db.begin().await?;
+                if !outbox::finish(&mut tx, &job.id, worker, now).await? {
+                    tx.rollback().await?;
+                    return Ok(());
+                }
+                sqlx::query(
+                    "UPDATE receptions SET eligibility_json = $1, eligibility_at = $2, \
+                            updated_at = $2 WHERE id = $3",
+                )
+                .bind(json)
+                .bind(now)
+                .bind(&reception.id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+            Operation::Withdraw | Operation::HomeVisit => {
+                let registration = match (&reception.status, reception.registration_id.as_deref()) {
+                    (Status::Confirmed, Some(registration)) => registration,
+                    (Status::Refused { .. }, _) => {
+                        // Nothing registered, nothing to withdraw or extend.
+                        return outbox::finish_alone(
+                            &self.db,
+                            &job.id,
+                            self.clock.now_ms(),
+                            Some("reception refused"),
+                        )
+                        .await;
+                    }
+                    _ => {
+                        // The registration is still on its way: wait for it, without counting.
+                        let later = self.clock.now_ms() + 2_000;
+                        return outbox::postpone(&self.db, &job.id, worker, later).await;
+                    }
+                };
+                let result = if job.operation == Operation::Withdraw {
+                    self.backend
+                        .call::<WithdrawalAccepted>(
+                            signer,
+                            &withdrawal_path(registration),
+                            job.payload.as_bytes(),
+                        )
+                        .await
+                        .map(|_| ())
+                } else {
+                    self.backend
+                        .call::<HomeVisitRecorded>(
+                            signer,
+                            &home_visits_path(registration),
+                            job.payload.as_bytes(),
+                        )
+                        .await
+                        .map(|_| ())
+                };
+                match result {
+                    Ok(()) => {
+                        outbox::finish_alone(&self.db, &job.id, self.clock.now_ms(), None).await
+                    }
+                    Err(e) if e.is_final() => {
+                        // e.g. already withdrawn at the backend: the server's own record rules.
+                        tracing::warn!(code = %refusal_code(&e), operation = job.operation.code(), "backend refused an update");
+                        outbox::finish_alone(
+                            &self.db,
+                            &job.id,
+                            self.clock.now_ms(),
+                            Some(&refusal_code(&e)),
+                        )
+                        .await
+                    }
+                    Err(e) => self.retry(worker, job, &e.to_string()).await,
+                }
+            }
+        }
+    }
+
+    async fn retry(&self, worker: &str, job: &Job, error: &str) -> Result<(), StorageError> {
+        let next = self.clock.now_ms() + backoff_ms(job.attempts);
+        tracing::warn!(
+            attempts = job.attempts + 1,
+            operation = job.operation.code(),
+            error,
+            "relay will retry"
+        );
+        outbox::retry_later(&self.db, &job.id, worker, next, error).await
+    }
+}
+
+/// 0.5 s, 1 s, 2 s, … up to a minute, with up to a quarter more at random so that many rows
+/// failing together do not come back together.
+pub fn backoff_ms(attempts: i64) -> i64 {
+    let base = 500i64
+        .saturating_mul(1i64 << attempts.clamp(0, 20))
+        .min(MAX_BACKOFF_MS);
+    base + rand::rng().random_range(0..=base / 4)
+}
+
+fn refusal_code(error: &CallError) -> String {
+    match error {
+        CallError::Refused(body) => body.code.as_str(),
+        CallError::NoAnswer(_) => ErrorCode::Unavailable.as_str(),
+    }
+}
+
+/// The stored eligibility of a reception, if any.
+pub async fn eligibility(
+    db: &Db,
+    reception_id: &str,
+) -> Result<Option<StoredEligibility>, StorageError> {
+    let row = sqlx::query("SELECT eligibility_json FROM receptions WHERE id = $1")
+        .bind(reception_id)
+        .fetch_optional(db)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let json: Option<String> = row.try_get("eligibility_json")?;
+    Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let first = backoff_ms(0);
+        assert!((500..=625).contains(&first), "{first}");
+        let fourth = backoff_ms(3);
+        assert!((4_000..=5_000).contains(&fourth), "{fourth}");
+        for attempts in [10, 40, i64::MAX] {
+            let late = backoff_ms(attempts);
+            assert!((60_000..=75_000).contains(&late), "{late}");
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! Reception sessions and receptions. A session belongs to one patient's visit to a link and
+//! carries their choices up to the review screen; submitting it creates the reception and, in
+//! the same transaction, the outbox entry that relays it, so a reception is never recorded
+//! without its relay or relayed without being recorded.
+
+use chrono::NaiveDate;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use uketsuke_backend::contract::{ConsentChoices, PrescriptionMethod};
+use uketsuke_domain::{ReceptionKind, Window, WindowInput, window};
+
+use super::{Db, StorageError, ids::looks_like_id, ids::new_id};
+use crate::clock::from_ms;
+
+/// What the patient chose (visit date, consents, prescription method).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choices {
+    pub visit_date: NaiveDate,
+    pub consent: ConsentChoices,
+    pub prescription: Option<PrescriptionMethod>,
+}
+
+/// A live session as the patient API sees it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    pub link_id: String,
+    pub expires_at: i64,
+    pub choices: Option<Choices>,
+    pub reception_id: Option<String>,
+}
+
+fn date_text(date: NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
+}
+
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
+fn prescription_from(code: Option<String>) -> Option<PrescriptionMethod> {
+    match code.as_deref() {
+        Some("electronic") => Some(PrescriptionMethod::Electronic),
+        Some("paper") => Some(PrescriptionMethod::Paper),
+        _ => None,
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The session `id` if it exists and has not expired at `now_ms`.
+pub async fn session(db: &Db, id: &str, now_ms: i64) -> Result<Option<Session>, StorageError> {
+    if !looks_like_id(id) {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT id, link_id, expires_at, visit_date, clinical_medication, checkups, \
+                prescription, reception_id \
+         FROM reception_sessions WHERE id = $1 AND expires_at > $2",
+    )
+    .bind(id)
+    .bind(now_ms)
+    .fetch_optional(db)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let visit_date: Option<String> = row.try_get("visit_date")?;
+    let clinical: Option<i64> = row.try_get("clinical_medication")?;
+    let checkups: Option<i64> = row.try_get("checkups")?;
+    let choices = match (
+        visit_date.as_deref().and_then(parse_date),
+        clinical,
+        checkups,
+    ) {
+        (Some(visit_date), Some(clinical), Some(checkups)) => Some(Choices {
+            visit_date,
+            consent: ConsentChoices {
+                clinical_medication: clinical != 0,
+                checkups: checkups != 0,
+            },
+            prescription: prescription_from(row.try_get("prescription")?),
+        }),
+        _ => None,
+    };
+    Ok(Some(Session {
+        id: row.try_get("id")?,
+        link_id: row.try_get("link_id")?,
+        expires_at: row.try_get("expires_at")?,
+        choices,
+        reception_id: row.try_get("reception_id")?,
+    }))
+}
+
+/// Records the choices of a session that has not been submitted yet; false otherwise.
+pub async fn set_choices(
+    db: &Db,
+    session_id: &str,
+    choices: &Choices,
+) -> Result<bool, StorageError> {
+    let updated = sqlx::query(
+        "UPDATE reception_sessions \
+         SET visit_date = $1, clinical_medication = $2, checkups = $3, prescription = $4 \
+         WHERE id = $5 AND reception_id IS NULL",
+    )
+    .bind(date_text(choices.visit_date))
+    .bind(i64::from(choices.consent.clinical_medication))
+    .bind(i64::from(choices.consent.checkups))
+    .bind(choices.prescription.map(PrescriptionMethod::code))
+    .bind(session_id)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// How the patient was identified, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    Card,
+    VisualCheck { staff_account: String },
+}
+
+/// A reception to record with the relay request that registers it.
+#[derive(Debug, Clone)]
+pub struct NewReception<'a> {
+    pub institution_id: &'a str,
+    pub link_id: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    pub kind: ReceptionKind,
+    pub choices: Choices,
+    pub identity: Identity,
+    /// The outbox id, which is also the request's idempotency key.
+    pub outbox_id: &'a str,
+    /// The registration request (JSON) the relay will send.
+    pub payload: &'a str,
+}
+
+/// What the patient gets back on submission.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub reception_id: String,
+    /// Shown once, on the done screen; only its hash is stored.
+    pub cancel_token: String,
+}
+
+/// Records the reception, its relay request and the link's use, in one transaction. `None`
+/// when the session was already submitted (a double click, a second tab, a replay).
+pub async fn submit(
+    db: &Db,
+    new: &NewReception<'_>,
+    now_ms: i64,
+) -> Result<Option<Submitted>, StorageError> {
+    let reception_id = new_id();
+    // 128 random bits, like every id here.
+    let cancel_token = new_id();
+    let (method, staff) = match &new.identity {
+        Identity::Card => ("card", None),
+        Identity::VisualCheck { staff_account } => ("visual_check", Some(staff_account.as_str())),
+    };
+    let mut tx = db.begin().await?;
+    if let Some(session_id) = new.session_id {
+        let claimed = sqlx::query(
+            "UPDATE reception_sessions SET reception_id = $1 \
+             WHERE id = $2 AND reception_id IS NULL",
+        )
+        .bind(&reception_id)
+        .bind(session_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed != 1 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+    }
+    sqlx::query(
+        "INSERT INTO receptions \
+            (id, institution_id, link_id, session_id, kind, visit_date, clinical_medication, \
+             checkups, prescription, identity_method, staff_account, status, submitted_at, \
+             cancel_token_sha256, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $13, $12)",
+    )
+    .bind(&reception_id)
+    .bind(new.institution_id)
+    .bind(new.link_id)
+    .bind(new.session_id)
+    .bind(new.kind.code())
+    .bind(date_text(new.choices.visit_date))
+    .bind(i64::from(new.choices.consent.clinical_medication))
+    .bind(i64::from(new.choices.consent.checkups))
+    .bind(new.choices.prescription.map(PrescriptionMethod::code))
+    .bind(method)
+    .bind(staff)
+    .bind(now_ms)
+    .bind(sha256_hex(cancel_token.as_bytes()))
+    .execute(&mut *tx)
+    .await?;
+    super::outbox::enqueue(
+        &mut tx,
+        new.outbox_id,
+        &reception_id,
+        super::outbox::Operation::Register,
+        new.payload,
+        now_ms,
+    )
+    .await?;
+    if let Some(link_id) = new.link_id {
+        sqlx::query("UPDATE reception_links SET use_count = use_count + 1 WHERE id = $1")
+            .bind(link_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(Some(Submitted {
+        reception_id,
+        cancel_token,
+    }))
+}
+
+/// Where a reception stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Waiting for the backend; `attempts` failed sends so far.
+    Queued {
+        attempts: i64,
+    },
+    Confirmed,
+    Refused {
+        code: String,
+    },
+}
+
+/// A stored reception.
+#[derive(Debug, Clone)]
+pub struct Reception {
+    pub id: String,
+    pub institution_id: String,
+    pub kind: ReceptionKind,
+    pub visit_date: NaiveDate,
+    pub consent: ConsentChoices,
+    pub prescription: Option<PrescriptionMethod>,
+    pub status: Status,
+    pub submitted_at: i64,
+    pub registration_id: Option<String>,
+    pub reception_number: Option<String>,
+    pub registered_at: Option<i64>,
+    pub withdrawn_at: Option<i64>,
+    pub home_visits: Vec<NaiveDate>,
+}
+
+impl Reception {
+    /// The consent window as this server computes it (domain rules, the server's own record of
+    /// visits and withdrawal); `None` until the backend confirmed the registration.
+    pub fn window(&self) -> Option<Window> {
+        let registered_at = self.registered_at?;
+        Some(window(&WindowInput {
+            kind: self.kind,
+            registered_at: from_ms(registered_at),
+            visit_date: Some(self.visit_date),
+            home_visits: self.home_visits.clone(),
+            withdrawn_at: self.withdrawn_at.map(from_ms),
+        }))
+    }
+}
+
+/// One reception by id.
+pub async fn get(db: &Db, reception_id: &str) -> Result<Option<Reception>, StorageError> {
+    if !looks_like_id(reception_id) {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT r.id, r.institution_id, r.kind, r.visit_date, r.clinical_medication, r.checkups, \
+                r.prescription, r.status, r.refusal_code, r.submitted_at, r.registration_id, \
+                r.reception_number, r.registered_at, r.withdrawn_at, \
+                (SELECT MAX(o.attempts) FROM outbox o \
+                  WHERE o.reception_id = r.id AND o.operation = 'register') AS attempts \
+         FROM receptions r WHERE r.id = $1",
+    )
+    .bind(reception_id)
+    .fetch_optional(db)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let kind: String = row.try_get("kind")?;
+    let visit_date: String = row.try_get("visit_date")?;
+    let (Some(kind), Some(visit_date)) = (ReceptionKind::from_code(&kind), parse_date(&visit_date))
+    else {
+        tracing::error!("a reception row cannot be read");
+        return Ok(None);
+    };
+    let status: String = row.try_get("status")?;
+    let status = match status.as_str() {
+        "confirmed" => Status::Confirmed,
+        "refused" => Status::Refused {
+            code: row
+                .try_get::<Option<String>, _>("refusal_code")?
+                .unwrap_or_else(|| "internal".to_owned()),
+        },
+        _ => Status::Queued {
+            attempts: row.try_get::<Option<i64>, _>("attempts")?.unwrap_or(0),
+        },
+    };
+    let clinical: i64 = row.try_get("clinical_medication")?;
+    let checkups: i64 = row.try_get("checkups")?;
+    let visits = sqlx::query("SELECT visit_date FROM home_visits WHERE reception_id = $1")
+        .bind(reception_id)
+        .fetch_all(db)
+        .await?;
+    let mut home_visits = Vec::with_capacity(visits.len());
+    for v in visits {
+        let text: String = v.try_get("visit_date")?;
+        if let Some(date) = parse_date(&text) {
+            home_visits.push(date);
+        }
+    }
+    home_visits.sort();
+    Ok(Some(Reception {
+        id: row.try_get("id")?,
+        institution_id: row.try_get("institution_id")?,
+        kind,
+        visit_date,
+        consent: ConsentChoices {
+            clinical_medication: clinical != 0,
+            checkups: checkups != 0,
+        },
+        prescription: prescription_from(row.try_get("prescription")?),
+        status,
+        submitted_at: row.try_get("submitted_at")?,
+        registration_id: row.try_get("registration_id")?,
+        reception_number: row.try_get("reception_number")?,
+        registered_at: row.try_get("registered_at")?,
+        withdrawn_at: row.try_get("withdrawn_at")?,
+        home_visits,
+    }))
+}
+
+/// The reception whose cancel token is `token`.
+pub async fn by_cancel_token(db: &Db, token: &str) -> Result<Option<String>, StorageError> {
+    if !looks_like_id(token) {
+        return Ok(None);
+    }
+    let row = sqlx::query("SELECT id FROM receptions WHERE cancel_token_sha256 = $1")
+        .bind(sha256_hex(token.as_bytes()))
+        .fetch_optional(db)
+        .await?;
+    Ok(match row {
+        Some(row) => Some(row.try_get("id")?),
+        None => None,
+    })
+}
+
+/// Withdraws all consents of a reception: the window closes here at once, whatever the backend
+/// says, and the withdrawal is queued for the backend in the same transaction. Returns false
+/// when it was already withdrawn (the first instant stays).
+pub async fn withdraw(
+    db: &Db,
+    reception_id: &str,
+    payload: &str,
+    now_ms: i64,
+) -> Result<bool, StorageError> {
+    let mut tx = db.begin().await?;
+    let changed = sqlx::query(
+        "UPDATE receptions SET withdrawn_at = $1, updated_at = $1 \
+         WHERE id = $2 AND withdrawn_at IS NULL",
+    )
+    .bind(now_ms)
+    .bind(reception_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    // Medical information fetched so far goes at once, not at the next sweep.
+    sqlx::query("DELETE FROM medical_data WHERE reception_id = $1")
+        .bind(reception_id)
+        .execute(&mut *tx)
+        .await?;
+    super::outbox::enqueue(
+        &mut tx,
+        &new_id(),
+        reception_id,
+        super::outbox::Operation::Withdraw,
+        payload,
+        now_ms,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Records a home visit (訪問診療等) and queues it for the backend. False if it was recorded.
+pub async fn record_home_visit(
+    db: &Db,
+    reception_id: &str,
+    date: NaiveDate,
+    payload: &str,
+    now_ms: i64,
+) -> Result<bool, StorageError> {
+    let mut tx = db.begin().await?;
+    let exists =
+        sqlx::query("SELECT 1 AS one FROM home_visits WHERE reception_id = $1 AND visit_date = $2")
+            .bind(reception_id)
+            .bind(date_text(date))
+            .fetch_optional(&mut *tx)
+            .await?;
+    if exists.is_some() {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO home_visits (reception_id, visit_date, recorded_at) VALUES ($1, $2, $3)",
+    )
+    .bind(reception_id)
+    .bind(date_text(date))
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE receptions SET updated_at = $1 WHERE id = $2")
+        .bind(now_ms)
+        .bind(reception_id)
+        .execute(&mut *tx)
+        .await?;
+    super::outbox::enqueue(
+        &mut tx,
+        &new_id(),
+        reception_id,
+        super::outbox::Operation::HomeVisit,
+        payload,
+        now_ms,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
