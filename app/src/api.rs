@@ -41,3 +41,87 @@ pub async fn landing(link_id: String) -> Result<LinkState, ServerFnError> {
         .await
         .map_err(|e| ServerFnError::new(e.to_string()))
 }
+
+/// The patient's choices so far, as the screens show them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChoicesView {
+    /// `YYYY-MM-DD`
+    pub visit_date: String,
+    pub clinical_medication: bool,
+    pub checkups: bool,
+    /// `electronic` / `paper` (online care only).
+    pub prescription_method: Option<String>,
+}
+
+/// A submitted reception, for the progress and done screens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmittedView {
+    /// `queued`, `confirmed` or `refused`.
+    pub status: String,
+    /// Queued, and the backend has not answered several tries: tell the patient it waits.
+    pub backend_busy: bool,
+    /// The backend's reason code when refused.
+    pub refusal: Option<String>,
+    pub reception_number: Option<String>,
+    /// The last minute of access, "2026-11-23 23:59 JST".
+    pub window_end: Option<String>,
+    pub withdrawn: bool,
+    /// Registered, but the confirmation found no usable insurance record: the reason code
+    /// (`under_jlis_review`, `card_not_registered_for_insurance`, `no_qualification`, or a
+    /// backend refusal code).
+    pub eligibility_problem: Option<String>,
+    /// For the cancel link (while the session lives).
+    pub cancel_token: Option<String>,
+    pub visit_date: String,
+}
+
+/// Everything a flow screen needs: the link, the session's choices, the reception.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowView {
+    pub landing: LandingView,
+    /// A session cookie for this link is present and live.
+    pub has_session: bool,
+    /// JST today and the latest bookable date, `YYYY-MM-DD`.
+    pub today: String,
+    pub latest: String,
+    pub choices: Option<ChoicesView>,
+    /// The window's end if registered now with these choices.
+    pub window_preview: Option<String>,
+    pub submitted: Option<SubmittedView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlowState {
+    Open(Box<FlowView>),
+    Invalid(InvalidLink),
+}
+
+/// The flow state of `link_id` for this browser's session.
+#[server(endpoint = "flow")]
+pub async fn flow(link_id: String) -> Result<FlowState, ServerFnError> {
+    let data = crate::ssr::portal_data()?;
+    let session = crate::ssr::session_cookie();
+    data.flow(&link_id, session.as_deref())
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+/// What the cancel page shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelInfo {
+    pub institution_name_ja: String,
+    pub institution_name_en: String,
+    pub kind: ReceptionKind,
+    pub visit_date: String,
+    pub reception_number: Option<String>,
+    pub withdrawn: bool,
+}
+
+/// The reception of a cancel token, if the token is known.
+#[server(endpoint = "cancel-view")]
+pub async fn cancel_view(token: String) -> Result<Option<CancelInfo>, ServerFnError> {
+    let data = crate::ssr::portal_data()?;
+    data.cancel_view(&token)
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}

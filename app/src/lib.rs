@@ -24,7 +24,12 @@ use leptos_router::{
 };
 
 use crate::i18n::{LangSignal, initial_lang};
-use crate::pages::{home::Home, landing::Landing, not_found::NotFound};
+use crate::pages::{
+    flow::{Cancel, CardStep, ConsentStep, DateStep, DoneStep, ReviewStep},
+    home::Home,
+    landing::Landing,
+    not_found::NotFound,
+};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -69,6 +74,12 @@ pub fn App() -> impl IntoView {
             <Routes fallback=NotFound>
                 <Route path=path!("/") view=Home/>
                 <Route path=path!("/r/:link") view=Landing ssr=SsrMode::Async/>
+                <Route path=path!("/r/:link/date") view=DateStep ssr=SsrMode::Async/>
+                <Route path=path!("/r/:link/consent") view=ConsentStep ssr=SsrMode::Async/>
+                <Route path=path!("/r/:link/review") view=ReviewStep ssr=SsrMode::Async/>
+                <Route path=path!("/r/:link/card") view=CardStep ssr=SsrMode::Async/>
+                <Route path=path!("/r/:link/done") view=DoneStep ssr=SsrMode::Async/>
+                <Route path=path!("/cancel/:token") view=Cancel ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
 
 use crate::{
-    api::LinkState,
+    api::{CancelInfo, FlowState, LinkState},
     i18n::{LANG_COOKIE, Lang},
 };
 
@@ -23,6 +23,25 @@ pub struct DataError(pub String);
 #[async_trait]
 pub trait PortalData: Send + Sync + 'static {
     async fn landing(&self, link_id: &str) -> Result<LinkState, DataError>;
+    async fn flow(&self, link_id: &str, session: Option<&str>) -> Result<FlowState, DataError>;
+    async fn cancel_view(&self, token: &str) -> Result<Option<CancelInfo>, DataError>;
+}
+
+/// Name of the reception session cookie (set by the server's patient routes).
+pub const SESSION_COOKIE: &str = "uk_session";
+
+/// The reception session id this request carries, if any.
+pub fn session_cookie() -> Option<String> {
+    let parts = use_context::<Parts>()?;
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+        .map(str::to_owned)
+        .next()
 }
 
 /// Handle to the server's data, provided as context for every request.

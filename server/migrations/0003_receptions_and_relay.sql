@@ -13,6 +13,9 @@ ALTER TABLE reception_sessions ADD COLUMN clinical_medication BIGINT;
 ALTER TABLE reception_sessions ADD COLUMN checkups BIGINT;
 ALTER TABLE reception_sessions ADD COLUMN prescription TEXT;
 ALTER TABLE reception_sessions ADD COLUMN reception_id TEXT;
+-- The cancel token of the submitted reception, for the done screen while the session lives
+-- (the session cookie already gives the same reach); the reception keeps only its hash.
+ALTER TABLE reception_sessions ADD COLUMN cancel_token TEXT;
 
 CREATE TABLE receptions (
     id                  TEXT PRIMARY KEY,

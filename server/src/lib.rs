@@ -10,12 +10,14 @@
 //! - `backend_client` — one signed call to the confirmation backend, answer verified
 //! - `relay` — the workers that drain the outbox to the backend
 //! - `gate` — the one gate for every read of medical information
+//! - `console/` — the institution console's API: passkeys, staff, receptions, audit log
 //! - `sweeper` — deletes medical data after its window and eligibility after retention
 //! - `clock`, `telemetry` — business time; structured logs without personal data
 
 pub mod backend_client;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod gate;
 pub mod http;
 pub mod portal;
@@ -109,6 +111,7 @@ impl Server {
             Mode::Demo => storage::seed::ensure_demo(&db).await?,
             Mode::Production => Vec::new(),
         };
+        console::demo::ensure_accounts(&db, config.mode).await?;
         let now_unix = clock.now_ms().div_euclid(1000);
         let trust = match (&config.jpki_ca, &config.jpki_crl) {
             (Some(ca), Some(crl)) => Trust::from_files(ca, crl, now_unix)?,
@@ -178,7 +181,7 @@ impl Server {
             .site_addr(addr)
             .env(Env::PROD)
             .build();
-        let portal: Arc<dyn PortalData> = Arc::new(portal::Portal::new(db.clone()));
+        let portal: Arc<dyn PortalData> = Arc::new(portal::Portal::new(db.clone(), clock.clone()));
         let limits = match config.rate_limits {
             RateLimits::On => http::rate_limit::Limits::production(),
             RateLimits::Off => http::rate_limit::Limits::unlimited(),

@@ -2,20 +2,28 @@
 //! with their detail and reach the browser only as a generic message.
 
 use async_trait::async_trait;
+use chrono::Days;
 use uketsuke_app::{
-    api::LinkState,
+    api::{CancelInfo, ChoicesView, FlowState, FlowView, LandingView, LinkState, SubmittedView},
     ssr::{DataError, PortalData},
 };
+use uketsuke_backend::contract::PrescriptionMethod;
+use uketsuke_domain::{WindowInput, eligibility::EligibilityOutcome, window, window::jst_date};
 
-use crate::storage::{self, Db};
+use crate::{
+    clock::Clock,
+    relay::StoredEligibility,
+    storage::{self, Db, links, receptions},
+};
 
 pub struct Portal {
     db: Db,
+    clock: Clock,
 }
 
 impl Portal {
-    pub fn new(db: Db) -> Self {
-        Portal { db }
+    pub fn new(db: Db, clock: Clock) -> Self {
+        Portal { db, clock }
     }
 }
 
@@ -24,11 +32,150 @@ fn hide(error: storage::StorageError) -> DataError {
     DataError("temporarily unavailable".to_owned())
 }
 
+/// Receptions queued after this many failed sends are shown as "the backend is busy".
+const BUSY_AFTER_ATTEMPTS: i64 = 3;
+
+fn submitted_view(
+    reception: &receptions::Reception,
+    cancel_token: Option<String>,
+    eligibility: Option<StoredEligibility>,
+) -> SubmittedView {
+    let eligibility_problem = match eligibility {
+        Some(StoredEligibility::Answer {
+            outcome: EligibilityOutcome::NotAvailable { reason },
+            ..
+        }) => serde_json::to_value(reason)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned)),
+        Some(StoredEligibility::Refused { code }) => Some(code),
+        _ => None,
+    };
+    let window = reception.window();
+    let (status, busy, refusal) = match &reception.status {
+        receptions::Status::Queued { attempts } => {
+            ("queued", *attempts >= BUSY_AFTER_ATTEMPTS, None)
+        }
+        receptions::Status::Confirmed => ("confirmed", false, None),
+        receptions::Status::Refused { code } => ("refused", false, Some(code.clone())),
+    };
+    SubmittedView {
+        status: status.to_owned(),
+        backend_busy: busy,
+        refusal,
+        reception_number: reception.reception_number.clone(),
+        window_end: window.and_then(|w| w.display_end_jst()),
+        withdrawn: reception.withdrawn_at.is_some(),
+        eligibility_problem,
+        cancel_token,
+        visit_date: reception.visit_date.format("%Y-%m-%d").to_string(),
+    }
+}
+
 #[async_trait]
 impl PortalData for Portal {
     async fn landing(&self, link_id: &str) -> Result<LinkState, DataError> {
-        storage::links::landing(&self.db, link_id, storage::now_millis())
+        storage::links::landing(&self.db, link_id, self.clock.now_ms())
             .await
             .map_err(hide)
+    }
+
+    async fn flow(&self, link_id: &str, session: Option<&str>) -> Result<FlowState, DataError> {
+        let now_ms = self.clock.now_ms();
+        let link = match links::resolve(&self.db, link_id, now_ms)
+            .await
+            .map_err(hide)?
+        {
+            Ok(link) => link,
+            Err(invalid) => return Ok(FlowState::Invalid(invalid)),
+        };
+        let now = self.clock.now();
+        let today = jst_date(now);
+        let session = match session {
+            Some(id) => receptions::session(&self.db, id, now_ms)
+                .await
+                .map_err(hide)?
+                .filter(|s| s.link_id == link.id),
+            None => None,
+        };
+        let choices = session.as_ref().and_then(|s| s.choices);
+        let window_preview = choices.and_then(|c| {
+            window(&WindowInput {
+                kind: link.kind,
+                registered_at: now,
+                visit_date: Some(c.visit_date),
+                home_visits: Vec::new(),
+                withdrawn_at: None,
+            })
+            .display_end_jst()
+        });
+        let submitted = match session.as_ref().and_then(|s| s.reception_id.clone()) {
+            Some(id) => {
+                let eligibility = crate::relay::eligibility(&self.db, &id)
+                    .await
+                    .map_err(hide)?;
+                receptions::get(&self.db, &id)
+                    .await
+                    .map_err(hide)?
+                    .map(|r| {
+                        submitted_view(
+                            &r,
+                            session.as_ref().and_then(|s| s.cancel_token.clone()),
+                            eligibility,
+                        )
+                    })
+            }
+            None => None,
+        };
+        Ok(FlowState::Open(Box::new(FlowView {
+            landing: LandingView {
+                institution_name_ja: link.institution_name_ja,
+                institution_name_en: link.institution_name_en,
+                kind: link.kind,
+                visit_date: link.visit_date.map(|d| d.format("%Y-%m-%d").to_string()),
+                accepting: link.accepting,
+                demo: link.demo,
+            },
+            has_session: session.is_some(),
+            today: today.format("%Y-%m-%d").to_string(),
+            latest: (today + Days::new(90)).format("%Y-%m-%d").to_string(),
+            choices: choices.map(|c| ChoicesView {
+                visit_date: c.visit_date.format("%Y-%m-%d").to_string(),
+                clinical_medication: c.consent.clinical_medication,
+                checkups: c.consent.checkups,
+                prescription_method: c
+                    .prescription
+                    .map(|p| PrescriptionMethod::code(p).to_owned()),
+            }),
+            window_preview,
+            submitted,
+        })))
+    }
+
+    async fn cancel_view(&self, token: &str) -> Result<Option<CancelInfo>, DataError> {
+        let Some(id) = receptions::by_cancel_token(&self.db, token)
+            .await
+            .map_err(hide)?
+        else {
+            return Ok(None);
+        };
+        let Some(reception) = receptions::get(&self.db, &id).await.map_err(hide)? else {
+            return Ok(None);
+        };
+        let names = sqlx::query_as::<_, (String, String)>(
+            "SELECT name_ja, name_en FROM institutions WHERE id = $1",
+        )
+        .bind(&reception.institution_id)
+        .fetch_optional(&self.db)
+        .await
+        .map_err(|e| hide(e.into()))?;
+        let (name_ja, name_en) = names.unwrap_or_default();
+        Ok(Some(CancelInfo {
+            institution_name_ja: name_ja,
+            institution_name_en: name_en,
+            kind: reception.kind,
+            visit_date: reception.visit_date.format("%Y-%m-%d").to_string(),
+            reception_number: reception.reception_number.clone(),
+            withdrawn: reception.withdrawn_at.is_some(),
+        }))
     }
 }

@@ -7,6 +7,7 @@
 //! both builds; everything touching `web-sys` needs feature `hydrate`. Nothing here is exported
 //! to JavaScript, so pages that do not call it keep it out of the WASM (the linker drops it).
 
+pub mod people;
 #[cfg(feature = "hydrate")]
 pub mod practice;
 #[cfg(feature = "hydrate")]

@@ -6,6 +6,7 @@ use uketsuke_card::framing::rcs300::{Rcs300Config, Rcs300Session};
 use uketsuke_card::framing::rcs380::{Rcs380Config, Rcs380Session};
 use uketsuke_card::{Authentication, Pin, PinStatus};
 
+use crate::card::people::DemoPerson;
 use crate::card::practice::PracticeCard;
 use crate::card::webusb::{self, WebUsbReader};
 use crate::card::{Capabilities, CardError, Flow, FlowOutput, ReaderKind, run_flow, webnfc};
@@ -36,9 +37,9 @@ impl CardReader {
         Ok(Self::WebUsb(webusb::request_reader().await?))
     }
 
-    /// The practice card.
-    pub fn practice() -> Result<Self, CardError> {
-        Ok(Self::Practice(Box::new(PracticeCard::new()?)))
+    /// The practice card of a demo person.
+    pub fn practice(person: &DemoPerson) -> Result<Self, CardError> {
+        Ok(Self::Practice(Box::new(PracticeCard::new(person)?)))
     }
 
     /// Reads the certificate, verifies the PIN and signs SHA-256(`challenge`).

@@ -2,6 +2,7 @@
 //! one value of [`Texts`], so a missing translation is a compile error, not a blank on screen.
 
 mod en;
+pub mod flow;
 mod ja;
 
 use leptos::prelude::*;
@@ -122,6 +123,28 @@ pub fn use_lang() -> RwSignal<Lang> {
 pub fn use_texts() -> impl Fn() -> &'static Texts + Copy + Send + Sync + 'static {
     let lang = use_lang();
     move || lang.get().texts()
+}
+
+/// The current texts of the reception flow, reactive.
+pub fn use_flow_texts() -> impl Fn() -> &'static flow::FlowTexts + Copy + Send + Sync + 'static {
+    let lang = use_lang();
+    move || flow::texts(lang.get())
+}
+
+/// The end of a consent window as the server gives it ("2026-11-23 23:59 JST"), in words:
+/// 2026年11月23日 23時59分（日本時間） / 23 November 2026, 23:59 (Japan time).
+pub fn format_end(lang: Lang, end: &str) -> String {
+    let mut parts = end.split(' ');
+    let (Some(date), Some(time)) = (parts.next(), parts.next()) else {
+        return end.to_owned();
+    };
+    let Some((h, m)) = time.split_once(':') else {
+        return end.to_owned();
+    };
+    match lang {
+        Lang::Ja => format!("{} {h}時{m}分（日本時間）", format_date(lang, date)),
+        Lang::En => format!("{}, {h}:{m} (Japan time)", format_date(lang, date)),
+    }
 }
 
 /// The language the page starts in. On the server: `?lang=` first, then the cookie, then

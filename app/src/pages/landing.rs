@@ -3,12 +3,12 @@
 //! for how long. Unknown, expired and revoked links get a clear page with 404/410.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 use uketsuke_domain::{ReceptionKind, kind::Device};
 
 use crate::api::{InvalidLink, LandingView, LinkState, landing};
 use crate::components::{Page, StatusPage};
-use crate::i18n::{Lang, format_date, use_lang, use_texts};
+use crate::i18n::{Lang, flow::code_message, format_date, use_flow_texts, use_lang, use_texts};
 use crate::pages::page_status;
 
 #[component]
@@ -21,7 +21,9 @@ pub fn Landing() -> impl IntoView {
         <Suspense fallback=move || view! { <p class="loading">{move || t().loading}</p> }>
             {move || Suspend::new(async move {
                 match state.await {
-                    Ok(LinkState::Open(landing)) => view! { <LandingOpen landing/> }.into_any(),
+                    Ok(LinkState::Open(landing)) => {
+                        view! { <LandingOpen landing link=link_id()/> }.into_any()
+                    }
                     Ok(LinkState::Invalid(reason)) => {
                         page_status(if reason == InvalidLink::Unknown { 404 } else { 410 });
                         view! { <InvalidLinkPage reason/> }.into_any()
@@ -37,7 +39,7 @@ pub fn Landing() -> impl IntoView {
 }
 
 #[component]
-fn LandingOpen(landing: LandingView) -> impl IntoView {
+fn LandingOpen(landing: LandingView, link: String) -> impl IntoView {
     let t = use_texts();
     let lang = use_lang();
     let kind = landing.kind;
@@ -64,7 +66,7 @@ fn LandingOpen(landing: LandingView) -> impl IntoView {
                 })}
             </section>
             {if accepting {
-                view! { <LandingDetails kind/> }.into_any()
+                view! { <LandingDetails kind link/> }.into_any()
             } else {
                 view! {
                     <section class="card notice" role="alert">
@@ -78,8 +80,12 @@ fn LandingOpen(landing: LandingView) -> impl IntoView {
 }
 
 #[component]
-fn LandingDetails(kind: ReceptionKind) -> impl IntoView {
+fn LandingDetails(kind: ReceptionKind, link: String) -> impl IntoView {
     let t = use_texts();
+    let f = use_flow_texts();
+    let query = use_query_map();
+    let lang = use_lang();
+    let error = move || query.read().get("error");
     let on_institution_device = kind.device() == Device::InstitutionOnly;
     let medical = kind.offers_medical_information();
     view! {
@@ -119,11 +125,19 @@ fn LandingDetails(kind: ReceptionKind) -> impl IntoView {
             <summary>{move || t().landing_how_read_heading}</summary>
             <p>{move || t().landing_how_read_body}</p>
         </details>
+        {move || error().map(|code| view! {
+            <p class="card notice" role="alert" data-testid="form-error">
+                {code_message(lang.get(), &code)}
+            </p>
+        })}
+        <form class="start" method="post" action=format!("/r/{link}/start")>
+            <button type="submit" class="button wide" data-testid="start">{move || f().start}</button>
+        </form>
     }
 }
 
 #[component]
-fn InvalidLinkPage(reason: InvalidLink) -> impl IntoView {
+pub(crate) fn InvalidLinkPage(reason: InvalidLink) -> impl IntoView {
     let t = use_texts();
     let detail = match reason {
         InvalidLink::Unknown => None,
@@ -140,7 +154,7 @@ fn InvalidLinkPage(reason: InvalidLink) -> impl IntoView {
 }
 
 #[component]
-fn ServerErrorPage() -> impl IntoView {
+pub(crate) fn ServerErrorPage() -> impl IntoView {
     let t = use_texts();
     view! {
         <StatusPage

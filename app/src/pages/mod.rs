@@ -1,5 +1,7 @@
 //! Screens, one module each.
 
+pub mod card_step;
+pub mod flow;
 pub mod home;
 pub mod landing;
 pub mod not_found;

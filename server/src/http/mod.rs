@@ -5,6 +5,7 @@
 mod health;
 pub mod institution_api;
 pub mod patient;
+pub mod patient_forms;
 pub mod rate_limit;
 pub mod security;
 
@@ -81,6 +82,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/session/registration", post(patient::register))
         .route("/api/session/reception", get(patient::status))
         .route("/api/cancel", post(patient::cancel))
+        .route("/r/{link}/start", post(patient_forms::start))
+        .route("/r/{link}/date", post(patient_forms::date))
+        .route("/r/{link}/consent", post(patient_forms::consent))
+        .route("/cancel/{token}", post(patient_forms::cancel))
         .route("/api/v1/openapi.yaml", get(institution_api::openapi))
         .route("/api/v1/links", post(institution_api::create_link))
         .route(
@@ -99,6 +104,7 @@ pub fn router(state: AppState) -> Router {
     pages
         .merge(probes)
         .merge(api)
+        .merge(crate::console::router(state.clone()))
         .nest_service("/pkg", pkg)
         .route_service("/favicon.svg", public_files.clone())
         .route_service("/robots.txt", public_files)

@@ -76,17 +76,21 @@ fn invalid_link(invalid: InvalidLink) -> ApiError {
     }
 }
 
-/// Browsers send `Origin` on every POST/PUT; when it is there it must be ours (CSRF). Clients
-/// that are not browsers send none and have no ambient cookie to abuse.
-fn same_origin(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
+/// Browsers send `Origin` on every POST/PUT; when it names a site it must be ours (CSRF).
+/// Clients that are not browsers send none. Under our `Referrer-Policy: no-referrer` browsers
+/// send `Origin: null` for our own forms and calls; that is accepted, since the session cookie
+/// is SameSite=Strict (another site's request never carries it) and JSON bodies need a CORS
+/// preflight this server never grants.
+pub(crate) fn same_origin(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
     match headers.get(header::ORIGIN) {
         None => Ok(()),
         Some(origin) if origin.as_bytes() == state.config.origin_string().as_bytes() => Ok(()),
+        Some(origin) if origin.as_bytes() == b"null" => Ok(()),
         Some(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "foreign_origin")),
     }
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -97,7 +101,10 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-async fn current_session(state: &AppState, headers: &HeaderMap) -> ApiResult<receptions::Session> {
+pub(crate) async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> ApiResult<receptions::Session> {
     let Some(id) = cookie_value(headers, SESSION_COOKIE) else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "session_missing"));
     };
@@ -106,7 +113,7 @@ async fn current_session(state: &AppState, headers: &HeaderMap) -> ApiResult<rec
         .ok_or(ApiError::new(StatusCode::UNAUTHORIZED, "session_expired"))
 }
 
-async fn open_link(state: &AppState, link_id: &str) -> ApiResult<OpenLink> {
+pub(crate) async fn open_link(state: &AppState, link_id: &str) -> ApiResult<OpenLink> {
     let link = links::resolve(&state.db, link_id, state.clock.now_ms())
         .await?
         .map_err(invalid_link)?;
@@ -133,6 +140,19 @@ pub struct SessionStarted {
     /// Fixed by a per-appointment link.
     pub visit_date: Option<NaiveDate>,
     pub expires_at: i64,
+}
+
+/// The `Set-Cookie` value of a new session: HttpOnly, SameSite=Strict, Secure over https.
+pub(crate) fn session_cookie(state: &AppState, session_id: &str) -> String {
+    let secure = if state.config.serves_https() {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{SESSION_COOKIE}={session_id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        challenges::SESSION_TTL_MS / 1000
+    )
 }
 
 /// `POST /api/r/{link}/session`: starts a reception session and sets its cookie.
@@ -169,6 +189,7 @@ pub async fn start(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChoicesBody {
+    /// A date the patient picked (online care) or the link fixed.
     pub visit_date: Option<NaiveDate>,
     pub clinical_medication: bool,
     pub checkups: bool,

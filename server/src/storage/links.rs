@@ -1,5 +1,5 @@
 //! Reception links (受付リンク): looking one up for its landing page and for a new reception
-//! session, creating per-appointment links (the institution API), revoking them.
+//! session, creating per-appointment links (the institution API), listing and revoking them.
 
 use chrono::NaiveDate;
 use sqlx::Row;
@@ -112,8 +112,13 @@ pub struct NewLink<'a> {
     pub expires_at: Option<i64>,
 }
 
-/// Creates a link; returns its id.
-pub async fn create(db: &Db, link: &NewLink<'_>, now_ms: i64) -> Result<String, StorageError> {
+/// Creates a link; returns its id. `db` may be the pool or a transaction (the console writes
+/// its audit row in the same one).
+pub async fn create<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    link: &NewLink<'_>,
+    now_ms: i64,
+) -> Result<String, StorageError> {
     let id = new_id();
     sqlx::query(
         "INSERT INTO reception_links \
@@ -166,6 +171,34 @@ pub async fn get(
     .fetch_optional(db)
     .await?;
     let Some(row) = row else { return Ok(None) };
+    record_of(&row)
+}
+
+/// The links of `institution_id`, newest first, at most `limit`.
+pub async fn list(
+    db: &Db,
+    institution_id: &str,
+    limit: i64,
+) -> Result<Vec<LinkRecord>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT id, kind, visit_date, booking_ref, label, expires_at, revoked_at, use_count, \
+                created_at \
+         FROM reception_links WHERE institution_id = $1 \
+         ORDER BY created_at DESC, id LIMIT $2",
+    )
+    .bind(institution_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    let mut records = Vec::with_capacity(rows.len());
+    for row in &rows {
+        records.extend(record_of(row)?);
+    }
+    Ok(records)
+}
+
+/// A link row; `None` for a kind this code no longer knows.
+fn record_of(row: &sqlx::any::AnyRow) -> Result<Option<LinkRecord>, StorageError> {
     let kind: String = row.try_get("kind")?;
     let Some(kind) = ReceptionKind::from_code(&kind) else {
         return Ok(None);
@@ -184,9 +217,9 @@ pub async fn get(
 }
 
 /// Revokes a link of `institution_id`; false when there is no such link. Revoking twice keeps
-/// the first instant.
-pub async fn revoke(
-    db: &Db,
+/// the first instant. `db` may be the pool or a transaction.
+pub async fn revoke<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
     institution_id: &str,
     link_id: &str,
     now_ms: i64,

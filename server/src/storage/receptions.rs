@@ -28,6 +28,7 @@ pub struct Session {
     pub expires_at: i64,
     pub choices: Option<Choices>,
     pub reception_id: Option<String>,
+    pub cancel_token: Option<String>,
 }
 
 fn date_text(date: NaiveDate) -> String {
@@ -60,7 +61,7 @@ pub async fn session(db: &Db, id: &str, now_ms: i64) -> Result<Option<Session>, 
     }
     let row = sqlx::query(
         "SELECT id, link_id, expires_at, visit_date, clinical_medication, checkups, \
-                prescription, reception_id \
+                prescription, reception_id, cancel_token \
          FROM reception_sessions WHERE id = $1 AND expires_at > $2",
     )
     .bind(id)
@@ -92,6 +93,7 @@ pub async fn session(db: &Db, id: &str, now_ms: i64) -> Result<Option<Session>, 
         expires_at: row.try_get("expires_at")?,
         choices,
         reception_id: row.try_get("reception_id")?,
+        cancel_token: row.try_get("cancel_token")?,
     }))
 }
 
@@ -164,10 +166,11 @@ pub async fn submit(
     let mut tx = db.begin().await?;
     if let Some(session_id) = new.session_id {
         let claimed = sqlx::query(
-            "UPDATE reception_sessions SET reception_id = $1 \
-             WHERE id = $2 AND reception_id IS NULL",
+            "UPDATE reception_sessions SET reception_id = $1, cancel_token = $2 \
+             WHERE id = $3 AND reception_id IS NULL",
         )
         .bind(&reception_id)
+        .bind(&cancel_token)
         .bind(session_id)
         .execute(&mut *tx)
         .await?
@@ -362,26 +365,41 @@ pub async fn withdraw(
     now_ms: i64,
 ) -> Result<bool, StorageError> {
     let mut tx = db.begin().await?;
+    if !withdraw_in(&mut tx, reception_id, payload, now_ms).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// [`withdraw`] inside the caller's transaction (the console writes its audit row in it too).
+/// On `false` nothing was written, and the caller rolls back or commits as it likes.
+pub async fn withdraw_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    reception_id: &str,
+    payload: &str,
+    now_ms: i64,
+) -> Result<bool, StorageError> {
     let changed = sqlx::query(
         "UPDATE receptions SET withdrawn_at = $1, updated_at = $1 \
          WHERE id = $2 AND withdrawn_at IS NULL",
     )
     .bind(now_ms)
     .bind(reception_id)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
     .rows_affected();
     if changed != 1 {
-        tx.rollback().await?;
         return Ok(false);
     }
     // Medical information fetched so far goes at once, not at the next sweep.
     sqlx::query("DELETE FROM medical_data WHERE reception_id = $1")
         .bind(reception_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     super::outbox::enqueue(
-        &mut tx,
+        tx,
         &new_id(),
         reception_id,
         super::outbox::Operation::Withdraw,
@@ -389,7 +407,6 @@ pub async fn withdraw(
         now_ms,
     )
     .await?;
-    tx.commit().await?;
     Ok(true)
 }
 
@@ -402,14 +419,29 @@ pub async fn record_home_visit(
     now_ms: i64,
 ) -> Result<bool, StorageError> {
     let mut tx = db.begin().await?;
+    if !record_home_visit_in(&mut tx, reception_id, date, payload, now_ms).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// [`record_home_visit`] inside the caller's transaction; on `false` nothing was written.
+pub async fn record_home_visit_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    reception_id: &str,
+    date: NaiveDate,
+    payload: &str,
+    now_ms: i64,
+) -> Result<bool, StorageError> {
     let exists =
         sqlx::query("SELECT 1 AS one FROM home_visits WHERE reception_id = $1 AND visit_date = $2")
             .bind(reception_id)
             .bind(date_text(date))
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
     if exists.is_some() {
-        tx.rollback().await?;
         return Ok(false);
     }
     sqlx::query(
@@ -418,15 +450,15 @@ pub async fn record_home_visit(
     .bind(reception_id)
     .bind(date_text(date))
     .bind(now_ms)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     sqlx::query("UPDATE receptions SET updated_at = $1 WHERE id = $2")
         .bind(now_ms)
         .bind(reception_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     super::outbox::enqueue(
-        &mut tx,
+        tx,
         &new_id(),
         reception_id,
         super::outbox::Operation::HomeVisit,
@@ -434,6 +466,5 @@ pub async fn record_home_visit(
         now_ms,
     )
     .await?;
-    tx.commit().await?;
     Ok(true)
 }

@@ -1,0 +1,116 @@
+//! The demo people the practice card can stand for, with their demo PINs: shown on the card
+//! screen in demo mode. Plain data, so both the server's render and the browser have it.
+
+/// What a demo person's card is like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DemoCertificate {
+    Valid,
+    Revoked,
+    Expired,
+}
+
+/// A person of the demo population the practice card can stand for.
+#[derive(Clone, Copy, Debug)]
+pub struct DemoPerson {
+    pub no: u32,
+    pub case_ja: &'static str,
+    pub case_en: &'static str,
+    pub certificate: DemoCertificate,
+}
+
+/// A selection covering the population's cases (the simulator's README lists all 60).
+pub const DEMO_PEOPLE: [DemoPerson; 14] = [
+    DemoPerson {
+        no: 1,
+        case_ja: "協会けんぽ 本人 3割",
+        case_en: "Kyokai kenpo, insured, 30%",
+        certificate: DemoCertificate::Valid,
+    },
+    DemoPerson {
+        no: 4,
+        case_ja: "組合健保 家族 未就学児",
+        case_en: "Union kenpo, child aged 4",
+        certificate: DemoCertificate::Valid,
+    },
+    DemoPerson {
+        no: 7,
+        case_ja: "後期高齢者 1割",
+        case_en: "Late-stage elderly, 10%",
+        certificate: DemoCertificate::Valid,
+    },
+    DemoPerson {
+        no: 15,
+        case_ja: "医療扶助のみ",
+        case_en: "Medical assistance only",
+        certificate: DemoCertificate::Valid,
+    },
+    DemoPerson {
+        no: 16,
+        case_ja: "保険＋医療扶助（併用）",
+        case_en: "Insurance and welfare",
+        certificate: DemoCertificate::Valid,
+    },
+    DemoPerson {
+        no: 17,
+        case_ja: "医療扶助 未委託",
+        case_en: "Welfare, clinic not contracted",
+        certificate: DemoCertificate::Valid,
+    },
+    DemoPerson {
+        no: 18,
+        case_ja: "不開示該当フラグ",
+        case_en: "Non-disclosure flag",
+        certificate: DemoCertificate::Valid,
+    },
+    DemoPerson {
+        no: 20,
+        case_ja: "J-LIS照会不一致（閲覧停止）",
+        case_en: "J-LIS mismatch (under review)",
+        certificate: DemoCertificate::Valid,
+    },
+    DemoPerson {
+        no: 21,
+        case_ja: "健康保険証利用登録なし",
+        case_en: "Not registered for insurance use",
+        certificate: DemoCertificate::Valid,
+    },
+    DemoPerson {
+        no: 22,
+        case_ja: "先月末で資格喪失",
+        case_en: "Insurance ended last month",
+        certificate: DemoCertificate::Valid,
+    },
+    DemoPerson {
+        no: 26,
+        case_ja: "失効した電子証明書",
+        case_en: "Revoked certificate",
+        certificate: DemoCertificate::Revoked,
+    },
+    DemoPerson {
+        no: 27,
+        case_ja: "有効期限切れの電子証明書",
+        case_en: "Expired certificate",
+        certificate: DemoCertificate::Expired,
+    },
+    DemoPerson {
+        no: 29,
+        case_ja: "長い氏名",
+        case_en: "Long name",
+        certificate: DemoCertificate::Valid,
+    },
+    DemoPerson {
+        no: 30,
+        case_ja: "アルファベット氏名",
+        case_en: "Name in the alphabet",
+        certificate: DemoCertificate::Valid,
+    },
+];
+
+/// The demo PIN of person `no` (the simulator's rule: person 1 has 1234).
+pub fn demo_pin(no: u32) -> String {
+    if no == 1 {
+        "1234".to_owned()
+    } else {
+        format!("{:04}", (1234 + no * 1111) % 10_000)
+    }
+}

@@ -1,0 +1,540 @@
+//! The reception flow after the landing page: visit date (online care) → consent → review →
+//! card and PIN → progress and done; and the cancel page. Every screen is rendered on the
+//! server from the session (a reload resumes where the patient was) and its forms post without
+//! JavaScript (`server/src/http/patient_forms.rs`); only the card step needs the WASM, and says
+//! so when it is missing.
+
+use leptos::prelude::*;
+use leptos_meta::Meta;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use uketsuke_domain::{ReceptionKind, kind::Device};
+
+use crate::api::{FlowState, FlowView, InvalidLink, cancel_view, flow};
+use crate::components::Page;
+use crate::i18n::{
+    Lang, flow::code_message, format_date, format_end, use_flow_texts, use_lang, use_texts,
+};
+use crate::pages::landing::{InvalidLinkPage, ServerErrorPage};
+use crate::pages::page_status;
+
+/// Which screen of the flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Date,
+    Consent,
+    Review,
+    Card,
+    Done,
+}
+
+fn steps(kind: ReceptionKind) -> usize {
+    if kind.asks_visit_date() { 5 } else { 4 }
+}
+
+fn step_number(step: Step, kind: ReceptionKind) -> usize {
+    let offset = usize::from(kind.asks_visit_date());
+    match step {
+        Step::Date => 1,
+        Step::Consent => 1 + offset,
+        Step::Review => 2 + offset,
+        Step::Card => 3 + offset,
+        Step::Done => 4 + offset,
+    }
+}
+
+#[component]
+pub fn DateStep() -> impl IntoView {
+    view! { <FlowScreen step=Step::Date/> }
+}
+#[component]
+pub fn ConsentStep() -> impl IntoView {
+    view! { <FlowScreen step=Step::Consent/> }
+}
+#[component]
+pub fn ReviewStep() -> impl IntoView {
+    view! { <FlowScreen step=Step::Review/> }
+}
+#[component]
+pub fn CardStep() -> impl IntoView {
+    view! { <FlowScreen step=Step::Card/> }
+}
+#[component]
+pub fn DoneStep() -> impl IntoView {
+    view! { <FlowScreen step=Step::Done/> }
+}
+
+/// Loads the session's state and shows the screen of `step`, or the screen the session is
+/// really at (a finished reception always shows its result).
+#[component]
+fn FlowScreen(step: Step) -> impl IntoView {
+    let params = use_params_map();
+    let link = move || params.read().get("link").unwrap_or_default();
+    let state = Resource::new(link, flow);
+    let t = use_texts();
+    view! {
+        <Suspense fallback=move || view! { <p class="loading">{move || t().loading}</p> }>
+            {move || Suspend::new(async move {
+                let link = link();
+                match state.await {
+                    Ok(FlowState::Open(view)) => {
+                        let view = *view;
+                        let submitted = view.submitted.is_some();
+                        if !view.has_session {
+                            page_status(410);
+                            view! { <SessionGone link view/> }.into_any()
+                        } else if submitted || step == Step::Done {
+                            view! { <Done link view/> }.into_any()
+                        } else {
+                            match step {
+                                Step::Date => view! { <Date link view/> }.into_any(),
+                                Step::Consent => view! { <Consent link view/> }.into_any(),
+                                Step::Review | Step::Card if view.choices.is_none() => {
+                                    view! { <Consent link view/> }.into_any()
+                                }
+                                Step::Review => view! { <Review link view/> }.into_any(),
+                                _ => view! { <Card link view/> }.into_any(),
+                            }
+                        }
+                    }
+                    Ok(FlowState::Invalid(reason)) => {
+                        page_status(if reason == InvalidLink::Unknown { 404 } else { 410 });
+                        view! { <InvalidLinkPage reason/> }.into_any()
+                    }
+                    Err(_) => {
+                        page_status(500);
+                        view! { <ServerErrorPage/> }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// The institution's name in the current language.
+fn institution_name(view: &FlowView) -> Signal<String> {
+    let lang = use_lang();
+    let (ja, en) = (
+        view.landing.institution_name_ja.clone(),
+        view.landing.institution_name_en.clone(),
+    );
+    Signal::derive(move || match lang.get() {
+        Lang::Ja => ja.clone(),
+        Lang::En => en.clone(),
+    })
+}
+
+/// The frame of a flow screen: page, step counter, heading, error from `?error=`.
+#[component]
+fn Screen(
+    view: FlowView,
+    step: Step,
+    #[prop(into)] heading: Signal<String>,
+    children: Children,
+) -> impl IntoView {
+    let f = use_flow_texts();
+    let lang = use_lang();
+    let query = use_query_map();
+    let error = move || query.read().get("error");
+    let kind = view.landing.kind;
+    let name = institution_name(&view);
+    view! {
+        <Page title=heading demo=view.landing.demo>
+            <p class="step" data-testid="step">
+                {move || (f().step_of)(step_number(step, kind), steps(kind))}
+                " · "
+                {move || name.get()}
+            </p>
+            <h1 id="screen-heading">{move || heading.get()}</h1>
+            {move || error().map(|code| view! {
+                <p class="card notice" role="alert" data-testid="form-error">
+                    {code_message(lang.get(), &code)}
+                </p>
+            })}
+            {children()}
+        </Page>
+    }
+}
+
+#[component]
+fn SessionGone(link: String, view: FlowView) -> impl IntoView {
+    let f = use_flow_texts();
+    let name = institution_name(&view);
+    view! {
+        <Page title=Signal::derive(move || f().session_gone_title.to_owned()) demo=view.landing.demo>
+            <section class="card" aria-labelledby="gone-heading">
+                <p class="step">{move || name.get()}</p>
+                <h1 id="gone-heading">{move || f().session_gone_title}</h1>
+                <p>{move || f().session_gone_body}</p>
+                <a class="button" href=format!("/r/{link}")>{move || f().start_again}</a>
+            </section>
+        </Page>
+    }
+}
+
+#[component]
+fn Date(link: String, view: FlowView) -> impl IntoView {
+    let f = use_flow_texts();
+    let chosen = view
+        .choices
+        .as_ref()
+        .map(|c| c.visit_date.clone())
+        .unwrap_or_else(|| view.today.clone());
+    let (min, max) = (view.today.clone(), view.latest.clone());
+    view! {
+        <Screen view step=Step::Date heading=Signal::derive(move || f().date_title.to_owned())>
+            <form class="card" method="post" action=format!("/r/{link}/date")>
+                <label for="visit-date">{move || f().date_label}</label>
+                <input
+                    id="visit-date"
+                    name="visit_date"
+                    type="date"
+                    required=true
+                    min=min
+                    max=max
+                    value=chosen
+                    aria-describedby="visit-date-hint"
+                />
+                <p id="visit-date-hint" class="hint-text">{move || f().date_hint}</p>
+                <div class="actions">
+                    <a class="button secondary" href=format!("/r/{link}")>{move || f().back}</a>
+                    <button type="submit" class="button">{move || f().next}</button>
+                </div>
+            </form>
+        </Screen>
+    }
+}
+
+/// One 同意する / 同意しない question as a fieldset of two large radio buttons.
+#[component]
+fn YesNo(
+    name: &'static str,
+    #[prop(into)] legend: Signal<String>,
+    #[prop(into)] hint: Signal<String>,
+    checked: Option<bool>,
+) -> impl IntoView {
+    let f = use_flow_texts();
+    let hint_id = format!("{name}-hint");
+    let described = hint_id.clone();
+    view! {
+        <fieldset class="choice" aria-describedby=described>
+            <legend>{move || legend.get()}</legend>
+            <p id=hint_id class="hint-text">{move || hint.get()}</p>
+            <label class="option">
+                <input type="radio" name=name value="yes" required=true checked=checked == Some(true)/>
+                <span>{move || f().agree}</span>
+            </label>
+            <label class="option">
+                <input type="radio" name=name value="no" checked=checked == Some(false)/>
+                <span>{move || f().disagree}</span>
+            </label>
+        </fieldset>
+    }
+}
+
+#[component]
+fn Consent(link: String, view: FlowView) -> impl IntoView {
+    let f = use_flow_texts();
+    let query = use_query_map();
+    let kind = view.landing.kind;
+    let choices = view.choices.clone();
+    // The date chosen on the previous screen (or fixed, or already stored).
+    let visit_date = query
+        .read_untracked()
+        .get("visit_date")
+        .or_else(|| view.landing.visit_date.clone())
+        .or_else(|| choices.as_ref().map(|c| c.visit_date.clone()));
+    let back = if kind.asks_visit_date() && view.landing.visit_date.is_none() {
+        format!("/r/{link}/date")
+    } else {
+        format!("/r/{link}")
+    };
+    let clinical = choices.as_ref().map(|c| c.clinical_medication);
+    let checkups = choices.as_ref().map(|c| c.checkups);
+    let prescription = choices.as_ref().and_then(|c| c.prescription_method.clone());
+    view! {
+        <Screen view step=Step::Consent heading=Signal::derive(move || f().consent_title.to_owned())>
+            <form class="card" method="post" action=format!("/r/{link}/consent")>
+                {visit_date.map(|d| view! { <input type="hidden" name="visit_date" value=d/> })}
+                {if kind.offers_medical_information() {
+                    view! {
+                        <p>{move || f().consent_lead}</p>
+                        <YesNo
+                            name="clinical_medication"
+                            legend=Signal::derive(move || f().consent_clinical.to_owned())
+                            hint=Signal::derive(move || f().consent_clinical_hint.to_owned())
+                            checked=clinical
+                        />
+                        <YesNo
+                            name="checkups"
+                            legend=Signal::derive(move || f().consent_checkups.to_owned())
+                            hint=Signal::derive(move || f().consent_checkups_hint.to_owned())
+                            checked=checkups
+                        />
+                    }.into_any()
+                } else {
+                    view! { <p>{move || f().eligibility_only_note}</p> }.into_any()
+                }}
+                {kind.asks_prescription_method().then(|| {
+                    let electronic = prescription.as_deref() == Some("electronic");
+                    let paper = prescription.as_deref() == Some("paper");
+                    view! {
+                        <fieldset class="choice">
+                            <legend>{move || f().prescription}</legend>
+                            <label class="option">
+                                <input type="radio" name="prescription_method" value="electronic" required=true checked=electronic/>
+                                <span>{move || f().prescription_electronic}</span>
+                            </label>
+                            <label class="option">
+                                <input type="radio" name="prescription_method" value="paper" checked=paper/>
+                                <span>{move || f().prescription_paper}</span>
+                            </label>
+                        </fieldset>
+                    }
+                })}
+                <div class="actions">
+                    <a class="button secondary" href=back>{move || f().back}</a>
+                    <button type="submit" class="button">{move || f().next}</button>
+                </div>
+            </form>
+        </Screen>
+    }
+}
+
+#[component]
+fn Review(link: String, view: FlowView) -> impl IntoView {
+    let f = use_flow_texts();
+    let t = use_texts();
+    let lang = use_lang();
+    let kind = view.landing.kind;
+    let Some(choices) = view.choices.clone() else {
+        return ().into_any();
+    };
+    let date = choices.visit_date.clone();
+    let window = view.window_preview.clone();
+    let consent = move |yes: bool| if yes { f().agree } else { f().disagree };
+    let prescription = choices.prescription_method.clone();
+    view! {
+        <Screen view step=Step::Review heading=Signal::derive(move || f().review_title.to_owned())>
+            <section class="card">
+                <p>{move || f().review_lead}</p>
+                <dl class="review">
+                    <dt>{move || f().review_kind}</dt>
+                    <dd>{move || t().kind(kind).title}</dd>
+                    <dt>{move || f().review_visit_date}</dt>
+                    <dd data-testid="review-date">{move || format_date(lang.get(), &date)}</dd>
+                    {kind.offers_medical_information().then(|| view! {
+                        <dt>{move || f().consent_clinical}</dt>
+                        <dd data-testid="review-clinical">{move || consent(choices.clinical_medication)}</dd>
+                        <dt>{move || f().consent_checkups}</dt>
+                        <dd data-testid="review-checkups">{move || consent(choices.checkups)}</dd>
+                    })}
+                    {prescription.map(|p| view! {
+                        <dt>{move || f().prescription}</dt>
+                        <dd>{move || if p == "paper" { f().prescription_paper } else { f().prescription_electronic }}</dd>
+                    })}
+                    <dt>{move || f().review_window}</dt>
+                    <dd data-testid="review-window">
+                        {move || match &window {
+                            Some(end) => format_end(lang.get(), end),
+                            None => f().review_no_window.to_owned(),
+                        }}
+                    </dd>
+                </dl>
+                <div class="actions">
+                    <a class="button secondary" href=format!("/r/{link}/consent")>{move || f().change}</a>
+                    <a class="button" href=format!("/r/{link}/card") data-testid="to-card">{move || f().to_card}</a>
+                </div>
+            </section>
+        </Screen>
+    }
+    .into_any()
+}
+
+#[component]
+fn Card(link: String, view: FlowView) -> impl IntoView {
+    let f = use_flow_texts();
+    let demo = view.landing.demo;
+    view! {
+        <Screen view step=Step::Card heading=Signal::derive(move || f().card_title.to_owned())>
+            <noscript>
+                <p class="card notice" role="alert">{move || f().card_needs_js}</p>
+            </noscript>
+            <crate::pages::card_step::CardWays link demo/>
+            <section class="card" aria-labelledby="cannot-heading">
+                <h2 id="cannot-heading">{move || f().card_cannot_title}</h2>
+                <p>{move || f().card_cannot_body}</p>
+                <p class="hint-text">{move || f().card_eid_app}</p>
+            </section>
+        </Screen>
+    }
+}
+
+#[component]
+fn Done(link: String, view: FlowView) -> impl IntoView {
+    let f = use_flow_texts();
+    let lang = use_lang();
+    let kind = view.landing.kind;
+    let Some(submitted) = view.submitted.clone() else {
+        // Done asked for before anything was sent: back to where the session is.
+        return view! { <SessionGone link view/> }.into_any();
+    };
+    let queued = submitted.status == "queued";
+    let heading = {
+        let s = submitted.clone();
+        Signal::derive(move || {
+            let f = f();
+            if s.withdrawn {
+                f.withdrawn_title
+            } else {
+                match s.status.as_str() {
+                    "confirmed" => f.done_title,
+                    "refused" => f.refused_title,
+                    _ => f.progress_title,
+                }
+            }
+            .to_owned()
+        })
+    };
+    let patient_device = kind.device() != Device::InstitutionOnly;
+    let body = match submitted.status.as_str() {
+        "confirmed" => {
+            let number = submitted.reception_number.clone().unwrap_or_default();
+            let end = submitted.window_end.clone();
+            let problem = submitted.eligibility_problem.clone();
+            let cancel = submitted
+                .cancel_token
+                .clone()
+                .filter(|_| kind == ReceptionKind::OnlineCare && !submitted.withdrawn);
+            view! {
+                <section class="card result" role="status">
+                    <p class="label">{move || f().done_number}</p>
+                    <p class="reception-number" data-testid="reception-number">{number}</p>
+                    {match end {
+                        Some(end) if !submitted.withdrawn => view! {
+                            <p>{move || f().done_window}</p>
+                            <p class="window-end" data-testid="window-end">{move || format_end(lang.get(), &end)}</p>
+                        }.into_any(),
+                        _ => view! { <p data-testid="window-end">{move || f().done_no_medical}</p> }.into_any(),
+                    }}
+                </section>
+                {problem.map(|code| view! {
+                    <section class="card notice" role="alert" data-testid="eligibility-problem">
+                        <h2>{move || f().done_eligibility_problem}</h2>
+                        <p>{move || code_message(lang.get(), &code)}</p>
+                    </section>
+                })}
+                {patient_device.then(|| view! {
+                    <p class="card hint" data-testid="photo-id">{move || f().done_photo_id}</p>
+                })}
+                {cancel.map(|token| view! {
+                    <section class="card">
+                        <a class="button secondary" href=format!("/cancel/{token}") data-testid="cancel-link">
+                            {move || f().done_cancel}
+                        </a>
+                        <p class="hint-text">{move || f().done_cancel_hint}</p>
+                    </section>
+                })}
+            }
+            .into_any()
+        }
+        "refused" => {
+            let code = submitted.refusal.clone().unwrap_or_default();
+            view! {
+                <section class="card notice" role="alert">
+                    <p data-testid="refusal">{move || code_message(lang.get(), &code)}</p>
+                    <p>{move || f().refused_next}</p>
+                </section>
+            }
+            .into_any()
+        }
+        _ => {
+            let busy = submitted.backend_busy;
+            view! {
+                <section class="card" role="status" aria-live="polite">
+                    <p class="spinner" aria-hidden="true"></p>
+                    <p data-testid="progress">
+                        {move || if busy { f().progress_busy } else { f().progress_body }}
+                    </p>
+                </section>
+            }
+            .into_any()
+        }
+    };
+    view! {
+        // While the backend has not answered, the page reloads itself (works without scripts).
+        {queued.then(|| view! { <Meta http_equiv="refresh" content="2"/> })}
+        <Screen view step=Step::Done heading>
+            {body}
+        </Screen>
+    }
+    .into_any()
+}
+
+/// `/cancel/{token}`: withdraw all consents of one reception.
+#[component]
+pub fn Cancel() -> impl IntoView {
+    let params = use_params_map();
+    let token = move || params.read().get("token").unwrap_or_default();
+    let state = Resource::new(token, cancel_view);
+    let t = use_texts();
+    let f = use_flow_texts();
+    let lang = use_lang();
+    view! {
+        <Suspense fallback=move || view! { <p class="loading">{move || t().loading}</p> }>
+            {move || Suspend::new(async move {
+                let token = token();
+                match state.await {
+                    Ok(Some(view)) => {
+                        let (ja, en) = (view.institution_name_ja.clone(), view.institution_name_en.clone());
+                        let name = Signal::derive(move || if lang.get() == Lang::Ja { ja.clone() } else { en.clone() });
+                        let kind = view.kind;
+                        let date = view.visit_date.clone();
+                        view! {
+                            <Page title=Signal::derive(move || f().cancel_title.to_owned())>
+                                <p class="step">{move || name.get()}</p>
+                                <h1>{move || f().cancel_title}</h1>
+                                <section class="card">
+                                    <dl class="review">
+                                        <dt>{move || f().review_kind}</dt>
+                                        <dd>{move || t().kind(kind).title}</dd>
+                                        <dt>{move || f().review_visit_date}</dt>
+                                        <dd>{move || format_date(lang.get(), &date)}</dd>
+                                        {view.reception_number.clone().map(|n| view! {
+                                            <dt>{move || f().done_number}</dt>
+                                            <dd>{n}</dd>
+                                        })}
+                                    </dl>
+                                    {if view.withdrawn {
+                                        view! { <p role="status" data-testid="cancelled">{move || f().cancel_done}</p> }.into_any()
+                                    } else {
+                                        view! {
+                                            <p>{move || f().cancel_body}</p>
+                                            <form method="post" action=format!("/cancel/{token}")>
+                                                <button type="submit" class="button danger" data-testid="cancel-button">
+                                                    {move || f().cancel_button}
+                                                </button>
+                                            </form>
+                                        }.into_any()
+                                    }}
+                                </section>
+                            </Page>
+                        }.into_any()
+                    }
+                    Ok(None) => {
+                        page_status(404);
+                        view! {
+                            <crate::components::StatusPage
+                                title=Signal::derive(move || f().cancel_title.to_owned())
+                                body=Signal::derive(move || f().cancel_unknown.to_owned())
+                            />
+                        }.into_any()
+                    }
+                    Err(_) => {
+                        page_status(500);
+                        view! { <ServerErrorPage/> }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}

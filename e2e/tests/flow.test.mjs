@@ -1,0 +1,214 @@
+// The patient flow end to end through the full stack (release server, relay, built-in
+// simulator) in Chromium at phone size: every reception kind with the practice card, the card
+// step's errors, special people of the population, back/forward/reload, no JavaScript, English,
+// and a record of every request proving the PIN's digits are in none of them.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import AxeBuilder from '@axe-core/playwright';
+import { hydrated, launchBrowser, phonePage, screenshot, startServer } from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function assertNoAxeViolations(page, what) {
+  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21aa', 'wcag22aa']).analyze();
+  const summary = result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target).join(', ')}`);
+  assert.deepEqual(summary, [], `axe-core violations on ${what}`);
+}
+
+/** Landing → consent (→ date for online care) → review, answering with the given choices. */
+async function toReview(page, kind, { clinical = 'yes', checkups = 'no', shots = null } = {}) {
+  await page.goto(`${server.base}/r/${server.links[kind]}`);
+  if (shots) await screenshot(page, `flow-${shots}-1-landing`);
+  await page.getByTestId('start').click();
+  if (kind === 'online_care') {
+    await page.waitForURL(/\/date$/);
+    if (shots) {
+      await screenshot(page, `flow-${shots}-2-date`);
+      await assertNoAxeViolations(page, 'date');
+    }
+    await page.locator('form button[type=submit]').click();
+  }
+  await page.waitForURL(/\/consent/);
+  if (shots) {
+    await screenshot(page, `flow-${shots}-3-consent`);
+    await assertNoAxeViolations(page, 'consent');
+  }
+  if (kind !== 'eligibility_only') {
+    await page.locator(`input[name=clinical_medication][value=${clinical}]`).check();
+    await page.locator(`input[name=checkups][value=${checkups}]`).check();
+  }
+  if (kind === 'online_care') await page.locator('input[name=prescription_method][value=electronic]').check();
+  await page.locator('form button[type=submit]').click();
+  await page.waitForURL(/\/review$/);
+  if (shots) {
+    await screenshot(page, `flow-${shots}-4-review`);
+    await assertNoAxeViolations(page, 'review');
+  }
+}
+
+/** Review → card → practice card of `person` → PIN → done (or an error on the card step). */
+async function signWithPracticeCard(page, person, pin, { shots = null } = {}) {
+  await page.getByTestId('to-card').click();
+  await page.waitForURL(/\/card$/);
+  await hydrated(page);
+  await page.getByTestId('demo-person').selectOption(String(person));
+  if (shots) {
+    await screenshot(page, `flow-${shots}-5-card`);
+    await assertNoAxeViolations(page, 'card');
+  }
+  await page.getByTestId('use-practice').click();
+  await page.getByTestId('pin').waitFor({ timeout: 30_000 });
+  if (shots) {
+    await screenshot(page, `flow-${shots}-6-pin`);
+    await assertNoAxeViolations(page, 'pin');
+  }
+  await page.getByTestId('pin').fill(pin);
+  await page.getByTestId('send').click();
+}
+
+async function waitDone(page) {
+  await page.waitForURL(/\/done$/, { timeout: 30_000 });
+  await page.getByTestId('reception-number').or(page.getByTestId('refusal')).waitFor({ timeout: 30_000 });
+}
+
+describe('patient flow', () => {
+  test('separate route in Japanese, and no request ever carries the PIN', async () => {
+    const { context, page, problems } = await phonePage(browser);
+    const seen = [];
+    page.on('request', (request) => {
+      seen.push([request.url(), request.postData() ?? '', JSON.stringify(request.headers())].join('\n'));
+    });
+    await toReview(page, 'separate_route', { shots: 'ja' });
+    // Person 4 has the demo PIN 5678.
+    await signWithPracticeCard(page, 4, '5678', { shots: 'ja' });
+    await waitDone(page);
+    const number = await page.getByTestId('reception-number').textContent();
+    assert.match(number, /^\d{8}$/);
+    assert.match(await page.getByTestId('window-end').textContent(), /23時59分（日本時間）/);
+    assert.ok(await page.getByTestId('photo-id').isVisible());
+    await screenshot(page, 'flow-ja-7-done');
+    await assertNoAxeViolations(page, 'done');
+    const withPin = seen.filter((r) => r.includes('5678'));
+    assert.deepEqual(withPin, [], 'no request carries the PIN');
+    assert.ok(seen.some((r) => r.includes('/api/session/registration')), 'the registration was recorded');
+    // A reload of the done screen resumes it.
+    await page.reload();
+    assert.equal(await page.getByTestId('reception-number').textContent(), number);
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('online care in English: date, wrong PIN with tries left, done, cancel', async () => {
+    const { context, page, problems } = await phonePage(browser, { locale: 'en-GB' });
+    await page.goto(`${server.base}/r/${server.links.online_care}?lang=en`);
+    await toReview(page, 'online_care', { clinical: 'yes', checkups: 'yes', shots: 'en' });
+    assert.match(await page.getByTestId('review-window').textContent(), /23:59 \(Japan time\)/);
+    await page.getByTestId('to-card').click();
+    await page.waitForURL(/\/card$/);
+    await hydrated(page);
+    await page.getByTestId('use-practice').click();
+    await page.getByTestId('pin').waitFor({ timeout: 30_000 });
+    assert.match(await page.getByTestId('tries').textContent(), /3 more wrong tries/);
+    await page.getByTestId('pin').fill('0000');
+    await page.getByTestId('send').click();
+    await page.getByTestId('card-error').getByText(/Wrong PIN\. 2 more/).waitFor({ timeout: 30_000 });
+    await screenshot(page, 'flow-en-6-wrong-pin');
+    await assertNoAxeViolations(page, 'wrong pin');
+    await page.getByTestId('pin').fill('1234');
+    await page.getByTestId('send').click();
+    await waitDone(page);
+    assert.match(await page.getByTestId('window-end').textContent(), /23:59 \(Japan time\)/);
+    await screenshot(page, 'flow-en-7-done');
+    await assertNoAxeViolations(page, 'done');
+    await page.getByTestId('cancel-link').click();
+    await page.waitForURL(/\/cancel\//);
+    await screenshot(page, 'flow-en-8-cancel');
+    await assertNoAxeViolations(page, 'cancel');
+    await page.getByTestId('cancel-button').click();
+    await page.getByTestId('cancelled').waitFor();
+    await screenshot(page, 'flow-en-9-cancelled');
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('every reception kind registers with the practice card', async () => {
+    for (const kind of ['device_failure', 'home_visit', 'house_call', 'eligibility_only']) {
+      const { context, page, problems } = await phonePage(browser);
+      await toReview(page, kind);
+      await signWithPracticeCard(page, 1, '1234');
+      await waitDone(page);
+      assert.match(await page.getByTestId('reception-number').textContent(), /^\d{8}$/, kind);
+      if (kind === 'eligibility_only') {
+        assert.match(await page.getByTestId('window-end').textContent(), /医療情報は提供されません/);
+      }
+      assert.deepEqual(problems, [], kind);
+      await context.close();
+    }
+  });
+
+  test('special people: revoked certificate, J-LIS review, card not registered', async () => {
+    {
+      const { context, page } = await phonePage(browser);
+      await toReview(page, 'separate_route');
+      await signWithPracticeCard(page, 26, '0120');
+      await page.getByTestId('card-error').getByText(/失効/).waitFor({ timeout: 30_000 });
+      await screenshot(page, 'flow-ja-error-revoked');
+      await context.close();
+    }
+    for (const [person, pin, words, shot] of [
+      [20, '3454', /J-LIS/, 'flow-ja-jlis'],
+      [21, '4565', /利用登録/, 'flow-ja-not-registered'],
+    ]) {
+      const { context, page } = await phonePage(browser);
+      await toReview(page, 'separate_route');
+      await signWithPracticeCard(page, person, pin);
+      await waitDone(page);
+      await page.getByTestId('eligibility-problem').waitFor({ timeout: 20_000 }).catch(async () => {
+        await page.reload();
+        await page.getByTestId('eligibility-problem').waitFor({ timeout: 20_000 });
+      });
+      assert.match(await page.getByTestId('eligibility-problem').textContent(), words);
+      await screenshot(page, shot);
+      await context.close();
+    }
+  });
+
+  test('back, forward and reload keep the choices', async () => {
+    const { context, page } = await phonePage(browser);
+    await toReview(page, 'separate_route', { clinical: 'no', checkups: 'yes' });
+    assert.match(await page.getByTestId('review-clinical').textContent(), /同意しない/);
+    await page.reload();
+    assert.match(await page.getByTestId('review-checkups').textContent(), /同意する/);
+    await page.goBack();
+    await page.waitForURL(/\/consent/);
+    assert.ok(await page.locator('input[name=clinical_medication][value=no]').isChecked());
+    assert.ok(await page.locator('input[name=checkups][value=yes]').isChecked());
+    await page.goForward();
+    await page.waitForURL(/\/review$/);
+    assert.match(await page.getByTestId('review-checkups').textContent(), /同意する/);
+    await context.close();
+  });
+
+  test('without JavaScript the forms work up to the card step, which explains', async () => {
+    const { context, page } = await phonePage(browser, { javaScriptEnabled: false });
+    await toReview(page, 'online_care');
+    await page.getByTestId('to-card').click();
+    await page.waitForURL(/\/card$/);
+    const text = await page.locator('main').textContent();
+    assert.match(text, /JavaScript/);
+    await screenshot(page, 'flow-ja-nojs-card');
+    await context.close();
+  });
+});

@@ -1,0 +1,454 @@
+//! The console's command line, run on the server itself with the server's configuration:
+//!
+//! - `uketsuke-server admin create --institution <code> --name <name> [--kana <kana>]
+//!   [--id <ID>] [--institution-name <name>]` — creates the institution if it is missing (with a
+//!   fresh P-256 request-signing key) and its first administrator, and prints the enrolment link.
+//!   Run again for an existing administrator, it issues a new link (a lost passkey).
+//! - `uketsuke-server api-token create --institution <code> --label <text>` — prints a token for
+//!   the institution API.
+//! - `uketsuke-server audit verify [--institution <code>]` — recomputes the audit hash chains;
+//!   exits 1 naming the first broken row.
+
+use std::process::ExitCode;
+
+use sqlx::Row;
+use uketsuke_backend::contract::b64_encode;
+use uketsuke_domain::{InstitutionCode, normalize_digits, window::jst_date};
+
+use super::{
+    accounts::{self, NewAccount, login_id_ok},
+    audit::{self, Actor},
+    text_ok,
+};
+use crate::{
+    clock::from_ms,
+    config::Config,
+    gate::Role,
+    storage::{self, Db, ids::new_id, institutions, tokens},
+};
+
+const USAGE: &str = "usage:
+  uketsuke-server                      start the server
+  uketsuke-server admin create --institution <10-digit code> --name <name>
+                  [--kana <kana>] [--id <ID, 2-8 letters/digits>] [--institution-name <name>]
+  uketsuke-server api-token create --institution <code> --label <text>
+  uketsuke-server audit verify [--institution <code>]";
+
+/// What `admin create` is asked to do.
+#[derive(Debug, Clone)]
+pub struct AdminCreate {
+    pub institution_code: String,
+    pub name: String,
+    pub kana: String,
+    pub login_id: String,
+    pub institution_name: Option<String>,
+}
+
+/// What `admin create` did.
+#[derive(Debug, Clone)]
+pub struct AdminCreated {
+    pub institution_id: String,
+    pub institution_code: String,
+    pub institution_created: bool,
+    /// A new signing key to register with the backend: (key id, SEC1 public key, base64url).
+    pub new_key: Option<(String, String)>,
+    pub login_id: String,
+    /// The account existed already; only a new code was issued.
+    pub reissued: bool,
+    pub code: String,
+    pub link: String,
+    pub expires_at: i64,
+}
+
+fn parse_code(text: &str) -> Result<InstitutionCode, String> {
+    normalize_digits(text.trim())
+        .parse::<InstitutionCode>()
+        .map_err(|e| format!("institution code {text:?}: {}", e.message_en()))
+}
+
+/// Creates the institution (if missing) and its administrator, and issues an enrolment code.
+pub async fn admin_create(
+    db: &Db,
+    origin: &str,
+    request: &AdminCreate,
+    now_ms: i64,
+) -> Result<AdminCreated, String> {
+    let code = parse_code(&request.institution_code)?;
+    if !login_id_ok(&request.login_id) {
+        return Err("--id must be 2 to 8 ASCII letters or digits".to_owned());
+    }
+    let storage = |e: storage::StorageError| e.to_string();
+    let existing = institutions::id_by_code(db, code.as_str())
+        .await
+        .map_err(storage)?;
+    let (institution_id, institution_created) = match existing {
+        Some(id) => (id, false),
+        None => {
+            let name = request
+                .institution_name
+                .clone()
+                .unwrap_or_else(|| code.as_str().to_owned());
+            if name.trim().is_empty() || !text_ok(&name, 100) {
+                return Err("--institution-name must be 1 to 100 characters".to_owned());
+            }
+            let id = new_id();
+            sqlx::query(
+                "INSERT INTO institutions (id, code, name_ja, name_en, created_at) \
+                 VALUES ($1, $2, $3, $3, $4)",
+            )
+            .bind(&id)
+            .bind(code.as_str())
+            .bind(name.trim())
+            .bind(now_ms)
+            .execute(db)
+            .await
+            .map_err(|e| e.to_string())?;
+            (id, true)
+        }
+    };
+    // An institution without a usable key (new, or an earlier run stopped halfway) gets one.
+    let new_key = if institutions::signer(db, &institution_id)
+        .await
+        .map_err(storage)?
+        .is_none()
+    {
+        let key = institutions::generate_key();
+        let key_id = format!("uk-{}-{}", code.as_str(), &new_id()[..8]);
+        institutions::set_key(db, &institution_id, &key_id, &key)
+            .await
+            .map_err(storage)?;
+        let public = key.verifying_key().to_encoded_point(false);
+        Some((key_id, b64_encode(public.as_bytes())))
+    } else {
+        None
+    };
+
+    let actor = Actor::cli(&institution_id);
+    let reissued = match accounts::by_login(db, &institution_id, &request.login_id)
+        .await
+        .map_err(storage)?
+    {
+        Some(account) if account.view.role == Role::Administrator && !account.view.disabled => true,
+        Some(_) => {
+            return Err(format!(
+                "account {} exists and is not an active administrator",
+                request.login_id
+            ));
+        }
+        None => {
+            let account = NewAccount {
+                id: request.login_id.clone(),
+                name: request.name.clone(),
+                kana: request.kana.clone(),
+                role: Role::Administrator,
+                start_date: jst_date(from_ms(now_ms)),
+            };
+            if let Some(problem) = account.problem() {
+                return Err(format!("account: {problem}"));
+            }
+            let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+            audit::append(&mut tx, &actor, "account.create", Some(&account.id), now_ms)
+                .await
+                .map_err(storage)?;
+            if accounts::create_in(&mut tx, &institution_id, &account, now_ms)
+                .await
+                .map_err(storage)?
+                .is_none()
+            {
+                return Err(format!("account ID {} is taken", request.login_id));
+            }
+            tx.commit().await.map_err(|e| e.to_string())?;
+            false
+        }
+    };
+    let issued = accounts::issue_for(db, origin, &actor, &request.login_id, now_ms)
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| "the account cannot be enrolled".to_owned())?;
+    Ok(AdminCreated {
+        institution_id,
+        institution_code: code.as_str().to_owned(),
+        institution_created,
+        new_key,
+        login_id: issued.account,
+        reissued,
+        code: issued.code,
+        link: issued.link,
+        expires_at: issued.expires_at.timestamp_millis(),
+    })
+}
+
+/// Makes an API token for the institution with `code`.
+pub async fn api_token_create(
+    db: &Db,
+    code: &str,
+    label: &str,
+    now_ms: i64,
+) -> Result<String, String> {
+    let code = parse_code(code)?;
+    if label.trim().is_empty() || !text_ok(label, 100) {
+        return Err("--label must be 1 to 100 characters".to_owned());
+    }
+    let institution_id = institutions::id_by_code(db, code.as_str())
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no institution with code {}", code.as_str()))?;
+    let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+    audit::append(
+        &mut tx,
+        &Actor::cli(&institution_id),
+        "api_token.create",
+        Some(label.trim()),
+        now_ms,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    tokens::create(db, &institution_id, label.trim(), now_ms)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The outcome of `audit verify`, as printed.
+pub async fn audit_verify(db: &Db, code: Option<&str>) -> Result<Result<String, String>, String> {
+    let institution_id = match code {
+        Some(code) => {
+            let code = parse_code(code)?;
+            Some(
+                institutions::id_by_code(db, code.as_str())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no institution with code {}", code.as_str()))?,
+            )
+        }
+        None => None,
+    };
+    let code_of = async |id: &str| -> String {
+        sqlx::query("SELECT code FROM institutions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|row| row.try_get::<String, _>("code").ok())
+            .unwrap_or_else(|| id.to_owned())
+    };
+    match audit::verify(db, institution_id.as_deref())
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Ok(checked) => {
+            let mut lines = Vec::new();
+            for (id, rows) in &checked {
+                lines.push(format!(
+                    "ok: institution {}: {rows} rows",
+                    code_of(id).await
+                ));
+            }
+            if lines.is_empty() {
+                lines.push("ok: no audit rows yet".to_owned());
+            }
+            Ok(Ok(lines.join("\n")))
+        }
+        Err(broken) => Ok(Err(format!(
+            "audit chain broken: institution {}, row {}: {}",
+            code_of(&broken.institution_id).await,
+            broken.seq,
+            broken.reason
+        ))),
+    }
+}
+
+/// `--name value` or `--name=value` flags after the subcommand.
+fn flags(args: &[String]) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let Some(flag) = arg.strip_prefix("--") else {
+            return Err(format!("unexpected argument {arg:?}"));
+        };
+        match flag.split_once('=') {
+            Some((name, value)) => out.push((name.to_owned(), value.to_owned())),
+            None => {
+                let value = rest
+                    .next()
+                    .ok_or_else(|| format!("--{flag} needs a value"))?;
+                out.push((flag.to_owned(), value.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn take(flags: &[(String, String)], name: &str) -> Option<String> {
+    flags
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+fn check_known(flags: &[(String, String)], known: &[&str]) -> Result<(), String> {
+    match flags.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        Some((k, _)) => Err(format!("unknown option --{k}")),
+        None => Ok(()),
+    }
+}
+
+/// Runs a subcommand; `None` when there is none (start the server).
+pub async fn run(args: &[String]) -> Option<ExitCode> {
+    let (group, command, rest) = match args {
+        [] => return None,
+        [one] if one == "help" || one == "--help" || one == "-h" => {
+            println!("{USAGE}");
+            return Some(ExitCode::SUCCESS);
+        }
+        [group, command, rest @ ..] => (group.as_str(), command.as_str(), rest),
+        _ => {
+            eprintln!("{USAGE}");
+            return Some(ExitCode::from(2));
+        }
+    };
+    let flags = match flags(rest) {
+        Ok(flags) => flags,
+        Err(message) => {
+            eprintln!("uketsuke: {message}\n{USAGE}");
+            return Some(ExitCode::from(2));
+        }
+    };
+    let known: &[&str] = match (group, command) {
+        ("admin", "create") => &["institution", "name", "kana", "id", "institution-name"],
+        ("api-token", "create") => &["institution", "label"],
+        ("audit", "verify") => &["institution"],
+        _ => {
+            eprintln!("{USAGE}");
+            return Some(ExitCode::from(2));
+        }
+    };
+    if let Err(message) = check_known(&flags, known) {
+        eprintln!("uketsuke: {message}\n{USAGE}");
+        return Some(ExitCode::from(2));
+    }
+    let config = match Config::from_process() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return Some(ExitCode::from(2));
+        }
+    };
+    let db = match storage::open(&config.database_url).await {
+        Ok(db) => db,
+        Err(error) => {
+            eprintln!("uketsuke: {error}");
+            return Some(ExitCode::from(1));
+        }
+    };
+    let now = storage::now_millis();
+    let missing = |name: &str| {
+        eprintln!("uketsuke: --{name} is required\n{USAGE}");
+        Some(ExitCode::from(2))
+    };
+    match (group, command) {
+        ("admin", "create") => {
+            let (Some(institution_code), Some(name)) =
+                (take(&flags, "institution"), take(&flags, "name"))
+            else {
+                return missing("institution and --name");
+            };
+            let request = AdminCreate {
+                institution_code,
+                name,
+                kana: take(&flags, "kana").unwrap_or_default(),
+                login_id: take(&flags, "id").unwrap_or_else(|| "admin".to_owned()),
+                institution_name: take(&flags, "institution-name"),
+            };
+            match admin_create(&db, &config.origin_string(), &request, now).await {
+                Ok(done) => {
+                    print_admin(&done);
+                    Some(ExitCode::SUCCESS)
+                }
+                Err(message) => {
+                    eprintln!("uketsuke: {message}");
+                    Some(ExitCode::from(1))
+                }
+            }
+        }
+        ("api-token", "create") => {
+            let (Some(code), Some(label)) = (take(&flags, "institution"), take(&flags, "label"))
+            else {
+                return missing("institution and --label");
+            };
+            match api_token_create(&db, &code, &label, now).await {
+                Ok(token) => {
+                    println!("{token}");
+                    eprintln!("(shown once: only its hash is stored)");
+                    Some(ExitCode::SUCCESS)
+                }
+                Err(message) => {
+                    eprintln!("uketsuke: {message}");
+                    Some(ExitCode::from(1))
+                }
+            }
+        }
+        _ => match audit_verify(&db, take(&flags, "institution").as_deref()).await {
+            Ok(Ok(report)) => {
+                println!("{report}");
+                Some(ExitCode::SUCCESS)
+            }
+            Ok(Err(broken)) => {
+                eprintln!("{broken}");
+                Some(ExitCode::from(1))
+            }
+            Err(message) => {
+                eprintln!("uketsuke: {message}");
+                Some(ExitCode::from(2))
+            }
+        },
+    }
+}
+
+fn print_admin(done: &AdminCreated) {
+    if done.institution_created {
+        println!("Created institution {}.", done.institution_code);
+    }
+    if let Some((key_id, public)) = &done.new_key {
+        println!("New request-signing key for {}:", done.institution_code);
+        println!("  key id:     {key_id}");
+        println!("  public key: {public}  (P-256, SEC1 uncompressed, base64url)");
+        println!("  Register it with the confirmation backend before receptions can be relayed.");
+    }
+    let what = if done.reissued {
+        "New enrolment link for administrator"
+    } else {
+        "Created administrator"
+    };
+    println!(
+        "{what} {}. Open this link on the device that will hold the passkey, before {}:",
+        done.login_id,
+        uketsuke_domain::window::to_jst(from_ms(done.expires_at)).format("%Y-%m-%d %H:%M JST")
+    );
+    println!("  {}", done.link);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn flags_take_both_spellings() {
+        let parsed = flags(&strings(&["--institution", "1", "--name=山田 花子"])).expect("flags");
+        assert_eq!(take(&parsed, "institution").as_deref(), Some("1"));
+        assert_eq!(take(&parsed, "name").as_deref(), Some("山田 花子"));
+        assert!(flags(&strings(&["--label"])).is_err());
+        assert!(flags(&strings(&["stray"])).is_err());
+        assert!(check_known(&parsed, &["institution"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn no_arguments_start_the_server() {
+        assert!(run(&[]).await.is_none());
+    }
+}

@@ -1,0 +1,225 @@
+//! The institution console's server side (SPEC §7): JSON routes under `/api/console/…` for
+//! staff signed in with a passkey. One file per resource:
+//!
+//! - `session` — the `uk_console` cookie, idle and absolute timeouts, the [`Staff`] extractor
+//! - `passkeys` — WebAuthn enrolment with a one-time code, discoverable sign-in, sign-out
+//! - `accounts` — staff accounts, enrolment codes, passkey lists (administrators)
+//! - `receptions` — the day's list, detail with eligibility, 照会番号, home visits, withdrawal,
+//!   medical information through [`crate::gate`], exports for the レセコン
+//! - `events` — server-sent events naming receptions that changed
+//! - `links` — reception links and their QR codes
+//! - `settings` — the institution's settings (administrators)
+//! - `audit` — the hash-chained audit log, its view and export
+//! - `demo` — demo accounts and the demo-only enrolment-code route
+//! - `cli` — `uketsuke-server admin create`, `api-token create`, `audit verify`
+//!
+//! Every route answers only about the signed-in account's institution: another institution's
+//! reception or link is "not found". Every state-changing request must carry our `Origin` and
+//! the `x-uketsuke-csrf: 1` header (see [`csrf`]).
+
+pub mod accounts;
+pub mod audit;
+pub mod cli;
+pub mod demo;
+pub mod events;
+pub mod links;
+pub mod passkeys;
+pub mod receptions;
+pub mod session;
+pub mod settings;
+
+use axum::{
+    Router,
+    extract::{Request, State},
+    http::{Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+};
+use chrono::NaiveDate;
+use uketsuke_domain::window::jst_start_of_day;
+
+pub use session::Staff;
+
+use crate::{AppState, clock::to_ms, config::Mode, gate::Role, http::patient::ApiError};
+
+/// The header a console page adds to every state-changing request. A cross-site form cannot
+/// set it, and a cross-site script cannot send it without a CORS preflight we never answer.
+pub const CSRF_HEADER: &str = "x-uketsuke-csrf";
+
+/// All console routes, with the CSRF check in front of them.
+pub fn router(state: AppState) -> Router {
+    let mut routes = Router::new()
+        .route("/api/console/enrol/start", post(passkeys::enrol_start))
+        .route("/api/console/enrol/finish", post(passkeys::enrol_finish))
+        .route("/api/console/signin/start", post(passkeys::signin_start))
+        .route("/api/console/signin/finish", post(passkeys::signin_finish))
+        .route("/api/console/signout", post(passkeys::signout))
+        .route(
+            "/api/console/signout-everywhere",
+            post(passkeys::signout_everywhere),
+        )
+        .route("/api/console/me", get(passkeys::me))
+        .route("/api/console/receptions", get(receptions::list))
+        .route("/api/console/events", get(events::stream))
+        .route("/api/console/receptions/{id}", get(receptions::detail))
+        .route(
+            "/api/console/receptions/{id}/patient-ref",
+            axum::routing::put(receptions::set_patient_ref),
+        )
+        .route(
+            "/api/console/receptions/{id}/home-visits",
+            post(receptions::record_home_visit),
+        )
+        .route(
+            "/api/console/receptions/{id}/withdrawal",
+            post(receptions::withdraw),
+        )
+        .route(
+            "/api/console/receptions/{id}/medical/{category}",
+            get(receptions::medical),
+        )
+        .route(
+            "/api/console/receptions/{id}/eligibility.csv",
+            get(receptions::export_csv),
+        )
+        .route(
+            "/api/console/receptions/{id}/eligibility.json",
+            get(receptions::export_json),
+        )
+        .route("/api/console/links", get(links::list).post(links::create))
+        .route("/api/console/links/{id}", delete(links::revoke))
+        .route("/api/console/links/{id}/qr.svg", get(links::qr_svg))
+        .route(
+            "/api/console/settings",
+            get(settings::get_settings).put(settings::put_settings),
+        )
+        .route(
+            "/api/console/accounts",
+            get(accounts::list).post(accounts::create),
+        )
+        .route(
+            "/api/console/accounts/{account}/disable",
+            post(accounts::disable),
+        )
+        .route(
+            "/api/console/accounts/{account}/enable",
+            post(accounts::enable),
+        )
+        .route(
+            "/api/console/accounts/{account}/enrolment-code",
+            post(accounts::issue_code),
+        )
+        .route(
+            "/api/console/accounts/{account}/passkeys",
+            get(accounts::passkeys),
+        )
+        .route(
+            "/api/console/accounts/{account}/passkeys/{passkey}",
+            delete(accounts::remove_passkey),
+        )
+        .route("/api/console/audit", get(audit::list))
+        .route("/api/console/audit.csv", get(audit::export));
+    // The shortcut for the e2e suite's virtual authenticator exists in demo mode only; in
+    // production the path is not routed at all.
+    if state.config.mode == Mode::Demo {
+        routes = routes.route(
+            "/api/console/demo/enrolment-code",
+            post(demo::enrolment_code),
+        );
+    }
+    routes
+        .layer(middleware::from_fn_with_state(state.clone(), csrf))
+        .with_state(state)
+}
+
+/// Refuses a state-changing request (anything but GET, HEAD, OPTIONS) unless its `Origin` is
+/// our public origin and it carries `x-uketsuke-csrf: 1`. Browsers always send `Origin` on such
+/// requests, so a missing one means a client we do not serve. Our pages are served with
+/// `Referrer-Policy: no-referrer`, under which browsers send `Origin: null` even for our own
+/// same-origin calls; `null` is accepted because the custom header is what stops other sites:
+/// a cross-origin request carrying it needs a CORS preflight, which this server never grants.
+pub async fn csrf(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method();
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let origin_ok = headers.get(header::ORIGIN).is_some_and(|o| {
+        o.as_bytes() == state.config.origin_string().as_bytes() || o.as_bytes() == b"null"
+    });
+    if !origin_ok {
+        return ApiError::new(StatusCode::FORBIDDEN, "origin_refused").into_response();
+    }
+    let token_ok = headers
+        .get(CSRF_HEADER)
+        .is_some_and(|v| v.as_bytes() == b"1");
+    if !token_ok {
+        return ApiError::new(StatusCode::FORBIDDEN, "csrf_header_missing").into_response();
+    }
+    next.run(request).await
+}
+
+/// 403 unless the signed-in account has one of `roles`.
+pub fn require_role(staff: &Staff, roles: &[Role]) -> Result<(), ApiError> {
+    if roles.contains(&staff.role) {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "role_not_permitted"))
+    }
+}
+
+/// The instants `[start, end)` of a JST calendar day given as `YYYY-MM-DD`.
+pub fn jst_day_range(text: &str) -> Option<(i64, i64)> {
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    let next = date.succ_opt()?;
+    Some((to_ms(jst_start_of_day(date)), to_ms(jst_start_of_day(next))))
+}
+
+/// One CSV field: quoted when it holds a comma, quote or line break; and a leading `=`, `+`,
+/// `-`, `@`, tab or carriage return is defused with an apostrophe, so that a spreadsheet opening
+/// the file does not run it as a formula.
+pub fn csv_field(value: &str) -> String {
+    let defused = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if defused.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", defused.replace('"', "\"\""))
+    } else {
+        defused
+    }
+}
+
+/// Free text from staff: at most `max` characters, no control characters.
+pub fn text_ok(text: &str, max: usize) -> bool {
+    text.chars().count() <= max && !text.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(csv_field("山田 太郎"), "山田 太郎");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=1+1"), "'=1+1");
+        assert_eq!(csv_field("-5,3"), "\"'-5,3\"");
+        assert_eq!(csv_field(""), "");
+    }
+
+    #[test]
+    fn a_jst_day_is_24_hours_from_15_00_utc() {
+        let (start, end) = jst_day_range("2026-11-21").expect("date");
+        assert_eq!(end - start, 24 * 3600 * 1000);
+        assert_eq!(
+            crate::clock::from_ms(start).to_rfc3339(),
+            "2026-11-20T15:00:00+00:00"
+        );
+        assert!(jst_day_range("2026-13-01").is_none());
+        assert!(jst_day_range("yesterday").is_none());
+    }
+}

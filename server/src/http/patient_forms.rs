@@ -1,0 +1,232 @@
+//! The patient's screens without JavaScript: plain HTML forms that post here and are redirected
+//! to the next screen (post/redirect/get), so the flow works up to the card step before the
+//! WASM arrives, on old browsers, and with scripts off. The JSON API in `patient` does the same
+//! checks; these handlers only translate forms and redirects.
+//!
+//! A form error goes back to the same screen with `?error=<code>`; the page shows the words.
+
+use axum::{
+    Form,
+    extract::rejection::FormRejection,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use uketsuke_backend::contract::{PrescriptionMethod, WithdrawalRequest, WithdrawnBy};
+use uketsuke_domain::window::jst_date;
+
+use super::patient::{
+    ChoicesBody, current_session, open_link, same_origin, session_cookie, validate_choices,
+};
+use crate::{
+    AppState,
+    storage::{challenges, ids::looks_like_id, receptions},
+};
+
+fn back(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+fn failure(status: StatusCode, code: &str) -> Response {
+    (status, format!("{code}\n")).into_response()
+}
+
+/// Link ids become part of redirect targets: only well-formed ids are used.
+fn checked(link: &str) -> Option<&str> {
+    looks_like_id(link).then_some(link)
+}
+
+/// `POST /r/{link}/start`: starts a session and goes to the first question.
+pub async fn start(
+    State(state): State<AppState>,
+    Path(link): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if same_origin(&state, &headers).is_err() {
+        return failure(StatusCode::FORBIDDEN, "foreign_origin");
+    }
+    let Some(link) = checked(&link) else {
+        return failure(StatusCode::NOT_FOUND, "link_unknown");
+    };
+    let open = match open_link(&state, link).await {
+        Ok(open) => open,
+        Err(_) => return back(&format!("/r/{link}")),
+    };
+    let session = match challenges::start_session(&state.db, &open.id, state.clock.now_ms()).await {
+        Ok(id) => id,
+        Err(error) => {
+            tracing::error!(%error, "cannot start a session");
+            return back(&format!("/r/{link}?error=temporarily_unavailable"));
+        }
+    };
+    let next = if open.kind.asks_visit_date() && open.visit_date.is_none() {
+        format!("/r/{link}/date")
+    } else {
+        format!("/r/{link}/consent")
+    };
+    let mut response = back(&next);
+    if let Ok(value) = HeaderValue::from_str(&session_cookie(&state, &session)) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DateForm {
+    pub visit_date: String,
+}
+
+/// `POST /r/{link}/date`: the visit date of online care, carried to the consent screen.
+pub async fn date(
+    State(state): State<AppState>,
+    Path(link): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<DateForm>, FormRejection>,
+) -> Response {
+    let Some(link) = checked(&link) else {
+        return failure(StatusCode::NOT_FOUND, "link_unknown");
+    };
+    if same_origin(&state, &headers).is_err() {
+        return failure(StatusCode::FORBIDDEN, "foreign_origin");
+    }
+    if current_session(&state, &headers).await.is_err() {
+        return back(&format!("/r/{link}?error=session_expired"));
+    }
+    let today = jst_date(state.clock.now());
+    let date = form
+        .ok()
+        .and_then(|Form(f)| NaiveDate::parse_from_str(f.visit_date.trim(), "%Y-%m-%d").ok());
+    match date {
+        Some(date) if date >= today && date <= today + chrono::Days::new(90) => {
+            back(&format!("/r/{link}/consent?visit_date={date}"))
+        }
+        _ => back(&format!("/r/{link}/date?error=visit_date_invalid")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConsentForm {
+    pub visit_date: Option<String>,
+    /// `yes` / `no`
+    pub clinical_medication: Option<String>,
+    pub checkups: Option<String>,
+    /// `electronic` / `paper`
+    pub prescription_method: Option<String>,
+}
+
+fn yes_no(value: &Option<String>) -> Option<bool> {
+    match value.as_deref() {
+        Some("yes") => Some(true),
+        Some("no") => Some(false),
+        _ => None,
+    }
+}
+
+/// `POST /r/{link}/consent`: records the choices and goes to the review.
+pub async fn consent(
+    State(state): State<AppState>,
+    Path(link): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<ConsentForm>, FormRejection>,
+) -> Response {
+    let Some(link) = checked(&link) else {
+        return failure(StatusCode::NOT_FOUND, "link_unknown");
+    };
+    if same_origin(&state, &headers).is_err() {
+        return failure(StatusCode::FORBIDDEN, "foreign_origin");
+    }
+    let Ok(session) = current_session(&state, &headers).await else {
+        return back(&format!("/r/{link}?error=session_expired"));
+    };
+    if session.link_id != link {
+        return back(&format!("/r/{link}?error=session_expired"));
+    }
+    let Ok(open) = open_link(&state, link).await else {
+        return back(&format!("/r/{link}"));
+    };
+    let Ok(Form(form)) = form else {
+        return back(&format!("/r/{link}/consent?error=answer_missing"));
+    };
+    let date_query = form
+        .visit_date
+        .as_deref()
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let again = |code: &str| {
+        let date = date_query
+            .map(|d| format!("&visit_date={d}"))
+            .unwrap_or_default();
+        back(&format!("/r/{link}/consent?error={code}{date}"))
+    };
+    let medical = open.kind.offers_medical_information();
+    let (clinical, checkups) = if medical {
+        match (yes_no(&form.clinical_medication), yes_no(&form.checkups)) {
+            (Some(a), Some(b)) => (a, b),
+            _ => return again("answer_missing"),
+        }
+    } else {
+        (false, false)
+    };
+    let prescription = match form.prescription_method.as_deref() {
+        Some("electronic") => Some(PrescriptionMethod::Electronic),
+        Some("paper") => Some(PrescriptionMethod::Paper),
+        _ => None,
+    };
+    let body = ChoicesBody {
+        visit_date: date_query,
+        clinical_medication: clinical,
+        checkups,
+        prescription_method: prescription,
+    };
+    let choices = match validate_choices(&open, &body, jst_date(state.clock.now())) {
+        Ok(choices) => choices,
+        Err(code) => return again(code),
+    };
+    match receptions::set_choices(&state.db, &session.id, &choices).await {
+        Ok(true) => back(&format!("/r/{link}/review")),
+        Ok(false) => back(&format!("/r/{link}/done")),
+        Err(error) => {
+            tracing::error!(%error, "cannot store choices");
+            again("temporarily_unavailable")
+        }
+    }
+}
+
+/// `POST /cancel/{token}`: the patient withdraws the consents of one reception.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if same_origin(&state, &headers).is_err() {
+        return failure(StatusCode::FORBIDDEN, "foreign_origin");
+    }
+    if !looks_like_id(&token) {
+        return failure(StatusCode::NOT_FOUND, "cancel_token_unknown");
+    }
+    let id = match receptions::by_cancel_token(&state.db, &token).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return back(&format!("/cancel/{token}")),
+        Err(error) => {
+            tracing::error!(%error, "cannot read a reception");
+            return back(&format!("/cancel/{token}?error=temporarily_unavailable"));
+        }
+    };
+    let payload = serde_json::to_string(&WithdrawalRequest {
+        requested: WithdrawnBy::Patient,
+    })
+    .unwrap_or_default();
+    match receptions::withdraw(&state.db, &id, &payload, state.clock.now_ms()).await {
+        Ok(changed) => {
+            if changed {
+                state.relay_wake.notify_one();
+            }
+            back(&format!("/cancel/{token}"))
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot withdraw");
+            back(&format!("/cancel/{token}?error=temporarily_unavailable"))
+        }
+    }
+}

@@ -1,0 +1,1837 @@
+//! The institution console's API over HTTP, with a software passkey authenticator written here
+//! (P-256, "none" attestation, discoverable, user verification claimed) in place of a browser:
+//! enrolment and sign-in ceremonies, session rotation and timeouts on the server's clock, the
+//! CSRF rule, role and institution boundaries on every route, medical information through the
+//! gate inside and outside the window, exports, links, settings, accounts, the server-sent
+//! events, the audit log's hash chain (and a tampered row found), and the command line.
+
+mod common;
+
+use std::{sync::Mutex, time::Duration};
+
+use base64::Engine as _;
+use chrono::NaiveDate;
+use common::patient::{Patient, register};
+use p256::ecdsa::{Signature, SigningKey, signature::Signer as _};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uketsuke_domain::{InstitutionCode, window::jst_date};
+use uketsuke_server::{
+    AppState, Options, Server,
+    config::Config,
+    console::{
+        self,
+        cli::{AdminCreate, admin_create},
+    },
+    relay, storage,
+};
+
+const MINUTE_MS: i64 = 60 * 1000;
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+// ---------------------------------------------------------------------------------------------
+// The stack: a simulator and a server in demo mode on a `localhost` origin (WebAuthn refuses IP
+// addresses as relying party ids).
+
+struct Stack {
+    base: String,
+    links: Vec<(String, String)>,
+    state: AppState,
+    _sim: uketsuke_backend::simulator::Running,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    fn link(&self, kind: &str) -> String {
+        self.links
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, id)| id.clone())
+            .expect("demo link of that kind")
+    }
+
+    fn today(&self) -> NaiveDate {
+        jst_date(self.state.clock.now())
+    }
+
+    fn origin(&self) -> String {
+        self.state.config.origin_string()
+    }
+
+    fn console(&self) -> Console {
+        Console::new(&self.base, &self.origin())
+    }
+}
+
+async fn stack() -> Stack {
+    stack_on(None).await
+}
+
+async fn stack_on(database_url: Option<&str>) -> Stack {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = uketsuke_backend::simulator::spawn_with(
+        "127.0.0.1:0".parse().expect("addr"),
+        uketsuke_backend::simulator::SimOptions {
+            database_path: Some(dir.path().join("sim.db").display().to_string()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("simulator starts");
+    let url = database_url
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("sqlite://{}/server.db", dir.path().display()));
+    let (base, links, state) =
+        server(&url, &sim.base_url(), dir.path(), "http://localhost:0").await;
+    Stack {
+        base,
+        links,
+        state,
+        _sim: sim,
+        _dir: dir,
+    }
+}
+
+/// One server instance on `url`; `origin` with port 0 takes the port bound.
+async fn server(
+    url: &str,
+    sim_base: &str,
+    dir: &std::path::Path,
+    origin: &str,
+) -> (String, Vec<(String, String)>, AppState) {
+    let env: Vec<(String, String)> = [
+        ("UKETSUKE_LISTEN", "127.0.0.1:0".to_owned()),
+        ("UKETSUKE_PUBLIC_ORIGIN", origin.to_owned()),
+        ("UKETSUKE_DATABASE_URL", url.to_owned()),
+        ("UKETSUKE_BACKEND", sim_base.to_owned()),
+        ("UKETSUKE_RATE_LIMITS", "off".to_owned()),
+        ("UKETSUKE_SITE_ROOT", dir.join("site").display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let config = Config::from_sources(None, &env).expect("valid configuration");
+    let server = Server::build_with(config, Options::default())
+        .await
+        .expect("server starts");
+    let base = server.base_url();
+    let links = server
+        .demo_links()
+        .iter()
+        .map(|l| (l.kind.code().to_owned(), l.id.clone()))
+        .collect();
+    let state = server.state().clone();
+    tokio::spawn(server.run(std::future::pending()));
+    (base, links, state)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A console client: sends our Origin and the CSRF header on state-changing requests, keeps the
+// `uk_console` cookie by hand so tests can copy and replay it.
+
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    text: String,
+    body: Value,
+}
+
+impl Answer {
+    fn error(&self) -> Option<&str> {
+        self.body.get("error").and_then(Value::as_str)
+    }
+}
+
+struct Console {
+    http: reqwest::Client,
+    base: String,
+    origin: String,
+    cookie: Mutex<Option<String>>,
+}
+
+impl Console {
+    fn new(base: &str, origin: &str) -> Console {
+        Console {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_owned(),
+            origin: origin.to_owned(),
+            cookie: Mutex::new(None),
+        }
+    }
+
+    fn token(&self) -> Option<String> {
+        self.cookie.lock().expect("lock").clone()
+    }
+
+    fn with_token(&self, token: Option<String>) -> Console {
+        let other = Console::new(&self.base, &self.origin);
+        *other.cookie.lock().expect("lock") = token;
+        other
+    }
+
+    /// A request with the session cookie and nothing else.
+    fn bare(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = self.token() {
+            request = request.header("cookie", format!("uk_console={token}"));
+        }
+        request
+    }
+
+    /// A request as the console page sends it.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let state_changing = !matches!(method, Method::GET | Method::HEAD);
+        let mut request = self.bare(method, path);
+        if state_changing {
+            request = request
+                .header("origin", &self.origin)
+                .header("x-uketsuke-csrf", "1");
+        }
+        request
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.expect("server answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        for cookie in headers.get_all("set-cookie") {
+            let text = cookie.to_str().expect("ascii cookie");
+            if let Some(rest) = text.strip_prefix("uk_console=") {
+                let value = rest.split(';').next().unwrap_or_default();
+                *self.cookie.lock().expect("lock") = (!value.is_empty()).then(|| value.to_owned());
+            }
+        }
+        let text = response.text().await.unwrap_or_default();
+        Answer {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        let mut request = self.request(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request).await
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(body)).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A software passkey: what a platform authenticator does, reduced to the bytes.
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn b64d(text: &str) -> Vec<u8> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .expect("base64url")
+}
+
+fn cbor_head(major: u8, len: usize, out: &mut Vec<u8>) {
+    let major = major << 5;
+    match len {
+        0..=23 => out.push(major | len as u8),
+        24..=0xff => out.extend([major | 24, len as u8]),
+        _ => {
+            out.push(major | 25);
+            out.extend((len as u16).to_be_bytes());
+        }
+    }
+}
+
+fn cbor_text(text: &str, out: &mut Vec<u8>) {
+    cbor_head(3, text.len(), out);
+    out.extend(text.as_bytes());
+}
+
+fn cbor_bytes(bytes: &[u8], out: &mut Vec<u8>) {
+    cbor_head(2, bytes.len(), out);
+    out.extend(bytes);
+}
+
+/// A small integer key or value (-24..=23).
+fn cbor_small(n: i8, out: &mut Vec<u8>) {
+    if n >= 0 {
+        cbor_head(0, n as usize, out);
+    } else {
+        cbor_head(1, (-1 - i16::from(n)) as usize, out);
+    }
+}
+
+fn der_integer(bytes: &[u8]) -> Vec<u8> {
+    let mut v: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
+    if v.first().is_none_or(|b| b & 0x80 != 0) {
+        v.insert(0, 0);
+    }
+    let mut out = vec![0x02, v.len() as u8];
+    out.extend(v);
+    out
+}
+
+fn der_signature(signature: &Signature) -> Vec<u8> {
+    let bytes = signature.to_bytes();
+    let (r, s) = bytes.split_at(32);
+    let mut body = der_integer(r);
+    body.extend(der_integer(s));
+    let mut out = vec![0x30, body.len() as u8];
+    out.extend(body);
+    out
+}
+
+#[derive(Clone)]
+struct SoftPasskey {
+    key: SigningKey,
+    credential_id: Vec<u8>,
+    user_handle: Vec<u8>,
+    counter: u32,
+    origin: String,
+    /// Whether it claims user verification (a security key without a PIN would not).
+    verifies_user: bool,
+}
+
+impl SoftPasskey {
+    fn client_data(&self, kind: &str, challenge: &str) -> Vec<u8> {
+        json!({
+            "type": kind,
+            "challenge": challenge,
+            "origin": self.origin,
+            "crossOrigin": false,
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    fn flags(&self) -> u8 {
+        // UP, and UV when it verifies the user.
+        if self.verifies_user { 0x05 } else { 0x01 }
+    }
+
+    /// `navigator.credentials.create` for `options` (the server's creation options).
+    fn create(origin: &str, options: &Value) -> (SoftPasskey, Value) {
+        let public_key = &options["publicKey"];
+        let rp_id = public_key["rp"]["id"].as_str().expect("rp id");
+        let challenge = public_key["challenge"].as_str().expect("challenge");
+        let passkey = SoftPasskey {
+            key: storage::institutions::generate_key(),
+            credential_id: rand::random::<[u8; 16]>().to_vec(),
+            user_handle: b64d(public_key["user"]["id"].as_str().expect("user id")),
+            counter: 0,
+            origin: origin.to_owned(),
+            verifies_user: true,
+        };
+        let point = passkey.key.verifying_key().to_encoded_point(false);
+        let mut cose = Vec::new();
+        cbor_head(5, 5, &mut cose);
+        for (k, v) in [(1i8, 2i8), (3, -7), (-1, 1)] {
+            cbor_small(k, &mut cose);
+            cbor_small(v, &mut cose);
+        }
+        cbor_small(-2, &mut cose);
+        cbor_bytes(point.x().expect("x"), &mut cose);
+        cbor_small(-3, &mut cose);
+        cbor_bytes(point.y().expect("y"), &mut cose);
+        let mut auth_data = Sha256::digest(rp_id.as_bytes()).to_vec();
+        auth_data.push(passkey.flags() | 0x40);
+        auth_data.extend(passkey.counter.to_be_bytes());
+        auth_data.extend([0u8; 16]);
+        auth_data.extend((passkey.credential_id.len() as u16).to_be_bytes());
+        auth_data.extend(&passkey.credential_id);
+        auth_data.extend(cose);
+        let mut attestation = Vec::new();
+        cbor_head(5, 3, &mut attestation);
+        cbor_text("fmt", &mut attestation);
+        cbor_text("none", &mut attestation);
+        cbor_text("attStmt", &mut attestation);
+        cbor_head(5, 0, &mut attestation);
+        cbor_text("authData", &mut attestation);
+        cbor_bytes(&auth_data, &mut attestation);
+        let client_data = passkey.client_data("webauthn.create", challenge);
+        let credential = json!({
+            "id": b64(&passkey.credential_id),
+            "rawId": b64(&passkey.credential_id),
+            "type": "public-key",
+            "response": {
+                "attestationObject": b64(&attestation),
+                "clientDataJSON": b64(&client_data),
+            },
+            "extensions": {},
+        });
+        (passkey, credential)
+    }
+
+    /// `navigator.credentials.get` for `options` (discoverable: no allow list).
+    fn get(&mut self, options: &Value) -> Value {
+        let public_key = &options["publicKey"];
+        let rp_id = public_key["rpId"].as_str().expect("rp id");
+        let challenge = public_key["challenge"].as_str().expect("challenge");
+        self.counter += 1;
+        let mut auth_data = Sha256::digest(rp_id.as_bytes()).to_vec();
+        auth_data.push(self.flags());
+        auth_data.extend(self.counter.to_be_bytes());
+        let client_data = self.client_data("webauthn.get", challenge);
+        let mut signed = auth_data.clone();
+        signed.extend(Sha256::digest(&client_data));
+        let signature: Signature = self.key.sign(&signed);
+        json!({
+            "id": b64(&self.credential_id),
+            "rawId": b64(&self.credential_id),
+            "type": "public-key",
+            "response": {
+                "authenticatorData": b64(&auth_data),
+                "clientDataJSON": b64(&client_data),
+                "signature": b64(&der_signature(&signature)),
+                "userHandle": b64(&self.user_handle),
+            },
+            "extensions": {},
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ceremonies.
+
+async fn demo_code(stack: &Stack, account: &str) -> String {
+    let answer = stack
+        .console()
+        .post(
+            "/api/console/demo/enrolment-code",
+            json!({ "account": account }),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "{answer:?}");
+    let link = answer.body["link"].as_str().expect("link");
+    assert!(link.starts_with(&format!("{}/console/enrol#", stack.origin())));
+    answer.body["code"].as_str().expect("code").to_owned()
+}
+
+async fn enrol(stack: &Stack, code: &str) -> SoftPasskey {
+    let console = stack.console();
+    let start = console
+        .post("/api/console/enrol/start", json!({ "code": code }))
+        .await;
+    assert_eq!(start.status, 200, "{start:?}");
+    let options = &start.body["options"];
+    let selection = &options["publicKey"]["authenticatorSelection"];
+    assert_eq!(selection["residentKey"], "required");
+    assert_eq!(selection["requireResidentKey"], true);
+    assert_eq!(selection["userVerification"], "required");
+    assert_eq!(options["publicKey"]["rp"]["id"], "localhost");
+    let (passkey, credential) = SoftPasskey::create(&stack.origin(), options);
+    let finish = console
+        .post(
+            "/api/console/enrol/finish",
+            json!({ "code": code, "credential": credential }),
+        )
+        .await;
+    assert_eq!(finish.status, 201, "{finish:?}");
+    passkey
+}
+
+async fn try_signin(console: &Console, passkey: &mut SoftPasskey) -> Answer {
+    let start = console.post("/api/console/signin/start", json!({})).await;
+    assert_eq!(start.status, 200, "{start:?}");
+    let options = &start.body["options"];
+    assert_eq!(options["publicKey"]["userVerification"], "required");
+    assert!(
+        options["publicKey"]["allowCredentials"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "discoverable: {options}"
+    );
+    assert!(options.get("mediation").is_none(), "{options}");
+    let credential = passkey.get(options);
+    console
+        .post(
+            "/api/console/signin/finish",
+            json!({ "ceremony": start.body["ceremony"], "credential": credential }),
+        )
+        .await
+}
+
+async fn signin(stack: &Stack, passkey: &mut SoftPasskey) -> Console {
+    let console = stack.console();
+    let answer = try_signin(&console, passkey).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(console.token().is_some());
+    console
+}
+
+/// A demo account with an enrolled passkey, signed in.
+async fn demo_staff(stack: &Stack, account: &str) -> (Console, SoftPasskey) {
+    let code = demo_code(stack, account).await;
+    let mut passkey = enrol(stack, &code).await;
+    let console = signin(stack, &mut passkey).await;
+    (console, passkey)
+}
+
+/// A second institution with its administrator, signed in.
+async fn other_institution(stack: &Stack) -> (Console, String) {
+    let code = InstitutionCode::with_check_digit("271234567").expect("code");
+    let created = admin_create(
+        &stack.state.db,
+        &stack.origin(),
+        &AdminCreate {
+            institution_code: code.as_str().to_owned(),
+            name: "他院 管理者".to_owned(),
+            kana: "タイン カンリシャ".to_owned(),
+            login_id: "ADMIN1".to_owned(),
+            institution_name: Some("よそのクリニック".to_owned()),
+        },
+        stack.state.clock.now_ms(),
+    )
+    .await
+    .expect("admin created");
+    assert!(created.institution_created);
+    let mut passkey = enrol(stack, &created.code).await;
+    (signin(stack, &mut passkey).await, created.institution_id)
+}
+
+/// A confirmed reception of `kind` at the demo institution (person 1), with its eligibility.
+async fn reception(stack: &Stack, kind: &str) -> String {
+    let patient = Patient::new(&stack.base);
+    let accepted = register(
+        &patient,
+        &stack.link(kind),
+        kind,
+        1,
+        &stack.origin(),
+        stack.today(),
+    )
+    .await;
+    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+    assert_eq!(patient.settled(400).await.body["status"], "confirmed");
+    let id = accepted.body["reception_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    for _ in 0..400 {
+        if relay::eligibility(&stack.state.db, &id)
+            .await
+            .expect("read")
+            .is_some()
+        {
+            return id;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("eligibility never arrived");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The routes, with who may use them.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    AnyStaff,
+    Administrator,
+    MedicalViewer,
+}
+
+struct Route {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    access: Access,
+}
+
+fn route(method: Method, path: String, body: Option<Value>, access: Access) -> Route {
+    Route {
+        method,
+        path,
+        body,
+        access,
+    }
+}
+
+fn settings_body() -> Value {
+    json!({
+        "name_ja": "うけつけ内科クリニック（デモ）",
+        "name_en": "Uketsuke Internal Medicine Clinic (demo)",
+        "code": uketsuke_backend::simulator::keys::institution_code(
+            uketsuke_backend::simulator::keys::DEMO_CLINIC
+        ).as_str(),
+        "accepts_remote": true,
+        "uses_welfare_info": true,
+        "eligibility_retention_days": 90,
+    })
+}
+
+/// Every signed-in console route, for a reception and a link id.
+fn routes(reception: &str, link: &str, today: NaiveDate) -> Vec<Route> {
+    use Access::*;
+    let r = format!("/api/console/receptions/{reception}");
+    let l = format!("/api/console/links/{link}");
+    let a = "/api/console/accounts/staff";
+    let day = today.format("%Y-%m-%d").to_string();
+    vec![
+        route(Method::GET, "/api/console/me".into(), None, AnyStaff),
+        route(
+            Method::GET,
+            "/api/console/receptions".into(),
+            None,
+            AnyStaff,
+        ),
+        route(Method::GET, "/api/console/events".into(), None, AnyStaff),
+        route(Method::GET, r.clone(), None, AnyStaff),
+        route(
+            Method::PUT,
+            format!("{r}/patient-ref"),
+            Some(json!({ "patient_ref": "P-42" })),
+            AnyStaff,
+        ),
+        route(
+            Method::POST,
+            format!("{r}/home-visits"),
+            Some(json!({ "visit_date": day })),
+            AnyStaff,
+        ),
+        route(
+            Method::GET,
+            format!("{r}/medical/clinical_medication"),
+            None,
+            MedicalViewer,
+        ),
+        route(
+            Method::GET,
+            format!("{r}/medical/checkups"),
+            None,
+            MedicalViewer,
+        ),
+        route(Method::GET, format!("{r}/eligibility.csv"), None, AnyStaff),
+        route(Method::GET, format!("{r}/eligibility.json"), None, AnyStaff),
+        route(Method::GET, "/api/console/links".into(), None, AnyStaff),
+        route(
+            Method::POST,
+            "/api/console/links".into(),
+            Some(json!({ "kind": "separate_route", "label": "受付" })),
+            Administrator,
+        ),
+        route(Method::GET, format!("{l}/qr.svg"), None, AnyStaff),
+        route(Method::DELETE, l.clone(), None, Administrator),
+        route(
+            Method::GET,
+            "/api/console/settings".into(),
+            None,
+            Administrator,
+        ),
+        route(
+            Method::PUT,
+            "/api/console/settings".into(),
+            Some(settings_body()),
+            Administrator,
+        ),
+        route(
+            Method::GET,
+            "/api/console/accounts".into(),
+            None,
+            Administrator,
+        ),
+        route(
+            Method::POST,
+            "/api/console/accounts".into(),
+            Some(json!({
+                "id": "nurse1", "name": "看護 花子", "kana": "カンゴ ハナコ",
+                "role": "general", "start_date": day,
+            })),
+            Administrator,
+        ),
+        route(
+            Method::POST,
+            format!("{a}/enrolment-code"),
+            Some(json!({})),
+            Administrator,
+        ),
+        route(Method::GET, format!("{a}/passkeys"), None, Administrator),
+        route(
+            Method::DELETE,
+            format!("{a}/passkeys/0000000000000000000000000z"),
+            None,
+            Administrator,
+        ),
+        route(
+            Method::POST,
+            format!("{a}/disable"),
+            Some(json!({})),
+            Administrator,
+        ),
+        route(
+            Method::POST,
+            format!("{a}/enable"),
+            Some(json!({})),
+            Administrator,
+        ),
+        route(
+            Method::GET,
+            "/api/console/audit".into(),
+            None,
+            Administrator,
+        ),
+        route(
+            Method::GET,
+            "/api/console/audit.csv".into(),
+            None,
+            Administrator,
+        ),
+        route(
+            Method::POST,
+            format!("{r}/withdrawal"),
+            Some(json!({})),
+            AnyStaff,
+        ),
+        route(
+            Method::POST,
+            "/api/console/signout-everywhere".into(),
+            Some(json!({})),
+            AnyStaff,
+        ),
+        route(
+            Method::POST,
+            "/api/console/signout".into(),
+            Some(json!({})),
+            AnyStaff,
+        ),
+    ]
+}
+
+async fn call(console: &Console, route: &Route) -> Answer {
+    let mut request = console.request(route.method.clone(), &route.path);
+    if let Some(body) = &route.body {
+        request = request.json(body);
+    }
+    console.send(request).await
+}
+
+const FAKE_ID: &str = "0000000000000000000000000z";
+
+// ---------------------------------------------------------------------------------------------
+// Tests.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passkey_is_enrolled_with_a_one_time_code_and_signs_in() {
+    let stack = stack().await;
+    let code = demo_code(&stack, "admin").await;
+    let mut passkey = enrol(&stack, &code).await;
+
+    // The code is spent.
+    let again = stack
+        .console()
+        .post("/api/console/enrol/start", json!({ "code": code }))
+        .await;
+    assert_eq!((again.status, again.error()), (404, Some("code_invalid")));
+    let junk = stack
+        .console()
+        .post("/api/console/enrol/start", json!({ "code": "short" }))
+        .await;
+    assert_eq!(junk.status, 404);
+
+    // Sign-in sets the cookie as the brief says.
+    let console = stack.console();
+    let answer = try_signin(&console, &mut passkey).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body["id"], "admin");
+    assert_eq!(answer.body["role"], "administrator");
+    let cookie = answer
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "http origin: {cookie}");
+    let me = console.get("/api/console/me").await;
+    assert_eq!(me.status, 200, "{me:?}");
+    assert_eq!(
+        me.body["institution"]["name_en"],
+        "Uketsuke Internal Medicine Clinic (demo)"
+    );
+
+    // A new sign-in in the same browser rotates the id; the old one is dead.
+    let first = console.token().expect("token");
+    let answer = try_signin(&console, &mut passkey).await;
+    assert_eq!(answer.status, 200);
+    let second = console.token().expect("token");
+    assert_ne!(first, second);
+    let stale = console.with_token(Some(first));
+    assert_eq!(stale.get("/api/console/me").await.status, 401);
+    assert_eq!(console.get("/api/console/me").await.status, 200);
+
+    // A ceremony is single use; a replayed or forged assertion is refused.
+    let start = console.post("/api/console/signin/start", json!({})).await;
+    let credential = passkey.get(&start.body["options"]);
+    let finish = json!({ "ceremony": start.body["ceremony"], "credential": credential });
+    let other = stack.console();
+    assert_eq!(
+        other
+            .post("/api/console/signin/finish", finish.clone())
+            .await
+            .status,
+        200
+    );
+    let replay = stack.console();
+    let replayed = replay.post("/api/console/signin/finish", finish).await;
+    assert_eq!(
+        (replayed.status, replayed.error()),
+        (401, Some("signin_failed"))
+    );
+    let mut forged = passkey.clone();
+    forged.key = storage::institutions::generate_key();
+    assert_eq!(try_signin(&stack.console(), &mut forged).await.status, 401);
+    // Without user verification, no sign-in.
+    let mut lazy = passkey.clone();
+    lazy.verifies_user = false;
+    assert_eq!(try_signin(&stack.console(), &mut lazy).await.status, 401);
+    // An unknown passkey.
+    let mut stranger = passkey.clone();
+    stranger.credential_id = vec![7; 16];
+    assert_eq!(
+        try_signin(&stack.console(), &mut stranger).await.status,
+        401
+    );
+
+    // Sign-out ends this session only; sign-out everywhere ends them all.
+    let a = signin(&stack, &mut passkey).await;
+    let b = signin(&stack, &mut passkey).await;
+    let c = signin(&stack, &mut passkey).await;
+    let out = a.post("/api/console/signout", json!({})).await;
+    assert_eq!(out.status, 204);
+    assert!(a.token().is_none(), "cookie cleared");
+    assert_eq!(b.get("/api/console/me").await.status, 200);
+    assert_eq!(
+        b.post("/api/console/signout-everywhere", json!({}))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(c.get("/api/console/me").await.status, 401);
+    assert_eq!(console.get("/api/console/me").await.status, 401);
+
+    // A second passkey for the same account, from a new code.
+    let code = demo_code(&stack, "admin").await;
+    let mut second_key = enrol(&stack, &code).await;
+    let admin = signin(&stack, &mut second_key).await;
+    let keys = admin.get("/api/console/accounts/admin/passkeys").await;
+    assert_eq!(keys.body.as_array().map(Vec::len), Some(2), "{keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_wants_a_live_session() {
+    let stack = stack().await;
+    let link = stack.link("separate_route");
+    let all = routes(FAKE_ID, &link, stack.today());
+    let nobody = stack.console();
+    for route in &all {
+        let answer = call(&nobody, route).await;
+        assert_eq!(
+            (answer.status, answer.error()),
+            (401, Some("signin_required")),
+            "{} {}",
+            route.method,
+            route.path
+        );
+    }
+    let junk = nobody.with_token(Some("x".repeat(43)));
+    for route in &all {
+        assert_eq!(call(&junk, route).await.status, 401, "{}", route.path);
+    }
+
+    // Idle for 29 minutes: still in (and the request counts as activity); then 29 more: still
+    // in; then 31 without a request: out, on every route.
+    let (admin, _) = demo_staff(&stack, "admin").await;
+    let clock = &stack.state.clock;
+    clock.advance_ms(29 * MINUTE_MS);
+    assert_eq!(admin.get("/api/console/me").await.status, 200);
+    clock.advance_ms(29 * MINUTE_MS);
+    assert_eq!(admin.get("/api/console/me").await.status, 200);
+    clock.advance_ms(31 * MINUTE_MS);
+    for route in &all {
+        let answer = call(&admin, route).await;
+        assert_eq!(
+            answer.status, 401,
+            "{} {} after 31 idle minutes",
+            route.method, route.path
+        );
+    }
+
+    // Active all day: out after 12 hours regardless.
+    let (busy, _) = demo_staff(&stack, "staff").await;
+    for _ in 0..((12 * 60) / 20 - 1) {
+        clock.advance_ms(20 * MINUTE_MS);
+        assert_eq!(busy.get("/api/console/me").await.status, 200);
+    }
+    clock.advance_ms(20 * MINUTE_MS);
+    let answer = busy.get("/api/console/me").await;
+    assert_eq!(
+        (answer.status, answer.error()),
+        (401, Some("session_expired"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_enforced_on_every_restricted_route() {
+    let stack = stack().await;
+    let id = reception(&stack, "separate_route").await;
+    let link = stack.link("separate_route");
+    let (general, _) = demo_staff(&stack, "staff").await;
+    let (doctor, _) = demo_staff(&stack, "doctor").await;
+    let (admin, _) = demo_staff(&stack, "admin").await;
+    for route in routes(&id, &link, stack.today()) {
+        let refused: Vec<(&str, &Console)> = match route.access {
+            Access::AnyStaff => continue,
+            Access::Administrator => vec![("general", &general), ("doctor", &doctor)],
+            Access::MedicalViewer => vec![("general", &general), ("admin", &admin)],
+        };
+        for (who, console) in refused {
+            let answer = call(console, &route).await;
+            assert_eq!(
+                (answer.status, answer.error()),
+                (403, Some("role_not_permitted")),
+                "{who}: {} {}",
+                route.method,
+                route.path
+            );
+        }
+    }
+    // Nothing was changed by the refused calls: the link is still open, no account was added.
+    let links = admin.get("/api/console/links").await;
+    assert!(
+        links
+            .body
+            .as_array()
+            .expect("links")
+            .iter()
+            .all(|l| l["state"] == "open"),
+        "{links:?}"
+    );
+    let accounts = admin.get("/api/console/accounts").await;
+    assert_eq!(accounts.body.as_array().map(Vec::len), Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_institutions_receptions_links_and_accounts_are_not_found() {
+    let stack = stack().await;
+    let id = reception(&stack, "separate_route").await;
+    let link = stack.link("separate_route");
+    let (other, _) = other_institution(&stack).await;
+    // Its administrator gets a medical viewer of its own.
+    let created = other
+        .post(
+            "/api/console/accounts",
+            json!({
+                "id": "doc2", "name": "他院 医師", "kana": "タイン イシ",
+                "role": "medical_viewer", "start_date": stack.today(),
+            }),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let code = other
+        .post("/api/console/accounts/doc2/enrolment-code", json!({}))
+        .await;
+    assert_eq!(code.status, 201);
+    let mut key = enrol(&stack, code.body["code"].as_str().expect("code")).await;
+    let other_doctor = signin(&stack, &mut key).await;
+
+    for route in routes(&id, &link, stack.today()) {
+        let path_names_other = route.path.contains(&id)
+            || route.path.contains(&link)
+            || route.path.contains("/accounts/staff");
+        if !path_names_other {
+            continue;
+        }
+        let console = match route.access {
+            Access::MedicalViewer => &other_doctor,
+            _ => &other,
+        };
+        let answer = call(console, &route).await;
+        assert_eq!(
+            answer.status, 404,
+            "{} {}: {answer:?}",
+            route.method, route.path
+        );
+    }
+    // The day's list does not show it either, and the demo reception is untouched.
+    let list = other.get("/api/console/receptions").await;
+    assert_eq!(list.status, 200);
+    assert_eq!(list.body["receptions"].as_array().map(Vec::len), Some(0));
+    let reception = storage::receptions::get(&stack.state.db, &id)
+        .await
+        .expect("read")
+        .expect("reception");
+    assert!(reception.withdrawn_at.is_none());
+    let (demo_admin, _) = demo_staff(&stack, "admin").await;
+    let links = demo_admin.get("/api/console/links").await;
+    assert!(
+        links
+            .body
+            .as_array()
+            .expect("links")
+            .iter()
+            .all(|l| l["state"] == "open")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_changing_routes_want_our_origin_and_the_csrf_header() {
+    let stack = stack().await;
+    let (admin, _) = demo_staff(&stack, "admin").await;
+    let link = stack.link("separate_route");
+    let mut changing: Vec<(Method, String, Value)> = routes(FAKE_ID, &link, stack.today())
+        .into_iter()
+        .filter(|r| r.method != Method::GET)
+        .map(|r| (r.method, r.path, r.body.unwrap_or(json!({}))))
+        .collect();
+    for path in [
+        "/api/console/enrol/start",
+        "/api/console/enrol/finish",
+        "/api/console/signin/start",
+        "/api/console/signin/finish",
+        "/api/console/demo/enrolment-code",
+    ] {
+        changing.push((Method::POST, path.to_owned(), json!({ "account": "admin" })));
+    }
+    for (method, path, body) in &changing {
+        let cases: [(&str, Option<&str>, Option<&str>); 4] = [
+            ("no Origin", None, Some("1")),
+            ("foreign Origin", Some("https://evil.example"), Some("1")),
+            ("no CSRF header", Some(&admin.origin), None),
+            ("wrong CSRF header", Some(&admin.origin), Some("0")),
+        ];
+        for (case, origin, token) in cases {
+            let mut request = admin.bare(method.clone(), path).json(body);
+            if let Some(origin) = origin {
+                request = request.header("origin", origin);
+            }
+            if let Some(token) = token {
+                request = request.header("x-uketsuke-csrf", token);
+            }
+            let answer = admin.send(request).await;
+            assert_eq!(answer.status, 403, "{case}: {method} {path}: {answer:?}");
+        }
+    }
+    // The session survived all of that (sign-out was refused too).
+    assert_eq!(admin.get("/api/console/me").await.status, 200);
+    // Reads need no CSRF header.
+    let read = admin
+        .send(admin.bare(Method::GET, "/api/console/links"))
+        .await;
+    assert_eq!(read.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_medical_viewer_reads_inside_the_window_only() {
+    let stack = stack().await;
+    let id = reception(&stack, "separate_route").await;
+    let (mut doctor, mut doctor_key) = demo_staff(&stack, "doctor").await;
+    let (general, _) = demo_staff(&stack, "staff").await;
+    let path = format!("/api/console/receptions/{id}/medical/clinical_medication");
+
+    let read = doctor.get(&path).await;
+    assert_eq!(read.status, 200, "{read:?}");
+    assert_eq!(read.body["category"], "clinical_medication");
+    // Not consented: refused with its reason.
+    let checkups = doctor
+        .get(&format!("/api/console/receptions/{id}/medical/checkups"))
+        .await;
+    assert_eq!(
+        (checkups.status, checkups.error()),
+        (403, Some("not_consented"))
+    );
+    let refused = general.get(&path).await;
+    assert_eq!(
+        (refused.status, refused.error()),
+        (403, Some("role_not_permitted"))
+    );
+    let unknown = doctor
+        .get(&format!("/api/console/receptions/{id}/medical/surgery"))
+        .await;
+    assert_eq!(unknown.status, 404);
+
+    // Two days on: the window (until 23:59 the day after the visit) has closed.
+    stack.state.clock.advance_ms(2 * DAY_MS);
+    assert_eq!(doctor.get(&path).await.status, 401, "session idle");
+    doctor = signin(&stack, &mut doctor_key).await;
+    let closed = doctor.get(&path).await;
+    assert_eq!(
+        (closed.status, closed.error()),
+        (403, Some("window_closed")),
+        "{closed:?}"
+    );
+    let detail = doctor.get(&format!("/api/console/receptions/{id}")).await;
+    assert_eq!(detail.body["window_open"], false);
+
+    // The one read that was answered is logged as a medical view; the refusals are not.
+    let views = medical_views(&stack, &id).await;
+    assert_eq!(views, 1);
+}
+
+async fn medical_views(stack: &Stack, id: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::query("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'medical.view' AND target = $1")
+        .bind(format!("{id}/clinical_medication"))
+        .fetch_one(&stack.state.db)
+        .await
+        .expect("count")
+        .try_get::<i64, _>("n")
+        .expect("n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_days_list_detail_exports_and_changes() {
+    let stack = stack().await;
+    let (general, _) = demo_staff(&stack, "staff").await;
+
+    // The event stream announces the new reception.
+    let events = general
+        .request(Method::GET, "/api/console/events")
+        .await_stream()
+        .await;
+    let id = reception(&stack, "separate_route").await;
+    let announced = events.until_contains(&id, Duration::from_secs(10)).await;
+    assert!(announced.contains("event: ready"), "{announced}");
+    assert!(announced.contains("event: receptions"), "{announced}");
+
+    let list = general.get("/api/console/receptions").await;
+    assert_eq!(list.status, 200, "{list:?}");
+    let rows = list.body["receptions"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row["id"], id.as_str());
+    assert_eq!(row["status"], "confirmed");
+    assert_eq!(row["eligibility"], "found");
+    assert!(row["name"].as_str().is_some_and(|n| !n.is_empty()), "{row}");
+    assert_eq!(row["consent"]["clinical_medication"], true);
+    assert!(
+        row["window_end_display"]
+            .as_str()
+            .is_some_and(|d| d.ends_with("23:59 JST"))
+    );
+    assert_eq!(row["reception_number"].as_str().map(str::len), Some(8));
+    let other_day = general.get("/api/console/receptions?date=2020-01-01").await;
+    assert_eq!(
+        other_day.body["receptions"].as_array().map(Vec::len),
+        Some(0)
+    );
+    let bad_day = general.get("/api/console/receptions?date=tomorrow").await;
+    assert_eq!(bad_day.status, 422);
+
+    let detail = general.get(&format!("/api/console/receptions/{id}")).await;
+    assert_eq!(detail.status, 200);
+    assert_eq!(detail.body["eligibility"]["state"], "answer");
+    assert_eq!(detail.body["eligibility"]["outcome"]["result"], "found");
+    assert_eq!(detail.body["window_open"], true);
+    assert_eq!(detail.body["identity_method"], "card");
+
+    // 照会番号.
+    let set = general
+        .call(
+            Method::PUT,
+            &format!("/api/console/receptions/{id}/patient-ref"),
+            Some(json!({ "patient_ref": "P-000123" })),
+        )
+        .await;
+    assert_eq!(set.status, 204, "{set:?}");
+    let too_long = general
+        .call(
+            Method::PUT,
+            &format!("/api/console/receptions/{id}/patient-ref"),
+            Some(json!({ "patient_ref": "x".repeat(33) })),
+        )
+        .await;
+    assert_eq!(too_long.status, 422);
+    let announced = events
+        .until_contains("receptions", Duration::from_secs(10))
+        .await;
+    assert!(announced.contains(&id));
+
+    // Exports.
+    let csv = general
+        .get(&format!("/api/console/receptions/{id}/eligibility.csv"))
+        .await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(
+        csv.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/csv; charset=utf-8")
+    );
+    assert!(
+        csv.headers
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|d| d.starts_with("attachment")),
+    );
+    assert!(csv.text.starts_with('\u{feff}'), "BOM");
+    let lines: Vec<&str> = csv
+        .text
+        .trim_start_matches('\u{feff}')
+        .split("\r\n")
+        .collect();
+    assert!(lines[0].starts_with("受付番号,照会番号,受付区分,診療日,資格確認日,結果,氏名"));
+    assert!(lines[1].contains("P-000123"), "{}", lines[1]);
+    assert!(lines[1].contains(",取得,"), "{}", lines[1]);
+    assert!(lines[1].contains(row["name"].as_str().expect("name")));
+    let json_export = general
+        .get(&format!("/api/console/receptions/{id}/eligibility.json"))
+        .await;
+    assert_eq!(json_export.status, 200);
+    assert_eq!(json_export.body["patient_ref"], "P-000123");
+    assert_eq!(
+        json_export.body["eligibility"]["outcome"]["result"],
+        "found"
+    );
+
+    // Home visits only for 訪問診療等, not in the future.
+    let visit = |rid: &str, day: NaiveDate| {
+        let general = &general;
+        let path = format!("/api/console/receptions/{rid}/home-visits");
+        async move {
+            general
+                .post(
+                    &path,
+                    json!({ "visit_date": day.format("%Y-%m-%d").to_string() }),
+                )
+                .await
+        }
+    };
+    assert_eq!(visit(&id, stack.today()).await.status, 422);
+    let home = reception(&stack, "home_visit").await;
+    assert_eq!(visit(&home, stack.today()).await.status, 201);
+    assert_eq!(visit(&home, stack.today()).await.status, 200);
+    let tomorrow = stack.today().succ_opt().expect("date");
+    assert_eq!(visit(&home, tomorrow).await.status, 422);
+    let detail = general
+        .get(&format!("/api/console/receptions/{home}"))
+        .await;
+    assert_eq!(detail.body["home_visits"].as_array().map(Vec::len), Some(1));
+
+    // Withdrawal on the patient's request: closed at once, queued for the backend.
+    let withdrawn = general
+        .post(
+            &format!("/api/console/receptions/{id}/withdrawal"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(withdrawn.status, 200, "{withdrawn:?}");
+    assert_eq!(withdrawn.body["already"], false);
+    let again = general
+        .post(
+            &format!("/api/console/receptions/{id}/withdrawal"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.body["already"], true);
+    stack.state.clock.advance_ms(1);
+    let detail = general.get(&format!("/api/console/receptions/{id}")).await;
+    assert_eq!(detail.body["window_open"], false);
+    assert!(detail.body["withdrawn_at"].is_string());
+    for _ in 0..200 {
+        if storage::outbox::pending(&stack.state.db)
+            .await
+            .expect("pending")
+            == 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        storage::outbox::pending(&stack.state.db)
+            .await
+            .expect("pending"),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_settings_and_accounts_for_administrators() {
+    let stack = stack().await;
+    let (admin, _) = demo_staff(&stack, "admin").await;
+
+    // Links: per appointment, with its QR code; revoked.
+    let tomorrow = stack.today().succ_opt().expect("date");
+    let created = admin
+        .post(
+            "/api/console/links",
+            json!({ "kind": "online_care", "visit_date": tomorrow, "booking_ref": "B-7" }),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let link_id = created.body["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        created.body["url"],
+        format!("{}/r/{link_id}", stack.origin())
+    );
+    assert!(created.body["expires_at"].is_string());
+    let past = admin
+        .post(
+            "/api/console/links",
+            json!({ "kind": "online_care", "visit_date": "2020-01-01" }),
+        )
+        .await;
+    assert_eq!(past.status, 422);
+    let qr = admin
+        .get(&format!("/api/console/links/{link_id}/qr.svg"))
+        .await;
+    assert_eq!(qr.status, 200);
+    assert_eq!(
+        qr.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("image/svg+xml")
+    );
+    assert!(qr.text.contains("<svg"));
+    let revoked = admin
+        .call(
+            Method::DELETE,
+            &format!("/api/console/links/{link_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, 204);
+    let list = admin.get("/api/console/links").await;
+    let row = list
+        .body
+        .as_array()
+        .expect("links")
+        .iter()
+        .find(|l| l["id"] == link_id.as_str())
+        .cloned()
+        .expect("listed");
+    assert_eq!(row["state"], "revoked");
+    let landing = Patient::new(&stack.base).start(&link_id).await;
+    assert_eq!(landing.status, 410);
+
+    // Settings: the feature switch closes the remote kinds; codes are check-digit verified.
+    let settings = admin.get("/api/console/settings").await;
+    assert_eq!(settings.status, 200);
+    assert_eq!(settings.body["accepts_remote"], true);
+    let mut body = settings.body.clone();
+    body["accepts_remote"] = json!(false);
+    body["eligibility_retention_days"] = json!(30);
+    let put = admin
+        .call(Method::PUT, "/api/console/settings", Some(body.clone()))
+        .await;
+    assert_eq!(put.status, 200, "{put:?}");
+    assert_eq!(put.body["eligibility_retention_days"], 30);
+    let closed = Patient::new(&stack.base)
+        .start(&stack.link("online_care"))
+        .await;
+    assert_eq!(closed.status, 403, "{:?}", closed.body);
+    let mut bad = body.clone();
+    let code = bad["code"].as_str().expect("code").to_owned();
+    let last = code.as_bytes()[9] - b'0';
+    bad["code"] = json!(format!("{}{}", &code[..9], (last + 1) % 10));
+    let refused = admin
+        .call(Method::PUT, "/api/console/settings", Some(bad))
+        .await;
+    assert_eq!(
+        (refused.status, refused.error()),
+        (422, Some("code_invalid"))
+    );
+    let mut bad = body.clone();
+    bad["eligibility_retention_days"] = json!(3651);
+    let refused = admin
+        .call(Method::PUT, "/api/console/settings", Some(bad))
+        .await;
+    assert_eq!(refused.status, 422);
+
+    // Accounts: create, duplicate IDs refused (case does not make a new ID), enrol, disable.
+    let new = json!({
+        "id": "Nurse1", "name": "看護 花子", "kana": "カンゴ ハナコ",
+        "role": "general", "start_date": stack.today(),
+    });
+    let created = admin.post("/api/console/accounts", new.clone()).await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let mut twin = new.clone();
+    twin["id"] = json!("nurse1");
+    assert_eq!(admin.post("/api/console/accounts", twin).await.status, 409);
+    let mut bad = new.clone();
+    bad["id"] = json!("n");
+    assert_eq!(admin.post("/api/console/accounts", bad).await.status, 422);
+    let code = admin
+        .post("/api/console/accounts/Nurse1/enrolment-code", json!({}))
+        .await;
+    assert_eq!(code.status, 201);
+    let mut nurse_key = enrol(&stack, code.body["code"].as_str().expect("code")).await;
+    let nurse = signin(&stack, &mut nurse_key).await;
+    assert_eq!(nurse.get("/api/console/me").await.body["role"], "general");
+    let keys = admin.get("/api/console/accounts/Nurse1/passkeys").await;
+    let key_id = keys.body[0]["id"].as_str().expect("passkey id").to_owned();
+    assert!(keys.body[0]["last_used_at"].is_string());
+
+    let disabled = admin
+        .post("/api/console/accounts/Nurse1/disable", json!({}))
+        .await;
+    assert_eq!(disabled.status, 200);
+    assert_eq!(disabled.body["disabled"], true);
+    assert_eq!(
+        nurse.get("/api/console/me").await.status,
+        401,
+        "sessions end"
+    );
+    assert_eq!(
+        try_signin(&stack.console(), &mut nurse_key).await.status,
+        401
+    );
+    assert_eq!(
+        admin
+            .post("/api/console/accounts/Nurse1/enrolment-code", json!({}))
+            .await
+            .status,
+        404,
+        "no codes for a disabled account"
+    );
+    let enabled = admin
+        .post("/api/console/accounts/Nurse1/enable", json!({}))
+        .await;
+    assert_eq!(enabled.body["disabled"], false);
+    signin(&stack, &mut nurse_key).await;
+    let removed = admin
+        .call(
+            Method::DELETE,
+            &format!("/api/console/accounts/Nurse1/passkeys/{key_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status, 204);
+    assert_eq!(
+        try_signin(&stack.console(), &mut nurse_key).await.status,
+        401
+    );
+    // An account starts on its start date: enrolment is possible before, sign-in is not.
+    let later = admin
+        .post(
+            "/api/console/accounts",
+            json!({
+                "id": "later1", "name": "来月 入職", "kana": "",
+                "role": "general", "start_date": tomorrow,
+            }),
+        )
+        .await;
+    assert_eq!(later.status, 201, "{later:?}");
+    let code = admin
+        .post("/api/console/accounts/later1/enrolment-code", json!({}))
+        .await;
+    let mut later_key = enrol(&stack, code.body["code"].as_str().expect("code")).await;
+    assert_eq!(
+        try_signin(&stack.console(), &mut later_key).await.status,
+        401
+    );
+    let me = admin
+        .post("/api/console/accounts/admin/disable", json!({}))
+        .await;
+    assert_eq!((me.status, me.error()), (409, Some("cannot_disable_self")));
+
+    // An enrolment code from the console expires after 24 hours.
+    let code = admin
+        .post("/api/console/accounts/Nurse1/enrolment-code", json!({}))
+        .await;
+    stack.state.clock.advance_ms(DAY_MS);
+    let late = stack
+        .console()
+        .post(
+            "/api/console/enrol/start",
+            json!({ "code": code.body["code"] }),
+        )
+        .await;
+    assert_eq!(late.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_chain_records_who_did_what_and_shows_tampering() {
+    let stack = stack().await;
+    let id = reception(&stack, "separate_route").await;
+    let (admin, _) = demo_staff(&stack, "admin").await;
+    let (doctor, _) = demo_staff(&stack, "doctor").await;
+    assert_eq!(
+        doctor
+            .get(&format!("/api/console/receptions/{id}"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        doctor
+            .get(&format!(
+                "/api/console/receptions/{id}/medical/clinical_medication"
+            ))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        doctor
+            .get(&format!("/api/console/receptions/{id}/eligibility.csv"))
+            .await
+            .status,
+        200
+    );
+    let mut settings = admin.get("/api/console/settings").await.body;
+    settings["uses_welfare_info"] = json!(false);
+    assert_eq!(
+        admin
+            .call(Method::PUT, "/api/console/settings", Some(settings))
+            .await
+            .status,
+        200
+    );
+
+    let log = admin.get("/api/console/audit").await;
+    assert_eq!(log.status, 200, "{log:?}");
+    let entries = log.body["entries"].as_array().expect("entries").clone();
+    let has = |account: &str, action: &str, target: Option<&str>| {
+        entries.iter().any(|e| {
+            e["account"] == account
+                && e["action"] == action
+                && target.is_none_or(|t| e["target"] == t)
+                && e["ip"] == "127.0.0.1"
+        })
+    };
+    assert!(has("doctor", "signin", None));
+    assert!(has("doctor", "reception.view", Some(&id)));
+    assert!(has(
+        "doctor",
+        "medical.view",
+        Some(&format!("{id}/clinical_medication"))
+    ));
+    assert!(has(
+        "doctor",
+        "eligibility.export",
+        Some(&format!("{id}/csv"))
+    ));
+    assert!(has("admin", "settings.update", Some("uses_welfare_info")));
+    assert!(has("admin", "passkey.register", Some("admin")));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["account"] == "-demo" && e["action"] == "enrolment_code.issue")
+    );
+    // Newest first.
+    let seqs: Vec<i64> = entries.iter().filter_map(|e| e["seq"].as_i64()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] > w[1]), "{seqs:?}");
+
+    let filtered = admin
+        .get("/api/console/audit?account=doctor&action=medical.view")
+        .await;
+    assert_eq!(filtered.body["entries"].as_array().map(Vec::len), Some(1));
+    let today = stack.today().format("%Y-%m-%d");
+    let by_day = admin
+        .get(&format!("/api/console/audit?from={today}&to={today}"))
+        .await;
+    assert!(
+        !by_day.body["entries"]
+            .as_array()
+            .expect("entries")
+            .is_empty()
+    );
+    let none = admin.get("/api/console/audit?to=2020-01-01").await;
+    assert_eq!(none.body["entries"].as_array().map(Vec::len), Some(0));
+    let csv = admin.get("/api/console/audit.csv?account=doctor").await;
+    assert!(
+        csv.text
+            .starts_with("\u{feff}seq,at,account,action,target,ip,hash\r\n")
+    );
+    assert!(csv.text.contains(",doctor,medical.view,"));
+
+    // The chain verifies; an edited row breaks it at that row, and so does a removed last row.
+    let db = &stack.state.db;
+    let checked = console::audit::verify(db, None)
+        .await
+        .expect("read")
+        .expect("chain verifies");
+    assert!(checked.iter().any(|(_, rows)| *rows > 10), "{checked:?}");
+    let report = console::cli::audit_verify(db, None).await.expect("runs");
+    assert!(report.is_ok(), "{report:?}");
+
+    let row: (String, i64) =
+        sqlx::query_as("SELECT institution_id, seq FROM audit_log WHERE action = 'medical.view'")
+            .fetch_one(db)
+            .await
+            .expect("row");
+    sqlx::query("UPDATE audit_log SET account = 'admin' WHERE institution_id = $1 AND seq = $2")
+        .bind(&row.0)
+        .bind(row.1)
+        .execute(db)
+        .await
+        .expect("tamper");
+    let broken = console::audit::verify(db, None)
+        .await
+        .expect("read")
+        .expect_err("tampering found");
+    assert_eq!(broken.seq, row.1);
+    assert_eq!(broken.reason, "row altered");
+    let report = console::cli::audit_verify(db, None).await.expect("runs");
+    let message = report.expect_err("broken");
+    assert!(message.contains(&format!("row {}", row.1)), "{message}");
+    assert!(message.contains("institution "), "{message}");
+    // Put it back: verifies again. Then cut off the newest row.
+    sqlx::query("UPDATE audit_log SET account = 'doctor' WHERE institution_id = $1 AND seq = $2")
+        .bind(&row.0)
+        .bind(row.1)
+        .execute(db)
+        .await
+        .expect("restore");
+    assert!(
+        console::audit::verify(db, None)
+            .await
+            .expect("read")
+            .is_ok()
+    );
+    sqlx::query(
+        "DELETE FROM audit_log WHERE institution_id = $1 \
+         AND seq = (SELECT MAX(seq) FROM audit_log WHERE institution_id = $1)",
+    )
+    .bind(&row.0)
+    .execute(db)
+    .await
+    .expect("cut");
+    let cut = console::audit::verify(db, Some(&row.0))
+        .await
+        .expect("read")
+        .expect_err("cut found");
+    assert_eq!(cut.reason, "rows missing at the end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_creates_the_first_administrator_and_tokens() {
+    let stack = stack().await;
+    let db = &stack.state.db;
+    let now = stack.state.clock.now_ms();
+    let good = InstitutionCode::with_check_digit("131111111").expect("code");
+    let mut bad_code = good.as_str().to_owned();
+    let last = bad_code.pop().and_then(|c| c.to_digit(10)).expect("digit");
+    bad_code.push(char::from_digit((last + 1) % 10, 10).expect("digit"));
+    let request = |code: &str, id: &str| AdminCreate {
+        institution_code: code.to_owned(),
+        name: "院長 太郎".to_owned(),
+        kana: "インチョウ タロウ".to_owned(),
+        login_id: id.to_owned(),
+        institution_name: Some("新しいクリニック".to_owned()),
+    };
+    let refused = admin_create(db, &stack.origin(), &request(&bad_code, "ADMIN1"), now).await;
+    assert!(refused.is_err_and(|e| e.contains("check digit")));
+    assert!(
+        admin_create(db, &stack.origin(), &request(good.as_str(), "a"), now)
+            .await
+            .is_err()
+    );
+
+    let created = admin_create(db, &stack.origin(), &request(good.as_str(), "ADMIN1"), now)
+        .await
+        .expect("created");
+    assert!(created.institution_created && !created.reissued);
+    let (key_id, public) = created.new_key.clone().expect("a new signing key");
+    assert!(key_id.starts_with(&format!("uk-{}-", good.as_str())));
+    assert_eq!(b64d(&public).len(), 65);
+    assert!(
+        storage::institutions::signer(db, &created.institution_id)
+            .await
+            .expect("read")
+            .is_some()
+    );
+    assert_eq!(
+        created.link,
+        format!("{}/console/enrol#{}", stack.origin(), created.code)
+    );
+    // Again: the same institution and account, a new code (the old one stops working).
+    let again = admin_create(db, &stack.origin(), &request(good.as_str(), "ADMIN1"), now)
+        .await
+        .expect("reissued");
+    assert!(again.reissued && !again.institution_created && again.new_key.is_none());
+    let old = stack
+        .console()
+        .post("/api/console/enrol/start", json!({ "code": created.code }))
+        .await;
+    assert_eq!(old.status, 404);
+    let mut key = enrol(&stack, &again.code).await;
+    let admin = signin(&stack, &mut key).await;
+    let me = admin.get("/api/console/me").await;
+    assert_eq!(me.body["institution"]["code"], good.as_str());
+    assert_eq!(me.body["role"], "administrator");
+
+    let token = console::cli::api_token_create(db, good.as_str(), "レセコン", now)
+        .await
+        .expect("token");
+    let http = reqwest::Client::new();
+    let made = http
+        .post(format!("{}/api/v1/links", stack.base))
+        .bearer_auth(&token)
+        .json(&json!({ "kind": "house_call" }))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(made.status().as_u16(), 201);
+    let links = admin.get("/api/console/links").await;
+    assert_eq!(links.body.as_array().map(Vec::len), Some(1));
+    assert!(
+        console::cli::api_token_create(db, "1311111110", "x", now)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ceremonies_and_sessions_work_across_two_instances() {
+    // Two instances behind one public origin, on one database.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = uketsuke_backend::simulator::spawn_with(
+        "127.0.0.1:0".parse().expect("addr"),
+        uketsuke_backend::simulator::SimOptions {
+            database_path: Some(dir.path().join("sim.db").display().to_string()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("simulator starts");
+    let url = format!("sqlite://{}/shared.db", dir.path().display());
+    let origin = "http://localhost:4999";
+    let (base1, _, _) = server(&url, &sim.base_url(), dir.path(), origin).await;
+    let (base2, _, _) = server(&url, &sim.base_url(), dir.path(), origin).await;
+    let one = Console::new(&base1, origin);
+    let two = Console::new(&base2, origin);
+
+    let code = one
+        .post(
+            "/api/console/demo/enrolment-code",
+            json!({ "account": "admin" }),
+        )
+        .await;
+    let code = code.body["code"].as_str().expect("code").to_owned();
+    // Enrolment begun on one instance, finished on the other.
+    let start = one
+        .post("/api/console/enrol/start", json!({ "code": code }))
+        .await;
+    assert_eq!(start.status, 200, "{start:?}");
+    let (mut passkey, credential) = SoftPasskey::create(origin, &start.body["options"]);
+    let finish = two
+        .post(
+            "/api/console/enrol/finish",
+            json!({ "code": code, "credential": credential }),
+        )
+        .await;
+    assert_eq!(finish.status, 201, "{finish:?}");
+
+    // Sign-in the other way round.
+    let begun = two.post("/api/console/signin/start", json!({})).await;
+    let credential = passkey.get(&begun.body["options"]);
+    let done = one
+        .post(
+            "/api/console/signin/finish",
+            json!({ "ceremony": begun.body["ceremony"], "credential": credential }),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{done:?}");
+    // The session is known to both.
+    let on_two = two.with_token(one.token());
+    assert_eq!(on_two.get("/api/console/me").await.status, 200);
+    assert_eq!(one.get("/api/console/me").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_and_audit_on_every_engine() {
+    for db in common::engines().await {
+        let stack = stack_on(Some(&db.url)).await;
+        let id = reception(&stack, "separate_route").await;
+        let (doctor, _) = demo_staff(&stack, "doctor").await;
+        let (admin, _) = demo_staff(&stack, "admin").await;
+        let list = doctor.get("/api/console/receptions").await;
+        assert_eq!(list.status, 200, "{}: {list:?}", db.engine);
+        let medical = doctor
+            .get(&format!(
+                "/api/console/receptions/{id}/medical/clinical_medication"
+            ))
+            .await;
+        assert_eq!(medical.status, 200, "{}: {medical:?}", db.engine);
+        let created = admin
+            .post(
+                "/api/console/accounts",
+                json!({
+                    "id": "rx1", "name": "薬剤 次郎", "kana": "",
+                    "role": "general", "start_date": stack.today(),
+                }),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}: {created:?}", db.engine);
+        let log = admin.get("/api/console/audit?action=medical.view").await;
+        assert_eq!(
+            log.body["entries"].as_array().map(Vec::len),
+            Some(1),
+            "{}: {log:?}",
+            db.engine
+        );
+        assert!(
+            console::audit::verify(&stack.state.db, None)
+                .await
+                .expect("read")
+                .is_ok(),
+            "{}",
+            db.engine
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading a server-sent event stream.
+
+struct EventStream {
+    response: tokio::sync::Mutex<reqwest::Response>,
+    seen: tokio::sync::Mutex<String>,
+}
+
+impl EventStream {
+    /// Reads until the text received since the last call contains `needle`; returns that text.
+    async fn until_contains(&self, needle: &str, limit: Duration) -> String {
+        let mut response = self.response.lock().await;
+        let mut seen = self.seen.lock().await;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(at) = seen.find(needle) {
+                // Keep reading from the end of the event that holds the needle.
+                let end = seen[at..].find("\n\n").map_or(seen.len(), |e| at + e + 2);
+                let taken: String = seen.drain(..end).collect();
+                return taken;
+            }
+            let chunk = tokio::time::timeout_at(deadline, response.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no {needle:?} in the stream: {seen}"))
+                .expect("stream readable")
+                .expect("stream open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+trait AwaitStream {
+    async fn await_stream(self) -> EventStream;
+}
+
+impl AwaitStream for reqwest::RequestBuilder {
+    async fn await_stream(self) -> EventStream {
+        let response = self.send().await.expect("stream opens");
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("text/event-stream")
+        );
+        EventStream {
+            response: tokio::sync::Mutex::new(response),
+            seen: tokio::sync::Mutex::new(String::new()),
+        }
+    }
+}
