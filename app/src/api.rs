@@ -125,3 +125,21 @@ pub async fn cancel_view(token: String) -> Result<Option<CancelInfo>, ServerFnEr
         .await
         .map_err(|e| ServerFnError::new(e.to_string()))
 }
+
+/// One reception in 同意照会 (the patient's own list, after proving their card again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagedItem {
+    pub status: String,
+    pub kind: ReceptionKind,
+    pub visit_date: String,
+    pub reception_number: Option<String>,
+    pub window_end_display: Option<String>,
+    pub withdrawn: bool,
+    pub clinical_medication: bool,
+    pub checkups: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagedList {
+    pub receptions: Vec<ManagedItem>,
+}

@@ -25,7 +25,7 @@ use leptos_router::{
 
 use crate::i18n::{LangSignal, initial_lang};
 use crate::pages::{
-    flow::{Cancel, CardStep, ConsentStep, DateStep, DoneStep, ReviewStep},
+    flow::{Cancel, CardStep, ConsentStep, DateStep, DoneStep, Manage, ReviewStep},
     home::Home,
     landing::Landing,
     not_found::NotFound,
@@ -79,6 +79,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/r/:link/review") view=ReviewStep ssr=SsrMode::Async/>
                 <Route path=path!("/r/:link/card") view=CardStep ssr=SsrMode::Async/>
                 <Route path=path!("/r/:link/done") view=DoneStep ssr=SsrMode::Async/>
+                <Route path=path!("/r/:link/manage") view=Manage ssr=SsrMode::Async/>
                 <Route path=path!("/cancel/:token") view=Cancel ssr=SsrMode::Async/>
             </Routes>
         </Router>

@@ -212,3 +212,34 @@ describe('patient flow', () => {
     await context.close();
   });
 });
+
+describe('consents at this institution', () => {
+  test('the patient sees their receptions with the card again and withdraws them all', async () => {
+    let { context, page, problems } = await phonePage(browser);
+    await toReview(page, 'separate_route');
+    await signWithPracticeCard(page, 7, '9011');
+    await waitDone(page);
+    await context.close();
+    // Later, in a new browser session: the card proves who it is.
+    ({ context, page, problems } = await phonePage(browser));
+    await page.goto(`${server.base}/r/${server.links.separate_route}`);
+    await page.getByTestId('manage-link').click();
+    await page.waitForURL(/\/manage$/);
+    await page.getByTestId('manage-start').click();
+    await page.waitForURL(/\/manage$/);
+    await hydrated(page);
+    await page.getByTestId('demo-person').selectOption('7');
+    await page.getByTestId('use-practice').click();
+    await page.getByTestId('pin').waitFor({ timeout: 30_000 });
+    await page.getByTestId('pin').fill('9011');
+    await page.getByTestId('send').click();
+    await page.getByTestId('managed').waitFor({ timeout: 30_000 });
+    await screenshot(page, 'flow-ja-manage-list');
+    await assertNoAxeViolations(page, 'manage');
+    await page.getByTestId('withdraw-all').click();
+    await page.getByTestId('managed-withdrawn').first().waitFor();
+    await screenshot(page, 'flow-ja-manage-withdrawn');
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+});

@@ -16,6 +16,9 @@ ALTER TABLE reception_sessions ADD COLUMN reception_id TEXT;
 -- The cancel token of the submitted reception, for the done screen while the session lives
 -- (the session cookie already gives the same reach); the reception keeps only its hash.
 ALTER TABLE reception_sessions ADD COLUMN cancel_token TEXT;
+-- Set once the patient proved a card in this session to see their consents (同意照会): the
+-- card reference below.
+ALTER TABLE reception_sessions ADD COLUMN card_ref TEXT;
 
 CREATE TABLE receptions (
     id                  TEXT PRIMARY KEY,
@@ -30,6 +33,9 @@ CREATE TABLE receptions (
     prescription        TEXT,
     -- 'card' or 'visual_check' (then staff_account names who compared the face).
     identity_method     TEXT NOT NULL,
+    -- SHA-256 (hex) of the card certificate's serial under the configured CA: lets the patient
+    -- find their receptions again with the same card, without storing the certificate.
+    card_ref            TEXT,
     staff_account       TEXT,
     -- 'queued' until the backend answers, then 'confirmed' or 'refused' (refusal_code).
     status              TEXT NOT NULL,
@@ -51,6 +57,7 @@ CREATE TABLE receptions (
 );
 
 CREATE INDEX receptions_by_institution ON receptions (institution_id, submitted_at);
+CREATE INDEX receptions_by_card ON receptions (institution_id, card_ref);
 
 -- 訪問診療等: the visits staff recorded; they keep the window open month by month.
 CREATE TABLE home_visits (

@@ -102,14 +102,16 @@ impl Trust {
         Ok(())
     }
 
-    /// Checks the certificate (DER) and the card's signature over `message`.
+    /// Checks the certificate (DER) and the card's signature over `message`; returns the card
+    /// reference (SHA-256 hex of the certificate serial), by which the patient's receptions are
+    /// found again with the same card.
     pub async fn verify(
         &self,
         certificate_der: &[u8],
         message: &[u8],
         signature: &[u8],
         now_unix: i64,
-    ) -> Result<(), CardRefusal> {
+    ) -> Result<String, CardRefusal> {
         let certificate =
             verify_certificate(certificate_der, &self.anchor, now_unix).map_err(|e| match e {
                 CertRefusal::Malformed => CardRefusal::CertificateMalformed,
@@ -124,7 +126,9 @@ impl Trust {
         if !verify_card_signature(&certificate.public_key, message, signature) {
             return Err(CardRefusal::SignatureInvalid);
         }
-        Ok(())
+        let mut tagged = b"uketsuke-card-ref-v1:".to_vec();
+        tagged.extend_from_slice(&certificate.serial);
+        Ok(crate::storage::receptions::sha256_hex(&tagged))
     }
 }
 

@@ -1016,3 +1016,81 @@ async fn register_started(
         .expect("id")
         .to_owned()
 }
+
+/// 同意照会・取消: the same card sees its receptions here and withdraws them all; another card
+/// sees none; nothing is shown without the card's proof.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_patient_sees_and_withdraws_their_consents_with_the_card() {
+    let stack = stack(None).await;
+    let origin = stack.origin();
+    for kind in ["separate_route", "online_care"] {
+        let patient = Patient::new(&stack.base);
+        let accepted = register(&patient, &stack.link(kind), kind, 3, &origin, stack.today()).await;
+        assert_eq!(accepted.status, 202);
+        assert_eq!(patient.settled(200).await.body["status"], "confirmed");
+    }
+    let http = |p: &Patient, path: &str| format!("{}{path}", p.base);
+    let manage = |no: u32| {
+        let stack = &stack;
+        let origin = origin.clone();
+        async move {
+            let patient = Patient::new(&stack.base);
+            assert_eq!(
+                patient.start(&stack.link("separate_route")).await.status,
+                201
+            );
+            let unproven = patient
+                .http
+                .get(http(&patient, "/api/session/manage"))
+                .send()
+                .await
+                .expect("answer");
+            assert_eq!(unproven.status(), 401);
+            let challenge: Value = patient
+                .http
+                .post(http(&patient, "/api/session/manage/challenge"))
+                .send()
+                .await
+                .expect("answer")
+                .json()
+                .await
+                .expect("json");
+            let message = challenge["message"].as_str().expect("message");
+            assert!(message.starts_with("uketsuke-manage-binding-v1\n"));
+            let signed = card_sign(no, CertificateCase::Valid, message).await;
+            let listed: Value = patient
+                .http
+                .post(http(&patient, "/api/session/manage/proof"))
+                .json(&proof(
+                    challenge["challenge"].as_str().expect("c"),
+                    &origin,
+                    &signed,
+                ))
+                .send()
+                .await
+                .expect("answer")
+                .json()
+                .await
+                .expect("json");
+            (patient, listed)
+        }
+    };
+    let (_, stranger) = manage(4).await;
+    assert_eq!(stranger["receptions"].as_array().map(Vec::len), Some(0));
+    let (patient, mine) = manage(3).await;
+    let list = mine["receptions"].as_array().expect("list");
+    assert_eq!(list.len(), 2, "{mine}");
+    assert!(list.iter().all(|r| r["withdrawn"] == false));
+    let after: Value = patient
+        .http
+        .post(http(&patient, "/api/session/manage/withdraw-all"))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    let list = after["receptions"].as_array().expect("list");
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().all(|r| r["withdrawn"] == true), "{after}");
+}

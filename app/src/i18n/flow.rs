@@ -83,6 +83,16 @@ pub struct FlowTexts {
     pub cancel_button: &'static str,
     pub cancel_done: &'static str,
     pub cancel_unknown: &'static str,
+
+    pub manage_link: &'static str,
+    pub manage_title: &'static str,
+    pub manage_lead: &'static str,
+    pub manage_start: &'static str,
+    pub manage_none: &'static str,
+    pub manage_list: &'static str,
+    pub manage_withdraw_all: &'static str,
+    pub manage_withdrawn: &'static str,
+    pub manage_until: &'static str,
 }
 
 pub fn texts(lang: Lang) -> &'static FlowTexts {
@@ -172,6 +182,16 @@ static JA: FlowTexts = FlowTexts {
     cancel_button: "すべての同意を取り消す",
     cancel_done: "取り消しました。医療機関はこの受付の医療情報を見られません。",
     cancel_unknown: "この取り消し用リンクは無効です。",
+
+    manage_link: "この医療機関への同意を確認・取り消す",
+    manage_title: "同意の確認・取り消し",
+    manage_lead: "これまでにこの医療機関へ行った同意を確認できます。本人確認のため、もう一度マイナンバーカードと暗証番号が必要です。",
+    manage_start: "確認をはじめる",
+    manage_none: "このカードでの、この医療機関への受付はありません。",
+    manage_list: "この医療機関への受付",
+    manage_withdraw_all: "すべての同意を取り消す",
+    manage_withdrawn: "取り消し済み",
+    manage_until: "情報を見られる期限",
 };
 
 static EN: FlowTexts = FlowTexts {
@@ -254,6 +274,16 @@ static EN: FlowTexts = FlowTexts {
     cancel_button: "Withdraw all consents",
     cancel_done: "Cancelled. The institution cannot see medical information for this reception.",
     cancel_unknown: "This cancel link is not valid.",
+
+    manage_link: "See or withdraw your consents at this institution",
+    manage_title: "See or withdraw your consents",
+    manage_lead: "You can see the consents you gave this institution. To confirm it is you, your My Number Card and PIN are needed again.",
+    manage_start: "Start",
+    manage_none: "There are no receptions with this card at this institution.",
+    manage_list: "Your receptions at this institution",
+    manage_withdraw_all: "Withdraw all consents",
+    manage_withdrawn: "Withdrawn",
+    manage_until: "Visible to the institution until",
 };
 
 /// Words for a code from the server, the backend or the eligibility answer.

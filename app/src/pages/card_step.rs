@@ -11,6 +11,16 @@ use leptos::prelude::*;
 use crate::card::people::DEMO_PEOPLE;
 use crate::i18n::{Lang, use_flow_texts, use_lang};
 
+/// What the card proves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Sign the consent binding and submit the reception.
+    Register,
+    /// Sign the management binding to see (and withdraw) earlier consents; the list lands in
+    /// the given signal.
+    Manage(RwSignal<Option<crate::api::ManagedList>>),
+}
+
 /// What the card step shows.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stage {
@@ -23,7 +33,12 @@ pub enum Stage {
 }
 
 #[component]
-pub fn CardWays(link: String, demo: bool) -> impl IntoView {
+pub fn CardWays(
+    link: String,
+    demo: bool,
+    #[prop(optional)] purpose: Option<Purpose>,
+) -> impl IntoView {
+    let purpose = purpose.unwrap_or(Purpose::Register);
     let f = use_flow_texts();
     let lang = use_lang();
     let hydrated = RwSignal::new(false);
@@ -34,7 +49,7 @@ pub fn CardWays(link: String, demo: bool) -> impl IntoView {
     let show_pin = RwSignal::new(false);
     let usb = RwSignal::new(false);
     Effect::new(move |_| usb.set(live::usb_usable()));
-    let controller = live::Controller::new(link, stage, error);
+    let controller = live::Controller::new(link, stage, error, purpose);
     let pin_ref = NodeRef::<leptos::html::Input>::new();
 
     let choose = {
@@ -182,7 +197,7 @@ mod live {
     use leptos::task::spawn_local;
     use uketsuke_card::{Pin, PinStatus};
 
-    use super::Stage;
+    use super::{Purpose, Stage};
     use crate::card::{CardError, people::DEMO_PEOPLE, reader::CardReader};
     use crate::i18n::{flow::code_message, flow::texts, use_lang};
 
@@ -197,6 +212,7 @@ mod live {
         error: RwSignal<Option<String>>,
         reader: StoredValue<Option<CardReader>, LocalStorage>,
         lang: RwSignal<crate::i18n::Lang>,
+        purpose: Purpose,
     }
 
     fn b64(bytes: &[u8]) -> String {
@@ -233,13 +249,19 @@ mod live {
     }
 
     impl Controller {
-        pub fn new(link: String, stage: RwSignal<Stage>, error: RwSignal<Option<String>>) -> Self {
+        pub fn new(
+            link: String,
+            stage: RwSignal<Stage>,
+            error: RwSignal<Option<String>>,
+            purpose: Purpose,
+        ) -> Self {
             Controller {
                 link,
                 stage,
                 error,
                 reader: StoredValue::new_local(None),
                 lang: use_lang(),
+                purpose,
             }
         }
 
@@ -325,7 +347,13 @@ mod live {
             self.error.set(None);
             self.stage.set(Stage::Busy("signing"));
             spawn_local(async move {
-                let challenge = match post("/api/session/challenge", None).await {
+                let (challenge_path, submit_path) = match this.purpose {
+                    Purpose::Register => ("/api/session/challenge", "/api/session/registration"),
+                    Purpose::Manage(_) => {
+                        ("/api/session/manage/challenge", "/api/session/manage/proof")
+                    }
+                };
+                let challenge = match post(challenge_path, None).await {
                     Ok(value) => value,
                     Err(code) => {
                         this.stage.set(Stage::Pin { tries: None });
@@ -374,7 +402,21 @@ mod live {
                     "certificate": b64(&auth.certificate_der),
                     "signature": b64(&auth.signature),
                 });
-                match post("/api/session/registration", Some(body)).await {
+                let answer = post(submit_path, Some(body)).await;
+                if let (Purpose::Manage(list), Ok(value)) = (this.purpose, &answer) {
+                    match serde_json::from_value(value.clone()) {
+                        Ok(managed) => {
+                            list.set(Some(managed));
+                            this.stage.set(Stage::Choose);
+                        }
+                        Err(_) => {
+                            this.stage.set(Stage::Choose);
+                            this.api_failed("temporarily_unavailable");
+                        }
+                    }
+                    return;
+                }
+                match answer {
                     Ok(_) => {
                         let _ = window()
                             .location()
@@ -406,7 +448,7 @@ mod live {
 /// On the server the card step is a placeholder; nothing here runs.
 #[cfg(not(feature = "hydrate"))]
 mod live {
-    use super::Stage;
+    use super::{Purpose, Stage};
     use leptos::prelude::*;
 
     pub fn usb_usable() -> bool {
@@ -421,6 +463,7 @@ mod live {
             _link: String,
             _stage: RwSignal<Stage>,
             _error: RwSignal<Option<String>>,
+            _purpose: Purpose,
         ) -> Self {
             Controller
         }
@@ -428,4 +471,20 @@ mod live {
         pub fn use_practice(&self, _no: u32) {}
         pub fn submit_pin(&self, _digits: String) {}
     }
+}
+
+/// `POST /api/session/manage/withdraw-all` from the browser; the new list, or an error code.
+#[cfg(feature = "hydrate")]
+pub async fn withdraw_all() -> Result<crate::api::ManagedList, String> {
+    let response = gloo_net::http::Request::post("/api/session/manage/withdraw-all")
+        .send()
+        .await
+        .map_err(|_| "offline".to_owned())?;
+    if !response.ok() {
+        return Err("temporarily_unavailable".to_owned());
+    }
+    response
+        .json()
+        .await
+        .map_err(|_| "temporarily_unavailable".to_owned())
 }

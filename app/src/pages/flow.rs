@@ -538,3 +538,133 @@ pub fn Cancel() -> impl IntoView {
         </Suspense>
     }
 }
+
+/// `/r/{link}/manage`: 同意照会・取消 with the card and PIN again.
+#[component]
+pub fn Manage() -> impl IntoView {
+    let params = use_params_map();
+    let link = move || params.read().get("link").unwrap_or_default();
+    let state = Resource::new(link, flow);
+    let t = use_texts();
+    view! {
+        <Suspense fallback=move || view! { <p class="loading">{move || t().loading}</p> }>
+            {move || Suspend::new(async move {
+                let link = link();
+                match state.await {
+                    Ok(FlowState::Open(view)) => view! { <ManageScreen link view=*view/> }.into_any(),
+                    Ok(FlowState::Invalid(reason)) => {
+                        page_status(if reason == InvalidLink::Unknown { 404 } else { 410 });
+                        view! { <InvalidLinkPage reason/> }.into_any()
+                    }
+                    Err(_) => {
+                        page_status(500);
+                        view! { <ServerErrorPage/> }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
+    let f = use_flow_texts();
+    let t = use_texts();
+    let lang = use_lang();
+    let name = institution_name(&view);
+    let demo = view.landing.demo;
+    let list: RwSignal<Option<crate::api::ManagedList>> = RwSignal::new(None);
+    let failed: RwSignal<Option<String>> = RwSignal::new(None);
+    let withdraw = move |_| {
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            match crate::pages::card_step::withdraw_all().await {
+                Ok(updated) => list.set(Some(updated)),
+                Err(code) => failed.set(Some(code)),
+            }
+        });
+    };
+    view! {
+        <Page title=Signal::derive(move || f().manage_title.to_owned()) demo>
+            <p class="step">{move || name.get()}</p>
+            <h1>{move || f().manage_title}</h1>
+            <p class="card">{move || f().manage_lead}</p>
+            {if view.has_session {
+                view! {
+                    <Show when=move || list.get().is_none()>
+                        <crate::pages::card_step::CardWays
+                            link=link.clone()
+                            demo
+                            purpose=crate::pages::card_step::Purpose::Manage(list)
+                        />
+                    </Show>
+                }.into_any()
+            } else {
+                view! {
+                    <form method="post" action=format!("/r/{link}/start")>
+                        <input type="hidden" name="next" value="manage"/>
+                        <button type="submit" class="button wide" data-testid="manage-start">{move || f().manage_start}</button>
+                    </form>
+                }.into_any()
+            }}
+            {move || failed.get().map(|code| view! {
+                <p class="card notice" role="alert">{code_message(lang.get(), &code)}</p>
+            })}
+            {move || list.get().map(|managed| {
+                let any_open = managed.receptions.iter().any(|r| !r.withdrawn);
+                view! {
+                    <section class="card" aria-labelledby="managed-heading" role="status">
+                        <h2 id="managed-heading">{move || f().manage_list}</h2>
+                        {if managed.receptions.is_empty() {
+                            view! { <p data-testid="managed-none">{move || f().manage_none}</p> }.into_any()
+                        } else {
+                            view! {
+                                <ul class="managed" data-testid="managed">
+                                    {managed.receptions.into_iter().map(|r| {
+                                        let date = r.visit_date.clone();
+                                        let end = r.window_end_display.clone();
+                                        let kind = r.kind;
+                                        view! {
+                                            <li>
+                                                <strong>{move || t().kind(kind).title}</strong>
+                                                " · "
+                                                {move || format_date(lang.get(), &date)}
+                                                {r.reception_number.clone().map(|n| view! { " · " {n} })}
+                                                <br/>
+                                                {move || format!(
+                                                    "{}: {} / {}: {}",
+                                                    f().consent_clinical,
+                                                    if r.clinical_medication { f().agree } else { f().disagree },
+                                                    f().consent_checkups,
+                                                    if r.checkups { f().agree } else { f().disagree },
+                                                )}
+                                                <br/>
+                                                {if r.withdrawn {
+                                                    view! { <span class="tag" data-testid="managed-withdrawn">{move || f().manage_withdrawn}</span> }.into_any()
+                                                } else {
+                                                    let end = end.clone();
+                                                    view! {
+                                                        <span>
+                                                            {move || f().manage_until}
+                                                            ": "
+                                                            {move || end.as_deref().map(|e| format_end(lang.get(), e)).unwrap_or_else(|| f().review_no_window.to_owned())}
+                                                        </span>
+                                                    }.into_any()
+                                                }}
+                                            </li>
+                                        }
+                                    }).collect_view()}
+                                </ul>
+                            }.into_any()
+                        }}
+                        {any_open.then(|| view! {
+                            <button type="button" class="button danger wide" data-testid="withdraw-all" on:click=withdraw>
+                                {move || f().manage_withdraw_all}
+                            </button>
+                        })}
+                    </section>
+                }
+            })}
+        </Page>
+    }
+}

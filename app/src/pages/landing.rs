@@ -133,6 +133,9 @@ fn LandingDetails(kind: ReceptionKind, link: String) -> impl IntoView {
         <form class="start" method="post" action=format!("/r/{link}/start")>
             <button type="submit" class="button wide" data-testid="start">{move || f().start}</button>
         </form>
+        <p class="manage-link">
+            <a href=format!("/r/{link}/manage") data-testid="manage-link">{move || f().manage_link}</a>
+        </p>
     }
 }
 

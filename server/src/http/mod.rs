@@ -6,6 +6,7 @@ mod health;
 pub mod institution_api;
 pub mod patient;
 pub mod patient_forms;
+pub mod patient_manage;
 pub mod rate_limit;
 pub mod security;
 
@@ -82,6 +83,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/session/registration", post(patient::register))
         .route("/api/session/reception", get(patient::status))
         .route("/api/cancel", post(patient::cancel))
+        .route("/api/session/manage", get(patient_manage::current))
+        .route(
+            "/api/session/manage/challenge",
+            post(patient_manage::challenge),
+        )
+        .route("/api/session/manage/proof", post(patient_manage::prove))
+        .route(
+            "/api/session/manage/withdraw-all",
+            post(patient_manage::withdraw_all),
+        )
         .route("/r/{link}/start", post(patient_forms::start))
         .route("/r/{link}/date", post(patient_forms::date))
         .route("/r/{link}/consent", post(patient_forms::consent))

@@ -362,7 +362,7 @@ pub async fn challenge(
     }))
 }
 
-fn challenge_error(error: ChallengeError) -> ApiError {
+pub(crate) fn challenge_error(error: ChallengeError) -> ApiError {
     match error {
         ChallengeError::Refused(refusal) => {
             let code = match refusal {
@@ -427,7 +427,7 @@ pub async fn register(
         StatusCode::UNPROCESSABLE_ENTITY,
         "signature_invalid",
     ))?;
-    state
+    let card_ref = state
         .trust
         .verify(&certificate, &message, &signature, now_ms.div_euclid(1000))
         .await
@@ -463,6 +463,7 @@ pub async fn register(
             kind: link.kind,
             choices,
             identity: Identity::Card,
+            card_ref: Some(&card_ref),
             outbox_id: &outbox_id,
             payload: &payload,
         },
@@ -501,7 +502,7 @@ pub struct ReceptionView {
 /// Attempts after which the patient is told the backend is busy.
 const BUSY_AFTER_ATTEMPTS: i64 = 3;
 
-fn view(reception: &receptions::Reception) -> ReceptionView {
+pub(crate) fn view(reception: &receptions::Reception) -> ReceptionView {
     let window = reception.window();
     let (status, backend_busy, refusal) = match &reception.status {
         Status::Queued { attempts } => ("queued", *attempts >= BUSY_AFTER_ATTEMPTS, None),

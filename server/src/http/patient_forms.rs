@@ -38,12 +38,21 @@ fn checked(link: &str) -> Option<&str> {
     looks_like_id(link).then_some(link)
 }
 
-/// `POST /r/{link}/start`: starts a session and goes to the first question.
+#[derive(Debug, Deserialize)]
+pub struct StartForm {
+    /// `manage` to go to 同意照会・取消 instead of a new reception.
+    pub next: Option<String>,
+}
+
+/// `POST /r/{link}/start`: starts a session and goes to the first question (or to the
+/// management of earlier consents).
 pub async fn start(
     State(state): State<AppState>,
     Path(link): Path<String>,
     headers: HeaderMap,
+    form: Result<Form<StartForm>, FormRejection>,
 ) -> Response {
+    let manage = matches!(&form, Ok(Form(StartForm { next: Some(n) })) if n == "manage");
     if same_origin(&state, &headers).is_err() {
         return failure(StatusCode::FORBIDDEN, "foreign_origin");
     }
@@ -61,7 +70,9 @@ pub async fn start(
             return back(&format!("/r/{link}?error=temporarily_unavailable"));
         }
     };
-    let next = if open.kind.asks_visit_date() && open.visit_date.is_none() {
+    let next = if manage {
+        format!("/r/{link}/manage")
+    } else if open.kind.asks_visit_date() && open.visit_date.is_none() {
         format!("/r/{link}/date")
     } else {
         format!("/r/{link}/consent")

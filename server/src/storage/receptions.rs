@@ -135,6 +135,8 @@ pub struct NewReception<'a> {
     pub kind: ReceptionKind,
     pub choices: Choices,
     pub identity: Identity,
+    /// The card reference of a card-verified reception (see `trust::Trust::verify`).
+    pub card_ref: Option<&'a str>,
     /// The outbox id, which is also the request's idempotency key.
     pub outbox_id: &'a str,
     /// The registration request (JSON) the relay will send.
@@ -184,8 +186,8 @@ pub async fn submit(
         "INSERT INTO receptions \
             (id, institution_id, link_id, session_id, kind, visit_date, clinical_medication, \
              checkups, prescription, identity_method, staff_account, status, submitted_at, \
-             cancel_token_sha256, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $13, $12)",
+             cancel_token_sha256, updated_at, card_ref) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $13, $12, $14)",
     )
     .bind(&reception_id)
     .bind(new.institution_id)
@@ -200,6 +202,7 @@ pub async fn submit(
     .bind(staff)
     .bind(now_ms)
     .bind(sha256_hex(cancel_token.as_bytes()))
+    .bind(new.card_ref)
     .execute(&mut *tx)
     .await?;
     super::outbox::enqueue(
@@ -467,4 +470,50 @@ pub async fn record_home_visit_in(
     )
     .await?;
     Ok(true)
+}
+
+/// Records that this session proved the card `card_ref` (同意照会).
+pub async fn prove_card(db: &Db, session_id: &str, card_ref: &str) -> Result<(), StorageError> {
+    sqlx::query("UPDATE reception_sessions SET card_ref = $1 WHERE id = $2")
+        .bind(card_ref)
+        .bind(session_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The card this session proved, if any.
+pub async fn proven_card(db: &Db, session_id: &str) -> Result<Option<String>, StorageError> {
+    let row = sqlx::query("SELECT card_ref FROM reception_sessions WHERE id = $1")
+        .bind(session_id)
+        .fetch_optional(db)
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get("card_ref")?,
+        None => None,
+    })
+}
+
+/// The receptions of the card `card_ref` at `institution_id`, newest first.
+pub async fn of_card(
+    db: &Db,
+    institution_id: &str,
+    card_ref: &str,
+) -> Result<Vec<Reception>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT id FROM receptions WHERE institution_id = $1 AND card_ref = $2 \
+         ORDER BY submitted_at DESC LIMIT 100",
+    )
+    .bind(institution_id)
+    .bind(card_ref)
+    .fetch_all(db)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        if let Some(reception) = get(db, &id).await? {
+            out.push(reception);
+        }
+    }
+    Ok(out)
 }
