@@ -9,8 +9,8 @@ scripts/setup.sh test
 # A one-off run (CI) gains nothing from the incremental cache, which costs gigabytes of disk.
 if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
 avail_kib=$(df -Pk . | awk 'NR == 2 { print $4 }')
-if [ "${avail_kib:-0}" -lt $((6 * 1024 * 1024)) ]; then
-  echo "warning: only $((avail_kib / 1024)) MiB free here; the full test build needs about 6 GiB" >&2
+if [ "${avail_kib:-0}" -lt $((8 * 1024 * 1024)) ]; then
+  echo "warning: only $((avail_kib / 1024)) MiB free here; the full test build needs about 7 GiB" >&2
 fi
 
 echo "== PostgreSQL: a throw-away cluster for the storage tests"
