@@ -7,36 +7,11 @@
 # Usage: scripts/flow-sizes.sh [demo-link-name]   (default: separate_route)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
-demo=${1:-separate_route}
-[ -x target/release/uketsuke-server ] || { echo "build first: scripts/build-site.sh" >&2; exit 1; }
 
-work=$(mktemp -d)
-server=
-cleanup() {
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-env -i PATH="$PATH" \
-  UKETSUKE_LISTEN=127.0.0.1:0 \
-  UKETSUKE_DATABASE_URL="sqlite://$work/flow.db" \
-  UKETSUKE_SITE_ROOT="$root/target/site" \
-  UKETSUKE_LOG=warn \
-  target/release/uketsuke-server > "$work/out" 2>&1 &
-server=$!
-for _ in $(seq 300); do
-  grep -q "Open the demo landing page: " "$work/out" 2>/dev/null && break
-  kill -0 "$server" 2>/dev/null || break
-  sleep 0.1
-done
-base=$(sed -n 's/.*running at \(http:\/\/[^[:space:]]*\).*/\1/p' "$work/out" | head -n1)
-link=$(sed -n "s/.*demo $demo[[:space:]]\+[^[:space:]]*\/r\/\([0-9a-z]\+\).*/\1/p" "$work/out" | head -n1)
-if [ -z "$base" ] || [ -z "$link" ]; then
-  echo "server did not start (or printed no '$demo' link):" >&2; cat "$work/out" >&2; exit 1
-fi
-case "$base" in http://127.0.0.1:*|http://localhost:*|http://\[::1\]:*) ;; *)
-  echo "refusing a non-loopback address: $base" >&2; exit 1;; esac
+demo=${1:-separate_route}
+
+source scripts/lib/demo-server.sh
+start_demo_server "$demo"
 jar=$work/cookies
 
 # POSTs a form with the session cookie; prints the path it redirects to.

@@ -25,7 +25,7 @@ use leptos_router::{
 
 use crate::i18n::{LangSignal, initial_lang};
 use crate::pages::{
-    flow::{Cancel, CardStep, ConsentStep, DateStep, DoneStep, Manage, ReviewStep},
+    flow::{Cancel, FlowScreen, Manage, Step},
     home::Home,
     landing::Landing,
     not_found::NotFound,
@@ -74,11 +74,11 @@ pub fn App() -> impl IntoView {
             <Routes fallback=NotFound>
                 <Route path=path!("/") view=Home/>
                 <Route path=path!("/r/:link") view=Landing ssr=SsrMode::Async/>
-                <Route path=path!("/r/:link/date") view=DateStep ssr=SsrMode::Async/>
-                <Route path=path!("/r/:link/consent") view=ConsentStep ssr=SsrMode::Async/>
-                <Route path=path!("/r/:link/review") view=ReviewStep ssr=SsrMode::Async/>
-                <Route path=path!("/r/:link/card") view=CardStep ssr=SsrMode::Async/>
-                <Route path=path!("/r/:link/done") view=DoneStep ssr=SsrMode::Async/>
+                <Route path=path!("/r/:link/date") view=|| view! { <FlowScreen step=Step::Date/> } ssr=SsrMode::Async/>
+                <Route path=path!("/r/:link/consent") view=|| view! { <FlowScreen step=Step::Consent/> } ssr=SsrMode::Async/>
+                <Route path=path!("/r/:link/review") view=|| view! { <FlowScreen step=Step::Review/> } ssr=SsrMode::Async/>
+                <Route path=path!("/r/:link/card") view=|| view! { <FlowScreen step=Step::Card/> } ssr=SsrMode::Async/>
+                <Route path=path!("/r/:link/done") view=|| view! { <FlowScreen step=Step::Done/> } ssr=SsrMode::Async/>
                 <Route path=path!("/r/:link/manage") view=Manage ssr=SsrMode::Async/>
                 <Route path=path!("/cancel/:token") view=Cancel ssr=SsrMode::Async/>
             </Routes>

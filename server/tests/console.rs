@@ -12,14 +12,14 @@ use std::{sync::Mutex, time::Duration};
 use base64::Engine as _;
 use chrono::NaiveDate;
 use common::patient::{Patient, register};
+use common::stack::Stack;
 use p256::ecdsa::{Signature, SigningKey, signature::Signer as _};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use uketsuke_domain::{InstitutionCode, window::jst_date};
+use uketsuke_domain::InstitutionCode;
 use uketsuke_server::{
-    AppState, Options, Server,
-    config::Config,
+    AppState,
     console::{
         self,
         cli::{AdminCreate, admin_create},
@@ -34,96 +34,35 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 // The stack: a simulator and a server in demo mode on a `localhost` origin (WebAuthn refuses IP
 // addresses as relying party ids).
 
-struct Stack {
-    base: String,
-    links: Vec<(String, String)>,
-    state: AppState,
-    _sim: uketsuke_backend::simulator::Running,
-    _dir: tempfile::TempDir,
-}
-
-impl Stack {
-    fn link(&self, kind: &str) -> String {
-        self.links
-            .iter()
-            .find(|(k, _)| k == kind)
-            .map(|(_, id)| id.clone())
-            .expect("demo link of that kind")
-    }
-
-    fn today(&self) -> NaiveDate {
-        jst_date(self.state.clock.now())
-    }
-
-    fn origin(&self) -> String {
-        self.state.config.origin_string()
-    }
-
-    fn console(&self) -> Console {
-        Console::new(&self.base, &self.origin())
-    }
-}
+/// WebAuthn refuses IP addresses as relying party ids: the console runs on `localhost`.
+const ORIGIN: &str = "http://localhost:0";
 
 async fn stack() -> Stack {
     stack_on(None).await
 }
 
 async fn stack_on(database_url: Option<&str>) -> Stack {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let sim = uketsuke_backend::simulator::spawn_with(
-        "127.0.0.1:0".parse().expect("addr"),
-        uketsuke_backend::simulator::SimOptions {
-            database_path: Some(dir.path().join("sim.db").display().to_string()),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("simulator starts");
-    let url = database_url
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("sqlite://{}/server.db", dir.path().display()));
-    let (base, links, state) =
-        server(&url, &sim.base_url(), dir.path(), "http://localhost:0").await;
-    Stack {
-        base,
-        links,
-        state,
-        _sim: sim,
-        _dir: dir,
-    }
+    common::stack::stack(database_url, Some(ORIGIN)).await
 }
 
-/// One server instance on `url`; `origin` with port 0 takes the port bound.
 async fn server(
     url: &str,
     sim_base: &str,
     dir: &std::path::Path,
     origin: &str,
 ) -> (String, Vec<(String, String)>, AppState) {
-    let env: Vec<(String, String)> = [
-        ("UKETSUKE_LISTEN", "127.0.0.1:0".to_owned()),
-        ("UKETSUKE_PUBLIC_ORIGIN", origin.to_owned()),
-        ("UKETSUKE_DATABASE_URL", url.to_owned()),
-        ("UKETSUKE_BACKEND", sim_base.to_owned()),
-        ("UKETSUKE_RATE_LIMITS", "off".to_owned()),
-        ("UKETSUKE_SITE_ROOT", dir.join("site").display().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let config = Config::from_sources(None, &env).expect("valid configuration");
-    let server = Server::build_with(config, Options::default())
-        .await
-        .expect("server starts");
-    let base = server.base_url();
-    let links = server
-        .demo_links()
-        .iter()
-        .map(|l| (l.kind.code().to_owned(), l.id.clone()))
-        .collect();
-    let state = server.state().clone();
-    tokio::spawn(server.run(std::future::pending()));
-    (base, links, state)
+    common::stack::server(url, sim_base, dir, Some(origin)).await
+}
+
+/// A console client for the stack's server.
+trait ConsoleClient {
+    fn console(&self) -> Console;
+}
+
+impl ConsoleClient for Stack {
+    fn console(&self) -> Console {
+        Console::new(&self.base, &self.origin())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,119 +10,25 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use common::patient::{Patient, card_sign, choices_for, register};
+use common::stack::{Stack, server};
 use serde_json::{Value, json};
 use sqlx::Row;
 use uketsuke_backend::contract::{MedicalCategory, b64_encode};
 use uketsuke_backend::simulator::{
-    self, FaultConfig, SimOptions,
+    FaultConfig,
     population::{self, CertificateCase},
 };
 use uketsuke_card::{jpki::authenticate, pin::Pin, test_ca::TestCa, virtual_card::VirtualCard};
-use uketsuke_domain::window::jst_date;
 use uketsuke_server::{
-    Options, Server,
-    config::Config,
     gate::{self, GateError, GateRefusal, Reader, Role},
     relay, storage, sweeper,
 };
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
-struct Stack {
-    base: String,
-    links: Vec<(String, String)>,
-    state: uketsuke_server::AppState,
-    sim: simulator::Running,
-    sim_db: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Stack {
-    fn link(&self, kind: &str) -> String {
-        self.links
-            .iter()
-            .find(|(k, _)| k == kind)
-            .map(|(_, id)| id.clone())
-            .expect("demo link of that kind")
-    }
-
-    fn today(&self) -> NaiveDate {
-        jst_date(self.state.clock.now())
-    }
-
-    fn origin(&self) -> String {
-        self.state.config.origin_string()
-    }
-
-    /// Registrations the simulator holds.
-    async fn backend_registrations(&self) -> i64 {
-        let pool = sqlx::SqlitePool::connect(&self.sim_db)
-            .await
-            .expect("sim db");
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM registrations")
-            .fetch_one(&pool)
-            .await
-            .expect("count");
-        row.get::<i64, _>("n")
-    }
-}
-
-/// A simulator with its own SQLite file, and a server on `database_url` relaying to it.
+/// The stack with the server's default origin.
 async fn stack(database_url: Option<&str>) -> Stack {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let sim_path = dir.path().join("sim.db");
-    let sim = simulator::spawn_with(
-        "127.0.0.1:0".parse().expect("addr"),
-        SimOptions {
-            database_path: Some(sim_path.display().to_string()),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("simulator starts");
-    let url = database_url
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("sqlite://{}/server.db", dir.path().display()));
-    let (base, links, state) = server(&url, &sim.base_url(), dir.path()).await;
-    Stack {
-        base,
-        links,
-        state,
-        sim,
-        sim_db: format!("sqlite://{}", sim_path.display()),
-        _dir: dir,
-    }
-}
-
-/// One server instance on `url`, relaying to the simulator at `sim_base`.
-async fn server(
-    url: &str,
-    sim_base: &str,
-    dir: &std::path::Path,
-) -> (String, Vec<(String, String)>, uketsuke_server::AppState) {
-    let env: Vec<(String, String)> = [
-        ("UKETSUKE_LISTEN", "127.0.0.1:0".to_owned()),
-        ("UKETSUKE_DATABASE_URL", url.to_owned()),
-        ("UKETSUKE_BACKEND", sim_base.to_owned()),
-        ("UKETSUKE_RATE_LIMITS", "off".to_owned()),
-        ("UKETSUKE_SITE_ROOT", dir.join("site").display().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let config = Config::from_sources(None, &env).expect("valid configuration");
-    let server = Server::build_with(config, Options::default())
-        .await
-        .expect("server starts");
-    let base = server.base_url();
-    let links = server
-        .demo_links()
-        .iter()
-        .map(|l| (l.kind.code().to_owned(), l.id.clone()))
-        .collect();
-    let state = server.state().clone();
-    tokio::spawn(server.run(std::future::pending()));
-    (base, links, state)
+    common::stack::stack(database_url, None).await
 }
 
 /// A person of the population with this certificate case (and otherwise ordinary).
@@ -531,6 +437,30 @@ async fn forged_and_cut_answers_are_not_believed() {
     assert_eq!(stack.backend_registrations().await, 4);
 }
 
+/// A reception of `kind` by person 1, confirmed by the backend: the patient's client, the
+/// submission's answer (reception id, cancel token) and the reception's institution.
+async fn confirmed(stack: &Stack, kind: &str) -> (Patient, Value, String) {
+    let patient = Patient::new(&stack.base);
+    let accepted = register(
+        &patient,
+        &stack.link(kind),
+        kind,
+        1,
+        &stack.origin(),
+        stack.today(),
+    )
+    .await;
+    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+    assert_eq!(patient.settled(200).await.body["status"], "confirmed");
+    let id = accepted.body["reception_id"].as_str().expect("id");
+    let institution = storage::receptions::get(&stack.state.db, id)
+        .await
+        .expect("read")
+        .expect("reception")
+        .institution_id;
+    (patient, accepted.body, institution)
+}
+
 async fn read_medical(
     state: &uketsuke_server::AppState,
     reader: Reader<'_>,
@@ -551,27 +481,9 @@ async fn read_medical(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gate_opens_only_inside_the_window_and_the_sweeper_deletes() {
     let stack = stack(None).await;
-    let patient = Patient::new(&stack.base);
-    let accepted = register(
-        &patient,
-        &stack.link("separate_route"),
-        "separate_route",
-        1,
-        &stack.origin(),
-        stack.today(),
-    )
-    .await;
-    let id = accepted.body["reception_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    assert_eq!(patient.settled(200).await.body["status"], "confirmed");
+    let (_, accepted, institution) = confirmed(&stack, "separate_route").await;
+    let id = accepted["reception_id"].as_str().expect("id").to_owned();
     let state = &stack.state;
-    let institution = storage::receptions::get(&state.db, &id)
-        .await
-        .expect("read")
-        .expect("reception")
-        .institution_id;
     let viewer = Reader {
         institution_id: &institution,
         role: Role::MedicalViewer,
@@ -651,31 +563,10 @@ async fn the_gate_opens_only_inside_the_window_and_the_sweeper_deletes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_reception_closes_at_once_and_reaches_the_backend() {
     let stack = stack(None).await;
-    let patient = Patient::new(&stack.base);
-    let accepted = register(
-        &patient,
-        &stack.link("online_care"),
-        "online_care",
-        1,
-        &stack.origin(),
-        stack.today(),
-    )
-    .await;
-    let id = accepted.body["reception_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let token = accepted.body["cancel_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    assert_eq!(patient.settled(200).await.body["status"], "confirmed");
+    let (patient, accepted, institution) = confirmed(&stack, "online_care").await;
+    let id = accepted["reception_id"].as_str().expect("id").to_owned();
+    let token = accepted["cancel_token"].as_str().expect("token").to_owned();
     let state = &stack.state;
-    let institution = storage::receptions::get(&state.db, &id)
-        .await
-        .expect("read")
-        .expect("reception")
-        .institution_id;
     let viewer = Reader {
         institution_id: &institution,
         role: Role::MedicalViewer,
@@ -942,7 +833,7 @@ async fn two_instances_on_one_postgres_relay_each_registration_once() {
     };
     let first = stack(Some(&db.url)).await;
     let (second_base, _, second_state) =
-        server(&db.url, &first.sim.base_url(), first._dir.path()).await;
+        server(&db.url, &first.sim.base_url(), first.dir.path(), None).await;
     let bases = [first.base.clone(), second_base];
     let origins = [first.origin(), second_state.config.origin_string()];
     let link = first.link("separate_route");

@@ -9,12 +9,12 @@ use leptos_meta::Meta;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use uketsuke_domain::{ReceptionKind, kind::Device};
 
-use crate::api::{FlowState, FlowView, InvalidLink, cancel_view, flow};
+use crate::api::{FlowState, FlowView, cancel_view, flow};
 use crate::components::Page;
 use crate::i18n::{
     Lang, flow::code_message, format_date, format_end, use_flow_texts, use_lang, use_texts,
 };
-use crate::pages::landing::{InvalidLinkPage, ServerErrorPage};
+use crate::pages::landing::{link_unusable, server_error};
 use crate::pages::page_status;
 
 /// Which screen of the flow.
@@ -42,31 +42,10 @@ fn step_number(step: Step, kind: ReceptionKind) -> usize {
     }
 }
 
-#[component]
-pub fn DateStep() -> impl IntoView {
-    view! { <FlowScreen step=Step::Date/> }
-}
-#[component]
-pub fn ConsentStep() -> impl IntoView {
-    view! { <FlowScreen step=Step::Consent/> }
-}
-#[component]
-pub fn ReviewStep() -> impl IntoView {
-    view! { <FlowScreen step=Step::Review/> }
-}
-#[component]
-pub fn CardStep() -> impl IntoView {
-    view! { <FlowScreen step=Step::Card/> }
-}
-#[component]
-pub fn DoneStep() -> impl IntoView {
-    view! { <FlowScreen step=Step::Done/> }
-}
-
 /// Loads the session's state and shows the screen of `step`, or the screen the session is
 /// really at (a finished reception always shows its result).
 #[component]
-fn FlowScreen(step: Step) -> impl IntoView {
+pub fn FlowScreen(step: Step) -> impl IntoView {
     let params = use_params_map();
     let link = move || params.read().get("link").unwrap_or_default();
     let state = Resource::new(link, flow);
@@ -96,14 +75,8 @@ fn FlowScreen(step: Step) -> impl IntoView {
                             }
                         }
                     }
-                    Ok(FlowState::Invalid(reason)) => {
-                        page_status(if reason == InvalidLink::Unknown { 404 } else { 410 });
-                        view! { <InvalidLinkPage reason/> }.into_any()
-                    }
-                    Err(_) => {
-                        page_status(500);
-                        view! { <ServerErrorPage/> }.into_any()
-                    }
+                    Ok(FlowState::Invalid(reason)) => link_unusable(reason),
+                    Err(_) => server_error(),
                 }
             })}
         </Suspense>
@@ -529,10 +502,7 @@ pub fn Cancel() -> impl IntoView {
                             />
                         }.into_any()
                     }
-                    Err(_) => {
-                        page_status(500);
-                        view! { <ServerErrorPage/> }.into_any()
-                    }
+                    Err(_) => server_error(),
                 }
             })}
         </Suspense>
@@ -552,14 +522,8 @@ pub fn Manage() -> impl IntoView {
                 let link = link();
                 match state.await {
                     Ok(FlowState::Open(view)) => view! { <ManageScreen link view=*view/> }.into_any(),
-                    Ok(FlowState::Invalid(reason)) => {
-                        page_status(if reason == InvalidLink::Unknown { 404 } else { 410 });
-                        view! { <InvalidLinkPage reason/> }.into_any()
-                    }
-                    Err(_) => {
-                        page_status(500);
-                        view! { <ServerErrorPage/> }.into_any()
-                    }
+                    Ok(FlowState::Invalid(reason)) => link_unusable(reason),
+                    Err(_) => server_error(),
                 }
             })}
         </Suspense>

@@ -24,14 +24,8 @@ pub fn Landing() -> impl IntoView {
                     Ok(LinkState::Open(landing)) => {
                         view! { <LandingOpen landing link=link_id()/> }.into_any()
                     }
-                    Ok(LinkState::Invalid(reason)) => {
-                        page_status(if reason == InvalidLink::Unknown { 404 } else { 410 });
-                        view! { <InvalidLinkPage reason/> }.into_any()
-                    }
-                    Err(_) => {
-                        page_status(500);
-                        view! { <ServerErrorPage/> }.into_any()
-                    }
+                    Ok(LinkState::Invalid(reason)) => link_unusable(reason),
+                    Err(_) => server_error(),
                 }
             })}
         </Suspense>
@@ -137,6 +131,22 @@ fn LandingDetails(kind: ReceptionKind, link: String) -> impl IntoView {
             <a href=format!("/r/{link}/manage") data-testid="manage-link">{move || f().manage_link}</a>
         </p>
     }
+}
+
+/// The page for a link that cannot be used: 404 for unknown ids, 410 for revoked or expired.
+pub(crate) fn link_unusable(reason: InvalidLink) -> AnyView {
+    page_status(if reason == InvalidLink::Unknown {
+        404
+    } else {
+        410
+    });
+    view! { <InvalidLinkPage reason/> }.into_any()
+}
+
+/// The page for a failure on the server's side, with 500.
+pub(crate) fn server_error() -> AnyView {
+    page_status(500);
+    view! { <ServerErrorPage/> }.into_any()
 }
 
 #[component]

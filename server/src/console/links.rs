@@ -10,30 +10,24 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use qrcode::{EcLevel, QrCode, render::svg};
-use serde::{Deserialize, Serialize};
-use uketsuke_domain::{
-    ReceptionKind,
-    window::{jst_date, jst_start_of_day},
-};
+use serde::Serialize;
+use uketsuke_domain::ReceptionKind;
 
-use super::{Staff, audit, require_role, text_ok};
+use super::{Staff, audit, require_role};
 use crate::{
     AppState,
-    clock::{from_ms, to_ms},
+    clock::from_ms,
     gate::Role,
     http::patient::ApiError,
     storage::{
         StorageError,
-        links::{self, LinkRecord, NewLink},
+        links::{self, LinkRecord, LinkRequest},
     },
 };
 
 type ApiResult<T> = Result<T, ApiError>;
-
-/// Booking references and labels, as in the institution API.
-const MAX_TEXT: usize = 100;
 
 #[derive(Debug, Serialize)]
 pub struct LinkView {
@@ -89,56 +83,18 @@ pub async fn list(State(state): State<AppState>, staff: Staff) -> ApiResult<Json
     Ok(Json(records.into_iter().map(|r| view(&state, r)).collect()))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateLink {
-    pub kind: ReceptionKind,
-    /// Per appointment: the visit date (JST). Absent: a long-lived link.
-    pub visit_date: Option<NaiveDate>,
-    pub booking_ref: Option<String>,
-    pub label: Option<String>,
-    /// Absent: a per-appointment link ends with its window; a long-lived one does not end.
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
 /// `POST /api/console/links` (administrators).
 pub async fn create(
     State(state): State<AppState>,
     staff: Staff,
-    body: Result<Json<CreateLink>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<LinkRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<LinkView>)> {
     require_role(&staff, &[Role::Administrator])?;
     let Json(body) =
         body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
-    let texts_ok = [&body.booking_ref, &body.label]
-        .iter()
-        .all(|t| t.as_deref().is_none_or(|t| text_ok(t, MAX_TEXT)));
-    if !texts_ok {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "text_invalid",
-        ));
-    }
-    let now = state.clock.now();
-    if body.visit_date.is_some_and(|date| date < jst_date(now)) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "visit_date_past",
-        ));
-    }
-    let expires_at = match (body.expires_at, body.visit_date) {
-        (Some(at), _) if at <= now => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "expires_at_past",
-            ));
-        }
-        (Some(at), _) => Some(to_ms(at)),
-        (None, Some(date)) => date
-            .checked_add_days(chrono::Days::new(2))
-            .map(|d| to_ms(jst_start_of_day(d))),
-        (None, None) => None,
-    };
+    let link = body
+        .check(&staff.institution_id, state.clock.now())
+        .map_err(|code| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code))?;
     let now_ms = state.clock.now_ms();
     let mut tx = state.db.begin().await.map_err(StorageError::from)?;
     audit::append(
@@ -149,19 +105,7 @@ pub async fn create(
         now_ms,
     )
     .await?;
-    let id = links::create(
-        &mut *tx,
-        &NewLink {
-            institution_id: &staff.institution_id,
-            kind: body.kind,
-            visit_date: body.visit_date,
-            booking_ref: body.booking_ref.as_deref(),
-            label: body.label.as_deref(),
-            expires_at,
-        },
-        now_ms,
-    )
-    .await?;
+    let id = links::create(&mut *tx, &link, now_ms).await?;
     tx.commit().await.map_err(StorageError::from)?;
     let record = links::get(&state.db, &staff.institution_id, &id)
         .await?

@@ -193,9 +193,7 @@ pub fn csv_field(value: &str) -> String {
 }
 
 /// Free text from staff: at most `max` characters, no control characters.
-pub fn text_ok(text: &str, max: usize) -> bool {
-    text.chars().count() <= max && !text.chars().any(char::is_control)
-}
+pub use crate::storage::links::text_ok;
 
 #[cfg(test)]
 mod tests {

@@ -10,17 +10,17 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use uketsuke_backend::contract::HomeVisitRequest;
-use uketsuke_domain::{ReceptionKind, window::jst_start_of_day};
+use uketsuke_domain::ReceptionKind;
 
 use super::patient::ApiError;
 use crate::{
     AppState,
-    clock::{from_ms, to_ms},
+    clock::from_ms,
     storage::{
-        links::{self, LinkRecord, NewLink},
+        links::{self, LinkRecord, LinkRequest},
         receptions, tokens,
     },
 };
@@ -29,8 +29,6 @@ use crate::{
 pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
 
 type ApiResult<T> = Result<T, ApiError>;
-
-const MAX_TEXT: usize = 100;
 
 async fn institution(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
     let token = headers
@@ -44,20 +42,6 @@ async fn institution(state: &AppState, headers: &HeaderMap) -> ApiResult<String>
     tokens::institution_of(&state.db, token, state.clock.now_ms())
         .await?
         .ok_or(ApiError::new(StatusCode::UNAUTHORIZED, "token_invalid"))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateLink {
-    pub kind: ReceptionKind,
-    /// Per appointment: the visit date (JST). Absent: a long-lived link.
-    pub visit_date: Option<NaiveDate>,
-    /// The booking system's own reference (予約番号), up to 100 characters.
-    pub booking_ref: Option<String>,
-    pub label: Option<String>,
-    /// Absent: a per-appointment link ends with its window (visit date + 2 days, 00:00 JST); a
-    /// long-lived link does not end.
-    pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,61 +73,19 @@ fn link_view(state: &AppState, record: LinkRecord) -> LinkView {
     }
 }
 
-fn text_ok(text: &Option<String>) -> bool {
-    text.as_ref()
-        .is_none_or(|t| t.chars().count() <= MAX_TEXT && !t.chars().any(char::is_control))
-}
-
 /// `POST /api/v1/links`
 pub async fn create_link(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<CreateLink>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<LinkRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
     let institution_id = institution(&state, &headers).await?;
     let Json(body) =
         body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
-    if !text_ok(&body.booking_ref) || !text_ok(&body.label) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "text_invalid",
-        ));
-    }
-    let now = state.clock.now();
-    if let Some(date) = body.visit_date
-        && date < uketsuke_domain::window::jst_date(now)
-    {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "visit_date_past",
-        ));
-    }
-    let expires_at = match (body.expires_at, body.visit_date) {
-        (Some(at), _) if at <= now => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "expires_at_past",
-            ));
-        }
-        (Some(at), _) => Some(to_ms(at)),
-        (None, Some(date)) => date
-            .checked_add_days(chrono::Days::new(2))
-            .map(|d| to_ms(jst_start_of_day(d))),
-        (None, None) => None,
-    };
-    let id = links::create(
-        &state.db,
-        &NewLink {
-            institution_id: &institution_id,
-            kind: body.kind,
-            visit_date: body.visit_date,
-            booking_ref: body.booking_ref.as_deref(),
-            label: body.label.as_deref(),
-            expires_at,
-        },
-        state.clock.now_ms(),
-    )
-    .await?;
+    let link = body
+        .check(&institution_id, state.clock.now())
+        .map_err(|code| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code))?;
+    let id = links::create(&state.db, &link, state.clock.now_ms()).await?;
     let record = links::get(&state.db, &institution_id, &id)
         .await?
         .ok_or(ApiError::new(

@@ -101,6 +101,68 @@ pub async fn landing(db: &Db, link_id: &str, now_ms: i64) -> Result<LinkState, S
     })
 }
 
+/// A link asked for by the institution (console or institution API), before its checks.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    pub kind: ReceptionKind,
+    /// Per appointment: the visit date (JST). Absent: a long-lived link.
+    pub visit_date: Option<NaiveDate>,
+    /// The booking system's own reference (予約番号), up to 100 characters.
+    pub booking_ref: Option<String>,
+    pub label: Option<String>,
+    /// Absent: a per-appointment link ends with its window (visit date + 2 days, 00:00 JST); a
+    /// long-lived link does not end.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Longest booking reference or label.
+pub const MAX_LINK_TEXT: usize = 100;
+
+/// Short free text without control characters.
+pub fn text_ok(text: &str, max: usize) -> bool {
+    text.chars().count() <= max && !text.chars().any(char::is_control)
+}
+
+impl LinkRequest {
+    /// Checks the request at `now` and gives the link to create, or the refusal's code
+    /// (`text_invalid`, `visit_date_past`, `expires_at_past`).
+    pub fn check<'a>(
+        &'a self,
+        institution_id: &'a str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<NewLink<'a>, &'static str> {
+        let texts_ok = [&self.booking_ref, &self.label]
+            .iter()
+            .all(|t| t.as_deref().is_none_or(|t| text_ok(t, MAX_LINK_TEXT)));
+        if !texts_ok {
+            return Err("text_invalid");
+        }
+        if self
+            .visit_date
+            .is_some_and(|date| date < uketsuke_domain::window::jst_date(now))
+        {
+            return Err("visit_date_past");
+        }
+        let expires_at = match (self.expires_at, self.visit_date) {
+            (Some(at), _) if at <= now => return Err("expires_at_past"),
+            (Some(at), _) => Some(at.timestamp_millis()),
+            (None, Some(date)) => date
+                .checked_add_days(chrono::Days::new(2))
+                .map(|d| uketsuke_domain::window::jst_start_of_day(d).timestamp_millis()),
+            (None, None) => None,
+        };
+        Ok(NewLink {
+            institution_id,
+            kind: self.kind,
+            visit_date: self.visit_date,
+            booking_ref: self.booking_ref.as_deref(),
+            label: self.label.as_deref(),
+            expires_at,
+        })
+    }
+}
+
 /// A new link: long-lived (no visit date) or per appointment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewLink<'a> {

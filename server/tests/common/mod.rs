@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod patient;
+pub mod stack;
 
 use rand::RngCore;
 
