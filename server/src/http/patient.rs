@@ -293,27 +293,32 @@ pub struct ChallengeIssued {
     pub expires_at: i64,
 }
 
+/// The link's institution code, checked (a bad row is the server's problem, not the patient's).
+fn institution_code(link: &OpenLink) -> ApiResult<InstitutionCode> {
+    link.institution_code.parse().map_err(|_| {
+        tracing::error!("institution with an invalid code");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+    })
+}
+
+/// The exact bytes the card signs for these choices at this origin.
 fn binding_message(
-    state: &AppState,
+    origin: &str,
+    code: &InstitutionCode,
     link: &OpenLink,
     choices: &Choices,
     challenge: &str,
-) -> ApiResult<Vec<u8>> {
-    let code: InstitutionCode = link.institution_code.parse().map_err(|_| {
-        tracing::error!("institution with an invalid code");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
-    })?;
-    let origin = state.config.origin_string();
-    Ok(ChallengeBinding {
-        origin: &origin,
+) -> Vec<u8> {
+    ChallengeBinding {
+        origin,
         challenge,
-        institution: &code,
+        institution: code,
         kind: link.kind,
         visit_date: choices.visit_date,
         consent: choices.consent,
         prescription_method: choices.prescription,
     }
-    .message())
+    .message()
 }
 
 fn ready_to_sign(session: &receptions::Session) -> ApiResult<Choices> {
@@ -335,26 +340,21 @@ pub async fn challenge(
     per_link(&state, &session.link_id)?;
     let choices = ready_to_sign(&session)?;
     let link = open_link(&state, &session.link_id).await?;
-    // The message is built twice (once to hash at issue, once to return); both from the same
-    // inputs, so they are the same bytes.
+    let code = institution_code(&link)?;
+    let origin = state.config.origin_string();
+    // Built once: hashed into the challenge's record and returned for the card to sign.
     let mut message = Vec::new();
     let issued = challenges::issue(
         &state.db,
         &session.id,
         |value| {
-            message = binding_message(&state, &link, &choices, value).unwrap_or_default();
+            message = binding_message(&origin, &code, &link, &choices, value);
             message.clone()
         },
         state.clock.now_ms(),
     )
     .await
     .map_err(challenge_error)?;
-    if message.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-        ));
-    }
     Ok(Json(ChallengeIssued {
         challenge: issued.value,
         message: String::from_utf8_lossy(&message).into_owned(),
@@ -416,7 +416,14 @@ pub async fn register(
             "foreign_origin",
         ));
     }
-    let message = binding_message(&state, &link, &choices, &body.challenge)?;
+    let institution_code = institution_code(&link)?;
+    let message = binding_message(
+        &body.origin,
+        &institution_code,
+        &link,
+        &choices,
+        &body.challenge,
+    );
     let now_ms = state.clock.now_ms();
     challenges::consume(&state.db, &session.id, &body.challenge, &message, now_ms)
         .await
@@ -433,10 +440,6 @@ pub async fn register(
         .await
         .map_err(|r| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, r.code()))?;
 
-    let institution_code = link
-        .institution_code
-        .parse()
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"))?;
     let outbox_id = new_id();
     let request = RegistrationRequest {
         institution_code,
