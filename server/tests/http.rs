@@ -6,7 +6,14 @@ use std::time::Duration;
 use reqwest::{StatusCode, header};
 use uketsuke_server::{Server, config::Config};
 
+/// One server of this file at a time. Leptos renders pages on whatever runtime polls them; with
+/// several test runtimes rendering at once in one process, a page render was seen to stall
+/// (about one request in a thousand). The product runs one runtime, and the concurrent test
+/// below renders 960 pages on it; serialising the tests here keeps them deterministic.
+static ONE_SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Running {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
     base: String,
     links: Vec<(String, String)>,
     db_url: String,
@@ -37,6 +44,7 @@ impl Running {
 }
 
 async fn start(extra: &[(&str, &str)]) -> Running {
+    let turn = ONE_SERVER.lock().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let db_url = format!("sqlite://{}/test.db", dir.path().display());
     let mut env = vec![
@@ -61,6 +69,7 @@ async fn start(extra: &[(&str, &str)]) -> Running {
         let _ = stopped.await;
     }));
     Running {
+        _turn: turn,
         base,
         links,
         db_url,
@@ -455,12 +464,12 @@ async fn a_flood_from_one_address_is_cut_off_with_429() {
     let server = start(&[]).await;
     let client = client();
     let mut statuses = Vec::new();
-    for _ in 0..80 {
+    for i in 0..80 {
         let response = client
             .get(format!("{}/r/00000000000000000000000000", server.base))
             .send()
             .await
-            .expect("get");
+            .unwrap_or_else(|e| panic!("request {i}: {e:?}"));
         statuses.push(response.status());
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
             let retry: u64 = response.headers()[header::RETRY_AFTER]
@@ -489,5 +498,62 @@ async fn a_flood_from_one_address_is_cut_off_with_429() {
         .await
         .expect("get");
     assert_eq!(healthz.status(), StatusCode::OK);
+    server.shutdown().await;
+}
+
+/// Pages rendered concurrently on a multi-threaded runtime, as in production. A page whose head
+/// was written after the request's signals were disposed once panicked in the render task and
+/// left its response hanging; every one of these requests must answer, with the right status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_page_loads_all_answer() {
+    let server = start(&[("UKETSUKE_RATE_LIMITS", "off")]).await;
+    let link = server.link("online_care");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let pages = [
+        (format!("/r/{link}"), StatusCode::OK),
+        (format!("/r/{link}?lang=en"), StatusCode::OK),
+        // No session yet: the flow page says so, with 410.
+        (format!("/r/{link}/date"), StatusCode::GONE),
+        (
+            "/r/00000000000000000000000000".to_owned(),
+            StatusCode::NOT_FOUND,
+        ),
+        ("/nowhere".to_owned(), StatusCode::NOT_FOUND),
+    ];
+    let mut tasks = Vec::new();
+    for worker in 0..16 {
+        let client = client.clone();
+        let base = server.base.clone();
+        let pages = pages.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut wrong = Vec::new();
+            for i in 0..60 {
+                let (path, expected) = &pages[(i + worker) % pages.len()];
+                match client.get(format!("{base}{path}")).send().await {
+                    Ok(response) if response.status() == *expected => {
+                        if response.text().await.is_err() {
+                            wrong.push(format!("{path}: body cut off"));
+                        }
+                    }
+                    Ok(response) => wrong.push(format!("{path}: {}", response.status())),
+                    Err(error) => wrong.push(format!("{path}: {error:?}")),
+                }
+            }
+            wrong
+        }));
+    }
+    let mut wrong = Vec::new();
+    for task in tasks {
+        wrong.extend(task.await.expect("client task"));
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of 960 requests failed: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
     server.shutdown().await;
 }

@@ -17,8 +17,19 @@ pub fn Page(
     children: Children,
 ) -> impl IntoView {
     let t = use_texts();
+    // The server writes the <title> only after the body has streamed, when the request's
+    // signals may already be disposed (seen under concurrent requests: a panic in the render
+    // task and a response that never finishes). On the server the title is therefore fixed
+    // text computed now; in the browser it follows the language.
+    #[cfg(feature = "ssr")]
+    let text = {
+        let fixed = format!("{} | {}", title.get_untracked(), t().product);
+        move || fixed.clone()
+    };
+    #[cfg(not(feature = "ssr"))]
+    let text = move || format!("{} | {}", title.get(), t().product);
     view! {
-        <Title text=move || format!("{} | {}", title.get(), t().product)/>
+        <Title text=text/>
         <header class="top-bar">
             <span class="brand">{move || t().product}</span>
             <LanguageSwitch/>
