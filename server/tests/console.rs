@@ -1774,3 +1774,137 @@ impl AwaitStream for reqwest::RequestBuilder {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The screens: server-rendered pages over the same handlers, checked as a browser would get them.
+
+fn contains(answer: &Answer, needle: &str) -> bool {
+    answer.text.contains(needle)
+}
+
+#[tokio::test]
+async fn console_screens_follow_the_same_rules_as_the_api() {
+    let stack = stack().await;
+    let id = reception(&stack, "separate_route").await;
+    let detail_path = format!("/console/receptions/{id}");
+
+    // Not signed in: every screen sends the browser to sign in, and back here afterwards.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for path in [
+        "/console",
+        detail_path.as_str(),
+        "/console/settings",
+        "/console/links",
+    ] {
+        let response = no_redirects
+            .get(format!("{}{path}", stack.base))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status().as_u16(), 303, "{path}");
+        let location = response.headers()["location"].to_str().expect("ascii");
+        assert!(
+            location.starts_with("/console/signin?next=%2Fconsole"),
+            "{location}"
+        );
+    }
+    let signin_page = Console::new(&stack.base, &stack.origin())
+        .get("/console/signin?next=https://evil.example/")
+        .await;
+    assert_eq!(signin_page.status, 200);
+    assert!(contains(&signin_page, "パスキーでサインイン"));
+    assert!(
+        contains(&signin_page, "data-next=\"/console\""),
+        "foreign next ignored"
+    );
+    assert!(contains(&signin_page, "data-demo-enrol=\"doctor\""));
+
+    // A medical viewer: the list shows the reception, the detail its eligibility, and the
+    // consented tab its data; the tab without consent is refused with its reason.
+    let (mut doctor, mut doctor_key) = demo_staff(&stack, "doctor").await;
+    let list = doctor.get("/console").await;
+    assert_eq!(list.status, 200);
+    assert!(contains(&list, &format!("data-reception=\"{id}\"")));
+    assert!(!contains(&list, "/console/settings"), "no admin menu");
+    assert_eq!(list.headers["cache-control"], "no-store");
+    let detail = doctor.get(&detail_path).await;
+    assert_eq!(detail.status, 200);
+    assert!(contains(&detail, "data-testid=\"patient-name\""));
+    let medical = doctor
+        .get(&format!("{detail_path}?tab=clinical_medication"))
+        .await;
+    assert!(
+        contains(&medical, "data-testid=\"clinical\""),
+        "{}",
+        medical.text
+    );
+    let checkups = doctor.get(&format!("{detail_path}?tab=checkups")).await;
+    assert!(contains(&checkups, "data-testid=\"medical-refused\""));
+    assert!(contains(&checkups, "not_consented"));
+    assert!(!contains(&checkups, "data-testid=\"checkups\""));
+
+    // A general user sees eligibility but never medical information, even by address.
+    let (general, _) = demo_staff(&stack, "staff").await;
+    let by_address = general
+        .get(&format!("{detail_path}?tab=clinical_medication"))
+        .await;
+    assert_eq!(by_address.status, 200);
+    assert!(contains(&by_address, "data-testid=\"patient-name\""));
+    assert!(contains(&by_address, "data-testid=\"medical-role-note\""));
+    assert!(!contains(&by_address, "data-testid=\"clinical\""));
+    for path in ["/console/settings", "/console/accounts", "/console/audit"] {
+        let refused = general.get(path).await;
+        assert_eq!(refused.status, 403, "{path}");
+        assert!(contains(&refused, "role_not_permitted"), "{path}");
+    }
+
+    // Administrators: every screen, the print sheet with its QR code and website snippet.
+    let (admin, _) = demo_staff(&stack, "admin").await;
+    for path in [
+        "/console/settings",
+        "/console/accounts",
+        "/console/audit",
+        "/console/links",
+    ] {
+        let page = admin.get(path).await;
+        assert_eq!(page.status, 200, "{path}");
+    }
+    let links = admin.get("/api/console/links").await;
+    let link = links.body[0]["id"]
+        .as_str()
+        .expect("a demo link")
+        .to_owned();
+    let url = links.body[0]["url"].as_str().expect("url").to_owned();
+    let sheet = admin.get(&format!("/console/links/{link}/sheet")).await;
+    assert_eq!(sheet.status, 200);
+    assert!(contains(&sheet, "<svg"));
+    assert!(contains(&sheet, &url));
+    assert!(contains(&sheet, "data:image/svg+xml;base64,"));
+    assert!(contains(&sheet, "How to register"));
+    let english = admin.get("/console?lang=en").await;
+    assert!(contains(&english, "<html lang=\"en\""));
+    assert!(contains(&english, "Receptions"));
+
+    // Another institution's administrator does not find this reception.
+    let (other, _) = other_institution(&stack).await;
+    assert_eq!(other.get(&detail_path).await.status, 404);
+    assert_eq!(
+        other
+            .get(&format!("/console/links/{link}/sheet"))
+            .await
+            .status,
+        404
+    );
+
+    // Two days on, the window has closed: the doctor signs in again and is refused.
+    stack.state.clock.advance_ms(2 * DAY_MS);
+    doctor = signin(&stack, &mut doctor_key).await;
+    let closed = doctor
+        .get(&format!("{detail_path}?tab=clinical_medication"))
+        .await;
+    assert!(contains(&closed, "window_closed"), "{}", closed.text);
+    assert!(!contains(&closed, "data-testid=\"clinical\""));
+}

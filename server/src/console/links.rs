@@ -45,7 +45,7 @@ pub struct LinkView {
     pub created_at: DateTime<Utc>,
 }
 
-fn view(state: &AppState, record: LinkRecord) -> LinkView {
+pub(super) fn view(state: &AppState, record: LinkRecord) -> LinkView {
     let now = state.clock.now_ms();
     let status = if record.revoked_at.is_some_and(|t| t <= now) {
         "revoked"
@@ -69,7 +69,7 @@ fn view(state: &AppState, record: LinkRecord) -> LinkView {
     }
 }
 
-fn link_url(state: &AppState, id: &str) -> String {
+pub(super) fn link_url(state: &AppState, id: &str) -> String {
     format!("{}/r/{id}", state.config.origin_string())
 }
 

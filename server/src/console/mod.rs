@@ -23,6 +23,7 @@ pub mod cli;
 pub mod demo;
 pub mod events;
 pub mod links;
+pub mod pages;
 pub mod passkeys;
 pub mod receptions;
 pub mod session;

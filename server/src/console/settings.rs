@@ -53,6 +53,13 @@ async fn load(db: &Db, institution_id: &str) -> Result<Option<Settings>, Storage
     }))
 }
 
+/// Whether the institution accepts the receptions behind the feature switch.
+pub async fn accepts_remote(db: &Db, institution_id: &str) -> Result<bool, StorageError> {
+    Ok(load(db, institution_id)
+        .await?
+        .is_some_and(|s| s.accepts_remote))
+}
+
 /// `GET /api/console/settings` (administrators).
 pub async fn get_settings(
     State(state): State<AppState>,

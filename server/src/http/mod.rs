@@ -116,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         .merge(probes)
         .merge(api)
         .merge(crate::console::router(state.clone()))
+        .merge(crate::console::pages::router(state.clone()))
         .nest_service("/pkg", pkg)
         .route_service("/favicon.svg", public_files.clone())
         .route_service("/robots.txt", public_files)

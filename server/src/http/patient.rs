@@ -51,6 +51,14 @@ impl ApiError {
     pub const fn new(status: StatusCode, code: &'static str) -> Self {
         ApiError { status, code }
     }
+
+    pub const fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub const fn code(&self) -> &'static str {
+        self.code
+    }
 }
 
 impl IntoResponse for ApiError {

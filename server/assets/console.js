@@ -1,0 +1,309 @@
+// Uketsuke console: the few things server-rendered screens cannot do alone — passkey
+// ceremonies, live updates of the reception list, and JSON forms against /api/console.
+// Every state-changing call carries the CSRF header the server requires.
+'use strict';
+
+(() => {
+  const ja = document.documentElement.lang !== 'en';
+  const say = (jaText, enText) => (ja ? jaText : enText);
+
+  // ---- base64url <-> bytes (WebAuthn's binary fields) ----
+  const fromB64 = (text) => {
+    const b64 = text.replace(/-/g, '+').replace(/_/g, '/');
+    const padded = b64 + '='.repeat((4 - (b64.length % 4)) % 4);
+    return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0)).buffer;
+  };
+  const toB64 = (buffer) => {
+    const bytes = new Uint8Array(buffer);
+    let text = '';
+    for (const b of bytes) text += String.fromCharCode(b);
+    return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  };
+
+  const api = async (url, method, body) => {
+    const init = {
+      method,
+      credentials: 'same-origin',
+      headers: { 'x-uketsuke-csrf': '1', accept: 'application/json' },
+    };
+    if (body !== undefined) {
+      init.headers['content-type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(url, init);
+    let data = null;
+    const type = response.headers.get('content-type') || '';
+    if (type.includes('application/json')) data = await response.json().catch(() => null);
+    return { ok: response.ok, status: response.status, data };
+  };
+
+  const message = (el, text, good) => {
+    if (!el) return;
+    el.textContent = text;
+    el.classList.toggle('good', !!good);
+    el.classList.toggle('bad', !good);
+  };
+
+  const announce = (text) => {
+    const region = document.getElementById('announce');
+    if (region) region.textContent = text;
+  };
+
+  const errorText = (result) => {
+    const code = (result.data && result.data.error) || `http_${result.status}`;
+    return say(`できませんでした（${code}）`, `Not done (${code})`);
+  };
+
+  // ---- forms that call the JSON API ----
+  const formBody = (form) => {
+    const body = {};
+    let fields = 0;
+    for (const el of form.elements) {
+      if (!el.name || el.disabled) continue;
+      if (el.type === 'checkbox') {
+        body[el.name] = el.checked;
+      } else if (el.type === 'radio') {
+        if (el.checked) body[el.name] = el.value === 'true' ? true : el.value === 'false' ? false : el.value;
+      } else if (el.value === '') {
+        continue;
+      } else if (el.dataset.type === 'number') {
+        body[el.name] = Number(el.value);
+      } else {
+        body[el.name] = el.value;
+      }
+      fields += 1;
+    }
+    return fields ? body : undefined;
+  };
+
+  document.addEventListener('submit', async (event) => {
+    const form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.dataset.api) return;
+    event.preventDefault();
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
+    const out = form.querySelector('.form-message');
+    const button = form.querySelector('button[type=submit]');
+    if (button) button.disabled = true;
+    try {
+      const result = await api(form.dataset.api, form.dataset.method || 'POST', formBody(form));
+      if (result.status === 401) {
+        window.location.href = `/console/signin?next=${encodeURIComponent(location.pathname + location.search)}`;
+        return;
+      }
+      if (!result.ok) {
+        message(out, errorText(result), false);
+        return;
+      }
+      if (form.dataset.show && result.data && result.data[form.dataset.show]) {
+        message(out, '', true);
+        const text = document.createElement('input');
+        text.type = 'text';
+        text.readOnly = true;
+        text.value = result.data[form.dataset.show];
+        text.setAttribute('aria-label', say('登録用リンク（24時間有効・1回限り）', 'Enrolment link (24 hours, single use)'));
+        out.append(say('登録用リンク（24時間有効・1回限り）: ', 'Enrolment link (24 hours, single use): '), text);
+        text.select();
+        return;
+      }
+      if (form.dataset.reload) {
+        window.location.reload();
+        return;
+      }
+      message(out, say('保存しました', 'Saved'), true);
+    } catch (error) {
+      message(out, say('通信できませんでした。もう一度お試しください。', 'Network error. Please try again.'), false);
+    } finally {
+      if (button) button.disabled = false;
+    }
+  });
+
+  // ---- sign-out ----
+  for (const button of document.querySelectorAll('[data-signout]')) {
+    button.addEventListener('click', async () => {
+      const everywhere = button.dataset.signout === 'everywhere';
+      await api(everywhere ? '/api/console/signout-everywhere' : '/api/console/signout', 'POST').catch(() => null);
+      window.location.href = '/console/signin';
+    });
+  }
+
+  // ---- passkey sign-in ----
+  const signIn = async () => {
+    const start = await api('/api/console/signin/start', 'POST');
+    if (!start.ok) throw new Error('start');
+    const options = start.data.options.publicKey;
+    options.challenge = fromB64(options.challenge);
+    for (const c of options.allowCredentials || []) c.id = fromB64(c.id);
+    const credential = await navigator.credentials.get({ publicKey: options });
+    const r = credential.response;
+    const finish = await api('/api/console/signin/finish', 'POST', {
+      ceremony: start.data.ceremony,
+      credential: {
+        id: credential.id,
+        rawId: toB64(credential.rawId),
+        type: credential.type,
+        response: {
+          authenticatorData: toB64(r.authenticatorData),
+          clientDataJSON: toB64(r.clientDataJSON),
+          signature: toB64(r.signature),
+          userHandle: r.userHandle ? toB64(r.userHandle) : null,
+        },
+        extensions: {},
+      },
+    });
+    if (!finish.ok) throw new Error('finish');
+  };
+
+  const signinButton = document.getElementById('signin');
+  if (signinButton) {
+    const out = document.getElementById('signin-message');
+    signinButton.addEventListener('click', async () => {
+      if (!window.PublicKeyCredential) {
+        message(out, out.dataset.unsupported, false);
+        return;
+      }
+      signinButton.disabled = true;
+      try {
+        await signIn();
+        window.location.href = signinButton.dataset.next || '/console';
+      } catch (error) {
+        message(out, out.dataset.failed, false);
+      } finally {
+        signinButton.disabled = false;
+      }
+    });
+  }
+
+  // ---- demo: enrol a passkey for a demo account ----
+  for (const button of document.querySelectorAll('[data-demo-enrol]')) {
+    button.addEventListener('click', async () => {
+      const result = await api('/api/console/demo/enrolment-code', 'POST', { account: button.dataset.demoEnrol });
+      if (result.ok && result.data.link) {
+        window.location.href = result.data.link;
+      } else {
+        message(document.getElementById('demo-message'), errorText(result), false);
+      }
+    });
+  }
+
+  // ---- passkey enrolment (/console/enrol#CODE) ----
+  const enrolButton = document.getElementById('enrol');
+  if (enrolButton) {
+    const out = document.getElementById('enrol-message');
+    const who = document.getElementById('enrol-account');
+    const code = decodeURIComponent(location.hash.replace(/^#/, ''));
+    // The code is no longer needed in the address once read.
+    history.replaceState(null, '', location.pathname + location.search);
+    (async () => {
+      const start = code ? await api('/api/console/enrol/start', 'POST', { code }) : { ok: false };
+      if (!start.ok) {
+        who.textContent = '';
+        message(out, out.dataset.invalid, false);
+        return;
+      }
+      const account = start.data.account;
+      const institution = ja ? account.institution_name_ja : account.institution_name_en;
+      who.textContent = `${out.dataset.for}${account.name} (${account.id}) — ${institution}`;
+      enrolButton.hidden = false;
+      enrolButton.addEventListener('click', async () => {
+        enrolButton.disabled = true;
+        try {
+          const options = start.data.options.publicKey;
+          options.challenge = fromB64(options.challenge);
+          options.user.id = fromB64(options.user.id);
+          for (const c of options.excludeCredentials || []) c.id = fromB64(c.id);
+          const credential = await navigator.credentials.create({ publicKey: options });
+          const r = credential.response;
+          const finish = await api('/api/console/enrol/finish', 'POST', {
+            code,
+            credential: {
+              id: credential.id,
+              rawId: toB64(credential.rawId),
+              type: credential.type,
+              response: {
+                attestationObject: toB64(r.attestationObject),
+                clientDataJSON: toB64(r.clientDataJSON),
+                transports: r.getTransports ? r.getTransports() : undefined,
+              },
+              extensions: {},
+            },
+          });
+          if (!finish.ok) throw new Error('finish');
+          message(out, say('登録しました。サインインします…', 'Registered. Signing in…'), true);
+          await signIn();
+          window.location.href = '/console';
+        } catch (error) {
+          message(out, out.dataset.failed, false);
+          enrolButton.disabled = false;
+        }
+      });
+    })();
+  }
+
+  // ---- live reception list ----
+  const live = document.querySelector('[data-live]');
+  if (live && window.EventSource) {
+    let timer = null;
+    const refresh = async () => {
+      timer = null;
+      const response = await fetch(location.href, { credentials: 'same-origin', headers: { accept: 'text/html' } });
+      if (response.redirected || !response.ok) return;
+      const doc = new DOMParser().parseFromString(await response.text(), 'text/html');
+      const fresh = doc.getElementById(live.id);
+      const count = doc.querySelector('[data-testid=count]');
+      if (!fresh) return;
+      live.innerHTML = fresh.innerHTML;
+      const here = document.querySelector('[data-testid=count]');
+      if (here && count) here.textContent = count.textContent;
+      countdowns();
+      announce(say('受付一覧が更新されました', 'The reception list was updated'));
+    };
+    const source = new EventSource(live.dataset.live);
+    source.addEventListener('receptions', () => {
+      if (!timer) timer = setTimeout(refresh, 250);
+    });
+    source.addEventListener('signed_out', () => {
+      source.close();
+      window.location.href = `/console/signin?next=${encodeURIComponent(location.pathname + location.search)}`;
+    });
+  }
+
+  // ---- countdown in the last hour of a window ----
+  const countdowns = () => {
+    const now = Date.now();
+    for (const time of document.querySelectorAll('time[data-window-end]')) {
+      const left = Date.parse(time.dataset.windowEnd) - now;
+      const slot = time.parentElement.querySelector('.countdown');
+      if (!slot) continue;
+      if (left <= 0) {
+        slot.textContent = say('（期限切れ）', ' (closed)');
+        slot.className = 'countdown closed';
+      } else if (left <= 3600 * 1000) {
+        const minutes = Math.ceil(left / 60000);
+        slot.textContent = say(`（あと${minutes}分）`, ` (${minutes} min left)`);
+        slot.className = 'countdown soon';
+      } else {
+        slot.textContent = '';
+      }
+    }
+  };
+  countdowns();
+  setInterval(countdowns, 30 * 1000);
+
+  // ---- print sheet and snippet ----
+  for (const button of document.querySelectorAll('[data-print]')) {
+    button.addEventListener('click', () => window.print());
+  }
+  for (const button of document.querySelectorAll('[data-copy]')) {
+    button.addEventListener('click', async () => {
+      const field = document.getElementById(button.dataset.copy);
+      if (!field) return;
+      field.select();
+      try {
+        await navigator.clipboard.writeText(field.value);
+        announce(say('コピーしました', 'Copied'));
+      } catch (error) {
+        announce(say('選択しました。Ctrl+C でコピーしてください', 'Selected: press Ctrl+C to copy'));
+      }
+    });
+  }
+})();
