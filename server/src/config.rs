@@ -261,9 +261,11 @@ fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
     let public_origin = match get("public_origin") {
         Some(r) => parse_origin(r)?,
         None => {
-            // Browsers on this machine reach a wildcard listen address through loopback.
-            let host = if listen.ip().is_unspecified() {
-                "127.0.0.1".to_owned()
+            // Browsers on this machine reach loopback and a wildcard listen address as
+            // `localhost`: a name, because passkeys (WebAuthn) refuse IP addresses as relying
+            // party ids, and a secure context like 127.0.0.1.
+            let host = if listen.ip().is_unspecified() || listen.ip().is_loopback() {
+                "localhost".to_owned()
             } else {
                 match listen {
                     SocketAddr::V4(a) => a.ip().to_string(),
@@ -467,7 +469,7 @@ mod tests {
     fn runs_with_nothing_set() {
         let c = Config::from_sources(None, &[]).expect("defaults are valid");
         assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
-        assert_eq!(c.origin_string(), "http://127.0.0.1:3000");
+        assert_eq!(c.origin_string(), "http://localhost:3000");
         assert_eq!(c.mode, Mode::Demo);
         assert_eq!(c.backend, BackendTarget::Simulator);
         assert_eq!(c.database_url, "sqlite://data/uketsuke.db");
@@ -483,7 +485,7 @@ mod tests {
         .expect("valid");
         assert_eq!(c.listen.port(), 5000);
         // A wildcard listen address is reached through loopback by default.
-        assert_eq!(c.origin_string(), "http://127.0.0.1:5000");
+        assert_eq!(c.origin_string(), "http://localhost:5000");
     }
 
     #[test]

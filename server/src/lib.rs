@@ -227,6 +227,15 @@ impl Server {
     pub fn base_url(&self) -> String {
         let config = &self.state.config;
         match self.local_addr() {
+            // "Any port" with the origin derived from the listen address: the origin now
+            // carries the port bound. An origin set explicitly keeps its own port, so the
+            // bound address is how this machine reaches the server.
+            Some(addr)
+                if config.listen.port() == 0
+                    && config.public_origin.port() == Some(addr.port()) =>
+            {
+                config.origin_string()
+            }
             Some(addr) if config.listen.port() == 0 => {
                 format!("http://{addr}")
             }

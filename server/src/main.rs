@@ -44,6 +44,7 @@ async fn main() -> ExitCode {
     if let Some(first) = server.demo_links().first() {
         println!("Open the demo landing page: {base}/r/{}", first.id);
     }
+    println!("Staff console: {base}/console");
     match server.run(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

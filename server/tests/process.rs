@@ -78,7 +78,7 @@ fn prints_the_demo_url_and_stops_cleanly_on_sigterm() {
     }
     let landing = landing.expect("the landing URL is printed");
     assert!(
-        landing.starts_with("http://127.0.0.1:") && landing.contains("/r/"),
+        landing.starts_with("http://localhost:") && landing.contains("/r/"),
         "{landing}"
     );
     // The default database was created under ./data/ of the working directory.
