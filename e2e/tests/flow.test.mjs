@@ -5,8 +5,8 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import AxeBuilder from '@axe-core/playwright';
 import { hydrated, launchBrowser, phonePage, screenshot, startServer } from './harness.mjs';
+import { assertNoAxeViolations, signWithPracticeCard, toReview, waitDone } from './patient.mjs';
 
 let server;
 let browser;
@@ -21,68 +21,6 @@ after(async () => {
   await server?.stop();
 });
 
-async function assertNoAxeViolations(page, what) {
-  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21aa', 'wcag22aa']).analyze();
-  const summary = result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target).join(', ')}`);
-  assert.deepEqual(summary, [], `axe-core violations on ${what}`);
-}
-
-/** Landing → consent (→ date for online care) → review, answering with the given choices. */
-async function toReview(page, kind, { clinical = 'yes', checkups = 'no', shots = null } = {}) {
-  await page.goto(`${server.base}/r/${server.links[kind]}`);
-  if (shots) await screenshot(page, `flow-${shots}-1-landing`);
-  await page.getByTestId('start').click();
-  if (kind === 'online_care') {
-    await page.waitForURL(/\/date$/);
-    if (shots) {
-      await screenshot(page, `flow-${shots}-2-date`);
-      await assertNoAxeViolations(page, 'date');
-    }
-    await page.locator('form button[type=submit]').click();
-  }
-  await page.waitForURL(/\/consent/);
-  if (shots) {
-    await screenshot(page, `flow-${shots}-3-consent`);
-    await assertNoAxeViolations(page, 'consent');
-  }
-  if (kind !== 'eligibility_only') {
-    await page.locator(`input[name=clinical_medication][value=${clinical}]`).check();
-    await page.locator(`input[name=checkups][value=${checkups}]`).check();
-  }
-  if (kind === 'online_care') await page.locator('input[name=prescription_method][value=electronic]').check();
-  await page.locator('form button[type=submit]').click();
-  await page.waitForURL(/\/review$/);
-  if (shots) {
-    await screenshot(page, `flow-${shots}-4-review`);
-    await assertNoAxeViolations(page, 'review');
-  }
-}
-
-/** Review → card → practice card of `person` → PIN → done (or an error on the card step). */
-async function signWithPracticeCard(page, person, pin, { shots = null } = {}) {
-  await page.getByTestId('to-card').click();
-  await page.waitForURL(/\/card$/);
-  await hydrated(page);
-  await page.getByTestId('demo-person').selectOption(String(person));
-  if (shots) {
-    await screenshot(page, `flow-${shots}-5-card`);
-    await assertNoAxeViolations(page, 'card');
-  }
-  await page.getByTestId('use-practice').click();
-  await page.getByTestId('pin').waitFor({ timeout: 30_000 });
-  if (shots) {
-    await screenshot(page, `flow-${shots}-6-pin`);
-    await assertNoAxeViolations(page, 'pin');
-  }
-  await page.getByTestId('pin').fill(pin);
-  await page.getByTestId('send').click();
-}
-
-async function waitDone(page) {
-  await page.waitForURL(/\/done$/, { timeout: 30_000 });
-  await page.getByTestId('reception-number').or(page.getByTestId('refusal')).waitFor({ timeout: 30_000 });
-}
-
 describe('patient flow', () => {
   test('separate route in Japanese, and no request ever carries the PIN', async () => {
     const { context, page, problems } = await phonePage(browser);
@@ -90,7 +28,7 @@ describe('patient flow', () => {
     page.on('request', (request) => {
       seen.push([request.url(), request.postData() ?? '', JSON.stringify(request.headers())].join('\n'));
     });
-    await toReview(page, 'separate_route', { shots: 'ja' });
+    await toReview(server, page, 'separate_route', { shots: 'ja' });
     // Person 4 has the demo PIN 5678.
     await signWithPracticeCard(page, 4, '5678', { shots: 'ja' });
     await waitDone(page);
@@ -113,7 +51,7 @@ describe('patient flow', () => {
   test('online care in English: date, wrong PIN with tries left, done, cancel', async () => {
     const { context, page, problems } = await phonePage(browser, { locale: 'en-GB' });
     await page.goto(`${server.base}/r/${server.links.online_care}?lang=en`);
-    await toReview(page, 'online_care', { clinical: 'yes', checkups: 'yes', shots: 'en' });
+    await toReview(server, page, 'online_care', { clinical: 'yes', checkups: 'yes', shots: 'en' });
     assert.match(await page.getByTestId('review-window').textContent(), /23:59 \(Japan time\)/);
     await page.getByTestId('to-card').click();
     await page.waitForURL(/\/card$/);
@@ -146,7 +84,7 @@ describe('patient flow', () => {
   test('every reception kind registers with the practice card', async () => {
     for (const kind of ['device_failure', 'home_visit', 'house_call', 'eligibility_only']) {
       const { context, page, problems } = await phonePage(browser);
-      await toReview(page, kind);
+      await toReview(server, page, kind);
       await signWithPracticeCard(page, 1, '1234');
       await waitDone(page);
       assert.match(await page.getByTestId('reception-number').textContent(), /^\d{8}$/, kind);
@@ -161,7 +99,7 @@ describe('patient flow', () => {
   test('special people: revoked certificate, J-LIS review, card not registered', async () => {
     {
       const { context, page } = await phonePage(browser);
-      await toReview(page, 'separate_route');
+      await toReview(server, page, 'separate_route');
       await signWithPracticeCard(page, 26, '0120');
       await page.getByTestId('card-error').getByText(/失効/).waitFor({ timeout: 30_000 });
       await screenshot(page, 'flow-ja-error-revoked');
@@ -172,7 +110,7 @@ describe('patient flow', () => {
       [21, '4565', /利用登録/, 'flow-ja-not-registered'],
     ]) {
       const { context, page } = await phonePage(browser);
-      await toReview(page, 'separate_route');
+      await toReview(server, page, 'separate_route');
       await signWithPracticeCard(page, person, pin);
       await waitDone(page);
       await page.getByTestId('eligibility-problem').waitFor({ timeout: 20_000 }).catch(async () => {
@@ -187,7 +125,7 @@ describe('patient flow', () => {
 
   test('back, forward and reload keep the choices', async () => {
     const { context, page } = await phonePage(browser);
-    await toReview(page, 'separate_route', { clinical: 'no', checkups: 'yes' });
+    await toReview(server, page, 'separate_route', { clinical: 'no', checkups: 'yes' });
     assert.match(await page.getByTestId('review-clinical').textContent(), /同意しない/);
     await page.reload();
     assert.match(await page.getByTestId('review-checkups').textContent(), /同意する/);
@@ -203,7 +141,7 @@ describe('patient flow', () => {
 
   test('without JavaScript the forms work up to the card step, which explains', async () => {
     const { context, page } = await phonePage(browser, { javaScriptEnabled: false });
-    await toReview(page, 'online_care');
+    await toReview(server, page, 'online_care');
     await page.getByTestId('to-card').click();
     await page.waitForURL(/\/card$/);
     const text = await page.locator('main').textContent();
@@ -216,7 +154,7 @@ describe('patient flow', () => {
 describe('consents at this institution', () => {
   test('the patient sees their receptions with the card again and withdraws them all', async () => {
     let { context, page, problems } = await phonePage(browser);
-    await toReview(page, 'separate_route');
+    await toReview(server, page, 'separate_route');
     await signWithPracticeCard(page, 7, '9011');
     await waitDone(page);
     await context.close();

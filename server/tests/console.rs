@@ -1899,8 +1899,38 @@ async fn console_screens_follow_the_same_rules_as_the_api() {
         404
     );
 
-    // Two days on, the window has closed: the doctor signs in again and is refused.
-    stack.state.clock.advance_ms(2 * DAY_MS);
+    // Two days on (the demo clock, administrators of the demo institution only), the window
+    // has closed: the doctor signs in again and is refused.
+    let hours = |h: i64| json!({ "advance_hours": h });
+    assert_eq!(
+        general
+            .post("/api/console/demo/clock", hours(48))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        other
+            .post("/api/console/demo/clock", hours(48))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        admin.post("/api/console/demo/clock", hours(0)).await.status,
+        422
+    );
+    assert_eq!(
+        admin
+            .post("/api/console/demo/clock", hours(-5))
+            .await
+            .status,
+        422
+    );
+    let before = stack.state.clock.now_ms();
+    let moved = admin.post("/api/console/demo/clock", hours(48)).await;
+    assert_eq!(moved.status, 200, "{moved:?}");
+    assert!(stack.state.clock.now_ms() - before >= 2 * DAY_MS);
     doctor = signin(&stack, &mut doctor_key).await;
     let closed = doctor
         .get(&format!("{detail_path}?tab=clinical_medication"))

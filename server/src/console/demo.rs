@@ -2,7 +2,8 @@
 //! (administrator), `staff` (general) and `doctor` (medical viewer) — and
 //! `POST /api/console/demo/enrolment-code {account}` hands out a fresh enrolment code for one of
 //! them without signing in, so that a demo visitor or the e2e suite (Chromium's virtual
-//! authenticator) can register a passkey. The route is not routed at all outside demo mode.
+//! authenticator) can register a passkey; `POST /api/console/demo/clock` moves the business
+//! clock forward to show a consent window closing. Neither is routed outside demo mode.
 
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::NaiveDate;
@@ -10,6 +11,7 @@ use serde::Deserialize;
 use sqlx::Row;
 
 use super::{
+    Staff,
     accounts::{self, CodeIssued, NewAccount},
     audit::{self, Actor},
     passkeys::ClientIp,
@@ -120,4 +122,54 @@ pub async fn enrolment_code(
     .await?
     .ok_or_else(unknown)?;
     Ok((StatusCode::CREATED, Json(issued)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoClock {
+    /// Forward only, one hour to thirty days.
+    pub advance_hours: i64,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ClockMoved {
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// `POST /api/console/demo/clock {advance_hours}` (demo mode only, a signed-in administrator of
+/// the demo institution): moves the business clock forward, so that a demo (and the browser
+/// suite) can watch a consent window close without waiting two days. Every session idles out
+/// on the way; the move is logged.
+pub async fn move_clock(
+    State(state): State<AppState>,
+    staff: Staff,
+    body: Result<Json<DemoClock>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ClockMoved>, ApiError> {
+    if state.config.mode != Mode::Demo {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found"));
+    }
+    super::require_role(&staff, &[Role::Administrator])?;
+    if demo_institution(&state.db).await?.as_deref() != Some(staff.institution_id.as_str()) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "role_not_permitted"));
+    }
+    let Json(body) =
+        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    if !(1..=24 * 30).contains(&body.advance_hours) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "advance_hours_invalid",
+        ));
+    }
+    audit::record(
+        &state.db,
+        &staff.actor(),
+        "demo.clock",
+        Some(&format!("+{}h", body.advance_hours)),
+        state.clock.now_ms(),
+    )
+    .await?;
+    state.clock.advance_ms(body.advance_hours * 3600 * 1000);
+    Ok(Json(ClockMoved {
+        now: state.clock.now(),
+    }))
 }

@@ -128,6 +128,7 @@ pub fn router(state: AppState) -> Router {
             "/api/console/demo/enrolment-code",
             post(demo::enrolment_code),
         );
+        routes = routes.route("/api/console/demo/clock", post(demo::move_clock));
     }
     routes
         .layer(middleware::from_fn_with_state(state.clone(), csrf))

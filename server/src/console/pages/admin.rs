@@ -269,10 +269,7 @@ pub async fn audit(
         })
         .collect::<Vec<_>>()
         .join("&");
-    let filter = match serde_urlencoded::from_str::<audit::Filter>(&filter_query) {
-        Ok(filter) => filter,
-        Err(_) => audit::Filter::default(),
-    };
+    let filter: audit::Filter = serde_urlencoded::from_str(&filter_query).unwrap_or_default();
     let shown = (
         filter.from.clone().unwrap_or_default(),
         filter.to.clone().unwrap_or_default(),

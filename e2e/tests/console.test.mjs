@@ -1,0 +1,184 @@
+// The institution console in Chromium on a ward-laptop-sized screen: passkeys through Chromium's
+// virtual authenticator (CDP WebAuthn), a patient's reception appearing live in the console of
+// another browser context, medical information for the medical viewer only and only inside the
+// window (then the demo clock is moved two days on), the print sheet, and axe-core on every
+// console screen.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser, phonePage, screenshot, startServer } from './harness.mjs';
+import { assertNoAxeViolations, signWithPracticeCard, toReview, waitDone } from './patient.mjs';
+
+const LAPTOP = { width: 1366, height: 800 };
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** A laptop-sized context with a platform authenticator that holds passkeys and verifies the user. */
+async function staffPage() {
+  const context = await browser.newContext({ viewport: LAPTOP, locale: 'ja-JP' });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !/status of 40[13]/.test(msg.text())) problems.push(`console: ${msg.text()}`);
+  });
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return { context, page, problems };
+}
+
+/** Demo sign-in screen → register a passkey for `account` → signed in on the list. */
+async function enrolAndSignIn(page, account, { check = false } = {}) {
+  await page.goto(`${server.base}/console`);
+  await page.waitForURL(/\/console\/signin\?next=/);
+  if (check) {
+    await assertNoAxeViolations(page, 'console sign-in');
+    await screenshot(page, 'console-1-signin');
+  }
+  await page.locator(`[data-demo-enrol="${account}"]`).click();
+  await page.waitForURL(/\/console\/enrol$/);
+  await page.locator('#enrol').waitFor({ state: 'visible' });
+  assert.match(await page.getByTestId('enrol-account').textContent(), new RegExp(`\\(${account}\\)`));
+  if (check) {
+    await assertNoAxeViolations(page, 'console enrolment');
+    await screenshot(page, 'console-2-enrol');
+  }
+  await page.locator('#enrol').click();
+  await page.waitForURL(`${server.base}/console`);
+  await page.getByTestId('who').waitFor();
+}
+
+const status = (page, path) => page.evaluate(async (url) => (await fetch(url)).status, path);
+
+describe('institution console', () => {
+  test('passkeys, live receptions, medical information by role and window, every screen accessible', async () => {
+    // A doctor (医療情報閲覧) signs in with a passkey and keeps the day's list open.
+    const doctor = await staffPage();
+    await enrolAndSignIn(doctor.page, 'doctor', { check: true });
+    assert.match(await doctor.page.getByTestId('who').textContent(), /デモ 医師/);
+    await assertNoAxeViolations(doctor.page, 'console receptions (empty)');
+    await screenshot(doctor.page, 'console-3-list-empty');
+
+    // A patient registers on their phone in another context …
+    const patient = await phonePage(browser);
+    await toReview(server, patient.page, 'separate_route', { clinical: 'yes', checkups: 'no' });
+    await signWithPracticeCard(patient.page, 1, '1234');
+    await waitDone(patient.page);
+    const number = (await patient.page.getByTestId('reception-number').textContent()).trim();
+    assert.deepEqual(patient.problems, []);
+    await patient.context.close();
+
+    // … and the reception appears in the open list without a reload, with the name once the
+    // eligibility is in.
+    const row = doctor.page.locator('#receptions tr[data-reception]', { hasText: number });
+    await row.waitFor({ timeout: 20_000 });
+    await row.locator('.status-confirmed').waitFor({ timeout: 20_000 });
+    await doctor.page.waitForFunction(
+      (n) => [...document.querySelectorAll('#receptions tr')].some((tr) => tr.textContent.includes(n) && !tr.textContent.includes('確認中')),
+      number,
+      { timeout: 20_000 },
+    );
+    await assertNoAxeViolations(doctor.page, 'console receptions');
+    await screenshot(doctor.page, 'console-4-list-live');
+
+    // The detail: eligibility, and the consented tab's medical information inside the window.
+    await row.locator('a').first().click();
+    await doctor.page.getByTestId('patient-name').waitFor();
+    const detailUrl = doctor.page.url();
+    await assertNoAxeViolations(doctor.page, 'console reception detail');
+    await screenshot(doctor.page, 'console-5-detail');
+    await doctor.page.getByRole('link', { name: '診療・薬剤情報' }).click();
+    await doctor.page.getByTestId('clinical').waitFor();
+    await assertNoAxeViolations(doctor.page, 'console medical information');
+    await screenshot(doctor.page, 'console-6-medical');
+    assert.equal(await doctor.page.getByRole('link', { name: '特定健診等情報' }).count(), 0, 'no tab without consent');
+
+    // A general user (一般利用者) sees eligibility, no medical tabs, and a direct request is refused.
+    const general = await staffPage();
+    await enrolAndSignIn(general.page, 'staff');
+    await general.page.goto(`${detailUrl}?tab=clinical_medication`);
+    await general.page.getByTestId('medical-role-note').waitFor();
+    assert.equal(await general.page.getByTestId('clinical').count(), 0);
+    const id = detailUrl.split('/').pop();
+    assert.equal(await status(general.page, `/api/console/receptions/${id}/medical/clinical_medication`), 403);
+    assert.equal(await status(general.page, `/api/console/receptions/${id}`), 200);
+    await assertNoAxeViolations(general.page, 'console detail as a general user');
+    assert.deepEqual(general.problems, []);
+    await general.context.close();
+
+    // An administrator: links, the print sheet, settings, accounts, audit log.
+    const admin = await staffPage();
+    await enrolAndSignIn(admin.page, 'admin');
+    for (const [path, name] of [
+      ['/console/links', 'links'],
+      ['/console/settings', 'settings'],
+      ['/console/accounts', 'accounts'],
+      ['/console/audit', 'audit'],
+    ]) {
+      await admin.page.goto(`${server.base}${path}`);
+      await admin.page.locator('main h1').waitFor();
+      await assertNoAxeViolations(admin.page, `console ${name}`);
+      await screenshot(admin.page, `console-7-${name}`);
+    }
+    assert.match(await admin.page.getByTestId('audit').textContent(), /medical\.view/);
+    await admin.page.goto(`${server.base}/console/links`);
+    await admin.page.locator('a[href$="/sheet"]').first().click();
+    await admin.page.getByTestId('sheet-url').waitFor();
+    assert.match(await admin.page.getByTestId('snippet').inputValue(), /data:image\/svg\+xml;base64,/);
+    await assertNoAxeViolations(admin.page, 'console print sheet');
+    await admin.page.emulateMedia({ media: 'print' });
+    await screenshot(admin.page, 'console-8-print-sheet');
+    await admin.page.emulateMedia({ media: 'screen' });
+    await admin.page.goto(`${server.base}/console?lang=en`);
+    await admin.page.getByText("Today's receptions").waitFor();
+    await assertNoAxeViolations(admin.page, 'console receptions in English');
+    await screenshot(admin.page, 'console-9-list-en');
+
+    // Two days on (the demo clock), the window has closed: the doctor signs in again with the
+    // passkey and is refused the same tab.
+    const moved = await admin.page.evaluate(async () => {
+      const response = await fetch('/api/console/demo/clock', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-uketsuke-csrf': '1' },
+        body: JSON.stringify({ advance_hours: 48 }),
+      });
+      return response.status;
+    });
+    assert.equal(moved, 200);
+    await doctor.page.goto(`${detailUrl}?tab=clinical_medication`);
+    await doctor.page.waitForURL(/\/console\/signin\?next=/);
+    await doctor.page.locator('#signin').click();
+    await doctor.page.waitForURL(/\?tab=clinical_medication$/);
+    await doctor.page.getByTestId('medical-refused').waitFor();
+    assert.match(await doctor.page.getByTestId('medical-refused').textContent(), /window_closed/);
+    assert.equal(await doctor.page.getByTestId('clinical').count(), 0);
+    assert.equal(await status(doctor.page, `/api/console/receptions/${id}/medical/clinical_medication`), 403);
+    await screenshot(doctor.page, 'console-10-window-closed');
+
+    assert.deepEqual(doctor.problems, []);
+    assert.deepEqual(admin.problems, []);
+    await doctor.context.close();
+    await admin.context.close();
+  });
+});
