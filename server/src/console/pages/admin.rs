@@ -2,13 +2,12 @@
 
 use axum::{
     Json,
-    extract::{OriginalUri, Path, Query, Request, State},
-    http::StatusCode,
+    extract::{Path, Query, State},
     response::Response,
 };
 use leptos::prelude::*;
 
-use super::{PageLang, Screen, Section, encode_component, path_of, refused, role_name, tr, viewer};
+use super::{PageLang, Section, Signed, data_table, encode_component, role_name, tr};
 use crate::{
     AppState,
     console::{accounts, audit, settings},
@@ -17,21 +16,11 @@ use crate::{
 use uketsuke_app::i18n::Lang;
 
 /// `GET /console/settings`.
-pub async fn settings(
-    State(state): State<AppState>,
-    lang: PageLang,
-    uri: OriginalUri,
-    request: Request,
-) -> Response {
-    let (mut parts, _) = request.into_parts();
-    let viewer = match viewer(&state, &mut parts, &uri).await {
-        Ok(viewer) => viewer,
-        Err(redirect) => return redirect,
-    };
-    let path = path_of(&uri);
+pub async fn settings(State(state): State<AppState>, lang: PageLang, signed: Signed) -> Response {
+    let viewer = &signed.viewer;
     let current = match settings::get_settings(State(state.clone()), viewer.staff.clone()).await {
         Ok(Json(current)) => current,
-        Err(error) => return refused(lang, &viewer, path, error),
+        Err(error) => return signed.refused(lang, error),
     };
     let l = lang.lang;
     let body = view! {
@@ -65,33 +54,20 @@ pub async fn settings(
         </form>
     }
     .into_any();
-    Screen {
+    signed.page(
         lang,
-        title: tr(l, "設定", "Settings").to_owned(),
-        viewer: Some(&viewer),
-        section: Section::Settings,
-        path,
-        print: false,
-    }
-    .render(StatusCode::OK, body)
+        tr(l, "設定", "Settings").to_owned(),
+        Section::Settings,
+        body,
+    )
 }
 
 /// `GET /console/accounts`.
-pub async fn accounts(
-    State(state): State<AppState>,
-    lang: PageLang,
-    uri: OriginalUri,
-    request: Request,
-) -> Response {
-    let (mut parts, _) = request.into_parts();
-    let viewer = match viewer(&state, &mut parts, &uri).await {
-        Ok(viewer) => viewer,
-        Err(redirect) => return redirect,
-    };
-    let path = path_of(&uri);
+pub async fn accounts(State(state): State<AppState>, lang: PageLang, signed: Signed) -> Response {
+    let viewer = &signed.viewer;
     let list = match accounts::list(State(state.clone()), viewer.staff.clone()).await {
         Ok(Json(list)) => list,
-        Err(error) => return refused(lang, &viewer, path, error),
+        Err(error) => return signed.refused(lang, error),
     };
     let l = lang.lang;
     let mut rows = Vec::with_capacity(list.len());
@@ -104,7 +80,7 @@ pub async fn accounts(
         .await
         {
             Ok(Json(keys)) => keys,
-            Err(error) => return refused(lang, &viewer, path, error),
+            Err(error) => return signed.refused(lang, error),
         };
         let id = account.id.clone();
         let base = format!("/api/console/accounts/{}", encode_component(&id));
@@ -195,32 +171,28 @@ pub async fn accounts(
                 <p class="form-message" role="status"></p>
             </form>
         </section>
-        <div class="table-wrap">
-            <table>
-                <caption class="visually-hidden">{tr(l, "利用者の一覧", "All accounts")}</caption>
-                <thead><tr>
-                    <th scope="col">"ID"</th>
-                    <th scope="col">{tr(l, "氏名", "Name")}</th>
-                    <th scope="col">{tr(l, "権限", "Role")}</th>
-                    <th scope="col">{tr(l, "利用開始日", "Start")}</th>
-                    <th scope="col">{tr(l, "状態", "State")}</th>
-                    <th scope="col">{tr(l, "パスキー", "Passkeys")}</th>
-                    <th scope="col">{tr(l, "操作", "Actions")}</th>
-                </tr></thead>
-                <tbody>{rows}</tbody>
-            </table>
-        </div>
+        {data_table(
+            tr(l, "利用者の一覧", "All accounts"),
+            vec![
+                "ID",
+                tr(l, "氏名", "Name"),
+                tr(l, "権限", "Role"),
+                tr(l, "利用開始日", "Start"),
+                tr(l, "状態", "State"),
+                tr(l, "パスキー", "Passkeys"),
+                tr(l, "操作", "Actions"),
+            ],
+            "accounts",
+            rows,
+        )}
     }
     .into_any();
-    Screen {
+    signed.page(
         lang,
-        title: tr(l, "利用者", "Accounts").to_owned(),
-        viewer: Some(&viewer),
-        section: Section::Accounts,
-        path,
-        print: false,
-    }
-    .render(StatusCode::OK, body)
+        tr(l, "利用者", "Accounts").to_owned(),
+        Section::Accounts,
+        body,
+    )
 }
 
 fn action_name(l: Lang, action: &str) -> String {
@@ -245,19 +217,9 @@ fn action_name(l: Lang, action: &str) -> String {
 }
 
 /// `GET /console/audit?from&to&account&action`.
-pub async fn audit(
-    State(state): State<AppState>,
-    lang: PageLang,
-    uri: OriginalUri,
-    request: Request,
-) -> Response {
-    let query = request.uri().query().unwrap_or_default().to_owned();
-    let (mut parts, _) = request.into_parts();
-    let viewer = match viewer(&state, &mut parts, &uri).await {
-        Ok(viewer) => viewer,
-        Err(redirect) => return redirect,
-    };
-    let path = path_of(&uri);
+pub async fn audit(State(state): State<AppState>, lang: PageLang, signed: Signed) -> Response {
+    let query = signed.query.clone();
+    let viewer = &signed.viewer;
     let l = lang.lang;
     // The filter fields only; `lang` and empty fields are not filters.
     let filter_query: String = query
@@ -284,7 +246,7 @@ pub async fn audit(
     .await
     {
         Ok(Json(page)) => page,
-        Err(error) => return refused(lang, &viewer, path, error),
+        Err(error) => return signed.refused(lang, error),
     };
     let export = if filter_query.is_empty() {
         "/api/console/audit.csv".to_owned()
@@ -322,29 +284,25 @@ pub async fn audit(
         </form>
         {page.truncated.then(|| view! { <p class="notice">{tr(l, "件数が多いため新しい1000件を表示しています。すべてはCSVで出力してください。",
             "Showing the newest 1000 entries; export CSV for all.")}</p> })}
-        <div class="table-wrap">
-            <table data-testid="audit">
-                <caption class="visually-hidden">{tr(l, "操作ログ", "Audit log")}</caption>
-                <thead><tr>
-                    <th scope="col">"#"</th>
-                    <th scope="col">{tr(l, "日時（日本時間）", "When (JST)")}</th>
-                    <th scope="col">{tr(l, "利用者", "Who")}</th>
-                    <th scope="col">{tr(l, "操作", "What")}</th>
-                    <th scope="col">{tr(l, "対象", "Target")}</th>
-                    <th scope="col">{tr(l, "接続元", "From")}</th>
-                </tr></thead>
-                <tbody>{rows}</tbody>
-            </table>
-        </div>
+        {data_table(
+            tr(l, "操作ログ", "Audit log"),
+            vec![
+                "#",
+                tr(l, "日時（日本時間）", "When (JST)"),
+                tr(l, "利用者", "Who"),
+                tr(l, "操作", "What"),
+                tr(l, "対象", "Target"),
+                tr(l, "接続元", "From"),
+            ],
+            "audit",
+            rows,
+        )}
     }
     .into_any();
-    Screen {
+    signed.page(
         lang,
-        title: tr(l, "操作ログ", "Audit log").to_owned(),
-        viewer: Some(&viewer),
-        section: Section::Audit,
-        path,
-        print: false,
-    }
-    .render(StatusCode::OK, body)
+        tr(l, "操作ログ", "Audit log").to_owned(),
+        Section::Audit,
+        body,
+    )
 }

@@ -4,7 +4,7 @@
 
 use axum::{
     Json,
-    extract::{OriginalUri, Path, Request, State},
+    extract::{Path, State},
     http::StatusCode,
     response::Response,
 };
@@ -12,9 +12,7 @@ use base64::Engine as _;
 use leptos::prelude::*;
 use uketsuke_domain::ReceptionKind;
 
-use super::{
-    PageLang, Screen, Section, Viewer, path_of, receptions::kind_name, refused, tr, viewer,
-};
+use super::{PageLang, Screen, Section, Signed, data_table, receptions::kind_name, tr};
 use crate::{
     AppState,
     console::{
@@ -36,26 +34,16 @@ fn state_text(l: Lang, state: &str) -> &'static str {
 }
 
 /// `GET /console/links`.
-pub async fn list(
-    State(state): State<AppState>,
-    lang: PageLang,
-    uri: OriginalUri,
-    request: Request,
-) -> Response {
-    let (mut parts, _) = request.into_parts();
-    let viewer = match viewer(&state, &mut parts, &uri).await {
-        Ok(viewer) => viewer,
-        Err(redirect) => return redirect,
-    };
-    let path = path_of(&uri);
+pub async fn list(State(state): State<AppState>, lang: PageLang, signed: Signed) -> Response {
+    let viewer = &signed.viewer;
     let links = match api::list(State(state.clone()), viewer.staff.clone()).await {
         Ok(Json(links)) => links,
-        Err(error) => return refused(lang, &viewer, path, error),
+        Err(error) => return signed.refused(lang, error),
     };
     let l = lang.lang;
     let admin = viewer.staff.role == Role::Administrator;
     let rows = links
-        .iter()
+        .into_iter()
         .map(|link| link_row(l, link, admin))
         .collect_view();
     let body = view! {
@@ -64,33 +52,29 @@ pub async fn list(
             "患者さんはこのリンク（QRコード）から受付をします。印刷用シートを院内に掲示するか、Webサイトに載せてください。",
             "Patients start their reception from these links (QR codes). Put the print sheet up at the clinic or the snippet on your website.")}</p>
         {admin.then(|| create_form(l))}
-        <div class="table-wrap">
-            <table class="links">
-                <caption class="visually-hidden">{tr(l, "受付リンクの一覧", "All reception links")}</caption>
-                <thead><tr>
-                    <th scope="col">{tr(l, "種別", "Kind")}</th>
-                    <th scope="col">{tr(l, "名前・予約", "Label / booking")}</th>
-                    <th scope="col">{tr(l, "状態", "State")}</th>
-                    <th scope="col">{tr(l, "利用数", "Used")}</th>
-                    <th scope="col">{tr(l, "操作", "Actions")}</th>
-                </tr></thead>
-                <tbody>{rows}</tbody>
-            </table>
-        </div>
+        {data_table(
+            tr(l, "受付リンクの一覧", "All reception links"),
+            vec![
+                tr(l, "種別", "Kind"),
+                tr(l, "名前・予約", "Label / booking"),
+                tr(l, "状態", "State"),
+                tr(l, "利用数", "Used"),
+                tr(l, "操作", "Actions"),
+            ],
+            "links",
+            rows,
+        )}
     }
     .into_any();
-    Screen {
+    signed.page(
         lang,
-        title: tr(l, "受付リンク", "Reception links").to_owned(),
-        viewer: Some(&viewer),
-        section: Section::Links,
-        path,
-        print: false,
-    }
-    .render(StatusCode::OK, body)
+        tr(l, "受付リンク", "Reception links").to_owned(),
+        Section::Links,
+        body,
+    )
 }
 
-fn link_row(l: Lang, link: &LinkView, admin: bool) -> impl IntoView {
+fn link_row(l: Lang, link: LinkView, admin: bool) -> impl IntoView {
     let sheet = format!("/console/links/{}/sheet", link.id);
     let revoke = format!("/api/console/links/{}", link.id);
     let label = [
@@ -179,43 +163,27 @@ pub fn website_snippet(l: Lang, url: &str, kind: ReceptionKind) -> Option<String
 pub async fn sheet(
     State(state): State<AppState>,
     lang: PageLang,
-    uri: OriginalUri,
     Path(id): Path<String>,
-    request: Request,
+    signed: Signed,
 ) -> Response {
-    let (mut parts, _) = request.into_parts();
-    let viewer = match viewer(&state, &mut parts, &uri).await {
-        Ok(viewer) => viewer,
-        Err(redirect) => return redirect,
-    };
-    let path = path_of(&uri);
+    let viewer = &signed.viewer;
     let record = match stored::get(&state.db, &viewer.staff.institution_id, &id).await {
         Ok(Some(record)) => record,
         Ok(None) => {
-            return refused(
-                lang,
-                &viewer,
-                path,
-                ApiError::new(StatusCode::NOT_FOUND, "link_unknown"),
-            );
+            return signed.refused(lang, ApiError::new(StatusCode::NOT_FOUND, "link_unknown"));
         }
-        Err(error) => return refused(lang, &viewer, path, error.into()),
+        Err(error) => return signed.refused(lang, error.into()),
     };
     let link = api::view(&state, record);
     let accepting = match settings::accepts_remote(&state.db, &viewer.staff.institution_id).await {
         Ok(accepting) => accepting,
-        Err(error) => return refused(lang, &viewer, path, error.into()),
+        Err(error) => return signed.refused(lang, error.into()),
     };
-    render_sheet(lang, &viewer, path, link, accepting)
+    render_sheet(lang, &signed, link, accepting)
 }
 
-fn render_sheet(
-    lang: PageLang,
-    viewer: &Viewer,
-    path: String,
-    link: LinkView,
-    accepting: bool,
-) -> Response {
+fn render_sheet(lang: PageLang, signed: &Signed, link: LinkView, accepting: bool) -> Response {
+    let viewer = &signed.viewer;
     let l = lang.lang;
     let svg = inline_svg(&link.url).unwrap_or_default();
     let ja = Lang::Ja.texts().kind(link.kind);
@@ -278,9 +246,9 @@ fn render_sheet(
     Screen {
         lang,
         title: tr(l, "印刷用シート", "Print sheet").to_owned(),
-        viewer: Some(viewer),
+        viewer: Some(&signed.viewer),
         section: Section::Links,
-        path,
+        path: signed.path.clone(),
         print: true,
     }
     .render(StatusCode::OK, body)

@@ -310,6 +310,29 @@ pub fn with_query(path: &str, key: &str, value: &str) -> String {
     format!("{base}?{}", pairs.join("&"))
 }
 
+/// A table of records: a hidden caption for screen readers, column headers, the rows.
+pub fn data_table(
+    caption: &'static str,
+    headers: Vec<&'static str>,
+    testid: &'static str,
+    rows: impl IntoView + 'static,
+) -> AnyView {
+    let headers = headers
+        .into_iter()
+        .map(|h| view! { <th scope="col">{h}</th> })
+        .collect_view();
+    view! {
+        <div class="table-wrap">
+            <table data-testid=testid>
+                <caption class="visually-hidden">{caption}</caption>
+                <thead><tr>{headers}</tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
+
 /// A refusal or failure as a console screen.
 pub fn error_screen(
     lang: PageLang,
@@ -371,6 +394,56 @@ pub fn error_screen(
 /// Turns an API refusal into the console's error screen.
 pub fn refused(lang: PageLang, viewer: &Viewer, path: String, error: ApiError) -> Response {
     error_screen(lang, Some(viewer), path, error.status(), error.code())
+}
+
+/// A screen's request from a signed-in staff member; anyone else is sent to sign in first.
+pub struct Signed {
+    pub viewer: Viewer,
+    /// Path and query, for the language switch.
+    pub path: String,
+    pub query: String,
+}
+
+impl FromRequestParts<AppState> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Ok(uri) = OriginalUri::from_request_parts(parts, state).await;
+        let viewer = viewer(state, parts, &uri).await?;
+        Ok(Signed {
+            viewer,
+            path: path_of(&uri),
+            query: uri.query().unwrap_or_default().to_owned(),
+        })
+    }
+}
+
+impl Signed {
+    /// One query parameter, as sent.
+    pub fn param(&self, key: &str) -> Option<String> {
+        self.query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == key).then(|| v.to_owned())
+        })
+    }
+
+    /// The screen, answered with 200.
+    pub fn page(&self, lang: PageLang, title: String, section: Section, body: AnyView) -> Response {
+        Screen {
+            lang,
+            title,
+            viewer: Some(&self.viewer),
+            section,
+            path: self.path.clone(),
+            print: false,
+        }
+        .render(StatusCode::OK, body)
+    }
+
+    /// An API refusal as the error screen.
+    pub fn refused(&self, lang: PageLang, error: ApiError) -> Response {
+        refused(lang, &self.viewer, self.path.clone(), error)
+    }
 }
 
 /// The path and query of the request, for redirects and the language switch.

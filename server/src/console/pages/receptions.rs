@@ -3,8 +3,7 @@
 
 use axum::{
     Json,
-    extract::{OriginalUri, Path, Query, Request, State},
-    http::StatusCode,
+    extract::{Path, Query, State},
     response::Response,
 };
 use chrono::{DateTime, NaiveDate, Utc};
@@ -19,7 +18,7 @@ use uketsuke_domain::{
     window::to_jst,
 };
 
-use super::{PageLang, Screen, Section, Viewer, path_of, refused, tr, viewer};
+use super::{PageLang, Section, Signed, Viewer, tr};
 use crate::{
     AppState,
     console::receptions::{self as api, ConsentView, Detail, ListQuery, ListRow},
@@ -101,29 +100,10 @@ fn jst_time(at: DateTime<Utc>) -> String {
     to_jst(at).format("%Y-%m-%d %H:%M").to_string()
 }
 
-fn query_param(request: &Request, key: &str) -> Option<String> {
-    request.uri().query().and_then(|q| {
-        q.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            (k == key).then(|| v.to_owned())
-        })
-    })
-}
-
 /// `GET /console?date=YYYY-MM-DD`.
-pub async fn list(
-    State(state): State<AppState>,
-    lang: PageLang,
-    uri: OriginalUri,
-    request: Request,
-) -> Response {
-    let date = query_param(&request, "date").filter(|d| !d.is_empty());
-    let (mut parts, _) = request.into_parts();
-    let viewer = match viewer(&state, &mut parts, &uri).await {
-        Ok(viewer) => viewer,
-        Err(redirect) => return redirect,
-    };
-    let path = path_of(&uri);
+pub async fn list(State(state): State<AppState>, lang: PageLang, signed: Signed) -> Response {
+    let date = signed.param("date").filter(|d| !d.is_empty());
+    let viewer = &signed.viewer;
     let listed = api::list(
         State(state.clone()),
         viewer.staff.clone(),
@@ -132,7 +112,7 @@ pub async fn list(
     .await;
     let list = match listed {
         Ok(Json(list)) => list,
-        Err(error) => return refused(lang, &viewer, path, error),
+        Err(error) => return signed.refused(lang, error),
     };
     let l = lang.lang;
     let today = uketsuke_domain::window::jst_date(state.clock.now())
@@ -199,15 +179,12 @@ pub async fn list(
         </section>
     }
     .into_any();
-    Screen {
+    signed.page(
         lang,
-        title: tr(l, "受付一覧", "Receptions").to_owned(),
-        viewer: Some(&viewer),
-        section: Section::Receptions,
-        path,
-        print: false,
-    }
-    .render(StatusCode::OK, body)
+        tr(l, "受付一覧", "Receptions").to_owned(),
+        Section::Receptions,
+        body,
+    )
 }
 
 fn list_row(l: Lang, row: ListRow) -> impl IntoView {
@@ -255,23 +232,17 @@ fn list_row(l: Lang, row: ListRow) -> impl IntoView {
 pub async fn detail(
     State(state): State<AppState>,
     lang: PageLang,
-    uri: OriginalUri,
     Path(id): Path<String>,
-    request: Request,
+    signed: Signed,
 ) -> Response {
-    let tab = query_param(&request, "tab");
-    let from = query_param(&request, "from").filter(|m| month_ok(m));
-    let to = query_param(&request, "to").filter(|m| month_ok(m));
-    let (mut parts, _) = request.into_parts();
-    let viewer = match viewer(&state, &mut parts, &uri).await {
-        Ok(viewer) => viewer,
-        Err(redirect) => return redirect,
-    };
-    let path = path_of(&uri);
+    let tab = signed.param("tab");
+    let from = signed.param("from").filter(|m| month_ok(m));
+    let to = signed.param("to").filter(|m| month_ok(m));
+    let viewer = &signed.viewer;
     let detail =
         match api::detail(State(state.clone()), viewer.staff.clone(), Path(id.clone())).await {
             Ok(Json(detail)) => detail,
-            Err(error) => return refused(lang, &viewer, path, error),
+            Err(error) => return signed.refused(lang, error),
         };
     let l = lang.lang;
     // A tab asked for in the address is fetched through the gate exactly as the API does;
@@ -303,15 +274,7 @@ pub async fn detail(
         {actions_section(l, &detail)}
     }
     .into_any();
-    Screen {
-        lang,
-        title,
-        viewer: Some(&viewer),
-        section: Section::Receptions,
-        path,
-        print: false,
-    }
-    .render(StatusCode::OK, body)
+    signed.page(lang, title, Section::Receptions, body)
 }
 
 fn month_ok(text: &str) -> bool {
