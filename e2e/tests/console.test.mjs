@@ -151,7 +151,7 @@ describe('institution console', () => {
     await screenshot(admin.page, 'console-8-print-sheet');
     await admin.page.emulateMedia({ media: 'screen' });
     await admin.page.goto(`${server.base}/console?lang=en`);
-    await admin.page.getByText("Today's receptions").waitFor();
+    await admin.page.getByRole('heading', { name: "Today's receptions" }).waitFor();
     await assertNoAxeViolations(admin.page, 'console receptions in English');
     await screenshot(admin.page, 'console-9-list-en');
 
