@@ -269,7 +269,7 @@ pub async fn detail(
         {summary(l, &detail)}
         {patient_ref_form(l, &detail)}
         {eligibility_section(l, &detail)}
-        {medical_section(l, &viewer, &detail, medical, from, to)}
+        {medical_section(l, viewer, &detail, medical, from, to)}
         {home_visit_section(l, &detail)}
         {actions_section(l, &detail)}
     }
