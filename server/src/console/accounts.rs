@@ -21,7 +21,7 @@ use crate::{
     AppState,
     clock::from_ms,
     gate::Role,
-    http::patient::ApiError,
+    http::patient::{ApiError, JsonBody, json_body},
     storage::{
         Db, StorageError,
         ids::{looks_like_id, new_id},
@@ -324,11 +324,10 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     staff: Staff,
-    body: Result<Json<NewAccount>, axum::extract::rejection::JsonRejection>,
+    body: JsonBody<NewAccount>,
 ) -> ApiResult<(StatusCode, Json<AccountView>)> {
     require_role(&staff, &[Role::Administrator])?;
-    let Json(body) =
-        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let body = json_body(body)?;
     if let Some(code) = body.problem() {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code));
     }

@@ -20,7 +20,7 @@ use crate::{
     AppState,
     config::Mode,
     gate::Role,
-    http::patient::ApiError,
+    http::patient::{ApiError, JsonBody, json_body},
     storage::{Db, StorageError, now_millis},
 };
 
@@ -98,13 +98,12 @@ pub struct DemoCode {
 pub async fn enrolment_code(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    body: Result<Json<DemoCode>, axum::extract::rejection::JsonRejection>,
+    body: JsonBody<DemoCode>,
 ) -> Result<(StatusCode, Json<CodeIssued>), ApiError> {
     if state.config.mode != Mode::Demo {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found"));
     }
-    let Json(body) =
-        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let body = json_body(body)?;
     let unknown = || ApiError::new(StatusCode::NOT_FOUND, "account_unknown");
     let institution_id = demo_institution(&state.db).await?.ok_or_else(unknown)?;
     let actor = Actor {
@@ -143,7 +142,7 @@ pub struct ClockMoved {
 pub async fn move_clock(
     State(state): State<AppState>,
     staff: Staff,
-    body: Result<Json<DemoClock>, axum::extract::rejection::JsonRejection>,
+    body: JsonBody<DemoClock>,
 ) -> Result<Json<ClockMoved>, ApiError> {
     if state.config.mode != Mode::Demo {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found"));
@@ -152,8 +151,7 @@ pub async fn move_clock(
     if demo_institution(&state.db).await?.as_deref() != Some(staff.institution_id.as_str()) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "role_not_permitted"));
     }
-    let Json(body) =
-        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let body = json_body(body)?;
     if !(1..=24 * 30).contains(&body.advance_hours) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

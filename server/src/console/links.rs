@@ -20,7 +20,7 @@ use crate::{
     AppState,
     clock::from_ms,
     gate::Role,
-    http::patient::ApiError,
+    http::patient::{ApiError, JsonBody, json_body},
     storage::{
         StorageError,
         links::{self, LinkRecord, LinkRequest},
@@ -87,11 +87,10 @@ pub async fn list(State(state): State<AppState>, staff: Staff) -> ApiResult<Json
 pub async fn create(
     State(state): State<AppState>,
     staff: Staff,
-    body: Result<Json<LinkRequest>, axum::extract::rejection::JsonRejection>,
+    body: JsonBody<LinkRequest>,
 ) -> ApiResult<(StatusCode, Json<LinkView>)> {
     require_role(&staff, &[Role::Administrator])?;
-    let Json(body) =
-        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let body = json_body(body)?;
     let link = body
         .check(&staff.institution_id, state.clock.now())
         .map_err(|code| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code))?;

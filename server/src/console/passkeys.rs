@@ -31,7 +31,7 @@ use super::{Staff, audit, session};
 use crate::{
     AppState,
     gate::Role,
-    http::patient::ApiError,
+    http::patient::{ApiError, JsonBody, json_body},
     storage::{Db, StorageError, ids::new_id, receptions::sha256_hex},
 };
 
@@ -217,10 +217,9 @@ fn code_invalid() -> ApiError {
 /// `POST /api/console/enrol/start {code}`.
 pub async fn enrol_start(
     State(state): State<AppState>,
-    body: Result<Json<EnrolStart>, axum::extract::rejection::JsonRejection>,
+    body: JsonBody<EnrolStart>,
 ) -> ApiResult<Json<EnrolOptions>> {
-    let Json(body) =
-        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let body = json_body(body)?;
     if !secret_ok(&body.code) {
         return Err(code_invalid());
     }
@@ -313,10 +312,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 pub async fn enrol_finish(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    body: Result<Json<EnrolFinish>, axum::extract::rejection::JsonRejection>,
+    body: JsonBody<EnrolFinish>,
 ) -> ApiResult<(StatusCode, Json<Enrolled>)> {
-    let Json(body) =
-        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let body = json_body(body)?;
     if !secret_ok(&body.code) {
         return Err(code_invalid());
     }
@@ -492,10 +490,9 @@ pub async fn signin_finish(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    body: Result<Json<SigninFinish>, axum::extract::rejection::JsonRejection>,
+    body: JsonBody<SigninFinish>,
 ) -> ApiResult<Response> {
-    let Json(body) =
-        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let body = json_body(body)?;
     if !secret_ok(&body.ceremony) {
         return Err(signin_failed());
     }

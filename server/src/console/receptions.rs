@@ -35,7 +35,7 @@ use crate::{
     AppState,
     clock::from_ms,
     gate::{self, GateError, GateRefusal, Reader},
-    http::patient::ApiError,
+    http::patient::{ApiError, JsonBody, json_body},
     relay::{self, StoredEligibility},
     storage::{
         StorageError,
@@ -395,10 +395,9 @@ pub async fn set_patient_ref(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
-    body: Result<Json<PatientRef>, axum::extract::rejection::JsonRejection>,
+    body: JsonBody<PatientRef>,
 ) -> ApiResult<StatusCode> {
-    let Json(body) =
-        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let body = json_body(body)?;
     let value = body
         .patient_ref
         .map(|v| v.trim().to_owned())
@@ -445,10 +444,9 @@ pub async fn record_home_visit(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
-    body: Result<Json<HomeVisitRequest>, axum::extract::rejection::JsonRejection>,
+    body: JsonBody<HomeVisitRequest>,
 ) -> ApiResult<StatusCode> {
-    let Json(body) =
-        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let body = json_body(body)?;
     let reception = own_reception(&state, &staff, &id).await?;
     if reception.kind != ReceptionKind::HomeVisit {
         return Err(ApiError::new(

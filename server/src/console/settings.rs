@@ -14,7 +14,7 @@ use super::{Staff, audit, require_role, text_ok};
 use crate::{
     AppState,
     gate::Role,
-    http::patient::ApiError,
+    http::patient::{ApiError, JsonBody, json_body},
     storage::{Db, StorageError},
 };
 
@@ -96,11 +96,10 @@ pub fn validated(mut settings: Settings) -> Result<Settings, &'static str> {
 pub async fn put_settings(
     State(state): State<AppState>,
     staff: Staff,
-    body: Result<Json<Settings>, axum::extract::rejection::JsonRejection>,
+    body: JsonBody<Settings>,
 ) -> ApiResult<Json<Settings>> {
     require_role(&staff, &[Role::Administrator])?;
-    let Json(body) =
-        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let body = json_body(body)?;
     let new =
         validated(body).map_err(|code| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code))?;
     let old = load(&state.db, &staff.institution_id)

@@ -4,6 +4,7 @@
 //! at `/api/v1/openapi.yaml`. Everything is scoped to the token's institution: another
 //! institution's link or reception is "not found".
 
+use super::patient::{JsonBody, json_body};
 use axum::{
     Json,
     extract::{Path, State},
@@ -77,11 +78,10 @@ fn link_view(state: &AppState, record: LinkRecord) -> LinkView {
 pub async fn create_link(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<LinkRequest>, axum::extract::rejection::JsonRejection>,
+    body: JsonBody<LinkRequest>,
 ) -> ApiResult<Response> {
     let institution_id = institution(&state, &headers).await?;
-    let Json(body) =
-        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let body = json_body(body)?;
     let link = body
         .check(&institution_id, state.clock.now())
         .map_err(|code| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code))?;
@@ -127,11 +127,10 @@ pub async fn record_home_visit(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Result<Json<HomeVisitRequest>, axum::extract::rejection::JsonRejection>,
+    body: JsonBody<HomeVisitRequest>,
 ) -> ApiResult<StatusCode> {
     let institution_id = institution(&state, &headers).await?;
-    let Json(body) =
-        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let body = json_body(body)?;
     let reception = receptions::get(&state.db, &id)
         .await?
         .filter(|r| r.institution_id == institution_id)

@@ -67,6 +67,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A JSON request body as handlers take it: parsed, or the reason it was not.
+pub type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+/// The parsed body, or 422 `body_invalid` (the same answer for malformed JSON, a wrong content
+/// type, unknown fields and values out of their type).
+pub fn json_body<T>(body: JsonBody<T>) -> Result<T, ApiError> {
+    body.map(|Json(body)| body)
+        .map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))
+}
+
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
         tracing::error!(%error, "storage error");
@@ -263,11 +273,10 @@ pub fn validate_choices(
 pub async fn choose(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<ChoicesBody>, axum::extract::rejection::JsonRejection>,
+    body: JsonBody<ChoicesBody>,
 ) -> ApiResult<Json<Review>> {
     same_origin(&state, &headers)?;
-    let Json(body) =
-        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let body = json_body(body)?;
     let session = current_session(&state, &headers).await?;
     let link = open_link(&state, &session.link_id).await?;
     let now = state.clock.now();
@@ -350,24 +359,37 @@ pub async fn challenge(
     let link = open_link(&state, &session.link_id).await?;
     let code = institution_code(&link)?;
     let origin = state.config.origin_string();
-    // Built once: hashed into the challenge's record and returned for the card to sign.
+    issue_challenge(&state, &session.id, |value| {
+        binding_message(&origin, &code, &link, &choices, value)
+    })
+    .await
+    .map(Json)
+}
+
+/// Issues a one-time challenge for `session_id` bound to the message `bind` builds around it
+/// (built once: hashed into the challenge's record and returned for the card to sign).
+pub(crate) async fn issue_challenge(
+    state: &AppState,
+    session_id: &str,
+    bind: impl FnOnce(&str) -> Vec<u8>,
+) -> ApiResult<ChallengeIssued> {
     let mut message = Vec::new();
     let issued = challenges::issue(
         &state.db,
-        &session.id,
+        session_id,
         |value| {
-            message = binding_message(&origin, &code, &link, &choices, value);
+            message = bind(value);
             message.clone()
         },
         state.clock.now_ms(),
     )
     .await
     .map_err(challenge_error)?;
-    Ok(Json(ChallengeIssued {
+    Ok(ChallengeIssued {
         challenge: issued.value,
         message: String::from_utf8_lossy(&message).into_owned(),
         expires_at: issued.expires_at,
-    }))
+    })
 }
 
 pub(crate) fn challenge_error(error: ChallengeError) -> ApiError {
@@ -410,11 +432,10 @@ pub struct Accepted {
 pub async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<SignedRegistration>, axum::extract::rejection::JsonRejection>,
+    body: JsonBody<SignedRegistration>,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
     same_origin(&state, &headers)?;
-    let Json(body) =
-        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let body = json_body(body)?;
     let session = current_session(&state, &headers).await?;
     let choices = ready_to_sign(&session)?;
     let link = open_link(&state, &session.link_id).await?;
@@ -560,11 +581,10 @@ pub struct CancelBody {
 pub async fn cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<CancelBody>, axum::extract::rejection::JsonRejection>,
+    body: JsonBody<CancelBody>,
 ) -> ApiResult<Json<ReceptionView>> {
     same_origin(&state, &headers)?;
-    let Json(body) =
-        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let body = json_body(body)?;
     let not_found = ApiError::new(StatusCode::NOT_FOUND, "cancel_token_unknown");
     let id = receptions::by_cancel_token(&state.db, &body.token)
         .await?

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use uketsuke_backend::contract::{WithdrawalRequest, WithdrawnBy, b64_decode};
 
 use super::patient::{
-    ApiError, ReceptionView, challenge_error, current_session, open_link, same_origin, view,
+    ApiError, ChallengeIssued, JsonBody, ReceptionView, challenge_error, current_session,
+    issue_challenge, json_body, open_link, same_origin, view,
 };
 use crate::{
     AppState,
@@ -31,39 +32,20 @@ pub fn manage_message(origin: &str, challenge: &str, institution_code: &str) -> 
         .into_bytes()
 }
 
-#[derive(Debug, Serialize)]
-pub struct ManageChallenge {
-    pub challenge: String,
-    pub message: String,
-    pub expires_at: i64,
-}
-
 /// `POST /api/session/manage/challenge`
 pub async fn challenge(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> ApiResult<Json<ManageChallenge>> {
+) -> ApiResult<Json<ChallengeIssued>> {
     same_origin(&state, &headers)?;
     let session = current_session(&state, &headers).await?;
     let link = open_link(&state, &session.link_id).await?;
     let origin = state.config.origin_string();
-    let mut message = Vec::new();
-    let issued = challenges::issue(
-        &state.db,
-        &session.id,
-        |value| {
-            message = manage_message(&origin, value, &link.institution_code);
-            message.clone()
-        },
-        state.clock.now_ms(),
-    )
+    issue_challenge(&state, &session.id, |value| {
+        manage_message(&origin, value, &link.institution_code)
+    })
     .await
-    .map_err(challenge_error)?;
-    Ok(Json(ManageChallenge {
-        challenge: issued.value,
-        message: String::from_utf8_lossy(&message).into_owned(),
-        expires_at: issued.expires_at,
-    }))
+    .map(Json)
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,11 +88,10 @@ async fn list(state: &AppState, link: &OpenLink, card_ref: &str) -> Result<Manag
 pub async fn prove(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<Proof>, axum::extract::rejection::JsonRejection>,
+    body: JsonBody<Proof>,
 ) -> ApiResult<Json<Managed>> {
     same_origin(&state, &headers)?;
-    let Json(body) =
-        body.map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body_invalid"))?;
+    let body = json_body(body)?;
     let session = current_session(&state, &headers).await?;
     let link = open_link(&state, &session.link_id).await?;
     if body.origin != state.config.origin_string() {
