@@ -88,6 +88,17 @@ pub struct FlowView {
     /// The window's end if registered now with these choices.
     pub window_preview: Option<String>,
     pub submitted: Option<SubmittedView>,
+    /// A staff member of this link's institution is signed in on this device (an institution
+    /// device): the card step may offer 目視確認 and the done screen skips the photo-ID step.
+    pub staff: Option<StaffOnDevice>,
+}
+
+/// The staff member signed in on an institution device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffOnDevice {
+    /// The staff ID (2–8 letters or digits).
+    pub login_id: String,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,7 +112,8 @@ pub enum FlowState {
 pub async fn flow(link_id: String) -> Result<FlowState, ServerFnError> {
     let data = crate::ssr::portal_data()?;
     let session = crate::ssr::session_cookie();
-    data.flow(&link_id, session.as_deref())
+    let staff = crate::ssr::request_cookie(crate::ssr::CONSOLE_COOKIE);
+    data.flow(&link_id, session.as_deref(), staff.as_deref())
         .await
         .map_err(|e| ServerFnError::new(e.to_string()))
 }

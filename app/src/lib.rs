@@ -78,6 +78,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/r/:link/consent") view=|| view! { <FlowScreen step=Step::Consent/> } ssr=SsrMode::Async/>
                 <Route path=path!("/r/:link/review") view=|| view! { <FlowScreen step=Step::Review/> } ssr=SsrMode::Async/>
                 <Route path=path!("/r/:link/card") view=|| view! { <FlowScreen step=Step::Card/> } ssr=SsrMode::Async/>
+                <Route path=path!("/r/:link/eid-return") view=|| view! { <FlowScreen step=Step::AppReturn/> } ssr=SsrMode::Async/>
+                <Route path=path!("/r/:link/eid-app") view=crate::pages::eid::PracticeApp ssr=SsrMode::Async/>
                 <Route path=path!("/r/:link/done") view=|| view! { <FlowScreen step=Step::Done/> } ssr=SsrMode::Async/>
                 <Route path=path!("/r/:link/manage") view=Manage ssr=SsrMode::Async/>
                 <Route path=path!("/cancel/:token") view=Cancel ssr=SsrMode::Async/>

@@ -23,15 +23,23 @@ pub struct DataError(pub String);
 #[async_trait]
 pub trait PortalData: Send + Sync + 'static {
     async fn landing(&self, link_id: &str) -> Result<LinkState, DataError>;
-    async fn flow(&self, link_id: &str, session: Option<&str>) -> Result<FlowState, DataError>;
+    /// `staff_session`: the console cookie, when a staff member is signed in on this device.
+    async fn flow(
+        &self,
+        link_id: &str,
+        session: Option<&str>,
+        staff_session: Option<&str>,
+    ) -> Result<FlowState, DataError>;
     async fn cancel_view(&self, token: &str) -> Result<Option<CancelInfo>, DataError>;
 }
 
 /// Name of the reception session cookie (set by the server's patient routes).
 pub const SESSION_COOKIE: &str = "uk_session";
+/// Name of the staff console's session cookie (set at passkey sign-in).
+pub const CONSOLE_COOKIE: &str = "uk_console";
 
-/// The reception session id this request carries, if any.
-pub fn session_cookie() -> Option<String> {
+/// The value of cookie `name` on this request, if any.
+pub fn request_cookie(name: &str) -> Option<String> {
     let parts = use_context::<Parts>()?;
     parts
         .headers
@@ -39,9 +47,14 @@ pub fn session_cookie() -> Option<String> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+        .filter_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
         .map(str::to_owned)
         .next()
+}
+
+/// The reception session id this request carries, if any.
+pub fn session_cookie() -> Option<String> {
+    request_cookie(SESSION_COOKIE)
 }
 
 /// Handle to the server's data, provided as context for every request.

@@ -181,4 +181,54 @@ describe('institution console', () => {
     await doctor.context.close();
     await admin.context.close();
   });
+
+  test('on the ward laptop a signed-in staff member registers a patient by visual check', async () => {
+    const staff = await staffPage();
+    await enrolAndSignIn(staff.page, 'staff');
+
+    // Online care never offers the visual check, even with staff signed in.
+    await toReview(server, staff.page, 'online_care');
+    await staff.page.getByTestId('to-card').click();
+    await staff.page.waitForURL(/\/card$/);
+    await staff.page.getByTestId('use-practice').waitFor();
+    await staff.page.getByTestId('staff-on-device').waitFor();
+    assert.equal(await staff.page.getByTestId('method').count(), 0);
+
+    // A house call: the staff member chooses 目視確認, reads the practice card without a PIN and
+    // confirms the face.
+    await toReview(server, staff.page, 'house_call');
+    await staff.page.getByTestId('to-card').click();
+    await staff.page.waitForURL(/\/card$/);
+    await staff.page.getByTestId('method-visual').check();
+    await staff.page.getByTestId('demo-person').selectOption('4');
+    await assertNoAxeViolations(staff.page, 'card step with visual check');
+    await screenshot(staff.page, 'flow-visual-1-method');
+    await staff.page.getByTestId('use-practice').click();
+    await staff.page.getByTestId('visual-send').waitFor({ timeout: 30_000 });
+    assert.equal(await staff.page.getByTestId('pin').count(), 0, 'no PIN pad in a visual check');
+    // Sending without ticking the box is refused on the page; nothing is sent.
+    await staff.page.getByTestId('face-matches').evaluate((box) => box.removeAttribute('required'));
+    await staff.page.getByTestId('visual-send').click();
+    await staff.page.getByTestId('card-error').filter({ hasText: '顔写真' }).waitFor();
+    await staff.page.getByTestId('face-matches').check();
+    await assertNoAxeViolations(staff.page, 'visual check confirmation');
+    await screenshot(staff.page, 'flow-visual-2-confirm');
+    await staff.page.getByTestId('visual-send').click();
+    await waitDone(staff.page);
+    const refusal = staff.page.getByTestId('refusal');
+    assert.equal(await refusal.count(), 0, await refusal.textContent().catch(() => ''));
+    const number = (await staff.page.getByTestId('reception-number').textContent()).trim();
+    assert.equal(await staff.page.getByTestId('photo-id').count(), 0, 'no photo-ID step at the institution');
+    await screenshot(staff.page, 'flow-visual-3-done');
+
+    // The console records who confirmed the face.
+    await staff.page.goto(`${server.base}/console`);
+    const row = staff.page.locator('#receptions tr[data-reception]', { hasText: number });
+    await row.waitFor({ timeout: 20_000 });
+    await row.locator('a').first().click();
+    await staff.page.getByTestId('patient-name').waitFor();
+    assert.match(await staff.page.locator('main').textContent(), /目視確認 \(staff\)/);
+    assert.deepEqual(staff.problems, []);
+    await staff.context.close();
+  });
 });

@@ -54,6 +54,9 @@ pub struct AppState {
     pub trust: Trust,
     /// Wakes an idle relay worker when a row is written to the outbox.
     pub relay_wake: Arc<tokio::sync::Notify>,
+    /// The built-in simulator's business clock, when it runs in this process: the demo clock
+    /// moves it with ours, so that both agree on the date.
+    pub simulator_clock: Option<uketsuke_backend::simulator::SimClock>,
 }
 
 /// What tests may set beyond the configuration.
@@ -117,6 +120,7 @@ impl Server {
             (Some(ca), Some(crl)) => Trust::from_files(ca, crl, now_unix)?,
             _ => Trust::demo(now_unix)?,
         };
+        let mut simulator_clock = None;
         let backend_url = match &config.backend {
             BackendTarget::Simulator => {
                 // The built-in simulator learns every institution key in the database, as a
@@ -141,6 +145,7 @@ impl Server {
                 )
                 .await
                 .map_err(StartError::Simulator)?;
+                simulator_clock = Some(running.clock.clone());
                 let base = running.base_url();
                 url::Url::parse(&base).map_err(|e| {
                     StartError::Simulator(std::io::Error::other(format!("{base}: {e}")))
@@ -210,6 +215,7 @@ impl Server {
             clock,
             trust,
             relay_wake,
+            simulator_clock,
         };
         Ok(Server {
             listener,

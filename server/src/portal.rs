@@ -4,7 +4,10 @@
 use async_trait::async_trait;
 use chrono::Days;
 use uketsuke_app::{
-    api::{CancelInfo, ChoicesView, FlowState, FlowView, LandingView, LinkState, SubmittedView},
+    api::{
+        CancelInfo, ChoicesView, FlowState, FlowView, LandingView, LinkState, StaffOnDevice,
+        SubmittedView,
+    },
     ssr::{DataError, PortalData},
 };
 use uketsuke_backend::contract::PrescriptionMethod;
@@ -79,7 +82,12 @@ impl PortalData for Portal {
             .map_err(hide)
     }
 
-    async fn flow(&self, link_id: &str, session: Option<&str>) -> Result<FlowState, DataError> {
+    async fn flow(
+        &self,
+        link_id: &str,
+        session: Option<&str>,
+        staff_session: Option<&str>,
+    ) -> Result<FlowState, DataError> {
         let now_ms = self.clock.now_ms();
         let link = match links::resolve(&self.db, link_id, now_ms)
             .await
@@ -98,6 +106,18 @@ impl PortalData for Portal {
             None => None,
         };
         let choices = session.as_ref().and_then(|s| s.choices);
+        // Reading the page is not console activity: the staff session is not touched.
+        let staff = match staff_session.and_then(crate::console::session::hash_token) {
+            Some(hash) => crate::console::session::lookup(&self.db, &hash, now_ms, false)
+                .await
+                .map_err(hide)?
+                .filter(|staff| staff.institution_id == link.institution_id)
+                .map(|staff| StaffOnDevice {
+                    login_id: staff.login_id,
+                    name: staff.name,
+                }),
+            None => None,
+        };
         let window_preview = choices.and_then(|c| {
             window(&WindowInput {
                 kind: link.kind,
@@ -148,6 +168,7 @@ impl PortalData for Portal {
             }),
             window_preview,
             submitted,
+            staff,
         })))
     }
 

@@ -112,6 +112,29 @@ impl Trust {
         signature: &[u8],
         now_unix: i64,
     ) -> Result<String, CardRefusal> {
+        let certificate = self.checked_certificate(certificate_der, now_unix).await?;
+        if !verify_card_signature(&certificate.public_key, message, signature) {
+            return Err(CardRefusal::SignatureInvalid);
+        }
+        Ok(card_ref(&certificate.serial))
+    }
+
+    /// Checks the certificate alone (chain, validity, revocation) for 目視確認, where the card
+    /// signs nothing and a staff member vouches for the face; returns the card reference.
+    pub async fn verify_certificate_only(
+        &self,
+        certificate_der: &[u8],
+        now_unix: i64,
+    ) -> Result<String, CardRefusal> {
+        let certificate = self.checked_certificate(certificate_der, now_unix).await?;
+        Ok(card_ref(&certificate.serial))
+    }
+
+    async fn checked_certificate(
+        &self,
+        certificate_der: &[u8],
+        now_unix: i64,
+    ) -> Result<uketsuke_card::certs::VerifiedCertificate, CardRefusal> {
         let certificate =
             verify_certificate(certificate_der, &self.anchor, now_unix).map_err(|e| match e {
                 CertRefusal::Malformed => CardRefusal::CertificateMalformed,
@@ -123,13 +146,15 @@ impl Trust {
         if self.crl.read().await.is_revoked(&certificate) {
             return Err(CardRefusal::CertificateRevoked);
         }
-        if !verify_card_signature(&certificate.public_key, message, signature) {
-            return Err(CardRefusal::SignatureInvalid);
-        }
-        let mut tagged = b"uketsuke-card-ref-v1:".to_vec();
-        tagged.extend_from_slice(&certificate.serial);
-        Ok(crate::storage::receptions::sha256_hex(&tagged))
+        Ok(certificate)
     }
+}
+
+/// The reference by which one card's receptions are found again: SHA-256 of the tagged serial.
+fn card_ref(serial: &[u8]) -> String {
+    let mut tagged = b"uketsuke-card-ref-v1:".to_vec();
+    tagged.extend_from_slice(serial);
+    crate::storage::receptions::sha256_hex(&tagged)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TrustError> {

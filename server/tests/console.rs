@@ -17,6 +17,8 @@ use p256::ecdsa::{Signature, SigningKey, signature::Signer as _};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use uketsuke_backend::simulator::population::{self, CertificateCase};
+use uketsuke_card::jpki::{EF_USER_AUTH_CERT, JpkiAp};
 use uketsuke_domain::InstitutionCode;
 use uketsuke_server::{
     AppState,
@@ -1937,4 +1939,160 @@ async fn console_screens_follow_the_same_rules_as_the_api() {
         .await;
     assert!(contains(&closed, "window_closed"), "{}", closed.text);
     assert!(!contains(&closed, "data-testid=\"clinical\""));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 目視確認 on an institution device: the patient's reception session and the staff member's
+// console session on one browser.
+
+/// The certificate of person `no`'s card, read without a PIN (base64url).
+async fn card_certificate(no: u32, case: CertificateCase) -> String {
+    let card = population::virtual_card(no, case).expect("virtual card");
+    let mut ap = JpkiAp::new(card);
+    ap.select_ap().await.expect("select");
+    let der = ap
+        .read_certificate(EF_USER_AUTH_CERT)
+        .await
+        .expect("certificate");
+    b64(&der)
+}
+
+/// A patient session on `kind`'s demo link with choices made; returns its cookie value.
+async fn patient_session(stack: &Stack, kind: &str) -> String {
+    let http = reqwest::Client::new();
+    let started = http
+        .post(format!("{}/api/r/{}/session", stack.base, stack.link(kind)))
+        .send()
+        .await
+        .expect("server answers");
+    assert_eq!(started.status().as_u16(), 201);
+    let cookie = started
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("uk_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("session cookie")
+        .to_owned();
+    let chosen = http
+        .put(format!("{}/api/session/choices", stack.base))
+        .header("cookie", format!("uk_session={cookie}"))
+        .json(&common::patient::choices_for(kind, stack.today()))
+        .send()
+        .await
+        .expect("server answers");
+    assert_eq!(chosen.status().as_u16(), 200);
+    cookie
+}
+
+/// `POST /api/console/visual-check` from the browser holding both sessions.
+async fn visual_check(console: &Console, session: &str, body: Value) -> Answer {
+    let mut request = console
+        .http
+        .post(format!("{}/api/console/visual-check", console.base))
+        .header("origin", &console.origin)
+        .header("x-uketsuke-csrf", "1");
+    let cookie = match console.token() {
+        Some(token) => format!("uk_session={session}; uk_console={token}"),
+        None => format!("uk_session={session}"),
+    };
+    request = request.header("cookie", cookie);
+    console.send(request.json(&body)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visual_check_needs_a_staff_member_of_the_institution_and_a_kind_that_allows_it() {
+    let stack = stack().await;
+    let (staff, _) = demo_staff(&stack, "staff").await;
+    let certificate = card_certificate(1, CertificateCase::Valid).await;
+    let body = json!({ "certificate": certificate, "face_matches": true });
+
+    // No staff session: refused, nothing registered.
+    let session = patient_session(&stack, "house_call").await;
+    let anonymous = staff.with_token(None);
+    let refused = visual_check(&anonymous, &session, body.clone()).await;
+    assert_eq!(refused.status, 401, "{refused:?}");
+    // Without the console's CSRF header: refused before anything else.
+    let no_header = staff
+        .send(
+            staff
+                .http
+                .post(format!("{}/api/console/visual-check", staff.base))
+                .header("origin", &staff.origin)
+                .header(
+                    "cookie",
+                    format!(
+                        "uk_session={session}; uk_console={}",
+                        staff.token().expect("token")
+                    ),
+                )
+                .json(&body),
+        )
+        .await;
+    assert_eq!(no_header.status, 403);
+    assert_eq!(no_header.body["error"], "csrf_header_missing");
+    // The face not confirmed: refused.
+    let unconfirmed = visual_check(
+        &staff,
+        &session,
+        json!({ "certificate": certificate, "face_matches": false }),
+    )
+    .await;
+    assert_eq!(unconfirmed.body["error"], "face_not_confirmed");
+    // Another institution's staff member: refused.
+    let (stranger, _) = other_institution(&stack).await;
+    let foreign = visual_check(&stranger, &session, body.clone()).await;
+    assert_eq!(foreign.status, 403);
+    assert_eq!(foreign.body["error"], "staff_other_institution");
+    // A revoked or expired card, or bytes that are no certificate: refused with the reason.
+    for (no, case, code) in [
+        (26, CertificateCase::Revoked, "certificate_revoked"),
+        (27, CertificateCase::Expired, "certificate_expired"),
+    ] {
+        let bad = json!({ "certificate": card_certificate(no, case).await, "face_matches": true });
+        let answer = visual_check(&staff, &session, bad).await;
+        assert_eq!(answer.body["error"], code, "{answer:?}");
+    }
+    let garbage = json!({ "certificate": "not base64 !", "face_matches": true });
+    assert_eq!(
+        visual_check(&staff, &session, garbage).await.body["error"],
+        "certificate_malformed"
+    );
+    assert_eq!(stack.backend_registrations().await, 0);
+
+    // Online care never takes a visual check (SPEC §2).
+    let online = patient_session(&stack, "online_care").await;
+    let answer = visual_check(&staff, &online, body.clone()).await;
+    assert_eq!(answer.body["error"], "visual_check_not_allowed");
+
+    // The institution's staff member, a valid card: registered, with who checked the face.
+    let accepted = visual_check(&staff, &session, body.clone()).await;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    let id = accepted.body["reception_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let again = visual_check(&staff, &session, body).await;
+    assert_eq!(again.body["error"], "already_submitted");
+    let mut detail = staff.get(&format!("/api/console/receptions/{id}")).await;
+    for _ in 0..400 {
+        if detail.body["status"] == "confirmed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        detail = staff.get(&format!("/api/console/receptions/{id}")).await;
+    }
+    assert_eq!(detail.body["status"], "confirmed", "{detail:?}");
+    assert_eq!(detail.body["identity_method"], "visual_check");
+    assert_eq!(detail.body["staff_account"], "staff");
+    assert_eq!(stack.backend_registrations().await, 1);
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'reception.visual_check' AND target = $1",
+    )
+    .bind(&id)
+    .fetch_one(&stack.state.db)
+    .await
+    .expect("count");
+    assert_eq!(audited, 1);
 }

@@ -19,7 +19,7 @@ pub struct DemoPerson {
 }
 
 /// A selection covering the population's cases (the simulator's README lists all 60).
-pub const DEMO_PEOPLE: [DemoPerson; 14] = [
+pub const DEMO_PEOPLE: [DemoPerson; 15] = [
     DemoPerson {
         no: 1,
         case_ja: "協会けんぽ 本人 3割",
@@ -78,6 +78,12 @@ pub const DEMO_PEOPLE: [DemoPerson; 14] = [
         no: 22,
         case_ja: "先月末で資格喪失",
         case_en: "Insurance ended last month",
+        certificate: DemoCertificate::Valid,
+    },
+    DemoPerson {
+        no: 23,
+        case_ja: "保険資格なし",
+        case_en: "No insurance at all",
         certificate: DemoCertificate::Valid,
     },
     DemoPerson {

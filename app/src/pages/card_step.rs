@@ -9,7 +9,7 @@
 use leptos::prelude::*;
 
 use crate::card::people::DEMO_PEOPLE;
-use crate::i18n::{Lang, use_flow_texts, use_lang};
+use crate::i18n::{Lang, flow::FlowTexts, use_flow_texts, use_lang};
 
 /// What the card proves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +30,17 @@ pub enum Stage {
     Busy(&'static str),
     /// Ready for the PIN; tries left when the card told us.
     Pin { tries: Option<u8> },
+    /// 目視確認: the certificate is read; the staff member confirms the face.
+    Visual,
+}
+
+/// How the patient's identity is confirmed on this device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// The patient types the PIN and the card signs.
+    Pin,
+    /// A signed-in staff member compares the face with the card photo; no PIN, no signature.
+    Visual,
 }
 
 #[component]
@@ -37,10 +48,13 @@ pub fn CardWays(
     link: String,
     demo: bool,
     #[prop(optional)] purpose: Option<Purpose>,
+    /// Offer 目視確認 (a staff member of the institution is signed in on this device and the
+    /// kind allows it).
+    #[prop(optional)]
+    visual: bool,
 ) -> impl IntoView {
     let purpose = purpose.unwrap_or(Purpose::Register);
     let f = use_flow_texts();
-    let lang = use_lang();
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
     let stage = RwSignal::new(Stage::Choose);
@@ -49,7 +63,8 @@ pub fn CardWays(
     let show_pin = RwSignal::new(false);
     let usb = RwSignal::new(false);
     Effect::new(move |_| usb.set(live::usb_usable()));
-    let controller = live::Controller::new(link, stage, error, purpose);
+    let method = RwSignal::new(Method::Pin);
+    let controller = live::Controller::new(link, stage, error, purpose, method);
     let pin_ref = NodeRef::<leptos::html::Input>::new();
 
     let choose = {
@@ -57,8 +72,29 @@ pub fn CardWays(
         move || {
             let for_usb = controller.clone();
             let for_practice = controller.clone();
+            let for_app = controller.clone();
             view! {
                 <section class="card" aria-labelledby="ways-heading">
+                    {visual.then(|| view! {
+                        <fieldset class="choice method" data-testid="method">
+                            <legend>{move || f().method_title}</legend>
+                            {[
+                                (Method::Pin, "method-pin", (|t| t.method_pin) as fn(&FlowTexts) -> &'static str),
+                                (Method::Visual, "method-visual", |t| t.method_visual),
+                            ].into_iter().map(|(value, testid, text)| view! {
+                                <label class="option">
+                                    <input
+                                        type="radio"
+                                        name="method"
+                                        data-testid=testid
+                                        prop:checked=move || method.get() == value
+                                        on:change=move |_| method.set(value)
+                                    />
+                                    {move || text(f())}
+                                </label>
+                            }).collect_view()}
+                        </fieldset>
+                    })}
                     <h2 id="ways-heading">{move || f().card_ways}</h2>
                     <Show when=move || usb.get()>
                         <button
@@ -74,33 +110,28 @@ pub fn CardWays(
                         </button>
                         <p class="hint-text">{move || f().card_usb_hint}</p>
                     </Show>
+                    // The app takes the PIN itself: offered for PIN confirmation only.
+                    {move || (matches!(purpose, Purpose::Register) && method.get() == Method::Pin).then(|| {
+                        let controller = for_app.clone();
+                        view! {
+                            <button
+                                type="button"
+                                class="button secondary"
+                                data-testid="use-app"
+                                on:click=move |_| controller.use_app(demo)
+                            >
+                                {move || f().card_app}
+                            </button>
+                            <p class="hint-text">{move || f().card_app_hint}</p>
+                        }
+                    })}
                     {demo.then(|| {
                         let controller = for_practice.clone();
                         view! {
                             <div class="practice">
                                 <p class="demo-tag-line"><span class="demo-tag">"デモ DEMO"</span></p>
                                 <label for="demo-person">{move || f().card_practice_person}</label>
-                                <select
-                                    id="demo-person"
-                                    data-testid="demo-person"
-                                    aria-describedby="practice-hint"
-                                    on:change=move |ev| {
-                                        if let Ok(no) = event_target_value(&ev).parse() {
-                                            person.set(no);
-                                        }
-                                    }
-                                >
-                                    {DEMO_PEOPLE.iter().map(|p| {
-                                        let no = p.no;
-                                        let pin = crate::card::people::demo_pin(no);
-                                        let (ja, en) = (p.case_ja, p.case_en);
-                                        view! {
-                                            <option value=no.to_string() selected=no == 1>
-                                                {move || format!("{no}. {} (PIN {pin})", if lang.get() == Lang::Ja { ja } else { en })}
-                                            </option>
-                                        }
-                                    }).collect_view()}
-                                </select>
+                                <DemoPersonSelect id="demo-person" person described_by="practice-hint"/>
                                 <p id="practice-hint" class="hint-text">{move || f().card_practice_hint}</p>
                                 <button
                                     type="button"
@@ -114,6 +145,47 @@ pub fn CardWays(
                         }
                     })}
                 </section>
+            }
+        }
+    };
+
+    let confirm_face = {
+        let controller = controller.clone();
+        move || {
+            let send = controller.clone();
+            let again = controller.clone();
+            let confirmed = RwSignal::new(false);
+            view! {
+                <form
+                    class="card visual-check"
+                    aria-labelledby="visual-heading"
+                    on:submit=move |ev| {
+                        ev.prevent_default();
+                        send.submit_visual(confirmed.get_untracked());
+                    }
+                >
+                    <h2 id="visual-heading">{move || f().visual_title}</h2>
+                    <p>{move || f().visual_body}</p>
+                    <label class="inline">
+                        <input
+                            type="checkbox"
+                            data-testid="face-matches"
+                            required=true
+                            on:change=move |ev| confirmed.set(event_target_checked(&ev))
+                        />
+                        {move || f().visual_confirm}
+                    </label>
+                    <div class="actions">
+                        <button
+                            type="button"
+                            class="button secondary"
+                            on:click=move |_| again.restart()
+                        >
+                            {move || f().visual_read_again}
+                        </button>
+                        <button type="submit" class="button" data-testid="visual-send">{move || f().visual_send}</button>
+                    </div>
+                </form>
             }
         }
     };
@@ -184,8 +256,42 @@ pub fn CardWays(
                     </p>
                 }.into_any(),
                 Stage::Pin { tries } => pin_pad(tries).into_any(),
+                Stage::Visual => confirm_face().into_any(),
             }
         }}
+    }
+}
+
+/// The demo people to choose a practice card from (the card step and the practice app).
+#[component]
+pub(crate) fn DemoPersonSelect(
+    id: &'static str,
+    person: RwSignal<u32>,
+    #[prop(optional)] described_by: Option<&'static str>,
+) -> impl IntoView {
+    let lang = use_lang();
+    view! {
+        <select
+            id=id
+            data-testid="demo-person"
+            aria-describedby=described_by
+            on:change=move |ev| {
+                if let Ok(no) = event_target_value(&ev).parse() {
+                    person.set(no);
+                }
+            }
+        >
+            {DEMO_PEOPLE.iter().map(|p| {
+                let no = p.no;
+                let pin = crate::card::people::demo_pin(no);
+                let (ja, en) = (p.case_ja, p.case_en);
+                view! {
+                    <option value=no.to_string() selected=no == person.get_untracked()>
+                        {move || format!("{no}. {} (PIN {pin})", if lang.get() == Lang::Ja { ja } else { en })}
+                    </option>
+                }
+            }).collect_view()}
+        </select>
     }
 }
 
@@ -197,7 +303,7 @@ mod live {
     use leptos::task::spawn_local;
     use uketsuke_card::{Pin, PinStatus};
 
-    use super::{Purpose, Stage};
+    use super::{Method, Purpose, Stage, post_json};
     use crate::card::{CardError, people::DEMO_PEOPLE, reader::CardReader};
     use crate::i18n::{flow::code_message, flow::texts, use_lang};
 
@@ -213,39 +319,13 @@ mod live {
         reader: StoredValue<Option<CardReader>, LocalStorage>,
         lang: RwSignal<crate::i18n::Lang>,
         purpose: Purpose,
+        method: RwSignal<Method>,
+        /// The certificate read for 目視確認.
+        certificate: StoredValue<Option<Vec<u8>>>,
     }
 
     fn b64(bytes: &[u8]) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    }
-
-    /// A refusal from our API: its code, or "offline" when nothing answered.
-    async fn post(
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> Result<serde_json::Value, String> {
-        let request = gloo_net::http::Request::post(path);
-        let sent = match body {
-            Some(json) => {
-                request
-                    .json(&json)
-                    .map_err(|_| "body".to_owned())?
-                    .send()
-                    .await
-            }
-            None => request.send().await,
-        };
-        let response = sent.map_err(|_| "offline".to_owned())?;
-        let value: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
-        if response.ok() {
-            Ok(value)
-        } else {
-            Err(value
-                .get("error")
-                .and_then(|e| e.as_str())
-                .unwrap_or("temporarily_unavailable")
-                .to_owned())
-        }
     }
 
     impl Controller {
@@ -254,6 +334,7 @@ mod live {
             stage: RwSignal<Stage>,
             error: RwSignal<Option<String>>,
             purpose: Purpose,
+            method: RwSignal<Method>,
         ) -> Self {
             Controller {
                 link,
@@ -262,6 +343,8 @@ mod live {
                 reader: StoredValue::new_local(None),
                 lang: use_lang(),
                 purpose,
+                method,
+                certificate: StoredValue::new(None),
             }
         }
 
@@ -270,18 +353,29 @@ mod live {
         }
 
         fn api_failed(&self, code: &str) {
-            let lang = self.lang.get_untracked();
-            let message = if code == "offline" {
-                texts(lang).offline.to_owned()
-            } else {
-                code_message(lang, code).to_owned()
-            };
-            self.error.set(Some(message));
+            self.error
+                .set(Some(super::api_message(self.lang.get_untracked(), code)));
         }
 
-        /// Reads the tries left (without spending one) and opens the PIN pad.
+        /// Reads the tries left (without spending one) and opens the PIN pad; for 目視確認,
+        /// reads the certificate (no PIN) and asks the staff member to confirm the face.
         async fn connect(&self, reader: CardReader) {
             let mut reader = reader;
+            if self.method.get_untracked() == Method::Visual {
+                let read = reader.read_certificate().await;
+                self.reader.set_value(Some(reader));
+                match read {
+                    Ok(der) => {
+                        self.certificate.set_value(Some(der));
+                        self.stage.set(Stage::Visual);
+                    }
+                    Err(e) => {
+                        self.stage.set(Stage::Choose);
+                        self.card_failed(e);
+                    }
+                }
+                return;
+            }
             let status = reader.pin_status().await;
             self.reader.set_value(Some(reader));
             match status {
@@ -333,6 +427,95 @@ mod live {
             });
         }
 
+        /// Back to the choice of ways (the certificate read so far is dropped).
+        pub fn restart(&self) {
+            self.certificate.set_value(None);
+            self.error.set(None);
+            self.stage.set(Stage::Choose);
+        }
+
+        /// Sends the 目視確認 registration with the staff member's confirmation.
+        pub fn submit_visual(&self, face_matches: bool) {
+            let lang = self.lang.get_untracked();
+            if !face_matches {
+                self.error
+                    .set(Some(code_message(lang, "face_not_confirmed").to_owned()));
+                return;
+            }
+            let Some(certificate) = self.certificate.get_value() else {
+                return self.restart();
+            };
+            let this = self.clone();
+            self.error.set(None);
+            self.stage.set(Stage::Busy("sending"));
+            spawn_local(async move {
+                let body = serde_json::json!({
+                    "certificate": b64(&certificate),
+                    "face_matches": true,
+                });
+                match post_json("/api/console/visual-check", Some(body)).await {
+                    Ok(_) => this.finished(),
+                    Err(code) if code == "already_submitted" => this.finished(),
+                    Err(code) => {
+                        this.stage.set(Stage::Visual);
+                        this.api_failed(&code);
+                    }
+                }
+            });
+        }
+
+        fn finished(&self) {
+            super::go_done(&self.link);
+        }
+
+        /// The hand-off to a card-reading app: a challenge as for a reader, then the app's deep
+        /// link (in demo mode the built-in practice app). See [`crate::pages::eid`].
+        pub fn use_app(&self, demo: bool) {
+            use crate::pages::eid::{APP_SCHEME, AppRequest, PROTOCOL_VERSION, fragment};
+            let this = self.clone();
+            self.error.set(None);
+            self.stage.set(Stage::Busy("reading"));
+            spawn_local(async move {
+                let challenge = match post_json("/api/session/challenge", None).await {
+                    Ok(value) => value,
+                    Err(code) => {
+                        this.stage.set(Stage::Choose);
+                        return this.api_failed(&code);
+                    }
+                };
+                let field = |name: &str| {
+                    challenge
+                        .get(name)
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned)
+                };
+                let (Some(value), Some(message)) = (field("challenge"), field("message")) else {
+                    this.stage.set(Stage::Choose);
+                    return this.api_failed("temporarily_unavailable");
+                };
+                let origin = window().location().origin().unwrap_or_default();
+                let request = AppRequest {
+                    v: PROTOCOL_VERSION,
+                    return_uri: format!("{origin}/r/{}/eid-return", this.link),
+                    origin,
+                    challenge: value,
+                    message,
+                };
+                let Some(encoded) = fragment::encode(&request) else {
+                    this.stage.set(Stage::Choose);
+                    return this.api_failed("temporarily_unavailable");
+                };
+                let target = if demo {
+                    format!("/r/{}/eid-app#{encoded}", this.link)
+                } else {
+                    format!("{APP_SCHEME}#{encoded}")
+                };
+                let _ = window().location().set_href(&target);
+                // If no app takes the link, the page stays: back to the choice of ways.
+                this.stage.set(Stage::Choose);
+            });
+        }
+
         pub fn submit_pin(&self, digits: String) {
             let lang = self.lang.get_untracked();
             let pin = match Pin::new(&digits) {
@@ -353,7 +536,7 @@ mod live {
                         ("/api/session/manage/challenge", "/api/session/manage/proof")
                     }
                 };
-                let challenge = match post(challenge_path, None).await {
+                let challenge = match post_json(challenge_path, None).await {
                     Ok(value) => value,
                     Err(code) => {
                         this.stage.set(Stage::Pin { tries: None });
@@ -402,7 +585,7 @@ mod live {
                     "certificate": b64(&auth.certificate_der),
                     "signature": b64(&auth.signature),
                 });
-                let answer = post(submit_path, Some(body)).await;
+                let answer = post_json(submit_path, Some(body)).await;
                 if let (Purpose::Manage(list), Ok(value)) = (this.purpose, &answer) {
                     match serde_json::from_value(value.clone()) {
                         Ok(managed) => {
@@ -417,16 +600,8 @@ mod live {
                     return;
                 }
                 match answer {
-                    Ok(_) => {
-                        let _ = window()
-                            .location()
-                            .set_href(&format!("/r/{}/done", this.link));
-                    }
-                    Err(code) if code == "already_submitted" => {
-                        let _ = window()
-                            .location()
-                            .set_href(&format!("/r/{}/done", this.link));
-                    }
+                    Ok(_) => this.finished(),
+                    Err(code) if code == "already_submitted" => this.finished(),
                     Err(code) => {
                         this.stage.set(Stage::Pin { tries: None });
                         this.api_failed(&code);
@@ -448,7 +623,7 @@ mod live {
 /// On the server the card step is a placeholder; nothing here runs.
 #[cfg(not(feature = "hydrate"))]
 mod live {
-    use super::{Purpose, Stage};
+    use super::{Method, Purpose, Stage};
     use leptos::prelude::*;
 
     pub fn usb_usable() -> bool {
@@ -464,13 +639,68 @@ mod live {
             _stage: RwSignal<Stage>,
             _error: RwSignal<Option<String>>,
             _purpose: Purpose,
+            _method: RwSignal<Method>,
         ) -> Self {
             Controller
         }
+        pub fn restart(&self) {}
+        pub fn use_app(&self, _demo: bool) {}
+        pub fn submit_visual(&self, _face_matches: bool) {}
         pub fn use_usb(&self) {}
         pub fn use_practice(&self, _no: u32) {}
         pub fn submit_pin(&self, _digits: String) {}
     }
+}
+
+/// The browser's calls to our API, shared by the card step and the app hand-off's return page.
+#[cfg(feature = "hydrate")]
+/// A refusal from our API: its code, or "offline" when nothing answered. Console calls
+/// (目視確認) carry the console's CSRF header.
+pub(crate) async fn post_json(
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value, String> {
+    let mut request = gloo_net::http::Request::post(path);
+    if path.starts_with("/api/console/") {
+        request = request.header("x-uketsuke-csrf", "1");
+    }
+    let sent = match body {
+        Some(json) => {
+            request
+                .json(&json)
+                .map_err(|_| "body".to_owned())?
+                .send()
+                .await
+        }
+        None => request.send().await,
+    };
+    let response = sent.map_err(|_| "offline".to_owned())?;
+    let value: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+    if response.ok() {
+        Ok(value)
+    } else {
+        Err(value
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or("temporarily_unavailable")
+            .to_owned())
+    }
+}
+
+/// The words for a refusal code of our API (or `offline`).
+#[cfg(feature = "hydrate")]
+pub(crate) fn api_message(lang: crate::i18n::Lang, code: &str) -> String {
+    if code == "offline" {
+        crate::i18n::flow::texts(lang).offline.to_owned()
+    } else {
+        crate::i18n::flow::code_message(lang, code).to_owned()
+    }
+}
+
+/// To the done screen of `link` (the reception is registered).
+#[cfg(feature = "hydrate")]
+pub(crate) fn go_done(link: &str) {
+    let _ = window().location().set_href(&format!("/r/{link}/done"));
 }
 
 /// `POST /api/session/manage/withdraw-all` from the browser; the new list, or an error code.

@@ -24,6 +24,8 @@ pub enum Step {
     Consent,
     Review,
     Card,
+    /// The card-reading app's result arrives (`/r/{link}/eid-return`, part of the card step).
+    AppReturn,
     Done,
 }
 
@@ -37,7 +39,7 @@ fn step_number(step: Step, kind: ReceptionKind) -> usize {
         Step::Date => 1,
         Step::Consent => 1 + offset,
         Step::Review => 2 + offset,
-        Step::Card => 3 + offset,
+        Step::Card | Step::AppReturn => 3 + offset,
         Step::Done => 4 + offset,
     }
 }
@@ -71,6 +73,11 @@ pub fn FlowScreen(step: Step) -> impl IntoView {
                                     view! { <Consent link view/> }.into_any()
                                 }
                                 Step::Review => view! { <Review link view/> }.into_any(),
+                                Step::AppReturn => view! {
+                                    <Screen view step=Step::Card heading=Signal::derive(move || use_flow_texts()().card_title.to_owned())>
+                                        <crate::pages::eid::AppReturn link/>
+                                    </Screen>
+                                }.into_any(),
                                 _ => view! { <Card link view/> }.into_any(),
                             }
                         }
@@ -327,17 +334,26 @@ fn Review(link: String, view: FlowView) -> impl IntoView {
 fn Card(link: String, view: FlowView) -> impl IntoView {
     let f = use_flow_texts();
     let demo = view.landing.demo;
+    let staff = view.staff.clone();
+    let visual = staff.is_some() && view.landing.kind.allows_visual_check();
     view! {
         <Screen view step=Step::Card heading=Signal::derive(move || f().card_title.to_owned())>
             <noscript>
                 <p class="card notice" role="alert">{move || f().card_needs_js}</p>
             </noscript>
-            <crate::pages::card_step::CardWays link demo/>
-            <section class="card" aria-labelledby="cannot-heading">
-                <h2 id="cannot-heading">{move || f().card_cannot_title}</h2>
-                <p>{move || f().card_cannot_body}</p>
-                <p class="hint-text">{move || f().card_eid_app}</p>
-            </section>
+            {staff.clone().map(|staff| {
+                let who = format!("{} ({})", staff.name, staff.login_id);
+                view! { <p class="card hint" data-testid="staff-on-device">{move || (f().staff_on_device)(&who)}</p> }
+            })}
+            <crate::pages::card_step::CardWays link demo visual/>
+            // On the institution's own device the "finish at the institution" advice is moot.
+            {staff.is_none().then(|| view! {
+                <section class="card" aria-labelledby="cannot-heading">
+                    <h2 id="cannot-heading">{move || f().card_cannot_title}</h2>
+                    <p>{move || f().card_cannot_body}</p>
+                    <p class="hint-text">{move || f().card_eid_app}</p>
+                </section>
+            })}
         </Screen>
     }
 }
@@ -368,7 +384,9 @@ fn Done(link: String, view: FlowView) -> impl IntoView {
             .to_owned()
         })
     };
-    let patient_device = kind.device() != Device::InstitutionOnly;
+    // The photo-ID step is for a patient on their own device; at the institution's device the
+    // staff member is there.
+    let patient_device = kind.device() != Device::InstitutionOnly && view.staff.is_none();
     let body = match submitted.status.as_str() {
         "confirmed" => {
             let number = submitted.reception_number.clone().unwrap_or_default();

@@ -1,6 +1,7 @@
 //! Screens, one module each.
 
 pub mod card_step;
+pub mod eid;
 pub mod flow;
 pub mod home;
 pub mod landing;

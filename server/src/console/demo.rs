@@ -167,6 +167,9 @@ pub async fn move_clock(
     )
     .await?;
     state.clock.advance_ms(body.advance_hours * 3600 * 1000);
+    if let Some(simulator) = &state.simulator_clock {
+        simulator.advance(chrono::Duration::hours(body.advance_hours));
+    }
     Ok(Json(ClockMoved {
         now: state.clock.now(),
     }))

@@ -119,6 +119,12 @@ pub fn router(state: AppState) -> Router {
             "/api/console/accounts/{account}/passkeys/{passkey}",
             delete(accounts::remove_passkey),
         )
+        // 目視確認: the staff member's half of a patient's reception on an institution device
+        // (the handler lives with the patient's registration it completes).
+        .route(
+            "/api/console/visual-check",
+            post(crate::http::patient::visual_check),
+        )
         .route("/api/console/audit", get(audit::list))
         .route("/api/console/audit.csv", get(audit::export));
     // The shortcut for the e2e suite's virtual authenticator exists in demo mode only; in

@@ -218,9 +218,12 @@ pub fn client_ip(parts: &Parts) -> Option<String> {
 
 /// The SHA-256 of the request's session cookie, if it carries a well-formed one.
 pub fn session_of(headers: &HeaderMap) -> Option<String> {
-    cookie_value(headers, COOKIE)
-        .filter(|t| well_formed(t))
-        .map(|t| sha256_hex(t.as_bytes()))
+    cookie_value(headers, COOKIE).and_then(hash_token)
+}
+
+/// The stored form (SHA-256) of a session id taken from a cookie, if it is well formed.
+pub fn hash_token(token: &str) -> Option<String> {
+    well_formed(token).then(|| sha256_hex(token.as_bytes()))
 }
 
 impl FromRequestParts<AppState> for Staff {

@@ -469,19 +469,43 @@ pub async fn register(
         .await
         .map_err(|r| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, r.code()))?;
 
+    let identity = IdentityProof::Card {
+        certificate: body.certificate,
+        signature: body.signature,
+        origin: body.origin,
+        challenge: body.challenge,
+    };
+    let accepted = queue_registration(
+        &state,
+        &session,
+        &link,
+        choices,
+        (identity, Identity::Card),
+        &card_ref,
+        now_ms,
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// Stores the reception and its outbox row in one transaction and wakes the relay.
+async fn queue_registration(
+    state: &AppState,
+    session: &receptions::Session,
+    link: &OpenLink,
+    choices: Choices,
+    (proof, identity): (IdentityProof, Identity),
+    card_ref: &str,
+    now_ms: i64,
+) -> ApiResult<Accepted> {
     let outbox_id = new_id();
     let request = RegistrationRequest {
-        institution_code,
+        institution_code: institution_code(link)?,
         kind: link.kind,
         visit_date: choices.visit_date,
         consent: choices.consent,
         prescription_method: choices.prescription,
-        identity: IdentityProof::Card {
-            certificate: body.certificate,
-            signature: body.signature,
-            origin: body.origin,
-            challenge: body.challenge,
-        },
+        identity: proof,
         idempotency_key: outbox_id.clone(),
     };
     let payload = serde_json::to_string(&request)
@@ -494,8 +518,8 @@ pub async fn register(
             session_id: Some(&session.id),
             kind: link.kind,
             choices,
-            identity: Identity::Card,
-            card_ref: Some(&card_ref),
+            identity,
+            card_ref: Some(card_ref),
             outbox_id: &outbox_id,
             payload: &payload,
         },
@@ -504,14 +528,93 @@ pub async fn register(
     .await?
     .ok_or(ApiError::new(StatusCode::CONFLICT, "already_submitted"))?;
     state.relay_wake.notify_one();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            reception_id: submitted.reception_id,
-            status: "queued",
-            cancel_token: submitted.cancel_token,
-        }),
-    ))
+    Ok(Accepted {
+        reception_id: submitted.reception_id,
+        status: "queued",
+        cancel_token: submitted.cancel_token,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisualCheckBody {
+    /// The card's user-authentication certificate (read without PIN), DER in base64url.
+    pub certificate: String,
+    /// The staff member's statement that the face matches the card photo; must be true.
+    pub face_matches: bool,
+}
+
+/// `POST /api/console/visual-check`: 目視確認 on an institution device. A signed-in staff
+/// member of the link's institution has compared the patient's face with the card photo; the
+/// card's certificate (chain, validity, revocation) is checked without a signature and the
+/// reception records who confirmed. Refused for online care (SPEC §2). The staff member's
+/// console session, the CSRF rule of the console and the patient's reception session all
+/// apply; the audit log records the confirmation.
+pub async fn visual_check(
+    State(state): State<AppState>,
+    staff: crate::console::session::Staff,
+    headers: HeaderMap,
+    body: JsonBody<VisualCheckBody>,
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
+    let body = json_body(body)?;
+    if !body.face_matches {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "face_not_confirmed",
+        ));
+    }
+    let session = current_session(&state, &headers).await?;
+    per_link(&state, &session.link_id)?;
+    let choices = ready_to_sign(&session)?;
+    let link = open_link(&state, &session.link_id).await?;
+    if staff.institution_id != link.institution_id {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "staff_other_institution",
+        ));
+    }
+    if !link.kind.allows_visual_check() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "visual_check_not_allowed",
+        ));
+    }
+    let now_ms = state.clock.now_ms();
+    let certificate = b64_decode(&body.certificate).ok_or(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "certificate_malformed",
+    ))?;
+    let card_ref = state
+        .trust
+        .verify_certificate_only(&certificate, now_ms.div_euclid(1000))
+        .await
+        .map_err(|r| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, r.code()))?;
+    let proof = IdentityProof::VisualCheck {
+        certificate: body.certificate,
+        staff_account: staff.login_id.clone(),
+    };
+    let identity = Identity::VisualCheck {
+        staff_account: staff.login_id.clone(),
+    };
+    let accepted = queue_registration(
+        &state,
+        &session,
+        &link,
+        choices,
+        (proof, identity),
+        &card_ref,
+        now_ms,
+    )
+    .await?;
+    crate::console::audit::record(
+        &state.db,
+        &staff.actor(),
+        "reception.visual_check",
+        Some(&accepted.reception_id),
+        now_ms,
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
 #[derive(Debug, Serialize)]

@@ -575,7 +575,11 @@ fn medical_section(
         </ul>
     };
     let none_consented = !d.consent.clinical_medication && !d.consent.checkups;
-    let intro = if none_consented {
+    // A refused tab says why itself; the general line would only repeat it.
+    let refused = answer.as_ref().is_some_and(|(_, result)| result.is_err());
+    let intro = if refused {
+        None
+    } else if none_consented {
         Some(tr(
             l,
             "患者さんは医療情報の提供に同意していません。",

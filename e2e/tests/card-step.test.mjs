@@ -1,0 +1,190 @@
+// The card step's errors that the flow suite does not reach (a PIN locked after three wrong
+// tries, an expired certificate, no connection at the moment of sending, no insurance at all),
+// and the hand-off to a card-reading app (SPEC §4), with the demo's practice app playing the app:
+// the card step's deep link carries the challenge and the message to sign, the app signs with
+// the card and returns the result in the URL fragment, and the return page submits it. Also the
+// app stopped by the patient, a result that is not one, a forged signature, and an app request
+// whose return address is on another site.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { hydrated, launchBrowser, phonePage, screenshot, startServer } from './harness.mjs';
+import { assertNoAxeViolations, signWithPracticeCard, toReview, waitDone } from './patient.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+const b64url = (text) => Buffer.from(text).toString('base64url');
+const unb64url = (text) => JSON.parse(Buffer.from(text, 'base64url').toString());
+
+/** Review → card step → "read with an app": the practice app's page with the request. */
+async function toApp(page, kind) {
+  await toReview(server, page, kind);
+  await page.getByTestId('to-card').click();
+  await page.waitForURL(/\/card$/);
+  await hydrated(page);
+  await page.getByTestId('use-app').click();
+  await page.waitForURL(/\/eid-app#/);
+  await hydrated(page);
+  await page.getByTestId('app-origin').waitFor();
+}
+
+describe('card step errors', () => {
+  test('three wrong PINs lock the card; the words say where to reset it', async () => {
+    const { context, page } = await phonePage(browser);
+    await toReview(server, page, 'separate_route');
+    // Person 15's demo PIN is 7899.
+    await signWithPracticeCard(page, 15, '0000');
+    await page.getByTestId('card-error').filter({ hasText: 'あと 2 回' }).waitFor({ timeout: 30_000 });
+    assert.match(await page.getByTestId('tries').textContent(), /2/);
+    await page.getByTestId('pin').fill('0001');
+    await page.getByTestId('send').click();
+    await page.getByTestId('card-error').filter({ hasText: 'あと 1 回' }).waitFor({ timeout: 30_000 });
+    await page.getByTestId('pin').fill('0002');
+    await page.getByTestId('send').click();
+    await page.getByTestId('card-error').filter({ hasText: 'ロックされています' }).waitFor({ timeout: 30_000 });
+    assert.match(await page.getByTestId('card-error').textContent(), /市区町村の窓口/);
+    assert.equal(await page.getByTestId('pin').count(), 0, 'no PIN pad for a locked card');
+    await assertNoAxeViolations(page, 'card step, PIN locked');
+    await screenshot(page, 'flow-ja-error-pin-locked');
+    await context.close();
+  });
+
+  test('an expired certificate, and no connection when sending (nothing lost)', async () => {
+    {
+      const { context, page } = await phonePage(browser);
+      await toReview(server, page, 'separate_route');
+      // Person 27's certificate has expired; demo PIN 1231.
+      await signWithPracticeCard(page, 27, '1231');
+      await page.getByTestId('card-error').filter({ hasText: '有効期限' }).waitFor({ timeout: 30_000 });
+      await screenshot(page, 'flow-ja-error-expired');
+      await context.close();
+    }
+    const { context, page } = await phonePage(browser);
+    await toReview(server, page, 'house_call');
+    await page.getByTestId('to-card').click();
+    await page.waitForURL(/\/card$/);
+    await hydrated(page);
+    await page.getByTestId('use-practice').click();
+    await page.getByTestId('pin').waitFor({ timeout: 30_000 });
+    await context.setOffline(true);
+    await page.getByTestId('pin').fill('1234');
+    await page.getByTestId('send').click();
+    await page.getByTestId('card-error').filter({ hasText: 'インターネット' }).waitFor({ timeout: 30_000 });
+    await screenshot(page, 'flow-ja-error-offline');
+    await context.setOffline(false);
+    await page.getByTestId('pin').fill('1234');
+    await page.getByTestId('send').click();
+    await waitDone(page);
+    assert.match(await page.getByTestId('reception-number').textContent(), /^\d{8}$/);
+    await context.close();
+  });
+
+  test('a person with no insurance is registered and told to show documents', async () => {
+    const { context, page } = await phonePage(browser);
+    await toReview(server, page, 'separate_route');
+    // Person 23 has no insurance at all; demo PIN 6787.
+    await signWithPracticeCard(page, 23, '6787');
+    await waitDone(page);
+    await page.getByTestId('eligibility-problem').waitFor({ timeout: 20_000 }).catch(async () => {
+      await page.reload();
+      await page.getByTestId('eligibility-problem').waitFor({ timeout: 20_000 });
+    });
+    assert.match(await page.getByTestId('eligibility-problem').textContent(), /保険証等/);
+    await screenshot(page, 'flow-ja-no-qualification');
+    await context.close();
+  });
+});
+
+describe('card-reading app hand-off', () => {
+  test('the app signs and the browser finishes the reception; the PIN is in no request', async () => {
+    const { context, page, problems } = await phonePage(browser);
+    const seen = [];
+    page.on('request', (request) => {
+      seen.push([request.url(), request.postData() ?? '', JSON.stringify(request.headers())].join('\n'));
+    });
+    await toApp(page, 'separate_route');
+    // The deep link's request names our origin, the challenge and the exact binding text.
+    assert.equal(await page.getByTestId('app-origin').textContent(), new URL(server.base).origin);
+    assert.equal(new URL(page.url()).hash, '', 'the request is taken off the address bar');
+    await assertNoAxeViolations(page, 'practice app');
+    await screenshot(page, 'flow-app-1-practice-app');
+    // Person 4 has the demo PIN 5678.
+    await page.getByTestId('demo-person').selectOption('4');
+    await page.getByTestId('pin').fill('5678');
+    await page.getByTestId('app-sign').click();
+    await waitDone(page);
+    assert.match(await page.getByTestId('reception-number').textContent(), /^\d{8}$/);
+    await screenshot(page, 'flow-app-2-done');
+    const withPin = seen.filter((r) => r.includes('5678'));
+    assert.deepEqual(withPin, [], 'no request carries the PIN');
+    assert.ok(seen.some((r) => r.includes('/eid-return')), 'the result came back through the return page');
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('the patient stops in the app, or the result is not one, or is forged', async () => {
+    const { context, page, problems } = await phonePage(browser);
+    await toApp(page, 'house_call');
+    await page.getByTestId('app-cancel').click();
+    await page.waitForURL(/\/eid-return$/);
+    await page.getByTestId('card-error').filter({ hasText: '中止' }).waitFor();
+    await assertNoAxeViolations(page, 'app return, cancelled');
+    await screenshot(page, 'flow-app-3-cancelled');
+    await page.getByTestId('back-to-card').click();
+    await page.waitForURL(/\/card$/);
+    await hydrated(page);
+
+    // Not a result at all.
+    await page.goto(`${server.base}/r/${server.links.house_call}/eid-return#garbage`);
+    await hydrated(page);
+    await page.getByTestId('card-error').filter({ hasText: 'やり直して' }).waitFor();
+
+    // A well-formed result for a real challenge, with a signature the card never made.
+    await page.goto(`${server.base}/r/${server.links.house_call}/card`);
+    await hydrated(page);
+    await page.getByTestId('use-app').click();
+    await page.waitForURL(/\/eid-app#/);
+    const request = unb64url(new URL(page.url()).hash.slice(1));
+    assert.equal(request.v, 1);
+    assert.match(request.message, /house_call/);
+    assert.equal(request.return_uri, `${new URL(server.base).origin}/r/${server.links.house_call}/eid-return`);
+    const forged = b64url(JSON.stringify({
+      v: 1,
+      challenge: request.challenge,
+      certificate: b64url('not a certificate'),
+      signature: b64url('x'.repeat(256)),
+    }));
+    await page.goto(`${request.return_uri}#${forged}`);
+    await hydrated(page);
+    await page.getByTestId('card-error').filter({ hasText: '電子証明書' }).waitFor();
+    assert.deepEqual(problems.filter((p) => !/status of 422/.test(p)), []);
+    await context.close();
+  });
+
+  test('the app refuses a request that returns to another site', async () => {
+    const { context, page } = await phonePage(browser);
+    const request = b64url(JSON.stringify({
+      v: 1,
+      origin: new URL(server.base).origin,
+      challenge: 'c'.repeat(43),
+      message: 'anything',
+      return_uri: 'https://attacker.example/steal',
+    }));
+    await page.goto(`${server.base}/r/${server.links.house_call}/eid-app#${request}`);
+    await hydrated(page);
+    await page.getByTestId('card-error').filter({ hasText: '扱えません' }).waitFor();
+    assert.equal(await page.getByTestId('app-sign').count(), 0);
+    await context.close();
+  });
+});
