@@ -4,6 +4,7 @@ pub mod card_step;
 pub mod flow;
 pub mod home;
 pub mod landing;
+pub mod manage;
 pub mod not_found;
 
 /// Sets the HTTP status of the page on the server; nothing to do in the browser.
