@@ -620,7 +620,7 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
                                                 list
                                                 outcome=saved
                                             />
-                                        });
+                                        }.into_any());
                                         view! {
                                             <li data-testid="managed-item">
                                                 <span id=title_id.clone()>

@@ -78,6 +78,7 @@ fn Category(
             </label>
         </fieldset>
     }
+    .into_any()
 }
 
 /// The change form of one reception. `title_id` names the element that says which reception
@@ -151,6 +152,9 @@ pub fn ConsentEditor(
             </button>
         </form>
     }
+    // Erased here: the list around it is already deep, and the browser build's type would
+    // exceed the compiler's recursion limit.
+    .into_any()
 }
 
 /// `PUT /api/session/manage/receptions/{id}/consent` from the browser: the new list, or the
