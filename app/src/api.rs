@@ -141,6 +141,8 @@ pub async fn cancel_view(token: String) -> Result<Option<CancelInfo>, ServerFnEr
 /// One reception in 同意照会 (the patient's own list, after proving their card again).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManagedItem {
+    /// The reception's id: the page names it when it saves a change of consent.
+    pub id: String,
     pub status: String,
     pub kind: ReceptionKind,
     pub visit_date: String,
@@ -149,6 +151,9 @@ pub struct ManagedItem {
     pub withdrawn: bool,
     pub clinical_medication: bool,
     pub checkups: bool,
+    /// The consents can be changed now (medical information offered, confirmed, not withdrawn,
+    /// window open), as the server decided.
+    pub changeable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

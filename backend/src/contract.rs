@@ -31,6 +31,12 @@ pub fn withdrawal_path(registration_id: &str) -> String {
     format!("/v1/registrations/{registration_id}/withdrawal")
 }
 
+/// `POST`: change the consents of a registration ([`ConsentUpdateRequest`] →
+/// [`ConsentUpdated`]).
+pub fn consent_path(registration_id: &str) -> String {
+    format!("/v1/registrations/{registration_id}/consent")
+}
+
 /// `POST`: record a home visit ([`HomeVisitRequest`] → [`HomeVisitRecorded`]).
 pub fn home_visits_path(registration_id: &str) -> String {
     format!("/v1/registrations/{registration_id}/home-visits")
@@ -237,6 +243,23 @@ pub struct WithdrawalRequest {
 pub struct WithdrawalAccepted {
     pub registration_id: String,
     pub withdrawn_at: DateTime<Utc>,
+    pub window: Window,
+}
+
+/// `POST /v1/registrations/{id}/consent`: 同意の更新. The patient proved their card and PIN
+/// again to the relay, so a category may be granted as well as revoked. The request carries
+/// both categories as they now stand, not a difference, so a retry changes nothing more; the
+/// window is not moved by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentUpdateRequest {
+    pub consent: ConsentChoices,
+}
+
+/// Answer of a consent update: the consents and the window as they now stand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentUpdated {
+    pub registration_id: String,
+    pub consent: ConsentChoices,
     pub window: Window,
 }
 

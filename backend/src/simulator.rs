@@ -193,6 +193,7 @@ async fn per_registration(
         "eligibility" => Operation::Eligibility(id),
         "medical-information" => Operation::MedicalInformation(id),
         "withdrawal" => Operation::Withdraw(id),
+        "consent" => Operation::ConsentUpdate(id),
         "home-visits" => Operation::HomeVisit(id),
         _ => Operation::NotFound,
     };

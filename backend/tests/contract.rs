@@ -785,6 +785,80 @@ async fn withdrawal_ends_access() {
     );
 }
 
+async fn update_consent(
+    client: &SignedClient,
+    id: &str,
+    clinical_medication: bool,
+    checkups: bool,
+) -> Result<ConsentUpdated, ClientError> {
+    let consent = ConsentChoices {
+        clinical_medication,
+        checkups,
+    };
+    client
+        .call(&consent_path(id), &ConsentUpdateRequest { consent })
+        .await
+}
+
+/// 同意の更新: both ways while the window is open, refused once withdrawn or closed, never
+/// for eligibility-only registrations or another institution's.
+#[tokio::test]
+async fn consent_updates_follow_the_rules() {
+    let env = env().await;
+    let id = registered(&env, 1, ReceptionKind::DeviceFailure).await;
+    let revoked = update_consent(&env.demo, &id, false, true)
+        .await
+        .expect("revoked");
+    assert_eq!(revoked.registration_id, id);
+    assert!(!revoked.consent.clinical_medication && revoked.consent.checkups);
+    assert_eq!(
+        refused(medical(&env.demo, &id, MedicalCategory::ClinicalMedication).await),
+        ErrorCode::ConsentNotGiven
+    );
+    medical(&env.demo, &id, MedicalCategory::Checkups)
+        .await
+        .expect("checkups still open");
+    // Granting again is allowed, and the same body twice answers the same.
+    let granted = update_consent(&env.demo, &id, true, true)
+        .await
+        .expect("granted");
+    let again = update_consent(&env.demo, &id, true, true)
+        .await
+        .expect("again");
+    assert_eq!(granted, again);
+    medical(&env.demo, &id, MedicalCategory::ClinicalMedication)
+        .await
+        .expect("open again");
+    assert_eq!(
+        refused(update_consent(&env.other, &id, false, false).await),
+        ErrorCode::RegistrationNotFound
+    );
+    let limited = registered(&env, 2, ReceptionKind::EligibilityOnly).await;
+    assert_eq!(
+        refused(update_consent(&env.demo, &limited, true, false).await),
+        ErrorCode::NoMedicalInformation
+    );
+    env.demo
+        .call::<_, WithdrawalAccepted>(
+            &withdrawal_path(&id),
+            &WithdrawalRequest {
+                requested: WithdrawnBy::Patient,
+            },
+        )
+        .await
+        .expect("withdrawn");
+    assert_eq!(
+        refused(update_consent(&env.demo, &id, true, true).await),
+        ErrorCode::ConsentWithdrawn
+    );
+    let house_call = registered(&env, 3, ReceptionKind::HouseCall).await;
+    env.sim.clock.advance(chrono::Duration::hours(25));
+    assert_eq!(
+        refused(update_consent(&env.demo, &house_call, false, false).await),
+        ErrorCode::WindowClosed
+    );
+}
+
 #[tokio::test]
 async fn home_visits_extend_the_window() {
     let env = env().await;

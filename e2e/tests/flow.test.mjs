@@ -152,7 +152,7 @@ describe('patient flow', () => {
 });
 
 describe('consents at this institution', () => {
-  test('the patient sees their receptions with the card again and withdraws them all', async () => {
+  test('the patient sees their receptions with the card again, changes a consent and withdraws them all', async () => {
     let { context, page, problems } = await phonePage(browser);
     await toReview(server, page, 'separate_route');
     await signWithPracticeCard(page, 7, '9011');
@@ -174,8 +174,39 @@ describe('consents at this institution', () => {
     await page.getByTestId('managed').waitFor({ timeout: 30_000 });
     await screenshot(page, 'flow-ja-manage-list');
     await assertNoAxeViolations(page, 'manage');
+    // 同意の更新: the form is prefilled with the consents given at registration (診療・薬剤情報
+    // yes, 特定健診等情報 no); the patient swaps them and saves.
+    const form = page.locator('form[data-testid^="consent-edit-"]');
+    assert.equal(await form.count(), 1);
+    const clinical = form.getByRole('group', { name: '診療・薬剤情報' });
+    const checkups = form.getByRole('group', { name: '特定健診等情報' });
+    assert.equal(await clinical.getByLabel('同意する', { exact: true }).isChecked(), true);
+    assert.equal(await checkups.getByLabel('同意しない', { exact: true }).isChecked(), true);
+    await clinical.getByLabel('同意しない', { exact: true }).check();
+    await checkups.getByLabel('同意する', { exact: true }).check();
+    await form.getByRole('button', { name: '変更を保存' }).click();
+    const status = page.getByTestId('manage-status');
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="manage-status"]')?.textContent?.includes('変更しました'),
+      null,
+      { timeout: 15_000 },
+    );
+    assert.equal(await status.getAttribute('role'), 'status');
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset?.testid), 'manage-status');
+    // The list is the server's answer: the new consents, in the summary and in the form.
+    const item = page.getByTestId('managed-item');
+    assert.match(await item.innerText(), /診療・薬剤情報: 同意しない \/ 特定健診等情報: 同意する/);
+    const saved = page.locator('form[data-testid^="consent-edit-"]');
+    assert.equal(await saved.getByRole('group', { name: '診療・薬剤情報' }).getByLabel('同意しない', { exact: true }).isChecked(), true);
+    assert.equal(await saved.getByRole('group', { name: '特定健診等情報' }).getByLabel('同意する', { exact: true }).isChecked(), true);
+    // A small phone: nothing wider than 360 px.
+    await page.setViewportSize({ width: 360, height: 780 });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 360), 'fits 360 px');
+    await assertNoAxeViolations(page, 'manage after a change of consent');
+    await screenshot(page, 'flow-manage-update');
     await page.getByTestId('withdraw-all').click();
     await page.getByTestId('managed-withdrawn').first().waitFor();
+    assert.equal(await page.locator('form[data-testid^="consent-edit-"]').count(), 0);
     await screenshot(page, 'flow-ja-manage-withdrawn');
     assert.deepEqual(problems, []);
     await context.close();

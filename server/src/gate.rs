@@ -1,9 +1,12 @@
 //! The one gate every read of medical information passes: the reader's institution owns the
 //! reception, the reader has the 医療情報閲覧 role, the patient consented to this category, the
 //! registration was confirmed, and the consent window — as this server computes it from the
-//! domain rules and its own record of visits and withdrawal — is open now. Only then is the
-//! backend asked (or the copy fetched earlier inside the same window returned). The backend
+//! domain rules and its own record of visits and withdrawal — is open now. The consent is read
+//! from the reception's own columns, so a change the patient saves (同意の更新) holds from the
+//! next read on. Only then is the backend asked (or the copy fetched earlier inside the same window returned). The backend
 //! checks again on its side; the gate does not rely on it.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -18,6 +21,7 @@ use crate::{
     clock::Clock,
     storage::{
         Db, StorageError, institutions,
+        outbox::{self, Operation},
         receptions::{self, Status},
     },
 };
@@ -56,7 +60,15 @@ pub enum GateRefusal {
     NotConsented,
     /// Outside the window: not yet, ended, or withdrawn.
     WindowClosed,
+    /// The patient just changed their consents and the change has not reached the backend yet
+    /// (it is still in the outbox after a short wait): ask again in a moment.
+    ConsentPending,
 }
+
+/// How long a read waits for a consent change of the same reception to reach the backend, and
+/// how often it looks. The relay usually delivers within milliseconds.
+const CONSENT_WAIT: Duration = Duration::from_secs(3);
+const CONSENT_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
@@ -142,6 +154,15 @@ pub async fn medical_information(
         if let Ok(information) = serde_json::from_str(&json) {
             return Ok(information);
         }
+    }
+    // A category the patient granted a moment ago is already consented here, but the backend
+    // only releases it once the relay has delivered the change: wait for that, briefly.
+    let waited = tokio::time::Instant::now();
+    while outbox::undelivered(db, &reception.id, Operation::ConsentUpdate).await? {
+        if waited.elapsed() >= CONSENT_WAIT {
+            return Err(GateError::Refused(GateRefusal::ConsentPending));
+        }
+        tokio::time::sleep(CONSENT_POLL).await;
     }
     let (Some(registration), Some(identity)) = (
         reception.registration_id.as_deref(),

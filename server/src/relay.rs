@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use tokio::sync::Notify;
 use uketsuke_backend::contract::{
-    EligibilityAnswer, EligibilityRequest, ErrorCode, HomeVisitRecorded, REGISTRATIONS_PATH,
-    RegistrationAccepted, WithdrawalAccepted, eligibility_path, home_visits_path, withdrawal_path,
+    ConsentUpdateRequest, ConsentUpdated, EligibilityAnswer, EligibilityRequest, ErrorCode,
+    HomeVisitRecorded, REGISTRATIONS_PATH, RegistrationAccepted, WithdrawalAccepted, consent_path,
+    eligibility_path, home_visits_path, withdrawal_path,
 };
 use uketsuke_domain::eligibility::EligibilityOutcome;
 
@@ -232,7 +233,7 @@ impl Relay {
                 tx.commit().await?;
                 Ok(())
             }
-            Operation::Withdraw | Operation::HomeVisit => {
+            Operation::Withdraw | Operation::HomeVisit | Operation::ConsentUpdate => {
                 let registration = match (&reception.status, reception.registration_id.as_deref()) {
                     (Status::Confirmed, Some(registration)) => registration,
                     (Status::Refused { .. }, _) => {
@@ -251,27 +252,54 @@ impl Relay {
                         return outbox::postpone(&self.db, &job.id, worker, later).await;
                     }
                 };
-                let result = if job.operation == Operation::Withdraw {
-                    self.backend
+                let result = match job.operation {
+                    Operation::Withdraw => self
+                        .backend
                         .call::<WithdrawalAccepted>(
                             signer,
                             &withdrawal_path(registration),
                             job.payload.as_bytes(),
                         )
                         .await
-                        .map(|_| ())
-                } else {
-                    self.backend
+                        .map(|_| true),
+                    Operation::ConsentUpdate => {
+                        if outbox::older_pending(&self.db, job).await? {
+                            // An earlier change of the same reception goes first.
+                            let later = self.clock.now_ms() + 500;
+                            return outbox::postpone(&self.db, &job.id, worker, later).await;
+                        }
+                        let sent = serde_json::from_str::<ConsentUpdateRequest>(&job.payload)
+                            .map(|r| r.consent)
+                            .ok();
+                        self.backend
+                            .call::<ConsentUpdated>(
+                                signer,
+                                &consent_path(registration),
+                                job.payload.as_bytes(),
+                            )
+                            .await
+                            .map(|updated| {
+                                updated.registration_id == registration
+                                    && Some(updated.consent) == sent
+                            })
+                    }
+                    _ => self
+                        .backend
                         .call::<HomeVisitRecorded>(
                             signer,
                             &home_visits_path(registration),
                             job.payload.as_bytes(),
                         )
                         .await
-                        .map(|_| ())
+                        .map(|_| true),
                 };
                 match result {
-                    Ok(()) => {
+                    Ok(false) => {
+                        tracing::error!("backend confirmed another consent than was sent");
+                        self.retry(worker, job, "answer does not match the request")
+                            .await
+                    }
+                    Ok(true) => {
                         outbox::finish_alone(&self.db, &job.id, self.clock.now_ms(), None).await
                     }
                     Err(e) if e.is_final() => {

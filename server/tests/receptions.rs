@@ -985,3 +985,314 @@ async fn the_patient_sees_and_withdraws_their_consents_with_the_card() {
     assert_eq!(list.len(), 2);
     assert!(list.iter().all(|r| r["withdrawn"] == true), "{after}");
 }
+
+/// A patient's session on `link` in which the card of person `no` proved itself for 同意照会;
+/// returns the patient and the list the proof answered with.
+async fn proven_manager(stack: &Stack, link: &str, no: u32) -> (Patient, Value) {
+    let patient = Patient::new(&stack.base);
+    assert_eq!(patient.start(link).await.status, 201);
+    let challenge: Value = patient
+        .http
+        .post(format!("{}/api/session/manage/challenge", patient.base))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    let message = challenge["message"].as_str().expect("message");
+    let signed = card_sign(no, CertificateCase::Valid, message).await;
+    let listed = patient
+        .http
+        .post(format!("{}/api/session/manage/proof", patient.base))
+        .json(&proof(
+            challenge["challenge"].as_str().expect("challenge"),
+            &stack.origin(),
+            &signed,
+        ))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(listed.status(), 200);
+    (patient, listed.json().await.expect("json"))
+}
+
+/// `PUT /api/session/manage/receptions/{id}/consent` with a raw body.
+async fn put_consent(patient: &Patient, id: &str, body: &str) -> (u16, Value) {
+    let answer = patient
+        .http
+        .put(format!(
+            "{}/api/session/manage/receptions/{id}/consent",
+            patient.base
+        ))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("answer");
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap_or(Value::Null))
+}
+
+fn consent_json(clinical_medication: bool, checkups: bool) -> String {
+    json!({ "clinical_medication": clinical_medication, "checkups": checkups }).to_string()
+}
+
+/// The consents the simulator holds for a reception's registration, once they are `want`.
+async fn backend_consent_becomes(stack: &Stack, reception_id: &str, want: (bool, bool)) {
+    let registration = storage::receptions::get(&stack.state.db, reception_id)
+        .await
+        .expect("read")
+        .and_then(|r| r.registration_id)
+        .expect("registered");
+    let pool = sqlx::SqlitePool::connect(&stack.sim_db)
+        .await
+        .expect("sim db");
+    let mut seen = (false, false);
+    for _ in 0..200 {
+        let row =
+            sqlx::query("SELECT clinical_medication, checkups FROM registrations WHERE id = ?")
+                .bind(&registration)
+                .fetch_one(&pool)
+                .await
+                .expect("registration");
+        seen = (row.get::<bool, _>(0), row.get::<bool, _>(1));
+        if seen == want
+            && storage::outbox::pending(&stack.state.db)
+                .await
+                .expect("pending")
+                == 0
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the backend holds {seen:?}, not {want:?}");
+}
+
+fn listed<'a>(list: &'a Value, id: &str) -> &'a Value {
+    list["receptions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|r| r["id"] == id))
+        .unwrap_or_else(|| panic!("{id} not in {list}"))
+}
+
+/// 同意の更新: the patient, with the card proven again, changes each category of a reception
+/// that is still open, both ways; the console's gate follows at once, the live list hears of
+/// it, and the backend gets it through the relay. Other cards' and institutions' receptions are
+/// not found; withdrawn, closed and eligibility-only ones are refused with their reason.
+async fn consent_updates_on(database_url: Option<&str>, engine: &str) {
+    let stack = stack(database_url).await;
+    let state = &stack.state;
+    let mut ids = Vec::new();
+    for kind in ["separate_route", "eligibility_only", "house_call"] {
+        let patient = Patient::new(&stack.base);
+        let accepted = register(
+            &patient,
+            &stack.link(kind),
+            kind,
+            3,
+            &stack.origin(),
+            stack.today(),
+        )
+        .await;
+        assert_eq!(accepted.status, 202, "{engine} {kind}: {:?}", accepted.body);
+        assert_eq!(patient.settled(200).await.body["status"], "confirmed");
+        ids.push(
+            accepted.body["reception_id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    let (open, limited, house_call) = (&ids[0], &ids[1], &ids[2]);
+    let before = storage::receptions::get(&state.db, open)
+        .await
+        .expect("read")
+        .expect("reception");
+    let viewer = Reader {
+        institution_id: &before.institution_id,
+        role: Role::MedicalViewer,
+    };
+    // Registered with 診療・薬剤情報 only; staff read it once (the copy is kept).
+    read_medical(state, viewer, open, MedicalCategory::ClinicalMedication)
+        .await
+        .expect("clinical consented");
+    assert!(matches!(
+        read_medical(state, viewer, open, MedicalCategory::Checkups).await,
+        Err(GateError::Refused(GateRefusal::NotConsented))
+    ));
+
+    // Nothing without the card's proof in this session.
+    let unproven = Patient::new(&stack.base);
+    assert_eq!(
+        unproven.start(&stack.link("separate_route")).await.status,
+        201
+    );
+    let (status, body) = put_consent(&unproven, open, &consent_json(false, true)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("card_not_proven"))
+    );
+
+    let (patient, mine) = proven_manager(&stack, &stack.link("separate_route"), 3).await;
+    assert_eq!(listed(&mine, open)["changeable"], true, "{mine}");
+    assert_eq!(listed(&mine, limited)["changeable"], false);
+    for bad in [
+        "",
+        "{",
+        r#"{"clinical_medication": "yes", "checkups": true}"#,
+        r#"{"clinical_medication": true}"#,
+        r#"{"clinical_medication": true, "checkups": true, "visit_date": "2030-01-01"}"#,
+    ] {
+        let (status, body) = put_consent(&patient, open, bad).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (422, Some("body_invalid")),
+            "{engine} {bad}"
+        );
+    }
+    let (status, body) = put_consent(&patient, "0000000000000000000000000z", "{}").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (422, Some("body_invalid"))
+    );
+    let (status, body) = put_consent(
+        &patient,
+        "0000000000000000000000000z",
+        &consent_json(true, true),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("reception_unknown"))
+    );
+    let (status, body) = put_consent(&patient, limited, &consent_json(true, false)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (422, Some("no_medical_information"))
+    );
+    let (status, body) = put_consent(&patient, open, &consent_json(true, false)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("consent_unchanged"))
+    );
+
+    // Another card at the same institution: not found, and nothing changes.
+    let (stranger, theirs) = proven_manager(&stack, &stack.link("separate_route"), 4).await;
+    assert_eq!(theirs["receptions"].as_array().map(Vec::len), Some(0));
+    let (status, _) = put_consent(&stranger, open, &consent_json(false, false)).await;
+    assert_eq!(status, 404);
+    // The same card at another institution: not found either.
+    sqlx::query(
+        "INSERT INTO institutions (id, code, name_ja, name_en, created_at) \
+         VALUES ('otherinstitution000000000', '2716543210', 'x', 'x', 0)",
+    )
+    .execute(&state.db)
+    .await
+    .expect("other institution");
+    let elsewhere = storage::links::create(
+        &state.db,
+        &storage::links::NewLink {
+            institution_id: "otherinstitution000000000",
+            kind: uketsuke_domain::ReceptionKind::DeviceFailure,
+            visit_date: None,
+            booking_ref: None,
+            label: None,
+            expires_at: None,
+        },
+        state.clock.now_ms(),
+    )
+    .await
+    .expect("link");
+    let (there, none) = proven_manager(&stack, &elsewhere, 3).await;
+    assert_eq!(none["receptions"].as_array().map(Vec::len), Some(0));
+    let (status, _) = put_consent(&there, open, &consent_json(false, false)).await;
+    assert_eq!(status, 404);
+    let unchanged = storage::receptions::get(&state.db, open)
+        .await
+        .expect("read")
+        .expect("reception");
+    assert_eq!(unchanged.consent, before.consent);
+
+    // Revoke 診療・薬剤情報, grant 特定健診等情報: the gate follows at once.
+    let (status, after) = put_consent(&patient, open, &consent_json(false, true)).await;
+    assert_eq!(status, 200, "{engine}: {after}");
+    let item = listed(&after, open);
+    assert_eq!(
+        (
+            &item["clinical_medication"],
+            &item["checkups"],
+            &item["changeable"]
+        ),
+        (&json!(false), &json!(true), &json!(true))
+    );
+    assert_eq!(item["visit_date"], listed(&mine, open)["visit_date"]);
+    assert_eq!(item["window_end"], listed(&mine, open)["window_end"]);
+    assert!(matches!(
+        read_medical(state, viewer, open, MedicalCategory::ClinicalMedication).await,
+        Err(GateError::Refused(GateRefusal::NotConsented))
+    ));
+    let kept = sqlx::query("SELECT COUNT(*) AS n FROM medical_data WHERE reception_id = $1")
+        .bind(open.as_str())
+        .fetch_one(&state.db)
+        .await
+        .expect("count");
+    assert_eq!(kept.get::<i64, _>("n"), 0, "the revoked copy is gone");
+    read_medical(state, viewer, open, MedicalCategory::Checkups)
+        .await
+        .expect("checkups readable inside the window");
+    let updated = storage::receptions::get(&state.db, open)
+        .await
+        .expect("read")
+        .expect("reception");
+    assert_eq!(updated.visit_date, before.visit_date);
+    assert_eq!(updated.window(), before.window());
+    // The console's live list polls `updated_at`.
+    let moved = sqlx::query("SELECT updated_at FROM receptions WHERE id = $1")
+        .bind(open.as_str())
+        .fetch_one(&state.db)
+        .await
+        .expect("updated_at");
+    assert!(moved.get::<i64, _>("updated_at") >= state.clock.now_ms() - 60_000);
+    backend_consent_becomes(&stack, open, (false, true)).await;
+    // And back again, twice in a row: the backend ends with the last one.
+    let (status, _) = put_consent(&patient, open, &consent_json(true, true)).await;
+    assert_eq!(status, 200);
+    let (status, _) = put_consent(&patient, open, &consent_json(true, false)).await;
+    assert_eq!(status, 200);
+    backend_consent_becomes(&stack, open, (true, false)).await;
+
+    // A closed window stays closed (house call: 24 hours). The session outlives neither, so the
+    // card proves itself again.
+    state.clock.advance_ms(DAY_MS + 3_600_000);
+    let (later, list) = proven_manager(&stack, &stack.link("separate_route"), 3).await;
+    assert_eq!(listed(&list, house_call)["changeable"], false);
+    let (status, body) = put_consent(&later, house_call, &consent_json(false, false)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("window_closed"))
+    );
+
+    // Withdrawn: refused.
+    let withdrawn = later
+        .http
+        .post(format!("{}/api/session/manage/withdraw-all", later.base))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(withdrawn.status(), 200);
+    let (status, body) = put_consent(&later, open, &consent_json(false, false)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("reception_withdrawn"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_patient_updates_their_consents_on_every_engine() {
+    for db in common::engines().await {
+        let url = (db.engine == "postgres").then_some(db.url.as_str());
+        consent_updates_on(url, db.engine).await;
+    }
+}

@@ -114,6 +114,13 @@ pub struct FlowTexts {
     pub manage_withdraw_all: &'static str,
     pub manage_withdrawn: &'static str,
     pub manage_until: &'static str,
+    pub manage_change: &'static str,
+    pub manage_change_hint: &'static str,
+    pub manage_save: &'static str,
+    pub manage_saved: &'static str,
+    pub manage_unchanged: &'static str,
+    pub manage_not_changeable: &'static str,
+    pub manage_prove_again: &'static str,
 }
 
 pub fn texts(lang: Lang) -> &'static FlowTexts {
@@ -234,6 +241,13 @@ static JA: FlowTexts = FlowTexts {
     manage_withdraw_all: "すべての同意を取り消す",
     manage_withdrawn: "取り消し済み",
     manage_until: "情報を見られる期限",
+    manage_change: "同意の変更",
+    manage_change_hint: "医療機関が見られる情報を変えられます。診療日と期限は変わりません。",
+    manage_save: "変更を保存",
+    manage_saved: "同意の内容を変更しました。",
+    manage_unchanged: "同意の内容は変わっていません。「同意する」か「同意しない」を選び直してから保存してください。",
+    manage_not_changeable: "この受付は期限が過ぎたか取り消されたため、変更できません。",
+    manage_prove_again: "もう一度、マイナンバーカードで本人確認からやり直してください。",
 };
 
 static EN: FlowTexts = FlowTexts {
@@ -347,6 +361,13 @@ static EN: FlowTexts = FlowTexts {
     manage_withdraw_all: "Withdraw all consents",
     manage_withdrawn: "Withdrawn",
     manage_until: "Visible to the institution until",
+    manage_change: "Change your consents",
+    manage_change_hint: "You can change what the institution may see. The visit date and the end date stay the same.",
+    manage_save: "Save changes",
+    manage_saved: "Your consents have been changed.",
+    manage_unchanged: "Nothing has changed. Choose “I agree” or “I do not agree” again, then save.",
+    manage_not_changeable: "This reception has ended or was withdrawn, so it can no longer be changed.",
+    manage_prove_again: "Please start again and confirm with your My Number Card.",
 };
 
 /// Words for a code from the server, the backend or the eligibility answer.

@@ -557,11 +557,26 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
     let demo = view.landing.demo;
     let list: RwSignal<Option<crate::api::ManagedList>> = RwSignal::new(None);
     let failed: RwSignal<Option<String>> = RwSignal::new(None);
+    // The outcome of the last change of consent, announced by a status line that is always in
+    // the page (a live region must exist before its text changes to be read out). Focus moves
+    // to it, since the list it concerns is rendered anew.
+    let saved: RwSignal<Option<crate::pages::manage::Outcome>> = RwSignal::new(None);
+    let status_ref = NodeRef::<leptos::html::P>::new();
+    Effect::new(move |_| {
+        if saved.get().is_some()
+            && let Some(line) = status_ref.get_untracked()
+        {
+            let _ = line.focus();
+        }
+    });
     let withdraw = move |_| {
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
             match crate::pages::card_step::withdraw_all().await {
-                Ok(updated) => list.set(Some(updated)),
+                Ok(updated) => {
+                    saved.set(None);
+                    list.set(Some(updated));
+                }
                 Err(code) => failed.set(Some(code)),
             }
         });
@@ -592,6 +607,15 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
             {move || failed.get().map(|code| view! {
                 <p class="card notice" role="alert">{code_message(lang.get(), &code)}</p>
             })}
+            <p
+                class="manage-status"
+                role="status"
+                tabindex="-1"
+                node_ref=status_ref
+                data-testid="manage-status"
+            >
+                {move || saved.get().map(|o| crate::pages::manage::outcome_message(lang.get(), &o))}
+            </p>
             {move || list.get().map(|managed| {
                 let any_open = managed.receptions.iter().any(|r| !r.withdrawn);
                 view! {
@@ -606,12 +630,23 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
                                         let date = r.visit_date.clone();
                                         let end = r.window_end_display.clone();
                                         let kind = r.kind;
+                                        let title_id = format!("reception-{}", r.id);
+                                        let editor = r.changeable.then(|| view! {
+                                            <crate::pages::manage::ConsentEditor
+                                                item=r.clone()
+                                                title_id=title_id.clone()
+                                                list
+                                                outcome=saved
+                                            />
+                                        }.into_any());
                                         view! {
-                                            <li>
-                                                <strong>{move || t().kind(kind).title}</strong>
-                                                " · "
-                                                {move || format_date(lang.get(), &date)}
-                                                {r.reception_number.clone().map(|n| view! { " · " {n} })}
+                                            <li data-testid="managed-item">
+                                                <span id=title_id.clone()>
+                                                    <strong>{move || t().kind(kind).title}</strong>
+                                                    " · "
+                                                    {move || format_date(lang.get(), &date)}
+                                                    {r.reception_number.clone().map(|n| view! { " · " {n} })}
+                                                </span>
                                                 <br/>
                                                 {move || format!(
                                                     "{}: {} / {}: {}",
@@ -633,6 +668,7 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
                                                         </span>
                                                     }.into_any()
                                                 }}
+                                                {editor}
                                             </li>
                                         }
                                     }).collect_view()}

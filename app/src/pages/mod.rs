@@ -5,6 +5,7 @@ pub mod eid;
 pub mod flow;
 pub mod home;
 pub mod landing;
+pub mod manage;
 pub mod not_found;
 
 /// Sets the HTTP status of the page on the server; nothing to do in the browser.

@@ -57,6 +57,7 @@ pub enum Operation {
     Eligibility(String),
     MedicalInformation(String),
     Withdraw(String),
+    ConsentUpdate(String),
     HomeVisit(String),
     /// Any other path: refused after authentication, so probes learn nothing unsigned.
     NotFound,
@@ -207,6 +208,9 @@ impl Sim {
             }
             Operation::Withdraw(id) => {
                 to_json(&self.withdraw(&institution, &id, parse(body)?).await?)
+            }
+            Operation::ConsentUpdate(id) => {
+                to_json(&self.update_consent(&institution, &id, parse(body)?).await?)
             }
             Operation::HomeVisit(id) => {
                 to_json(&self.home_visit(&institution, &id, parse(body)?).await?)
@@ -541,6 +545,48 @@ impl Sim {
         Ok(WithdrawalAccepted {
             registration_id: reg.id,
             withdrawn_at,
+            window,
+        })
+    }
+
+    /// 同意の更新: only while the consents stand (not withdrawn, window open), and only for
+    /// kinds that offer medical information at all. The same consents again answer the same,
+    /// so the relay may retry safely.
+    async fn update_consent(
+        &self,
+        inst: &Institution,
+        id: &str,
+        req: ConsentUpdateRequest,
+    ) -> Result<ConsentUpdated, Refusal> {
+        let reg = self.registration(inst, id).await?;
+        if !reg.kind.offers_medical_information() {
+            return refuse(
+                ErrorCode::NoMedicalInformation,
+                "eligibility-only reception takes no consent",
+            );
+        }
+        if reg.withdrawn_at.is_some() {
+            return refuse(ErrorCode::ConsentWithdrawn, "consent withdrawn");
+        }
+        let now = self.clock.now();
+        if !is_open(&self.current_window(&reg).await?, now) {
+            return refuse(ErrorCode::WindowClosed, "window closed; register again");
+        }
+        self.store
+            .update_consent(
+                &reg.id,
+                req.consent.clinical_medication,
+                req.consent.checkups,
+            )
+            .await?;
+        let reg = self.registration(inst, id).await?;
+        let window = self.current_window(&reg).await?;
+        Ok(ConsentUpdated {
+            registration_id: reg.id,
+            consent: ConsentChoices {
+                clinical_medication: reg.clinical_medication,
+                checkups: reg.checkups,
+            },
             window,
         })
     }

@@ -348,6 +348,22 @@ impl Store {
         Ok(())
     }
 
+    /// Sets both consent categories of a registration (同意の更新).
+    pub async fn update_consent(
+        &self,
+        id: &str,
+        clinical_medication: bool,
+        checkups: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE registrations SET clinical_medication = ?, checkups = ? WHERE id = ?")
+            .bind(clinical_medication)
+            .bind(checkups)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn add_home_visit(&self, id: &str, date: NaiveDate) -> Result<(), StoreError> {
         sqlx::query("INSERT OR IGNORE INTO home_visits VALUES (?, ?)")
             .bind(id)

@@ -554,6 +554,9 @@ fn gate_error(error: GateError) -> ApiError {
         }
         GateError::Refused(GateRefusal::NotConsented) => forbidden("not_consented"),
         GateError::Refused(GateRefusal::WindowClosed) => forbidden("window_closed"),
+        GateError::Refused(GateRefusal::ConsentPending) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "consent_pending")
+        }
         GateError::Backend(error) => {
             tracing::warn!(%error, "medical information not available from the backend");
             ApiError::new(StatusCode::BAD_GATEWAY, "backend_unavailable")

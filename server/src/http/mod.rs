@@ -93,6 +93,10 @@ pub fn router(state: AppState) -> Router {
             "/api/session/manage/withdraw-all",
             post(patient_manage::withdraw_all),
         )
+        .route(
+            "/api/session/manage/receptions/{id}/consent",
+            put(patient_manage::update_consent),
+        )
         .route("/r/{link}/start", post(patient_forms::start))
         .route("/r/{link}/date", post(patient_forms::date))
         .route("/r/{link}/consent", post(patient_forms::consent))

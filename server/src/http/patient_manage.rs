@@ -1,16 +1,20 @@
-//! 同意照会・取消: the patient sees, with their card and PIN again, every reception they made at
-//! this institution, and can withdraw all their consents at once. The card proves itself by
+//! 同意照会・更新・取消: the patient sees, with their card and PIN again, every reception they
+//! made at this institution, can change the consent categories of those still open, and can
+//! withdraw all their consents at once. The card proves itself by
 //! signing a one-time challenge bound to the origin, the institution and the action; the server
 //! then knows the card's reference (the hash of its certificate serial) for this session only,
 //! and lists the receptions registered with the same card.
 
 use axum::{
     Json,
-    extract::State,
+    extract::{Path, State},
     http::{HeaderMap, StatusCode},
 };
 use serde::{Deserialize, Serialize};
-use uketsuke_backend::contract::{WithdrawalRequest, WithdrawnBy, b64_decode};
+use uketsuke_backend::contract::{
+    ConsentChoices, ConsentUpdateRequest, WithdrawalRequest, WithdrawnBy, b64_decode,
+};
+use uketsuke_domain::window::is_open;
 
 use super::patient::{
     ApiError, ChallengeIssued, JsonBody, ReceptionView, challenge_error, current_session,
@@ -18,7 +22,11 @@ use super::patient::{
 };
 use crate::{
     AppState,
-    storage::{StorageError, challenges, links::OpenLink, receptions},
+    storage::{
+        StorageError, challenges,
+        links::OpenLink,
+        receptions::{self, Reception, Status},
+    },
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -64,21 +72,51 @@ pub struct Managed {
 
 #[derive(Debug, Serialize)]
 pub struct ManagedReception {
+    /// The reception's id, by which the page addresses it (only ever within this card's list).
+    pub id: String,
     #[serde(flatten)]
     pub view: ReceptionView,
     pub clinical_medication: bool,
     pub checkups: bool,
+    /// The consents can be changed now (see [`unchangeable`]).
+    pub changeable: bool,
+}
+
+/// Why the consents of a reception cannot be changed now, as the refusal's code; `None` when
+/// they can: the kind offers medical information, the backend confirmed it, it is not
+/// withdrawn, and its window is open. A closed window stays closed: changing a consent never
+/// reopens or moves it.
+fn unchangeable(reception: &Reception, now: chrono::DateTime<chrono::Utc>) -> Option<ApiError> {
+    if !reception.kind.offers_medical_information() {
+        return Some(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_medical_information",
+        ));
+    }
+    if reception.withdrawn_at.is_some() {
+        return Some(ApiError::new(StatusCode::CONFLICT, "reception_withdrawn"));
+    }
+    if reception.status != Status::Confirmed {
+        return Some(ApiError::new(StatusCode::CONFLICT, "not_confirmed"));
+    }
+    match reception.window() {
+        Some(window) if is_open(&window, now) => None,
+        _ => Some(ApiError::new(StatusCode::CONFLICT, "window_closed")),
+    }
 }
 
 async fn list(state: &AppState, link: &OpenLink, card_ref: &str) -> Result<Managed, StorageError> {
     let all = receptions::of_card(&state.db, &link.institution_id, card_ref).await?;
+    let now = state.clock.now();
     Ok(Managed {
         receptions: all
             .iter()
             .map(|r| ManagedReception {
+                id: r.id.clone(),
                 view: view(r),
                 clinical_medication: r.consent.clinical_medication,
                 checkups: r.consent.checkups,
+                changeable: unchangeable(r, now).is_none(),
             })
             .collect(),
     })
@@ -156,6 +194,56 @@ pub async fn withdraw_all(
         if reception.withdrawn_at.is_none() {
             receptions::withdraw(&state.db, &reception.id, &payload, now).await?;
         }
+    }
+    state.relay_wake.notify_one();
+    Ok(Json(list(&state, &link, &card_ref).await?))
+}
+
+/// The consents as the patient saves them: both categories, 同意する = `true`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentBody {
+    pub clinical_medication: bool,
+    pub checkups: bool,
+}
+
+/// `PUT /api/session/manage/receptions/{id}/consent`: 同意の更新 of one of this card's
+/// receptions at this institution. Granting is allowed as well as revoking, since the card and
+/// PIN were proven again in this session. The visit date and the window stay as they are.
+/// Another card's or another institution's reception is "not found", like one that never was.
+pub async fn update_consent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: JsonBody<ConsentBody>,
+) -> ApiResult<Json<Managed>> {
+    same_origin(&state, &headers)?;
+    let (link, card_ref) = proven(&state, &headers).await?;
+    let body = json_body(body)?;
+    let reception = receptions::of_card_by_id(&state.db, &link.institution_id, &card_ref, &id)
+        .await?
+        .ok_or(ApiError::new(StatusCode::NOT_FOUND, "reception_unknown"))?;
+    if let Some(refusal) = unchangeable(&reception, state.clock.now()) {
+        return Err(refusal);
+    }
+    let consent = ConsentChoices {
+        clinical_medication: body.clinical_medication,
+        checkups: body.checkups,
+    };
+    if consent == reception.consent {
+        return Err(ApiError::new(StatusCode::CONFLICT, "consent_unchanged"));
+    }
+    let payload = serde_json::to_string(&ConsentUpdateRequest { consent }).unwrap_or_default();
+    let now = state.clock.now_ms();
+    if !receptions::update_consent(&state.db, &reception.id, consent, &payload, now).await? {
+        // Another request withdrew it, or saved the same consents, in between.
+        let again = receptions::get(&state.db, &reception.id).await?;
+        let withdrawn = again.is_some_and(|r| r.withdrawn_at.is_some());
+        return Err(if withdrawn {
+            ApiError::new(StatusCode::CONFLICT, "reception_withdrawn")
+        } else {
+            ApiError::new(StatusCode::CONFLICT, "consent_unchanged")
+        });
     }
     state.relay_wake.notify_one();
     Ok(Json(list(&state, &link, &card_ref).await?))

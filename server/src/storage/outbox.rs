@@ -15,6 +15,8 @@ pub enum Operation {
     Eligibility,
     Withdraw,
     HomeVisit,
+    /// 同意の更新: both categories as the patient last saved them.
+    ConsentUpdate,
 }
 
 impl Operation {
@@ -24,6 +26,7 @@ impl Operation {
             Operation::Eligibility => "eligibility",
             Operation::Withdraw => "withdraw",
             Operation::HomeVisit => "home_visit",
+            Operation::ConsentUpdate => "consent_update",
         }
     }
 
@@ -33,6 +36,7 @@ impl Operation {
             Operation::Eligibility,
             Operation::Withdraw,
             Operation::HomeVisit,
+            Operation::ConsentUpdate,
         ]
         .into_iter()
         .find(|o| o.code() == code)
@@ -209,6 +213,40 @@ pub async fn postpone(
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Whether an older row of the same reception and operation is still undelivered. Each consent
+/// update carries the whole state, so they must reach the backend in the order they were saved:
+/// a newer one waits for the older ones instead of racing them on another worker. Rows of the
+/// same millisecond are ordered by id, so two of them never wait for each other.
+pub async fn older_pending(db: &Db, job: &Job) -> Result<bool, StorageError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM outbox o, outbox c \
+         WHERE c.id = $1 AND o.reception_id = c.reception_id AND o.operation = c.operation \
+           AND o.done_at IS NULL \
+           AND (o.created_at < c.created_at OR (o.created_at = c.created_at AND o.id < c.id))",
+    )
+    .bind(&job.id)
+    .fetch_one(db)
+    .await?;
+    Ok(row.try_get::<i64, _>("n")? > 0)
+}
+
+/// Whether a row of `operation` for the reception is still waiting to be delivered.
+pub async fn undelivered(
+    db: &Db,
+    reception_id: &str,
+    operation: Operation,
+) -> Result<bool, StorageError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM outbox \
+         WHERE reception_id = $1 AND operation = $2 AND done_at IS NULL",
+    )
+    .bind(reception_id)
+    .bind(operation.code())
+    .fetch_one(db)
+    .await?;
+    Ok(row.try_get::<i64, _>("n")? > 0)
 }
 
 /// Rows not yet delivered, for the readiness report and tests.

@@ -413,6 +413,59 @@ pub async fn withdraw_in(
     Ok(true)
 }
 
+/// 同意の更新: sets both consent categories of a reception that is not withdrawn, and queues
+/// the change for the backend in the same transaction. The gate reads these columns, so staff
+/// see the new consent at once; `updated_at` moves, so the console's live list hears of it.
+/// Medical information already fetched for a category that is no longer consented goes at once,
+/// as on withdrawal. Returns false when nothing was written (withdrawn, or nothing to change).
+pub async fn update_consent(
+    db: &Db,
+    reception_id: &str,
+    consent: ConsentChoices,
+    payload: &str,
+    now_ms: i64,
+) -> Result<bool, StorageError> {
+    let mut tx = db.begin().await?;
+    let changed = sqlx::query(
+        "UPDATE receptions SET clinical_medication = $1, checkups = $2, updated_at = $3 \
+         WHERE id = $4 AND withdrawn_at IS NULL \
+           AND (clinical_medication <> $1 OR checkups <> $2)",
+    )
+    .bind(i64::from(consent.clinical_medication))
+    .bind(i64::from(consent.checkups))
+    .bind(now_ms)
+    .bind(reception_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    let revoked = [
+        (!consent.clinical_medication).then_some("clinical_medication"),
+        (!consent.checkups).then_some("checkups"),
+    ];
+    for category in revoked.into_iter().flatten() {
+        sqlx::query("DELETE FROM medical_data WHERE reception_id = $1 AND category = $2")
+            .bind(reception_id)
+            .bind(category)
+            .execute(&mut *tx)
+            .await?;
+    }
+    super::outbox::enqueue(
+        &mut tx,
+        &new_id(),
+        reception_id,
+        super::outbox::Operation::ConsentUpdate,
+        payload,
+        now_ms,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// Records a home visit (訪問診療等) and queues it for the backend. False if it was recorded.
 pub async fn record_home_visit(
     db: &Db,
@@ -516,4 +569,29 @@ pub async fn of_card(
         }
     }
     Ok(out)
+}
+
+/// One reception of the card `card_ref` at `institution_id`; `None` for any other reception,
+/// whoever holds it, so that a patient can never learn of receptions that are not theirs.
+pub async fn of_card_by_id(
+    db: &Db,
+    institution_id: &str,
+    card_ref: &str,
+    reception_id: &str,
+) -> Result<Option<Reception>, StorageError> {
+    if !looks_like_id(reception_id) {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT id FROM receptions WHERE id = $1 AND institution_id = $2 AND card_ref = $3",
+    )
+    .bind(reception_id)
+    .bind(institution_id)
+    .bind(card_ref)
+    .fetch_optional(db)
+    .await?;
+    match row {
+        Some(_) => get(db, reception_id).await,
+        None => Ok(None),
+    }
 }

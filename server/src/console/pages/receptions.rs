@@ -623,6 +623,11 @@ fn medical_section(
                     "資格確認が完了していません。",
                     "Eligibility is not confirmed yet.",
                 ),
+                "consent_pending" => tr(
+                    l,
+                    "患者さんが変更した同意を反映中です。少し待ってから、もう一度開いてください。",
+                    "The patient's changed consent is still being passed on. Wait a moment and open it again.",
+                ),
                 _ => tr(l, "表示できませんでした。", "This could not be shown."),
             };
             view! {

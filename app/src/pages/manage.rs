@@ -1,0 +1,191 @@
+//! 同意の更新 on the 同意照会 screen: for each reception whose consents can still change, the two
+//! categories as 同意する / 同意しない and a save button. The card was proven again in this
+//! session, so the server accepts a grant as well as a revocation; the visit date and the end
+//! of the window are shown elsewhere on the screen and never sent. The list on the screen is
+//! replaced by the server's answer, so what the patient sees is what was stored.
+
+use leptos::prelude::*;
+
+use crate::api::{ManagedItem, ManagedList};
+use crate::i18n::{Lang, flow::code_message, use_flow_texts};
+
+/// What the last save said, for the screen's status line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Saved,
+    Refused(String),
+}
+
+/// The words for a save's outcome. Refusals that concern this screen get its own words; the
+/// rest (offline, rate limited, …) the flow's.
+pub fn outcome_message(lang: Lang, outcome: &Outcome) -> &'static str {
+    let f = crate::i18n::flow::texts(lang);
+    match outcome {
+        Outcome::Saved => f.manage_saved,
+        Outcome::Refused(code) => match code.as_str() {
+            "consent_unchanged" => f.manage_unchanged,
+            "reception_withdrawn"
+            | "window_closed"
+            | "not_confirmed"
+            | "no_medical_information" => f.manage_not_changeable,
+            "card_not_proven" | "reception_unknown" | "session_expired" | "session_missing" => {
+                f.manage_prove_again
+            }
+            other => code_message(lang, other),
+        },
+    }
+}
+
+/// One 同意する / 同意しない group of a reception's change form.
+#[component]
+fn Category(
+    /// Unique on the page: the radio group's name and the hint's id derive from it.
+    name: String,
+    legend: Signal<&'static str>,
+    hint: Signal<&'static str>,
+    value: RwSignal<bool>,
+) -> impl IntoView {
+    let f = use_flow_texts();
+    let hint_id = format!("{name}-hint");
+    let described = hint_id.clone();
+    let (yes_id, no_id) = (format!("{name}-yes"), format!("{name}-no"));
+    let other_name = name.clone();
+    view! {
+        <fieldset class="choice" aria-describedby=described>
+            <legend>{move || legend.get()}</legend>
+            <p id=hint_id class="hint-text">{move || hint.get()}</p>
+            <label class="option">
+                <input
+                    type="radio"
+                    name=name
+                    value="yes"
+                    data-testid=yes_id
+                    prop:checked=move || value.get()
+                    on:change=move |_| value.set(true)
+                />
+                <span>{move || f().agree}</span>
+            </label>
+            <label class="option">
+                <input
+                    type="radio"
+                    name=other_name
+                    value="no"
+                    data-testid=no_id
+                    prop:checked=move || !value.get()
+                    on:change=move |_| value.set(false)
+                />
+                <span>{move || f().disagree}</span>
+            </label>
+        </fieldset>
+    }
+    .into_any()
+}
+
+/// The change form of one reception. `title_id` names the element that says which reception
+/// it is, so that a screen reader announces the form with it. On an answer the whole list is
+/// replaced and `outcome` set; the screen moves focus to its status line.
+#[component]
+pub fn ConsentEditor(
+    item: ManagedItem,
+    title_id: String,
+    list: RwSignal<Option<ManagedList>>,
+    outcome: RwSignal<Option<Outcome>>,
+) -> impl IntoView {
+    let f = use_flow_texts();
+    let clinical = RwSignal::new(item.clinical_medication);
+    let checkups = RwSignal::new(item.checkups);
+    let busy = RwSignal::new(false);
+    let heading_id = format!("change-{}", item.id);
+    let id = item.id.clone();
+    let save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        busy.set(true);
+        let (id, wanted) = (
+            id.clone(),
+            (clinical.get_untracked(), checkups.get_untracked()),
+        );
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            match save_consent(&id, wanted.0, wanted.1).await {
+                Ok(updated) => {
+                    outcome.set(Some(Outcome::Saved));
+                    list.set(Some(updated));
+                }
+                Err(code) => outcome.set(Some(Outcome::Refused(code))),
+            }
+            busy.set(false);
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (id, wanted, list, outcome);
+    };
+    view! {
+        <form
+            class="consent-edit"
+            aria-labelledby=format!("{heading_id} {title_id}")
+            data-testid=format!("consent-edit-{}", item.id)
+            on:submit=save
+        >
+            <h3 id=heading_id.clone()>{move || f().manage_change}</h3>
+            <p class="hint-text">{move || f().manage_change_hint}</p>
+            <Category
+                name=format!("clinical-{}", item.id)
+                legend=Signal::derive(move || f().consent_clinical)
+                hint=Signal::derive(move || f().consent_clinical_hint)
+                value=clinical
+            />
+            <Category
+                name=format!("checkups-{}", item.id)
+                legend=Signal::derive(move || f().consent_checkups)
+                hint=Signal::derive(move || f().consent_checkups_hint)
+                value=checkups
+            />
+            <button
+                type="submit"
+                class="button wide"
+                data-testid="save-consent"
+                prop:disabled=move || busy.get()
+            >
+                {move || f().manage_save}
+            </button>
+        </form>
+    }
+    // Erased here: the list around it is already deep, and the browser build's type would
+    // exceed the compiler's recursion limit.
+    .into_any()
+}
+
+/// `PUT /api/session/manage/receptions/{id}/consent` from the browser: the new list, or the
+/// refusal's code (`offline` when nothing answered).
+#[cfg(feature = "hydrate")]
+pub async fn save_consent(
+    id: &str,
+    clinical_medication: bool,
+    checkups: bool,
+) -> Result<ManagedList, String> {
+    let body = serde_json::json!({
+        "clinical_medication": clinical_medication,
+        "checkups": checkups,
+    });
+    let response =
+        gloo_net::http::Request::put(&format!("/api/session/manage/receptions/{id}/consent"))
+            .json(&body)
+            .map_err(|_| "body_invalid".to_owned())?
+            .send()
+            .await
+            .map_err(|_| "offline".to_owned())?;
+    if response.ok() {
+        return response
+            .json()
+            .await
+            .map_err(|_| "temporarily_unavailable".to_owned());
+    }
+    let refusal: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+    Err(refusal
+        .get("error")
+        .and_then(|e| e.as_str())
+        .unwrap_or("temporarily_unavailable")
+        .to_owned())
+}
