@@ -3,8 +3,8 @@
 //! registration was confirmed, and the consent window — as this server computes it from the
 //! domain rules and its own record of visits and withdrawal — is open now. The consent is read
 //! from the reception's own columns, so a change the patient saves (同意の更新) holds from the
-//! next read on. Only then is the backend asked (or the copy fetched earlier inside the same window returned). The backend
-//! checks again on its side; the gate does not rely on it.
+//! next read on. Only then is the backend asked (or the copy fetched earlier inside the same
+//! window returned). The backend checks again on its side; the gate does not rely on it.
 
 use std::time::Duration;
 
