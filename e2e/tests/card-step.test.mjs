@@ -172,6 +172,29 @@ describe('card-reading app hand-off', () => {
     await context.close();
   });
 
+  test('in English: the ways to the card, the practice app, and a stop in the app', async () => {
+    const { context, page, problems } = await phonePage(browser, { locale: 'en-GB' });
+    await page.goto(`${server.base}/r/${server.links.separate_route}?lang=en`);
+    await toReview(server, page, 'separate_route');
+    await page.getByTestId('to-card').click();
+    await page.waitForURL(/\/card$/);
+    await hydrated(page);
+    await page.getByRole('button', { name: 'Read with a card-reading app' }).waitFor();
+    await assertNoAxeViolations(page, 'card ways in English');
+    await screenshot(page, 'flow-en-5-card-ways');
+    await page.getByTestId('use-app').click();
+    await page.waitForURL(/\/eid-app#/);
+    await hydrated(page);
+    await page.getByRole('heading', { name: 'The site asking you to confirm' }).waitFor();
+    await screenshot(page, 'flow-app-en-1-practice-app');
+    await page.getByTestId('app-cancel').click();
+    await page.waitForURL(/\/eid-return$/);
+    await page.getByTestId('card-error').filter({ hasText: 'stopped' }).waitFor();
+    await screenshot(page, 'flow-app-en-3-cancelled');
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
   test('the app refuses a request that returns to another site', async () => {
     const { context, page } = await phonePage(browser);
     const request = b64url(JSON.stringify({

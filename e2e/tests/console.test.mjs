@@ -228,6 +228,18 @@ describe('institution console', () => {
     await row.locator('a').first().click();
     await staff.page.getByTestId('patient-name').waitFor();
     assert.match(await staff.page.locator('main').textContent(), /目視確認 \(staff\)/);
+
+    // The same screens in English.
+    await staff.page.goto(`${server.base}/r/${server.links.device_failure}?lang=en`);
+    await toReview(server, staff.page, 'device_failure');
+    await staff.page.getByTestId('to-card').click();
+    await staff.page.waitForURL(/\/card$/);
+    await staff.page.getByTestId('method-visual').check();
+    await staff.page.getByText('This is an institution device. Staff member: デモ 受付 (staff)').waitFor();
+    await screenshot(staff.page, 'flow-visual-en-1-method');
+    await staff.page.getByTestId('use-practice').click();
+    await staff.page.getByTestId('visual-send').waitFor({ timeout: 30_000 });
+    await screenshot(staff.page, 'flow-visual-en-2-confirm');
     assert.deepEqual(staff.problems, []);
     await staff.context.close();
   });
