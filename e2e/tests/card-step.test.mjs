@@ -195,6 +195,32 @@ describe('card-reading app hand-off', () => {
     await context.close();
   });
 
+  test('同意照会 through the app: the list appears back on the management page', async () => {
+    {
+      const { context, page } = await phonePage(browser);
+      await toReview(server, page, 'separate_route');
+      await signWithPracticeCard(page, 16, '9010');
+      await waitDone(page);
+      await context.close();
+    }
+    const { context, page, problems } = await phonePage(browser);
+    await page.goto(`${server.base}/r/${server.links.separate_route}/manage`);
+    await page.getByTestId('manage-start').click();
+    await page.waitForURL(/\/manage$/);
+    await hydrated(page);
+    await page.getByTestId('use-app').click();
+    await page.waitForURL(/\/eid-app#/);
+    await hydrated(page);
+    await page.getByTestId('demo-person').selectOption('16');
+    await page.getByTestId('pin').fill('9010');
+    await page.getByTestId('app-sign').click();
+    await page.waitForURL(/\/manage$/);
+    await page.getByTestId('managed').waitFor({ timeout: 30_000 });
+    assert.match(await page.getByTestId('managed').textContent(), /外来受付/);
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
   test('the app refuses a request that returns to another site', async () => {
     const { context, page } = await phonePage(browser);
     const request = b64url(JSON.stringify({

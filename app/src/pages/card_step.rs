@@ -66,6 +66,10 @@ pub fn CardWays(
     let method = RwSignal::new(Method::Pin);
     let controller = live::Controller::new(link, stage, error, purpose, method);
     let pin_ref = NodeRef::<leptos::html::Input>::new();
+    if matches!(purpose, Purpose::Manage(_)) {
+        let controller = controller.clone();
+        Effect::new(move |_| controller.resume_from_app());
+    }
 
     let choose = {
         let controller = controller.clone();
@@ -111,7 +115,7 @@ pub fn CardWays(
                         <p class="hint-text">{move || f().card_usb_hint}</p>
                     </Show>
                     // The app takes the PIN itself: offered for PIN confirmation only.
-                    {move || (matches!(purpose, Purpose::Register) && method.get() == Method::Pin).then(|| {
+                    {move || (method.get() == Method::Pin).then(|| {
                         let controller = for_app.clone();
                         view! {
                             <button
@@ -475,8 +479,12 @@ mod live {
             let this = self.clone();
             self.error.set(None);
             self.stage.set(Stage::Busy("reading"));
+            let (challenge_path, return_path) = match self.purpose {
+                Purpose::Register => ("/api/session/challenge", "eid-return"),
+                Purpose::Manage(_) => ("/api/session/manage/challenge", "manage"),
+            };
             spawn_local(async move {
-                let challenge = match post_json("/api/session/challenge", None).await {
+                let challenge = match post_json(challenge_path, None).await {
                     Ok(value) => value,
                     Err(code) => {
                         this.stage.set(Stage::Choose);
@@ -496,7 +504,7 @@ mod live {
                 let origin = window().location().origin().unwrap_or_default();
                 let request = AppRequest {
                     v: PROTOCOL_VERSION,
-                    return_uri: format!("{origin}/r/{}/eid-return", this.link),
+                    return_uri: format!("{origin}/r/{}/{return_path}", this.link),
                     origin,
                     challenge: value,
                     message,
@@ -585,28 +593,63 @@ mod live {
                     "certificate": b64(&auth.certificate_der),
                     "signature": b64(&auth.signature),
                 });
-                let answer = post_json(submit_path, Some(body)).await;
-                if let (Purpose::Manage(list), Ok(value)) = (this.purpose, &answer) {
-                    match serde_json::from_value(value.clone()) {
-                        Ok(managed) => {
-                            list.set(Some(managed));
-                            this.stage.set(Stage::Choose);
-                        }
-                        Err(_) => {
-                            this.stage.set(Stage::Choose);
-                            this.api_failed("temporarily_unavailable");
-                        }
-                    }
-                    return;
+                this.deliver(submit_path, body, Stage::Pin { tries: None })
+                    .await;
+            });
+        }
+
+        /// Sends the card's proof: registration → the done screen; management → the list.
+        /// On a refusal the step goes back to `on_refusal` with the reason shown.
+        async fn deliver(&self, submit_path: &str, body: serde_json::Value, on_refusal: Stage) {
+            let answer = post_json(submit_path, Some(body)).await;
+            if let (Purpose::Manage(list), Ok(value)) = (self.purpose, &answer) {
+                self.stage.set(Stage::Choose);
+                match serde_json::from_value(value.clone()) {
+                    Ok(managed) => list.set(Some(managed)),
+                    Err(_) => self.api_failed("temporarily_unavailable"),
                 }
-                match answer {
-                    Ok(_) => this.finished(),
-                    Err(code) if code == "already_submitted" => this.finished(),
-                    Err(code) => {
-                        this.stage.set(Stage::Pin { tries: None });
-                        this.api_failed(&code);
-                    }
+                return;
+            }
+            match answer {
+                Ok(_) => self.finished(),
+                Err(code) if code == "already_submitted" => self.finished(),
+                Err(code) => {
+                    self.stage.set(on_refusal);
+                    self.api_failed(&code);
                 }
+            }
+        }
+
+        /// On the 同意照会 page: the card-reading app's result, if the app just returned here
+        /// (`#<result>` or `#error=<code>`), is sent as the card step would send it.
+        pub fn resume_from_app(&self) {
+            use crate::pages::eid::{AppResult, PROTOCOL_VERSION, app_error_message, fragment};
+            let hash = fragment::take();
+            if hash.is_empty() {
+                return;
+            }
+            let lang = self.lang.get_untracked();
+            if let Some(code) = fragment::error_code(&hash) {
+                return self.error.set(Some(app_error_message(lang, &code)));
+            }
+            let Some(result) =
+                fragment::decode::<AppResult>(&hash).filter(|r| r.v == PROTOCOL_VERSION)
+            else {
+                return self
+                    .error
+                    .set(Some(texts(lang).app_return_missing.to_owned()));
+            };
+            let this = self.clone();
+            self.stage.set(Stage::Busy("sending"));
+            spawn_local(async move {
+                let body = serde_json::json!({
+                    "challenge": result.challenge,
+                    "origin": window().location().origin().unwrap_or_default(),
+                    "certificate": result.certificate,
+                    "signature": result.signature,
+                });
+                this.deliver("/api/session/manage/proof", body, Stage::Choose)
+                    .await;
             });
         }
     }
@@ -645,6 +688,7 @@ mod live {
         }
         pub fn restart(&self) {}
         pub fn use_app(&self, _demo: bool) {}
+        pub fn resume_from_app(&self) {}
         pub fn submit_visual(&self, _face_matches: bool) {}
         pub fn use_usb(&self) {}
         pub fn use_practice(&self, _no: u32) {}

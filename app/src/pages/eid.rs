@@ -64,6 +64,16 @@ impl AppRequest {
     }
 }
 
+/// The words for an app's `#error=<code>`.
+#[cfg(feature = "hydrate")]
+pub fn app_error_message(lang: crate::i18n::Lang, code: &str) -> String {
+    match code {
+        "cancelled" => crate::i18n::flow::texts(lang).app_cancelled.to_owned(),
+        "pin_blocked" => crate::card::CardError::PinBlocked.message(lang),
+        other => crate::i18n::flow::code_message(lang, other).to_owned(),
+    }
+}
+
 /// base64url JSON in a URL fragment, both ways (browser only).
 #[cfg(feature = "hydrate")]
 pub mod fragment {
@@ -239,7 +249,7 @@ mod live {
 
     use super::{AppRequest, AppResult, PROTOCOL_VERSION, fragment};
     use crate::card::{CardError, people::DEMO_PEOPLE, reader::CardReader};
-    use crate::i18n::{Lang, flow::code_message, flow::texts, use_lang};
+    use crate::i18n::{Lang, flow::texts, use_lang};
     use crate::pages::card_step::{api_message, go_done, post_json};
 
     fn lang() -> Lang {
@@ -251,12 +261,7 @@ mod live {
         let lang = lang();
         let hash = fragment::take();
         if let Some(code) = fragment::error_code(&hash) {
-            let message = match code.as_str() {
-                "cancelled" => texts(lang).app_cancelled.to_owned(),
-                "pin_blocked" => CardError::PinBlocked.message(lang),
-                other => code_message(lang, other).to_owned(),
-            };
-            return error.set(Some(message));
+            return error.set(Some(super::app_error_message(lang, &code)));
         }
         let Some(result) = fragment::decode::<AppResult>(&hash).filter(|r| r.v == PROTOCOL_VERSION)
         else {
