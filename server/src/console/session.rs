@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts},
-    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, StatusCode, request::Parts},
 };
 use base64::Engine as _;
 use rand::RngCore;
@@ -197,17 +197,6 @@ pub fn clear_cookie(state: &AppState) -> Option<HeaderValue> {
     .ok()
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 /// The client's IP address from the connection.
 pub fn client_ip(parts: &Parts) -> Option<String> {
     parts
@@ -218,7 +207,7 @@ pub fn client_ip(parts: &Parts) -> Option<String> {
 
 /// The SHA-256 of the request's session cookie, if it carries a well-formed one.
 pub fn session_of(headers: &HeaderMap) -> Option<String> {
-    cookie_value(headers, COOKIE).and_then(hash_token)
+    crate::http::patient::cookie_value(headers, COOKIE).and_then(hash_token)
 }
 
 /// The stored form (SHA-256) of a session id taken from a cookie, if it is well formed.

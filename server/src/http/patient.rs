@@ -183,15 +183,7 @@ pub async fn start(
     let link = open_link(&state, &link_id).await?;
     let now = state.clock.now_ms();
     let session_id = challenges::start_session(&state.db, &link.id, now).await?;
-    let secure = if state.config.serves_https() {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{SESSION_COOKIE}={session_id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-        challenges::SESSION_TTL_MS / 1000
-    );
+    let cookie = session_cookie(&state, &session_id);
     let body = SessionStarted {
         kind: link.kind,
         visit_date: link.visit_date,
