@@ -13,7 +13,9 @@ use uketsuke_server::storage::{
 };
 
 fn binding(challenge: &str, consent: ConsentChoices) -> Vec<u8> {
-    let institution: InstitutionCode = "1319999908".parse().expect("demo code");
+    let institution: InstitutionCode = uketsuke_domain::codes::DEMO_INSTITUTION_CODE
+        .parse()
+        .expect("demo code");
     ChallengeBinding {
         origin: "https://uketsuke.example.jp",
         challenge,

@@ -116,6 +116,12 @@ async fn every_kind_on(database_url: Option<&str>, engine: &str) {
     assert_eq!(uses.get::<i64, _>("n"), kinds.len() as i64);
 }
 
+/// The simulator's demo clinic's 医療機関等コード, as the server seeds it.
+fn demo_clinic_code() -> uketsuke_domain::InstitutionCode {
+    uketsuke_backend::simulator::keys::institution_code(
+        uketsuke_backend::simulator::keys::DEMO_CLINIC,
+    )
+}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_registers_on_every_engine() {
     for db in common::engines().await {
@@ -617,7 +623,7 @@ async fn the_institution_api_makes_per_appointment_links() {
     let stack = stack(None).await;
     let state = &stack.state;
     let now = state.clock.now_ms();
-    let demo = storage::institutions::id_by_code(&state.db, "1311234569")
+    let demo = storage::institutions::id_by_code(&state.db, demo_clinic_code().as_str())
         .await
         .expect("read")
         .expect("demo institution");
@@ -694,7 +700,7 @@ async fn the_institution_api_makes_per_appointment_links() {
     assert_eq!(read["use_count"], 1);
 
     // Another institution's token sees nothing of it.
-    let other = storage::institutions::id_by_code(&state.db, "1311234569")
+    let other = storage::institutions::id_by_code(&state.db, demo_clinic_code().as_str())
         .await
         .expect("read")
         .expect("demo");
@@ -768,7 +774,7 @@ async fn home_visits_keep_the_window_open_month_by_month() {
     let first = patient.settled(200).await;
     assert_eq!(first.body["status"], "confirmed");
     let state = &stack.state;
-    let demo = storage::institutions::id_by_code(&state.db, "1311234569")
+    let demo = storage::institutions::id_by_code(&state.db, demo_clinic_code().as_str())
         .await
         .expect("read")
         .expect("demo");
