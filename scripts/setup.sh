@@ -32,6 +32,9 @@ if [ "$purpose" = test ]; then
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
   # A Japanese font, so screenshots and contrast checks see real glyphs.
   fc-list :lang=ja 2>/dev/null | grep -q . || missing+=(fonts-ipafont-gothic)
+  # A face with the registry's 外字 outside the BMP (𠮷 U+20BB7) and variation sequences, as
+  # clinics' laptops have (Yu Gothic, Hiragino): the console's name check looks for real glyphs.
+  fc-list ':charset=20bb7' 2>/dev/null | grep -q . || missing+=(fonts-noto-cjk)
 fi
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 

@@ -8,11 +8,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { launchBrowser, phonePage, screenshot, startServer } from './harness.mjs';
 import { assertNoAxeViolations, signWithPracticeCard, toReview, waitDone } from './patient.mjs';
-
-const LAPTOP = { width: 1366, height: 800 };
+import { enrolAndSignIn as enrol, staffPage as laptop } from './staff.mjs';
 
 let server;
 let browser;
+const staffPage = () => laptop(browser);
+const enrolAndSignIn = (page, account, options) => enrol(server, page, account, options);
 
 before(async () => {
   server = await startServer();
@@ -23,51 +24,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-/** A laptop-sized context with a platform authenticator that holds passkeys and verifies the user. */
-async function staffPage() {
-  const context = await browser.newContext({ viewport: LAPTOP, locale: 'ja-JP' });
-  const page = await context.newPage();
-  const problems = [];
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && !/status of 40[13]/.test(msg.text())) problems.push(`console: ${msg.text()}`);
-  });
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2',
-      transport: 'internal',
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
-  return { context, page, problems };
-}
-
-/** Demo sign-in screen → register a passkey for `account` → signed in on the list. */
-async function enrolAndSignIn(page, account, { check = false } = {}) {
-  await page.goto(`${server.base}/console`);
-  await page.waitForURL(/\/console\/signin\?next=/);
-  if (check) {
-    await assertNoAxeViolations(page, 'console sign-in');
-    await screenshot(page, 'console-1-signin');
-  }
-  await page.locator(`[data-demo-enrol="${account}"]`).click();
-  await page.waitForURL(/\/console\/enrol$/);
-  await page.locator('#enrol').waitFor({ state: 'visible' });
-  assert.match(await page.getByTestId('enrol-account').textContent(), new RegExp(`\\(${account}\\)`));
-  if (check) {
-    await assertNoAxeViolations(page, 'console enrolment');
-    await screenshot(page, 'console-2-enrol');
-  }
-  await page.locator('#enrol').click();
-  await page.waitForURL(`${server.base}/console`);
-  await page.getByTestId('who').waitFor();
-}
 
 const status = (page, path) => page.evaluate(async (url) => (await fetch(url)).status, path);
 

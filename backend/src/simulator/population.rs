@@ -1,6 +1,7 @@
 //! The simulator's test population: 60 people, each one case of SPEC §6 (insurance kinds,
 //! burden and limit categories, welfare, information-control flags, J-LIS review, certificate
-//! trouble, long and alphabet names, children), with a virtual My Number card and a plausible
+//! trouble, long and alphabet names, 外字 and variation sequences, children), with a virtual My
+//! Number card and a plausible
 //! medical history. Everything is derived from the person's number and a reference date, so the
 //! same date gives the same people, and the README table stays true.
 //!
@@ -294,7 +295,7 @@ pub fn population(today: NaiveDate) -> Vec<Person> {
     use InsuredRelation::{Dependent, Insured};
     use Sex::{Female, Male};
 
-    let mut people = vec![
+    let mut drafts = vec![
         Draft::new(
             1,
             "Kyokai kenpo, insured, 30%",
@@ -616,10 +617,12 @@ pub fn population(today: NaiveDate) -> Vec<Person> {
             b(49, 34),
         )
         .insurance(&KYOSAI, Insured, 30, None, since(22), None),
-    ]
-    .into_iter()
-    .map(|d| d.done(today))
-    .collect::<Vec<_>>();
+    ];
+    drafts.extend(variant_name_people(drafts.len() as u32 + 1, &b, &since));
+    let mut people = drafts
+        .into_iter()
+        .map(|d| d.done(today))
+        .collect::<Vec<_>>();
 
     // Everyone else: ordinary people across insurers, ages and both sexes.
     const FAMILY: [(&str, &str); 12] = [
@@ -688,6 +691,63 @@ pub fn population(today: NaiveDate) -> Vec<Person> {
         people.push(draft.done(today));
     }
     people
+}
+
+/// The names of [`variant_name_people`], for tests that follow them through every path.
+pub const VARIANT_NAMES: [&str; 3] = ["髙﨑 はな", "𠮷田 𩸽太郎", "辻\u{E0100} 葛\u{E0100}子"];
+
+/// Names as the registry holds them, the most common complaint about eligibility data in
+/// clinics (a name shown as ● or 〓): 外字 outside JIS X 0208 (髙 U+9AD9, 﨑 U+FA11, a CJK
+/// compatibility ideograph without a canonical decomposition), a character outside the Basic
+/// Multilingual Plane (𠮷 U+20BB7, 𩸽 U+29E3D) and ideographic variation sequences (辻 U+8FBB and
+/// 葛 U+845B followed by VARIATION SELECTOR-17 U+E0100, the Adobe-Japan1 variant). They must
+/// reach the console, the print view and the exports code point for code point: no
+/// normalisation, no replacement, no truncation inside a surrogate pair or a sequence.
+/// Numbered from `first` on.
+fn variant_name_people(
+    first: u32,
+    b: &impl Fn(i32, u32) -> NaiveDate,
+    since: &impl Fn(i32) -> NaiveDate,
+) -> Vec<Draft> {
+    use InsuredRelation::Insured;
+    use Sex::{Female, Male};
+    let cases: [(&str, &str, (&str, &str), Sex, i32); 3] = [
+        (
+            "Name with 外字 (髙, 﨑)",
+            "外字氏名（髙・﨑）",
+            (VARIANT_NAMES[0], "タカサキ ハナ"),
+            Female,
+            52,
+        ),
+        (
+            "Name outside the BMP (𠮷, 𩸽)",
+            "BMP外の文字を含む氏名（𠮷・𩸽）",
+            (VARIANT_NAMES[1], "ヨシダ ホッケタロウ"),
+            Male,
+            39,
+        ),
+        (
+            "Name with variation sequences (辻, 葛 + VS17)",
+            "異体字セレクタ付き氏名（辻・葛＋VS17）",
+            (VARIANT_NAMES[2], "ツジ クズコ"),
+            Female,
+            71,
+        ),
+    ];
+    cases
+        .into_iter()
+        .zip(first..)
+        .map(|((case_en, case_ja, name, sex, age), no)| {
+            Draft::new(no, case_en, case_ja, name, sex, b(age, no)).insurance(
+                &KYOKAI_TOKYO,
+                Insured,
+                if age >= 70 { 20 } else { 30 },
+                None,
+                since(5),
+                None,
+            )
+        })
+        .collect()
 }
 
 /// A small deterministic generator (xorshift), so histories are the same on every run.
@@ -838,6 +898,25 @@ mod tests {
             assert!(InsurerNumber::with_check_digit(prefix).is_ok(), "{prefix}");
         }
         assert!(welfare_payer().is_some());
+    }
+
+    #[test]
+    fn variant_names_keep_their_code_points() {
+        let people = population(date(2026, 11, 21));
+        for name in VARIANT_NAMES {
+            let person = people
+                .iter()
+                .find(|p| p.record.name == name)
+                .unwrap_or_else(|| panic!("{name} is in the population"));
+            assert!(person.case_en.starts_with("Name"), "{}", person.case_en);
+        }
+        let all: String = VARIANT_NAMES.concat();
+        assert!(
+            all.contains('\u{20BB7}') && all.contains('\u{29E3D}'),
+            "outside the BMP"
+        );
+        assert!(all.contains('\u{FA11}') && all.contains('\u{9AD9}'), "外字");
+        assert_eq!(all.matches('\u{E0100}').count(), 2, "variation sequences");
     }
 
     #[test]
