@@ -19,7 +19,7 @@ pub struct DemoPerson {
 }
 
 /// A selection covering the population's cases (the simulator's README lists all 60).
-pub const DEMO_PEOPLE: [DemoPerson; 15] = [
+pub const DEMO_PEOPLE: [DemoPerson; 18] = [
     DemoPerson {
         no: 1,
         case_ja: "協会けんぽ 本人 3割",
@@ -108,6 +108,24 @@ pub const DEMO_PEOPLE: [DemoPerson; 15] = [
         no: 30,
         case_ja: "アルファベット氏名",
         case_en: "Name in the alphabet",
+        certificate: DemoCertificate::Valid,
+    },
+    DemoPerson {
+        no: 35,
+        case_ja: "外字氏名（髙・﨑）",
+        case_en: "Name with 外字 (髙, 﨑)",
+        certificate: DemoCertificate::Valid,
+    },
+    DemoPerson {
+        no: 36,
+        case_ja: "BMP外の文字を含む氏名（𠮷・𩸽）",
+        case_en: "Name outside the BMP (𠮷, 𩸽)",
+        certificate: DemoCertificate::Valid,
+    },
+    DemoPerson {
+        no: 37,
+        case_ja: "異体字セレクタ付き氏名（辻・葛＋VS17）",
+        case_en: "Name with variation sequences (辻, 葛 + VS17)",
         certificate: DemoCertificate::Valid,
     },
 ];
