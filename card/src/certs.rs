@@ -1,7 +1,18 @@
-//! Verification of a patient's JPKI user-authentication certificate against a configured trust
-//! anchor (the JPKI user-authentication CA certificate in production, the test CA in tests and
-//! the demo): the issuer and CA signature, validity at a given instant, revocation through the
-//! CA's CRL, and the card's RSA PKCS#1 v1.5 SHA-256 signature.
+//! Verification of a patient's JPKI user-authentication certificate against configured trust
+//! anchors (the JPKI user-authentication CA certificates in production, test CAs in tests and
+//! the demo): the issuing CA and its signature, validity at a given instant, revocation through
+//! that CA's CRL, and the card's RSA PKCS#1 v1.5 SHA-256 signature.
+//!
+//! J-LIS runs its user-authentication CA in generations that share one subject DN and differ
+//! in key: the 2015 CA (SKI `95:67:95:1B…`, valid to 2025-10-19T14:59:59Z) and the 2023 CA
+//! (SKI `1A:C1:00:F5…`, valid 2023-07-16 to 2033-07-15); cards issued between 2023-07 and
+//! 2025-10 carry certificates of either. So the trust configuration is a [`TrustBundle`] of
+//! anchors, a certificate's anchor is the one whose subject key identifier equals the
+//! certificate's authority key identifier *and* whose key verifies its signature (never the DN
+//! alone), and each CRL is matched to its CA the same way. A certificate is valid only while
+//! both it and its CA generation are (RFC 5280 section 6.1.3 checks every certificate of the
+//! path at the current time): once a generation's validity ends, its certificates are refused
+//! as expired — the patient renews at the municipal office — not as untrusted.
 //!
 //! Server side only, behind the `verify` feature: the browser never verifies certificates, and
 //! the browser build (`uketsuke-app` with `hydrate`) leaves the feature off so none of this, nor
@@ -21,6 +32,10 @@ use rsa::{Pkcs1v15Sign, RsaPublicKey};
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 use x509_cert::crl::CertificateList;
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier,
+};
 use x509_cert::name::Name;
 
 /// sha256WithRSAEncryption, the only algorithm JPKI user-authentication certificates and the
@@ -41,6 +56,21 @@ pub enum CertError {
     Malformed(String),
     #[error("CA certificate key is not RSA: {0}")]
     UnsupportedKey(String),
+    /// A certificate that may not sign others: basicConstraints without cA, or keyUsage
+    /// without keyCertSign (RFC 5280 sections 4.2.1.9 and 4.2.1.3). A user certificate put
+    /// into the trust configuration by mistake ends here.
+    #[error("not a CA certificate: {0}")]
+    NotCa(&'static str),
+    /// A file with no certificate at all.
+    #[error("no certificate in the file")]
+    Empty,
+    /// One certificate of a file holding several (numbered from 1).
+    #[error("certificate {number} of {total}: {error}")]
+    InFile {
+        number: usize,
+        total: usize,
+        error: Box<CertError>,
+    },
 }
 
 /// Why a configured CRL cannot be used. Every case stops the caller from relying on the list:
@@ -53,7 +83,14 @@ pub enum CrlError {
     Malformed(String),
     #[error("CRL is not issued and signed by the trusted CA")]
     Untrusted,
-    #[error("CRL is stale: its next update (unix {next_update_unix}) has passed")]
+    /// No CA of the bundle issued and signed the list; `key_id` is the list's authority key
+    /// identifier (colon-separated hex), when it carries one.
+    #[error("CRL is not signed by any configured CA ({})", match key_id {
+        Some(id) => format!("its issuer key id {id} matches none of them"),
+        None => "no CA key verifies its signature".to_owned(),
+    })]
+    NoIssuerInBundle { key_id: Option<String> },
+    #[error("CRL is stale: its next update ({}) has passed", utc(*next_update_unix))]
     Stale { next_update_unix: i64 },
 }
 
@@ -63,7 +100,7 @@ pub enum CrlError {
 pub enum CertRefusal {
     #[error("certificate is malformed")]
     Malformed,
-    #[error("certificate is not issued by the trusted CA")]
+    #[error("certificate is not issued by a trusted CA")]
     Untrusted,
     #[error("certificate has expired")]
     Expired,
@@ -73,20 +110,43 @@ pub enum CertRefusal {
     Revoked,
 }
 
-/// The CA that user certificates and CRLs must chain to: its name and RSA key. The anchor is
-/// trusted because it is configured, so its own signature and validity are not checked.
+/// One CA that user certificates and CRLs may chain to: its name, RSA key, subject key
+/// identifier and validity. The anchor is trusted because it is configured, so its own
+/// signature is not checked; its validity bounds that of every certificate it issued.
 #[derive(Clone, Debug)]
 pub struct TrustAnchor {
     subject: Name,
     public_key: RsaPublicKey,
+    key_id: Option<Vec<u8>>,
+    /// SHA-256 of the DER SubjectPublicKeyInfo.
+    key_fingerprint: [u8; 32],
+    not_before_unix: i64,
+    not_after_unix: i64,
 }
 
 impl TrustAnchor {
-    /// The anchor from the CA certificate in DER.
+    /// The anchor from the CA certificate in DER. Refused: not X.509, a key other than RSA,
+    /// and a certificate that may not sign certificates (basicConstraints absent or without
+    /// cA, keyUsage present without keyCertSign).
     pub fn from_der(ca_cert_der: &[u8]) -> Result<Self, CertError> {
         let cert =
             Certificate::from_der(ca_cert_der).map_err(|e| CertError::Malformed(e.to_string()))?;
         let tbs = cert.tbs_certificate;
+        let extensions = tbs.extensions.as_deref().unwrap_or_default();
+        let malformed = |e: der::Error| CertError::Malformed(e.to_string());
+        match extension::<BasicConstraints>(extensions).map_err(malformed)? {
+            Some(constraints) if constraints.ca => {}
+            Some(_) => return Err(CertError::NotCa("basicConstraints says cA = FALSE")),
+            None => return Err(CertError::NotCa("no basicConstraints extension")),
+        }
+        if let Some(usage) = extension::<KeyUsage>(extensions).map_err(malformed)?
+            && !usage.key_cert_sign()
+        {
+            return Err(CertError::NotCa("keyUsage lacks keyCertSign"));
+        }
+        let key_id = extension::<SubjectKeyIdentifier>(extensions)
+            .map_err(malformed)?
+            .map(|ski| ski.0.as_bytes().to_vec());
         let spki = tbs
             .subject_public_key_info
             .to_der()
@@ -96,14 +156,46 @@ impl TrustAnchor {
         Ok(Self {
             subject: tbs.subject,
             public_key,
+            key_id,
+            key_fingerprint: Sha256::digest(&spki).into(),
+            not_before_unix: unix(tbs.validity.not_before.to_unix_duration()),
+            not_after_unix: unix(tbs.validity.not_after.to_unix_duration()),
         })
     }
 
-    /// The anchor from a certificate file's content: PEM (`-----BEGIN CERTIFICATE-----`) or
-    /// raw DER.
+    /// The anchor from a certificate file's content holding exactly one certificate: PEM
+    /// (`-----BEGIN CERTIFICATE-----`) or raw DER.
     pub fn from_pem_or_der(bytes: &[u8]) -> Result<Self, CertError> {
         let der = pem_or_der(bytes, PEM_CERTIFICATE).map_err(CertError::Pem)?;
         Self::from_der(&der)
+    }
+
+    /// Every anchor in a bundle file: one or more PEM `CERTIFICATE` blocks (text between them,
+    /// as `openssl x509 -text` writes, is allowed), or one raw DER certificate. One bad block
+    /// refuses the whole file, naming the block, since a half-read trust configuration would
+    /// hide a mistake.
+    pub fn all_from_pem_or_der(bytes: &[u8]) -> Result<Vec<Self>, CertError> {
+        let ders = pem_blocks_or_der(bytes, PEM_CERTIFICATE).map_err(CertError::Pem)?;
+        if ders.is_empty() {
+            return Err(CertError::Empty);
+        }
+        let total = ders.len();
+        ders.iter()
+            .enumerate()
+            .map(|(i, der)| {
+                Self::from_der(der).map_err(|error| {
+                    if total == 1 {
+                        error
+                    } else {
+                        CertError::InFile {
+                            number: i + 1,
+                            total,
+                            error: Box::new(error),
+                        }
+                    }
+                })
+            })
+            .collect()
     }
 
     /// The CA's distinguished name: the issuer of every certificate and CRL it signs.
@@ -116,6 +208,55 @@ impl TrustAnchor {
         &self.public_key
     }
 
+    /// The CA certificate's subject key identifier (RFC 5280 section 4.2.1.2), if it has one:
+    /// what the authority key identifier of the certificates and CRLs it signs repeats.
+    pub fn key_id(&self) -> Option<&[u8]> {
+        self.key_id.as_deref()
+    }
+
+    /// The key identifier as `openssl x509 -text` prints it (`1A:C1:00:F5:…`), or `no key
+    /// identifier` when the certificate carries none.
+    pub fn key_id_hex(&self) -> String {
+        match &self.key_id {
+            Some(id) => colon_hex(id),
+            None => "no key identifier".to_owned(),
+        }
+    }
+
+    /// SHA-256 of the CA's DER SubjectPublicKeyInfo: names the CA's key whether or not the
+    /// certificate carries a key identifier. Serial numbers are unique per CA key only, so
+    /// whatever identifies a user certificate must include this.
+    pub fn key_fingerprint(&self) -> &[u8; 32] {
+        &self.key_fingerprint
+    }
+
+    /// Start of the CA's validity (seconds since the Unix epoch).
+    pub fn not_before_unix(&self) -> i64 {
+        self.not_before_unix
+    }
+
+    /// End of the CA's validity (seconds since the Unix epoch, inclusive): after it, every
+    /// certificate the CA issued is expired.
+    pub fn not_after_unix(&self) -> i64 {
+        self.not_after_unix
+    }
+
+    /// Whether the CA's validity has ended at `now_unix`.
+    pub fn has_ended(&self, now_unix: i64) -> bool {
+        now_unix > self.not_after_unix
+    }
+
+    /// Whether the anchor may have issued an object naming `issuer` with authority key
+    /// identifier `aki`: same DN, and key identifiers equal when both sides carry one. The
+    /// signature decides; this only keeps other generations from being tried.
+    fn may_have_issued(&self, issuer: &Name, aki: Option<&[u8]>) -> bool {
+        *issuer == self.subject
+            && match (aki, self.key_id.as_deref()) {
+                (Some(aki), Some(ski)) => aki == ski,
+                _ => true,
+            }
+    }
+
     /// Whether `signature` is the anchor's sha256WithRSA signature over `signed`.
     fn signed(&self, signed: &[u8], signature: &[u8]) -> bool {
         self.public_key
@@ -125,6 +266,112 @@ impl TrustAnchor {
                 signature,
             )
             .is_ok()
+    }
+
+    /// Same name, key, key identifier and validity: the same CA certificate, e.g. listed in
+    /// two files of one configuration.
+    pub fn same_certificate(&self, other: &TrustAnchor) -> bool {
+        self.subject == other.subject
+            && self.public_key == other.public_key
+            && self.key_id == other.key_id
+            && self.not_before_unix == other.not_before_unix
+            && self.not_after_unix == other.not_after_unix
+    }
+}
+
+/// The CAs a server trusts for user-authentication certificates: every generation of the JPKI
+/// user-authentication CA that may have issued a card in use. Anchors are kept in the order
+/// given, duplicates dropped; an index into [`TrustBundle::anchors`] names a CA.
+#[derive(Clone, Debug)]
+pub struct TrustBundle {
+    anchors: Vec<TrustAnchor>,
+}
+
+/// A certificate verified against a bundle, with the CA that issued it.
+#[derive(Clone, Debug)]
+pub struct BundleVerified {
+    /// Index of the issuing CA in [`TrustBundle::anchors`]: its CRL is the one to consult.
+    pub anchor: usize,
+    pub certificate: VerifiedCertificate,
+}
+
+/// A refused certificate, with the CA that signed it when one of the bundle did (so that an
+/// expired generation can be told from an expired certificate in the operator's log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BundleRefusal {
+    pub refusal: CertRefusal,
+    pub anchor: Option<usize>,
+}
+
+impl TrustBundle {
+    /// The bundle of `anchors` (at least one; exact duplicates are dropped).
+    pub fn new(anchors: Vec<TrustAnchor>) -> Result<Self, CertError> {
+        let mut kept: Vec<TrustAnchor> = Vec::with_capacity(anchors.len());
+        for anchor in anchors {
+            if !kept.iter().any(|k| k.same_certificate(&anchor)) {
+                kept.push(anchor);
+            }
+        }
+        if kept.is_empty() {
+            return Err(CertError::Empty);
+        }
+        Ok(Self { anchors: kept })
+    }
+
+    /// The CAs, in configuration order.
+    pub fn anchors(&self) -> &[TrustAnchor] {
+        &self.anchors
+    }
+
+    /// Which CA issued the certificate (DER), then its validity at `now_unix` within that CA's
+    /// validity. The issuer is the CA whose subject equals the certificate's issuer, whose
+    /// subject key identifier equals its authority key identifier (any same-DN CA is tried
+    /// when either side has none), and whose key verifies its signature. Revocation is the
+    /// caller's, with the issuing CA's [`RevocationList`].
+    pub fn verify_certificate(
+        &self,
+        der_bytes: &[u8],
+        now_unix: i64,
+    ) -> Result<BundleVerified, BundleRefusal> {
+        verify_against(der_bytes, &self.anchors, now_unix)
+    }
+
+    /// The CA of the bundle that issued and signed a CRL (DER), and the list if it is current
+    /// at `now_unix`. The CA is chosen like a certificate's: DN, authority key identifier,
+    /// signature.
+    pub fn revocation_list(
+        &self,
+        crl_der: &[u8],
+        now_unix: i64,
+    ) -> Result<(usize, RevocationList), CrlError> {
+        let crl =
+            CertificateList::from_der(crl_der).map_err(|e| CrlError::Malformed(e.to_string()))?;
+        let tbs = &crl.tbs_cert_list;
+        let extensions = tbs.crl_extensions.as_deref().unwrap_or_default();
+        let aki = authority_key_id(extensions).map_err(|e| CrlError::Malformed(e.to_string()))?;
+        let signed = crl_signed_part(&crl)?;
+        let anchor = self.anchors.iter().position(|anchor| {
+            anchor.may_have_issued(&tbs.issuer, aki.as_deref())
+                && signed
+                    .as_ref()
+                    .is_some_and(|(tbs_der, signature)| anchor.signed(tbs_der, signature))
+        });
+        match anchor {
+            Some(index) => Ok((index, RevocationList::current(&crl, now_unix)?)),
+            None => Err(CrlError::NoIssuerInBundle {
+                key_id: aki.as_deref().map(colon_hex),
+            }),
+        }
+    }
+
+    /// The list from a CRL file's content (PEM `X509 CRL` or raw DER), with its CA's index.
+    pub fn revocation_list_from_pem_or_der(
+        &self,
+        bytes: &[u8],
+        now_unix: i64,
+    ) -> Result<(usize, RevocationList), CrlError> {
+        let der = pem_or_der(bytes, PEM_CRL).map_err(CrlError::Pem)?;
+        self.revocation_list(&der, now_unix)
     }
 }
 
@@ -151,41 +398,126 @@ impl VerifiedCertificate {
     }
 }
 
-/// Issuer and signature first, then validity at `now_unix`. Expired and not-yet-valid are told
-/// apart for the patient's message; revocation is the caller's, with a [`RevocationList`].
+/// Issuer and signature first, then validity at `now_unix` (within the anchor's own validity).
+/// Expired and not-yet-valid are told apart for the patient's message; revocation is the
+/// caller's, with a [`RevocationList`]. For several CA generations use a [`TrustBundle`].
 pub fn verify_certificate(
     der_bytes: &[u8],
     anchor: &TrustAnchor,
     now_unix: i64,
 ) -> Result<VerifiedCertificate, CertRefusal> {
-    let cert = Certificate::from_der(der_bytes).map_err(|_| CertRefusal::Malformed)?;
+    verify_against(der_bytes, core::slice::from_ref(anchor), now_unix)
+        .map(|verified| verified.certificate)
+        .map_err(|refused| refused.refusal)
+}
+
+fn verify_against(
+    der_bytes: &[u8],
+    anchors: &[TrustAnchor],
+    now_unix: i64,
+) -> Result<BundleVerified, BundleRefusal> {
+    let refuse = |refusal, anchor| BundleRefusal { refusal, anchor };
+    let cert =
+        Certificate::from_der(der_bytes).map_err(|_| refuse(CertRefusal::Malformed, None))?;
     let tbs = &cert.tbs_certificate;
-    if tbs.issuer != anchor.subject || cert.signature_algorithm.oid != SHA256_WITH_RSA {
-        return Err(CertRefusal::Untrusted);
+    // The inner algorithm is covered by the signature and must repeat the outer one
+    // (RFC 5280 section 4.1.1.2).
+    if cert.signature_algorithm.oid != SHA256_WITH_RSA || tbs.signature.oid != SHA256_WITH_RSA {
+        return Err(refuse(CertRefusal::Untrusted, None));
     }
-    let tbs_der = tbs.to_der().map_err(|_| CertRefusal::Malformed)?;
-    let signature = cert.signature.as_bytes().ok_or(CertRefusal::Malformed)?;
-    if !anchor.signed(&tbs_der, signature) {
-        return Err(CertRefusal::Untrusted);
-    }
+    let extensions = tbs.extensions.as_deref().unwrap_or_default();
+    let aki = authority_key_id(extensions).map_err(|_| refuse(CertRefusal::Malformed, None))?;
+    let tbs_der = tbs
+        .to_der()
+        .map_err(|_| refuse(CertRefusal::Malformed, None))?;
+    let signature = cert
+        .signature
+        .as_bytes()
+        .ok_or(refuse(CertRefusal::Malformed, None))?;
     let not_before = unix(tbs.validity.not_before.to_unix_duration());
     let not_after = unix(tbs.validity.not_after.to_unix_duration());
-    if now_unix < not_before {
-        return Err(CertRefusal::NotYetValid);
+    // The signers among the candidates; with one key per generation there is at most one,
+    // but a CA certificate re-issued over the same key may be configured beside the old one:
+    // then the one valid now counts.
+    let mut signers = anchors.iter().enumerate().filter(|(_, anchor)| {
+        anchor.may_have_issued(&tbs.issuer, aki.as_deref()) && anchor.signed(&tbs_der, signature)
+    });
+    let first = signers.next().ok_or(refuse(CertRefusal::Untrusted, None))?;
+    let (index, anchor) = core::iter::once(first)
+        .chain(signers)
+        .find(|(_, a)| (a.not_before_unix..=a.not_after_unix).contains(&now_unix))
+        .unwrap_or(first);
+    if now_unix < not_before.max(anchor.not_before_unix) {
+        return Err(refuse(CertRefusal::NotYetValid, Some(index)));
     }
-    if now_unix > not_after {
-        return Err(CertRefusal::Expired);
+    if now_unix > not_after.min(anchor.not_after_unix) {
+        return Err(refuse(CertRefusal::Expired, Some(index)));
     }
     let spki = tbs
         .subject_public_key_info
         .to_der()
-        .map_err(|_| CertRefusal::Malformed)?;
-    let public_key =
-        RsaPublicKey::from_public_key_der(&spki).map_err(|_| CertRefusal::Malformed)?;
-    Ok(VerifiedCertificate {
-        serial: trim_serial(tbs.serial_number.as_bytes()).to_vec(),
-        public_key,
+        .map_err(|_| refuse(CertRefusal::Malformed, Some(index)))?;
+    let public_key = RsaPublicKey::from_public_key_der(&spki)
+        .map_err(|_| refuse(CertRefusal::Malformed, Some(index)))?;
+    Ok(BundleVerified {
+        anchor: index,
+        certificate: VerifiedCertificate {
+            serial: trim_serial(tbs.serial_number.as_bytes()).to_vec(),
+            public_key,
+        },
     })
+}
+
+/// The first extension of type `T` among `extensions`, decoded; an undecodable one is an
+/// error rather than absent, so a damaged identifier cannot widen the search.
+fn extension<T>(extensions: &[Extension]) -> Result<Option<T>, der::Error>
+where
+    T: der::oid::AssociatedOid + for<'a> Decode<'a>,
+{
+    extensions
+        .iter()
+        .find(|e| e.extn_id == T::OID)
+        .map(|e| T::from_der(e.extn_value.as_bytes()))
+        .transpose()
+}
+
+/// The keyIdentifier of an authority key identifier extension, if present.
+fn authority_key_id(extensions: &[Extension]) -> Result<Option<Vec<u8>>, der::Error> {
+    Ok(extension::<AuthorityKeyIdentifier>(extensions)?
+        .and_then(|aki| aki.key_identifier)
+        .map(|id| id.as_bytes().to_vec()))
+}
+
+/// `95:67:95:1B:…`, as `openssl x509 -text` prints key identifiers.
+fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// A signed body (DER) and its signature.
+type SignedPart = (Vec<u8>, Vec<u8>);
+
+/// The signed part of a CRL and its signature, or `None` when the algorithms are not
+/// sha256WithRSA (outer and inner alike, RFC 5280 section 5.1.1.2: checking both leaves no
+/// room for a substituted algorithm) so that no key can verify it.
+fn crl_signed_part(crl: &CertificateList) -> Result<Option<SignedPart>, CrlError> {
+    if crl.signature_algorithm.oid != SHA256_WITH_RSA
+        || crl.tbs_cert_list.signature.oid != SHA256_WITH_RSA
+    {
+        return Ok(None);
+    }
+    let tbs_der = crl
+        .tbs_cert_list
+        .to_der()
+        .map_err(|e| CrlError::Malformed(e.to_string()))?;
+    let signature = crl
+        .signature
+        .as_bytes()
+        .ok_or_else(|| CrlError::Malformed("signature is not whole bytes".into()))?;
+    Ok(Some((tbs_der, signature.to_vec())))
 }
 
 /// The card's signature over a message (the card signs a SHA-256 DigestInfo, PKCS#1 v1.5).
@@ -208,30 +540,29 @@ pub struct RevocationList {
 }
 
 impl RevocationList {
-    /// The list from a DER CRL: issuer equal to the anchor's subject, sha256WithRSA signature
-    /// by the anchor, and `now_unix` before its next update when it announces one.
+    /// The list from a DER CRL: issuer equal to the anchor's subject (and authority key
+    /// identifier equal to its subject key identifier when both are present), sha256WithRSA
+    /// signature by the anchor, and `now_unix` before its next update when it announces one.
     pub fn from_der(crl_der: &[u8], anchor: &TrustAnchor, now_unix: i64) -> Result<Self, CrlError> {
         let crl =
             CertificateList::from_der(crl_der).map_err(|e| CrlError::Malformed(e.to_string()))?;
         let tbs = &crl.tbs_cert_list;
-        // The inner algorithm is covered by the signature and must repeat the outer one
-        // (RFC 5280 section 5.1.1.2); checking both leaves no room for a substituted algorithm.
-        if tbs.issuer != anchor.subject
-            || crl.signature_algorithm.oid != SHA256_WITH_RSA
-            || tbs.signature.oid != SHA256_WITH_RSA
-        {
+        let extensions = tbs.crl_extensions.as_deref().unwrap_or_default();
+        let aki = authority_key_id(extensions).map_err(|e| CrlError::Malformed(e.to_string()))?;
+        if !anchor.may_have_issued(&tbs.issuer, aki.as_deref()) {
             return Err(CrlError::Untrusted);
         }
-        let tbs_der = tbs
-            .to_der()
-            .map_err(|e| CrlError::Malformed(e.to_string()))?;
-        let signature = crl
-            .signature
-            .as_bytes()
-            .ok_or_else(|| CrlError::Malformed("signature is not whole bytes".into()))?;
-        if !anchor.signed(&tbs_der, signature) {
-            return Err(CrlError::Untrusted);
+        match crl_signed_part(&crl)? {
+            Some((tbs_der, signature)) if anchor.signed(&tbs_der, &signature) => {
+                Self::current(&crl, now_unix)
+            }
+            _ => Err(CrlError::Untrusted),
         }
+    }
+
+    /// The revoked serials of a CRL whose signature was checked, if it is current.
+    fn current(crl: &CertificateList, now_unix: i64) -> Result<Self, CrlError> {
+        let tbs = &crl.tbs_cert_list;
         let next_update_unix = tbs.next_update.map(|t| unix(t.to_unix_duration()));
         if let Some(next_update_unix) = next_update_unix
             && now_unix >= next_update_unix
@@ -287,6 +618,17 @@ impl RevocationList {
     }
 }
 
+/// `2025-10-19T14:59:59Z`, or the raw number when outside what X.509 dates can say.
+fn utc(unix_secs: i64) -> String {
+    u64::try_from(unix_secs)
+        .ok()
+        .and_then(|secs| {
+            der::DateTime::from_unix_duration(core::time::Duration::from_secs(secs)).ok()
+        })
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| format!("unix {unix_secs}"))
+}
+
 fn unix(duration: core::time::Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
@@ -329,6 +671,47 @@ fn pem_or_der<'a>(bytes: &'a [u8], label: &str) -> Result<Cow<'a, [u8]>, &'stati
         .decode(&base64)
         .map(Cow::Owned)
         .map_err(|_| "body is not base64")
+}
+
+/// The DER of every PEM block in a file whose blocks all carry `label`, or the file itself when
+/// it holds no PEM (raw DER; an empty or blank file gives no block). Text between and around
+/// blocks is allowed; a block with another label, without its END line or with a body that
+/// is not base64 refuses the whole file.
+fn pem_blocks_or_der(bytes: &[u8], label: &str) -> Result<Vec<Vec<u8>>, &'static str> {
+    const BEGIN_ANY: &[u8] = b"-----BEGIN ";
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    if find(bytes, BEGIN_ANY).is_none() {
+        return Ok(vec![bytes.to_vec()]);
+    }
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let mut blocks = Vec::new();
+    let mut rest = bytes;
+    while let Some(at) = find(rest, BEGIN_ANY) {
+        if !rest[at..].starts_with(begin.as_bytes()) {
+            return Err("a PEM block has another label than expected");
+        }
+        let body_start = at + begin.len();
+        let body_len = find(&rest[body_start..], end.as_bytes()).ok_or("no END line")?;
+        let body = &rest[body_start..body_start + body_len];
+        if find(body, BEGIN_ANY).is_some() {
+            return Err("a BEGIN line inside a block (missing END line)");
+        }
+        let base64: Vec<u8> = body
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        blocks.push(
+            base64::engine::general_purpose::STANDARD
+                .decode(&base64)
+                .map_err(|_| "body is not base64")?,
+        );
+        rest = &rest[body_start + body_len + end.len()..];
+    }
+    Ok(blocks)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -22,24 +22,26 @@
 use core::str::FromStr;
 use core::time::Duration;
 
-use der::Encode;
 use der::asn1::{BitString, GeneralizedTime, OctetString, Uint, UtcTime};
 use der::oid::AssociatedOid;
+use der::{Decode, Encode};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rsa::pkcs1v15::{Signature, SigningKey};
 use rsa::signature::{SignatureEncoding, Signer};
-use rsa::{RsaPrivateKey, RsaPublicKey};
+// Re-exported: `generate_rsa_key` returns these, and tests name them.
+pub use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::Sha256;
 use spki::{DynSignatureAlgorithmIdentifier, SubjectPublicKeyInfoOwned};
-use x509_cert::Version;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::certificate::TbsCertificate;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
 use x509_cert::ext::Extension;
-use x509_cert::ext::pkix::CrlNumber;
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber, SubjectKeyIdentifier};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
+use x509_cert::{Certificate, Version};
 
 /// Common name of the test CA certificate.
 pub const TEST_CA_COMMON_NAME: &str = "Uketsuke Test JPKI User Authentication CA";
@@ -102,11 +104,19 @@ pub struct UserCertificateRequest {
 }
 
 /// The test CA: its key, name and self-signed certificate.
+///
+/// Every test CA has the same name, whatever its key: like the generations of the JPKI
+/// user-authentication CA (2015 and 2023), which share one subject DN and differ in key and
+/// validity. [`TestCa::generation`] makes such a generation with its own validity.
 pub struct TestCa {
     signing_key: SigningKey<Sha256>,
     public_key: RsaPublicKey,
     name: Name,
     certificate_der: Vec<u8>,
+    /// The certificate's subject key identifier (SHA-1 of the key, RFC 5280 section
+    /// 4.2.1.2 method 1, as the builder makes it): the authority key identifier of every
+    /// certificate and CRL this CA issues.
+    key_id: OctetString,
 }
 
 impl core::fmt::Debug for TestCa {
@@ -123,12 +133,30 @@ impl TestCa {
         Self::from_key(generate_rsa_key(seed)?)
     }
 
-    /// Builds the CA around an existing key.
+    /// Builds the CA around an existing key, valid from [`CA_NOT_BEFORE_UNIX`] to
+    /// [`CA_NOT_AFTER_UNIX`].
     pub fn from_key(key: RsaPrivateKey) -> Result<Self, TestCaError> {
+        Self::generation(key, CA_NOT_BEFORE_UNIX, CA_NOT_AFTER_UNIX)
+    }
+
+    /// Builds one generation of the CA: the common name, this key, and a certificate valid
+    /// from `not_before_unix` to `not_after_unix` (seconds since the Unix epoch, inclusive).
+    /// A generation whose validity has ended still signs, so tests can hold certificates it
+    /// issued while it was current.
+    pub fn generation(
+        key: RsaPrivateKey,
+        not_before_unix: u64,
+        not_after_unix: u64,
+    ) -> Result<Self, TestCaError> {
+        if not_after_unix <= not_before_unix {
+            return Err(TestCaError::InvalidRequest(
+                "validity ends before it starts",
+            ));
+        }
         let public_key = key.to_public_key();
         let signing_key = SigningKey::<Sha256>::new(key);
         let name = test_name(TEST_CA_COMMON_NAME)?;
-        let validity = validity(CA_NOT_BEFORE_UNIX, CA_NOT_AFTER_UNIX)?;
+        let validity = validity(not_before_unix, not_after_unix)?;
         let spki = SubjectPublicKeyInfoOwned::from_key(public_key.clone())?;
         let serial = SerialNumber::new(&CA_SERIAL.to_be_bytes())?;
         let builder = CertificateBuilder::new(
@@ -139,12 +167,25 @@ impl TestCa {
             spki,
             &signing_key,
         )?;
-        let certificate_der = builder.build::<Signature>()?.to_der()?;
+        let certificate = builder.build::<Signature>()?;
+        let key_id = certificate
+            .tbs_certificate
+            .extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == SubjectKeyIdentifier::OID)
+            .map(|e| SubjectKeyIdentifier::from_der(e.extn_value.as_bytes()))
+            .transpose()?
+            .ok_or(TestCaError::InvalidRequest(
+                "the builder made no subject key identifier",
+            ))?
+            .0;
         Ok(Self {
             signing_key,
             public_key,
             name,
-            certificate_der,
+            certificate_der: certificate.to_der()?,
+            key_id,
         })
     }
 
@@ -161,6 +202,27 @@ impl TestCa {
     /// The CA's distinguished name (issuer of every certificate it signs).
     pub fn name(&self) -> &Name {
         &self.name
+    }
+
+    /// The CA certificate's subject key identifier.
+    pub fn key_id(&self) -> &[u8] {
+        self.key_id.as_bytes()
+    }
+
+    /// Signs a certificate body as it is (sha256WithRSA; the body's `signature` algorithm must
+    /// already say so). Test material: lets tests make certificates the builder will not, e.g.
+    /// without an authority key identifier or naming another CA's key.
+    pub fn sign_certificate(&self, tbs: TbsCertificate) -> Result<Vec<u8>, TestCaError> {
+        let signature: Signature = self
+            .signing_key
+            .try_sign(&tbs.to_der()?)
+            .map_err(TestCaError::Signing)?;
+        let certificate = Certificate {
+            signature_algorithm: tbs.signature.clone(),
+            tbs_certificate: tbs,
+            signature: BitString::from_bytes(&signature.to_bytes())?,
+        };
+        Ok(certificate.to_der()?)
     }
 
     /// Issues an end-entity certificate for `subject_key` (DER), signed RSA PKCS#1 v1.5 SHA-256,
@@ -238,11 +300,27 @@ impl TestCa {
             next_update: Some(rfc5280_time(next_update_secs)?),
             // RFC 5280 section 5.1.2.6: absent, not empty, when nothing is revoked.
             revoked_certificates: (!revoked.is_empty()).then_some(revoked),
-            crl_extensions: Some(vec![Extension {
-                extn_id: CrlNumber::OID,
-                critical: false,
-                extn_value: OctetString::new(crl_number.to_der()?)?,
-            }]),
+            // RFC 5280 section 5.2.1: conforming CAs MUST include the authority key identifier
+            // in CRLs; it is how a verifier picks the generation that signed the list.
+            crl_extensions: Some(vec![
+                Extension {
+                    extn_id: AuthorityKeyIdentifier::OID,
+                    critical: false,
+                    extn_value: OctetString::new(
+                        AuthorityKeyIdentifier {
+                            key_identifier: Some(self.key_id.clone()),
+                            authority_cert_issuer: None,
+                            authority_cert_serial_number: None,
+                        }
+                        .to_der()?,
+                    )?,
+                },
+                Extension {
+                    extn_id: CrlNumber::OID,
+                    critical: false,
+                    extn_value: OctetString::new(crl_number.to_der()?)?,
+                },
+            ]),
         };
         let signature: Signature = self
             .signing_key

@@ -2,6 +2,12 @@
 //! own certificates pass, another CA's, tampered, expired, not-yet-valid and revoked ones do
 //! not; CRLs must be the anchor's and current; PEM and DER files both load; garbage is refused
 //! without panicking.
+//!
+//! Bundles of CA generations as J-LIS runs them (one DN, different keys, the older generation
+//! ending while its cards are in use): each generation's certificates verify, a third key with
+//! the same DN does not, the authority key identifier picks the generation, each CRL counts for
+//! its own CA only, an ended generation's certificates are expired; the real J-LIS 2015 and
+//! 2023 CA certificates (`../shared/field/jpki/`) load, alone and as one bundle file.
 
 use std::sync::OnceLock;
 
@@ -11,8 +17,8 @@ use rsa::signature::{SignatureEncoding, Signer};
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::Sha256;
 use uketsuke_card::certs::{
-    CertError, CertRefusal, CrlError, RevocationList, TrustAnchor, VerifiedCertificate,
-    verify_card_signature, verify_certificate,
+    BundleRefusal, CertError, CertRefusal, CrlError, RevocationList, TrustAnchor, TrustBundle,
+    VerifiedCertificate, verify_card_signature, verify_certificate,
 };
 use uketsuke_card::test_ca::{TestCa, UserCertificateRequest, generate_rsa_key};
 use x509_cert::Certificate;
@@ -28,20 +34,46 @@ const SERIAL: u64 = 42;
 /// Top bit set: DER pads it with a zero byte, which neither side may count.
 const HIGH_SERIAL: u64 = 0x8000_0000_0000_0001;
 
-/// RSA key generation is the slow part: two CAs and one user key per test binary.
+/// RSA key generation is the slow part: four keys per test binary (three CAs, one user).
 struct Keys {
     ca: TestCa,
     other_ca: TestCa,
     user: RsaPrivateKey,
+    /// Two generations like J-LIS's 2015 and 2023 CAs: same DN, different keys and validity.
+    gen_2015: TestCa,
+    gen_2023: TestCa,
 }
+
+/// The validity of J-LIS's CA generations (`openssl x509 -dates` of the field files).
+const JLIS_2015_NOT_BEFORE: u64 = 1_445_310_493; // 2015-10-20T03:08:13Z
+const JLIS_2015_NOT_AFTER: u64 = 1_760_885_999; // 2025-10-19T14:59:59Z
+const JLIS_2023_NOT_BEFORE: u64 = 1_689_469_264; // 2023-07-16T01:01:04Z
+const JLIS_2023_NOT_AFTER: u64 = 2_005_052_399; // 2033-07-15T14:59:59Z
+/// 2025-01-01T00:00:00Z: both generations current.
+const BOTH_CURRENT: i64 = 1_735_689_600;
+/// 2024-01-01 .. 2028-12-31: a user certificate issued in the overlap, running past the 2015
+/// generation's end as the cards of that time do.
+const OVERLAP_NOT_BEFORE: u64 = 1_704_067_200;
+const OVERLAP_NOT_AFTER: u64 = 1_861_833_600;
 
 fn keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| Keys {
-        ca: TestCa::from_seed(101).expect("test CA"),
-        // Same name as `ca` (TestCa always uses one name): only the signature tells them apart.
-        other_ca: TestCa::from_seed(102).expect("other test CA"),
-        user: generate_rsa_key(103).expect("user key"),
+    KEYS.get_or_init(|| {
+        let ca_key = generate_rsa_key(101).expect("CA key");
+        Keys {
+            ca: TestCa::from_key(ca_key.clone()).expect("test CA"),
+            // Same name as `ca` (TestCa always uses one name): only the key tells them apart.
+            other_ca: TestCa::from_seed(102).expect("other test CA"),
+            user: generate_rsa_key(103).expect("user key"),
+            gen_2015: TestCa::generation(ca_key, JLIS_2015_NOT_BEFORE, JLIS_2015_NOT_AFTER)
+                .expect("2015 generation"),
+            gen_2023: TestCa::generation(
+                generate_rsa_key(104).expect("2023 key"),
+                JLIS_2023_NOT_BEFORE,
+                JLIS_2023_NOT_AFTER,
+            )
+            .expect("2023 generation"),
+        }
     })
 }
 
@@ -362,5 +394,397 @@ fn refusals_read_in_english() {
         }
         .to_string()
         .contains("stale")
+    );
+}
+
+// --- Bundles of CA generations ----------------------------------------------------------
+
+/// The two generations, 2015 first (index 0), 2023 second (index 1).
+fn generations() -> TrustBundle {
+    TrustBundle::new(vec![
+        TrustAnchor::from_der(keys().gen_2015.certificate_der()).expect("2015 anchor"),
+        TrustAnchor::from_der(keys().gen_2023.certificate_der()).expect("2023 anchor"),
+    ])
+    .expect("bundle")
+}
+
+fn issue_in_overlap(ca: &TestCa, serial: u64) -> Vec<u8> {
+    ca.issue_user_certificate(
+        &UserCertificateRequest {
+            serial,
+            subject_common_name: format!("UKETSUKE TEST USER {serial}"),
+            not_before_unix: OVERLAP_NOT_BEFORE,
+            not_after_unix: OVERLAP_NOT_AFTER,
+        },
+        &keys().user.to_public_key(),
+    )
+    .expect("user certificate")
+}
+
+#[test]
+fn generations_share_the_dn_and_differ_in_key() {
+    let k = keys();
+    assert_eq!(k.gen_2015.name(), k.gen_2023.name());
+    assert_eq!(k.gen_2015.name(), k.other_ca.name());
+    assert_ne!(k.gen_2015.public_key(), k.gen_2023.public_key());
+    assert_ne!(k.gen_2015.key_id(), k.gen_2023.key_id());
+    let bundle = generations();
+    assert_eq!(bundle.anchors().len(), 2);
+    assert_eq!(bundle.anchors()[0].key_id(), Some(k.gen_2015.key_id()));
+    assert_eq!(
+        bundle.anchors()[0].not_after_unix(),
+        JLIS_2015_NOT_AFTER as i64
+    );
+    assert_eq!(
+        bundle.anchors()[1].not_before_unix(),
+        JLIS_2023_NOT_BEFORE as i64
+    );
+}
+
+#[test]
+fn a_certificate_of_each_generation_verifies_against_the_bundle() {
+    let bundle = generations();
+    for (index, ca) in [&keys().gen_2015, &keys().gen_2023].into_iter().enumerate() {
+        // The same serial under both: serials are per CA.
+        let verified = bundle
+            .verify_certificate(&issue_in_overlap(ca, SERIAL), BOTH_CURRENT)
+            .expect("verifies");
+        assert_eq!(verified.anchor, index);
+        assert_eq!(verified.certificate.serial_u64(), Some(SERIAL));
+        assert_eq!(verified.certificate.public_key, keys().user.to_public_key());
+    }
+    // Order does not matter: the 2023 generation listed first.
+    let reversed = TrustBundle::new(vec![
+        bundle.anchors()[1].clone(),
+        bundle.anchors()[0].clone(),
+    ])
+    .expect("bundle");
+    let verified = reversed
+        .verify_certificate(&issue_in_overlap(&keys().gen_2015, SERIAL), BOTH_CURRENT)
+        .expect("verifies");
+    assert_eq!(verified.anchor, 1);
+}
+
+#[test]
+fn a_third_key_with_the_same_dn_is_refused() {
+    let der = issue_in_overlap(&keys().other_ca, SERIAL);
+    assert_eq!(
+        generations()
+            .verify_certificate(&der, BOTH_CURRENT)
+            .map(|v| v.anchor),
+        Err(BundleRefusal {
+            refusal: CertRefusal::Untrusted,
+            anchor: None
+        })
+    );
+}
+
+/// The 2023 generation's certificate, re-signed after `edit` changed its body.
+fn resigned_by_2023(edit: impl FnOnce(&mut x509_cert::TbsCertificate)) -> Vec<u8> {
+    let der = issue_in_overlap(&keys().gen_2023, SERIAL);
+    let mut tbs = Certificate::from_der(&der).expect("parses").tbs_certificate;
+    edit(&mut tbs);
+    keys().gen_2023.sign_certificate(tbs).expect("signs")
+}
+
+const AKI_OID: &str = "2.5.29.35";
+
+#[test]
+fn the_authority_key_identifier_chooses_the_anchor() {
+    let bundle = generations();
+    // Without an authority key identifier every same-DN key is tried: the signature decides.
+    let no_aki = resigned_by_2023(|tbs| {
+        if let Some(extensions) = tbs.extensions.as_mut() {
+            extensions.retain(|e| e.extn_id.to_string() != AKI_OID);
+        }
+    });
+    let verified = bundle
+        .verify_certificate(&no_aki, BOTH_CURRENT)
+        .expect("verifies by key");
+    assert_eq!(verified.anchor, 1);
+    // Naming the 2015 key while signed by the 2023 key: neither anchor may take it.
+    let wrong_aki = resigned_by_2023(|tbs| {
+        let ours = keys().gen_2023.key_id().to_vec();
+        let theirs = keys().gen_2015.key_id().to_vec();
+        for e in tbs.extensions.iter_mut().flatten() {
+            if e.extn_id.to_string() == AKI_OID {
+                let mut value = e.extn_value.as_bytes().to_vec();
+                let at = value
+                    .windows(ours.len())
+                    .position(|w| w == ours.as_slice())
+                    .expect("key id inside the extension");
+                value[at..at + ours.len()].copy_from_slice(&theirs);
+                e.extn_value = x509_cert::der::asn1::OctetString::new(value).expect("octets");
+            }
+        }
+    });
+    assert_eq!(
+        bundle
+            .verify_certificate(&wrong_aki, BOTH_CURRENT)
+            .map(|v| v.anchor),
+        Err(BundleRefusal {
+            refusal: CertRefusal::Untrusted,
+            anchor: None
+        })
+    );
+}
+
+#[test]
+fn each_crl_counts_for_its_own_ca_only() {
+    let bundle = generations();
+    let k = keys();
+    let crl_2015 = k
+        .gen_2015
+        .issue_crl(&[SERIAL], BOTH_CURRENT - DAY, BOTH_CURRENT + DAY);
+    let crl_2023 = k
+        .gen_2023
+        .issue_crl(&[7], BOTH_CURRENT - DAY, BOTH_CURRENT + DAY);
+    let (index_2015, list_2015) = bundle
+        .revocation_list(&crl_2015.expect("CRL"), BOTH_CURRENT)
+        .expect("2015 list");
+    let (index_2023, list_2023) = bundle
+        .revocation_list_from_pem_or_der(&pem("X509 CRL", &crl_2023.expect("CRL")), BOTH_CURRENT)
+        .expect("2023 list");
+    assert_eq!((index_2015, index_2023), (0, 1));
+
+    // Serial 42 is revoked by the 2015 CA; the 2023 CA's serial 42 is another card.
+    let old = bundle
+        .verify_certificate(&issue_in_overlap(&k.gen_2015, SERIAL), BOTH_CURRENT)
+        .expect("verifies");
+    let new = bundle
+        .verify_certificate(&issue_in_overlap(&k.gen_2023, SERIAL), BOTH_CURRENT)
+        .expect("verifies");
+    let lists = [&list_2015, &list_2023];
+    assert!(lists[old.anchor].is_revoked(&old.certificate));
+    assert!(!lists[new.anchor].is_revoked(&new.certificate));
+
+    // A CRL of a third key with the same DN belongs to no CA of the bundle.
+    let foreign = k
+        .other_ca
+        .issue_crl(&[SERIAL], BOTH_CURRENT - DAY, BOTH_CURRENT + DAY)
+        .expect("CRL");
+    let hex = |id: &[u8]| {
+        id.iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    assert_eq!(
+        bundle.revocation_list(&foreign, BOTH_CURRENT).map(|_| ()),
+        Err(CrlError::NoIssuerInBundle {
+            key_id: Some(hex(k.other_ca.key_id()))
+        })
+    );
+    // One anchor: the other generation's list is refused.
+    let anchor_2015 = bundle.anchors()[0].clone();
+    let crl_2023 = k
+        .gen_2023
+        .issue_crl(&[7], BOTH_CURRENT - DAY, BOTH_CURRENT + DAY)
+        .expect("CRL");
+    assert_eq!(
+        RevocationList::from_der(&crl_2023, &anchor_2015, BOTH_CURRENT).map(|_| ()),
+        Err(CrlError::Untrusted)
+    );
+    // A stale list is refused in a bundle too.
+    let stale = k
+        .gen_2023
+        .issue_crl(&[7], BOTH_CURRENT - 2 * DAY, BOTH_CURRENT - DAY)
+        .expect("CRL");
+    assert!(matches!(
+        bundle.revocation_list(&stale, BOTH_CURRENT),
+        Err(CrlError::Stale { .. })
+    ));
+}
+
+#[test]
+fn an_ended_generations_certificate_is_expired_not_untrusted() {
+    let bundle = generations();
+    let old = issue_in_overlap(&keys().gen_2015, SERIAL);
+    let new = issue_in_overlap(&keys().gen_2023, SERIAL);
+    let ended = JLIS_2015_NOT_AFTER as i64;
+    // The certificate's own validity runs to 2028; its CA's ends 2025-10-19T14:59:59Z.
+    assert!(bundle.verify_certificate(&old, ended).is_ok());
+    for now in [ended + 1, NOW, OVERLAP_NOT_AFTER as i64] {
+        assert_eq!(
+            bundle.verify_certificate(&old, now).map(|v| v.anchor),
+            Err(BundleRefusal {
+                refusal: CertRefusal::Expired,
+                anchor: Some(0)
+            }),
+            "{now}"
+        );
+        assert!(bundle.anchors()[0].has_ended(now));
+        assert_eq!(
+            bundle.verify_certificate(&new, now).map(|v| v.anchor).ok(),
+            Some(1)
+        );
+    }
+    // The single-anchor check says the same.
+    assert_eq!(
+        verify_certificate(&old, &bundle.anchors()[0], NOW).map(|_| ()),
+        Err(CertRefusal::Expired)
+    );
+    // Before a generation began, its certificates are not yet valid.
+    let early = keys()
+        .gen_2023
+        .issue_user_certificate(
+            &UserCertificateRequest {
+                serial: SERIAL,
+                subject_common_name: "UKETSUKE TEST USER EARLY".into(),
+                not_before_unix: OVERLAP_NOT_BEFORE - 365 * 86_400,
+                not_after_unix: OVERLAP_NOT_AFTER,
+            },
+            &keys().user.to_public_key(),
+        )
+        .expect("certificate");
+    assert_eq!(
+        bundle
+            .verify_certificate(&early, JLIS_2023_NOT_BEFORE as i64 - 1)
+            .map(|v| v.anchor),
+        Err(BundleRefusal {
+            refusal: CertRefusal::NotYetValid,
+            anchor: Some(1)
+        })
+    );
+}
+
+#[test]
+fn bundle_files_hold_several_certificates() {
+    let k = keys();
+    let file = [
+        pem("CERTIFICATE", k.gen_2015.certificate_der()),
+        b"\n# the 2023 generation\n".to_vec(),
+        pem("CERTIFICATE", k.gen_2023.certificate_der()),
+    ]
+    .concat();
+    let anchors = TrustAnchor::all_from_pem_or_der(&file).expect("bundle file");
+    assert_eq!(anchors.len(), 2);
+    assert_eq!(anchors[1].key_id(), Some(k.gen_2023.key_id()));
+    // A DER file is one certificate.
+    let anchors = TrustAnchor::all_from_pem_or_der(k.gen_2023.certificate_der()).expect("DER");
+    assert_eq!(anchors.len(), 1);
+    // The same CA twice (two files, or twice in one) is one anchor.
+    let twice = TrustAnchor::all_from_pem_or_der(&[file.clone(), file].concat()).expect("file");
+    assert_eq!(twice.len(), 4);
+    assert_eq!(TrustBundle::new(twice).expect("bundle").anchors().len(), 2);
+    assert_eq!(
+        TrustBundle::new(Vec::new()).map(|_| ()),
+        Err(CertError::Empty)
+    );
+}
+
+#[test]
+fn bundles_with_garbage_or_a_user_certificate_are_refused() {
+    let k = keys();
+    let ca = pem("CERTIFICATE", k.gen_2015.certificate_der());
+    let user = pem("CERTIFICATE", &issue_in_overlap(&k.gen_2015, SERIAL));
+    let error = TrustAnchor::all_from_pem_or_der(&[ca.clone(), user.clone()].concat())
+        .map(|_| ())
+        .expect_err("user certificate in the bundle");
+    assert_eq!(
+        error,
+        CertError::InFile {
+            number: 2,
+            total: 2,
+            error: Box::new(CertError::NotCa("basicConstraints says cA = FALSE")),
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        "certificate 2 of 2: not a CA certificate: basicConstraints says cA = FALSE"
+    );
+    // Alone, a user certificate is no anchor either.
+    assert!(matches!(
+        TrustAnchor::from_pem_or_der(&user),
+        Err(CertError::NotCa(_))
+    ));
+    let garbage = b"-----BEGIN CERTIFICATE-----\nMIIBAAAA\n-----END CERTIFICATE-----\n";
+    let error = TrustAnchor::all_from_pem_or_der(&[garbage.to_vec(), ca.clone()].concat())
+        .map(|_| ())
+        .expect_err("garbage block");
+    assert!(
+        matches!(&error, CertError::InFile { number: 1, total: 2, error } if matches!(**error, CertError::Malformed(_))),
+        "{error:?}"
+    );
+    for (file, what) in [
+        (b"".to_vec(), "empty"),
+        (b" \n\r\n".to_vec(), "blank"),
+        (b"not a certificate at all".to_vec(), "text"),
+        (
+            [ca.clone(), pem("X509 CRL", &[0x30, 0])].concat(),
+            "a CRL block",
+        ),
+        (
+            [ca.clone(), b"-----BEGIN CERTIFICATE-----\nAAAA\n".to_vec()].concat(),
+            "no END",
+        ),
+        (
+            [
+                ca.clone(),
+                b"-----BEGIN CERTIFICATE-----\n%%%\n-----END CERTIFICATE-----".to_vec(),
+            ]
+            .concat(),
+            "not base64",
+        ),
+    ] {
+        let result = TrustAnchor::all_from_pem_or_der(&file);
+        assert!(result.is_err(), "{what}: {result:?}");
+        assert!(
+            !result.map(|_| ()).unwrap_err().to_string().contains('\n'),
+            "{what}"
+        );
+    }
+}
+
+/// The real J-LIS CA certificates for 利用者証明用電子証明書 (../shared/field/jpki/, as J-LIS
+/// publishes them).
+const FIELD_JPKI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/field/jpki/");
+
+fn field(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{FIELD_JPKI}{name}")).expect("field file (../shared/field/jpki)")
+}
+
+#[test]
+fn the_real_jlis_ca_generations_load() {
+    let a2015 = TrustAnchor::from_pem_or_der(&field("jpki_auth_ca_2015.pem")).expect("2015");
+    let a2023 = TrustAnchor::from_pem_or_der(&field("jpki_auth_ca_2023.pem")).expect("2023");
+    assert_eq!(a2015.subject(), a2023.subject());
+    assert_eq!(
+        a2015.subject().to_string(),
+        "OU=Japan Agency for Local Authority Information Systems,OU=JPKI for user authentication,O=JPKI,C=JP"
+    );
+    assert_ne!(a2015.public_key(), a2023.public_key());
+    assert_eq!(
+        a2015.key_id_hex(),
+        "95:67:95:1B:5C:A7:0D:84:A0:FF:F1:D8:5A:87:F1:AA:B1:34:03:85"
+    );
+    assert_eq!(
+        a2023.key_id_hex(),
+        "1A:C1:00:F5:96:A3:BC:8C:4B:3D:F1:95:E3:26:99:24:9E:9E:30:8A"
+    );
+    assert_eq!(a2015.not_after_unix(), JLIS_2015_NOT_AFTER as i64);
+    assert_eq!(a2023.not_before_unix(), JLIS_2023_NOT_BEFORE as i64);
+    assert_eq!(a2023.not_after_unix(), JLIS_2023_NOT_AFTER as i64);
+    assert!(a2015.has_ended(NOW) && !a2023.has_ended(NOW));
+
+    // One bundle file with both.
+    let one_file = [
+        field("jpki_auth_ca_2015.pem"),
+        field("jpki_auth_ca_2023.pem"),
+    ]
+    .concat();
+    let anchors = TrustAnchor::all_from_pem_or_der(&one_file).expect("bundle file");
+    let bundle = TrustBundle::new(anchors).expect("bundle");
+    let ids: Vec<String> = bundle.anchors().iter().map(|a| a.key_id_hex()).collect();
+    assert_eq!(ids, [a2015.key_id_hex(), a2023.key_id_hex()]);
+
+    // Our test certificates do not chain to J-LIS.
+    let ours = issue_in_overlap(&keys().gen_2023, SERIAL);
+    assert_eq!(
+        bundle.verify_certificate(&ours, BOTH_CURRENT).map(|_| ()),
+        Err(BundleRefusal {
+            refusal: CertRefusal::Untrusted,
+            anchor: None
+        })
     );
 }

@@ -43,11 +43,14 @@ pub struct Config {
     pub site_root: PathBuf,
     pub log_filter: String,
     pub log_format: LogFormat,
-    /// The JPKI user-authentication CA certificate (PEM or DER); demo default: the test CA.
-    pub jpki_ca: Option<PathBuf>,
-    /// That CA's revocation list (PEM or DER), re-read every ten minutes; demo default: a list
-    /// of the demo population's revoked cards.
-    pub jpki_crl: Option<PathBuf>,
+    /// The JPKI user-authentication CA bundle: files of one or more CA certificates (PEM
+    /// blocks, or one DER certificate each), every generation whose cards are in use (J-LIS
+    /// 2015 and 2023). Empty: the demo's test CA. Set together with `jpki_crl`.
+    pub jpki_ca: Vec<PathBuf>,
+    /// The CAs' revocation lists, one CRL (PEM or DER) per file and per CA, each matched to its
+    /// CA by the CA's key; re-read every ten minutes. Empty: a list of the demo population's
+    /// revoked cards.
+    pub jpki_crl: Vec<PathBuf>,
     /// The backend's answer-signing key (P-256, SEC1, base64url) and its key id; default with
     /// the simulator or in demo mode: the simulator's.
     pub backend_key: Option<(String, p256::ecdsa::VerifyingKey)>,
@@ -95,6 +98,10 @@ const KEYS: [&str; 14] = [
     "relay_workers",
 ];
 
+/// The keys whose value is a list of files: a TOML array of strings, or one string with the
+/// paths separated as in `PATH` (`:`, on Windows `;`).
+const LIST_KEYS: [&str; 2] = ["jpki_ca", "jpki_crl"];
+
 const ENV_PREFIX: &str = "UKETSUKE_";
 /// Names the TOML file; not a setting itself.
 const ENV_CONFIG_FILE: &str = "UKETSUKE_CONFIG";
@@ -121,6 +128,8 @@ impl std::error::Error for ConfigError {}
 struct Raw {
     value: String,
     source: String,
+    /// The items of a TOML array (list keys only); `value` then shows them for messages.
+    items: Option<Vec<String>>,
 }
 
 impl Raw {
@@ -195,6 +204,7 @@ impl Config {
                 Raw {
                     value: value.clone(),
                     source: name.clone(),
+                    items: None,
                 },
             );
         }
@@ -225,8 +235,27 @@ fn read_file(
             });
         };
         let source = format!("{key} ({name})");
+        let mut items = None;
         let value = match value {
             toml::Value::String(s) => s,
+            toml::Value::Array(array) if LIST_KEYS.contains(known) => {
+                let strings = array
+                    .into_iter()
+                    .map(|item| match item {
+                        toml::Value::String(s) => Ok(s),
+                        other => Err(ConfigError {
+                            source: source.clone(),
+                            message: format!(
+                                "must be a list of strings (file paths), found {}",
+                                other.type_str()
+                            ),
+                        }),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let shown = format!("{strings:?}");
+                items = Some(strings);
+                shown
+            }
             other => {
                 return Err(ConfigError {
                     source,
@@ -234,7 +263,14 @@ fn read_file(
                 });
             }
         };
-        raw.insert(known, Raw { value, source });
+        raw.insert(
+            known,
+            Raw {
+                value,
+                source,
+                items,
+            },
+        );
     }
     Ok(())
 }
@@ -353,24 +389,21 @@ fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
         None => LogFormat::Text,
     };
 
-    let path = |key: &str| -> Result<Option<PathBuf>, ConfigError> {
-        match get(key) {
-            Some(r) if r.value.trim().is_empty() => Err(r.error("must not be empty")),
-            Some(r) => Ok(Some(PathBuf::from(r.value.trim()))),
-            None => Ok(None),
+    let jpki_ca = path_list(get("jpki_ca"))?;
+    let jpki_crl = path_list(get("jpki_crl"))?;
+    match (get("jpki_ca"), get("jpki_crl")) {
+        (Some(r), None) | (None, Some(r)) => {
+            return Err(r.error(
+                "jpki_ca and jpki_crl go together: the CA certificates and their revocation lists",
+            ));
         }
-    };
-    let jpki_ca = path("jpki_ca")?;
-    let jpki_crl = path("jpki_crl")?;
-    if mode == Mode::Production {
-        for (key, value) in [("jpki_ca", &jpki_ca), ("jpki_crl", &jpki_crl)] {
-            if value.is_none() {
-                return Err(ConfigError {
-                    source: format!("UKETSUKE_{}", key.to_ascii_uppercase()),
-                    message: "production mode needs the JPKI CA certificate and its revocation list (PEM or DER files)".to_owned(),
-                });
-            }
-        }
+        _ => {}
+    }
+    if mode == Mode::Production && jpki_ca.is_empty() {
+        return Err(ConfigError {
+            source: "UKETSUKE_JPKI_CA".to_owned(),
+            message: "production mode needs the JPKI CA certificates and their revocation lists (jpki_ca, jpki_crl: PEM or DER files)".to_owned(),
+        });
     }
 
     let backend_key = match (get("backend_key"), get("backend_key_id")) {
@@ -427,6 +460,24 @@ fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
         log_filter,
         log_format,
     })
+}
+
+/// A list of files: a TOML array's items, or one string split like `PATH` (`a.pem:b.pem`; `;`
+/// on Windows). No item may be empty, so a stray separator is an error, not a silent skip.
+fn path_list(raw: Option<&Raw>) -> Result<Vec<PathBuf>, ConfigError> {
+    let Some(r) = raw else {
+        return Ok(Vec::new());
+    };
+    let paths: Vec<PathBuf> = match &r.items {
+        Some(items) => items.iter().map(|i| PathBuf::from(i.trim())).collect(),
+        None => std::env::split_paths(r.value.trim()).collect(),
+    };
+    if paths.is_empty() || paths.iter().any(|p| p.as_os_str().is_empty()) {
+        return Err(r.error(
+            "must name one or more files, none empty (a TOML list, or paths separated by ':')",
+        ));
+    }
+    Ok(paths)
 }
 
 fn parse_origin(r: &Raw) -> Result<Url, ConfigError> {
@@ -583,6 +634,103 @@ mod tests {
             );
             assert!(!message.contains('\n'), "one line: {message}");
         }
+    }
+
+    fn production(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let key = uketsuke_backend::contract::signing::encode_verifying_key(
+            &uketsuke_backend::simulator::keys::backend_verifying_key(),
+        );
+        let mut pairs = vec![
+            ("UKETSUKE_MODE", "production"),
+            ("UKETSUKE_PUBLIC_ORIGIN", "https://uketsuke.example.jp"),
+            ("UKETSUKE_BACKEND", "https://oqs.example.jp/api"),
+            ("UKETSUKE_BACKEND_KEY", key.as_str()),
+            ("UKETSUKE_BACKEND_KEY_ID", "oqs-1"),
+        ];
+        pairs.extend_from_slice(extra);
+        Config::from_sources(None, &env(&pairs))
+    }
+
+    #[test]
+    fn the_ca_bundle_and_lists_are_lists_of_files() {
+        // Environment: paths separated as in PATH.
+        let c = production(&[
+            (
+                "UKETSUKE_JPKI_CA",
+                "/etc/jpki/ca-2015.pem:/etc/jpki/ca-2023.pem",
+            ),
+            ("UKETSUKE_JPKI_CRL", "/etc/jpki/2015.crl:/etc/jpki/2023.crl"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.jpki_ca,
+            [
+                PathBuf::from("/etc/jpki/ca-2015.pem"),
+                PathBuf::from("/etc/jpki/ca-2023.pem")
+            ]
+        );
+        assert_eq!(c.jpki_crl.len(), 2);
+        // One file (a bundle of PEM blocks) is a list of one.
+        let c = production(&[
+            ("UKETSUKE_JPKI_CA", "/etc/jpki/bundle.pem"),
+            ("UKETSUKE_JPKI_CRL", "/etc/jpki/2023.crl"),
+        ])
+        .expect("valid");
+        assert_eq!(c.jpki_ca, [PathBuf::from("/etc/jpki/bundle.pem")]);
+        // The file: a TOML list, or a string.
+        let c = Config::from_sources(
+            Some((
+                "f.toml",
+                "jpki_ca = [\"a.pem\", \"b.pem\"]\njpki_crl = \"a.crl:b.crl\"",
+            )),
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(c.jpki_ca, [PathBuf::from("a.pem"), PathBuf::from("b.pem")]);
+        assert_eq!(c.jpki_crl, [PathBuf::from("a.crl"), PathBuf::from("b.crl")]);
+        // Demo mode without either: the test CA.
+        let c = Config::from_sources(None, &[]).expect("valid");
+        assert!(c.jpki_ca.is_empty() && c.jpki_crl.is_empty());
+    }
+
+    #[test]
+    fn bad_ca_and_list_settings_name_their_key() {
+        let message = |r: Result<Config, ConfigError>| match r {
+            Ok(c) => panic!("expected an error, got {c:?}"),
+            Err(e) => e.to_string(),
+        };
+        let m = message(production(&[]));
+        assert!(m.contains("UKETSUKE_JPKI_CA: production mode needs"), "{m}");
+        let m = message(production(&[("UKETSUKE_JPKI_CA", "/a.pem")]));
+        assert!(
+            m.contains("UKETSUKE_JPKI_CA: \"/a.pem\": jpki_ca and jpki_crl go together"),
+            "{m}"
+        );
+        let m = message(production(&[("UKETSUKE_JPKI_CRL", "/a.crl")]));
+        assert!(m.contains("UKETSUKE_JPKI_CRL"), "{m}");
+        for bad in ["", " ", "/a.pem:", "/a.pem::/b.pem", ":/a.pem"] {
+            let m = message(production(&[
+                ("UKETSUKE_JPKI_CA", bad),
+                ("UKETSUKE_JPKI_CRL", "/a.crl"),
+            ]));
+            assert!(
+                m.contains("UKETSUKE_JPKI_CA") && m.contains("none empty"),
+                "{bad:?}: {m}"
+            );
+            assert!(!m.contains('\n'));
+        }
+        assert!(
+            err(Some("jpki_ca = [1]\njpki_crl = \"a.crl\""), &[])
+                .contains("jpki_ca (uketsuke.toml): must be a list of strings")
+        );
+        assert!(
+            err(Some("jpki_ca = []\njpki_crl = \"a.crl\""), &[])
+                .contains("jpki_ca (uketsuke.toml): \"[]\": must name one or more files")
+        );
+        // Lists are for the file lists only.
+        assert!(
+            err(Some("listen = [\"x\"]"), &[]).contains("listen (uketsuke.toml): must be a string")
+        );
     }
 
     #[test]

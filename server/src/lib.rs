@@ -116,9 +116,10 @@ impl Server {
         };
         console::demo::ensure_accounts(&db, config.mode).await?;
         let now_unix = clock.now_ms().div_euclid(1000);
-        let trust = match (&config.jpki_ca, &config.jpki_crl) {
-            (Some(ca), Some(crl)) => Trust::from_files(ca, crl, now_unix)?,
-            _ => Trust::demo(now_unix)?,
+        let trust = if config.jpki_ca.is_empty() {
+            Trust::demo(now_unix)?
+        } else {
+            Trust::from_files(&config.jpki_ca, &config.jpki_crl, now_unix)?
         };
         let mut simulator_clock = None;
         let backend_url = match &config.backend {
@@ -201,8 +202,8 @@ impl Server {
             }
             .spawn(config.relay_workers);
             sweeper::spawn(db.clone(), clock.clone());
-            if let Some(crl) = config.jpki_crl.clone() {
-                spawn_crl_reload(trust.clone(), crl, clock.clone());
+            if !config.jpki_crl.is_empty() {
+                spawn_crl_reload(trust.clone(), config.jpki_crl.clone(), clock.clone());
             }
         }
         let state = AppState {
@@ -272,18 +273,18 @@ impl Server {
     }
 }
 
-/// Re-reads the revocation list every ten minutes; a bad or stale file keeps the current list.
-fn spawn_crl_reload(trust: Trust, path: std::path::PathBuf, clock: Clock) {
+/// Re-reads the revocation lists every ten minutes; a bad or stale file keeps the current lists.
+fn spawn_crl_reload(trust: Trust, paths: Vec<std::path::PathBuf>, clock: Clock) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
         tick.tick().await;
         loop {
             tick.tick().await;
             if let Err(error) = trust
-                .reload_crl(&path, clock.now_ms().div_euclid(1000))
+                .reload_crls(&paths, clock.now_ms().div_euclid(1000))
                 .await
             {
-                tracing::error!(%error, "revocation list not reloaded; keeping the current one");
+                tracing::error!(%error, "revocation lists not reloaded; keeping the current ones");
             }
         }
     });

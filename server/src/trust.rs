@@ -1,21 +1,38 @@
-//! What the server trusts about a card before anything leaves it: the certificate chains to the
-//! configured JPKI user-authentication CA, is within its validity, is not on the CA's revocation
-//! list, and its key signed exactly the binding the server expects. In demo mode the trust
-//! anchor is the simulator's test CA and the revocation list is made at start from the demo
-//! population's revoked cards, signed by that CA like a real list.
+//! What the server trusts about a card before anything leaves it: the certificate chains to one
+//! of the configured JPKI user-authentication CAs, is within its validity and its CA's, is not
+//! on that CA's revocation list, and its key signed exactly the binding the server expects.
+//!
+//! J-LIS runs the CA in generations with one subject DN and different keys (2015 and 2023;
+//! cards of either are in use), so the configuration is a bundle of CA certificates and one
+//! current CRL per CA: each list is matched to the CA that signed it (authority key
+//! identifier, then signature), and a certificate is checked against the list of the CA that
+//! actually issued it (`uketsuke_card::certs::TrustBundle`). In demo mode the bundle is the
+//! simulator's test CA and its list is made at start from the demo population's revoked cards,
+//! signed by that CA like a real list.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use tokio::sync::RwLock;
 use uketsuke_card::certs::{
-    CertRefusal, RevocationList, TrustAnchor, verify_card_signature, verify_certificate,
+    BundleRefusal, CertRefusal, RevocationList, TrustAnchor, TrustBundle, VerifiedCertificate,
+    verify_card_signature,
 };
+
+/// The configuration key of the CA bundle, named in start-up errors.
+const KEY_CA: &str = "jpki_ca";
+/// The configuration key of the revocation lists, named in start-up errors.
+const KEY_CRL: &str = "jpki_crl";
 
 /// Why a card's proof is refused, each with its own message for the patient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CardRefusal {
     CertificateMalformed,
     CertificateUntrusted,
+    /// The certificate's validity ended, or that of the CA generation that issued it: either
+    /// way the patient renews the certificate at the municipal office.
     CertificateExpired,
     CertificateNotYetValid,
     CertificateRevoked,
@@ -35,43 +52,83 @@ impl CardRefusal {
     }
 }
 
+/// A trust configuration that cannot be used; printed as one line that names the
+/// configuration key and the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
-    #[error("cannot read {path}: {source}")]
+    #[error("{key}: cannot read {path}: {source}")]
     Read {
+        key: &'static str,
         path: String,
         source: std::io::Error,
     },
-    #[error("{what} {path} is not usable: {message}")]
+    #[error("{key}: {path}: {message}")]
     Invalid {
-        what: &'static str,
+        key: &'static str,
         path: String,
         message: String,
+    },
+    #[error(
+        "jpki_crl: no revocation list for the CA {ca}; add its current CRL (every configured CA whose validity has not ended needs one)"
+    )]
+    MissingCrl { ca: String },
+    #[error(
+        "jpki_crl: {first} and {second} are both revocation lists of the CA {ca}; give one current list per CA"
+    )]
+    DuplicateCrl {
+        ca: String,
+        first: String,
+        second: String,
     },
     #[error("demo trust material: {0}")]
     Demo(String),
 }
 
-/// The CA and its current revocation list.
+/// The CAs and the current revocation list of each.
 #[derive(Clone)]
 pub struct Trust {
-    anchor: Arc<TrustAnchor>,
-    crl: Arc<RwLock<RevocationList>>,
+    bundle: Arc<TrustBundle>,
+    /// Where each CA came from (same index as the bundle's anchors), for messages.
+    sources: Arc<Vec<String>>,
+    /// One list per CA (same index); `None` only for a CA whose validity had ended when the
+    /// lists were read: its certificates are refused as expired before any list is consulted.
+    crls: Arc<RwLock<Vec<Option<RevocationList>>>>,
 }
 
 impl Trust {
-    pub fn new(anchor: TrustAnchor, crl: RevocationList) -> Self {
-        Trust {
-            anchor: Arc::new(anchor),
-            crl: Arc::new(RwLock::new(crl)),
+    /// From files (PEM or DER): the CA bundle (each file one or more certificates) and the
+    /// CRLs (one per file), each matched to its CA; every CA whose validity has not ended at
+    /// `now_unix` needs a current list. Logs each CA it trusts.
+    pub fn from_files(
+        ca_files: &[PathBuf],
+        crl_files: &[PathBuf],
+        now_unix: i64,
+    ) -> Result<Self, TrustError> {
+        let (bundle, sources) = read_bundle(ca_files)?;
+        let lists = read_crls(&bundle, &sources, crl_files, now_unix)?;
+        for (anchor, (source, list)) in bundle.anchors().iter().zip(sources.iter().zip(&lists)) {
+            let ca = describe(anchor);
+            match list {
+                Some(list) => tracing::info!(
+                    %ca, file = %source, revoked = list.len(),
+                    "JPKI user-authentication CA trusted"
+                ),
+                None => tracing::warn!(
+                    %ca, file = %source,
+                    "JPKI user-authentication CA generation has ended: its certificates are refused as expired"
+                ),
+            }
         }
+        Ok(Trust {
+            bundle: Arc::new(bundle),
+            sources: Arc::new(sources),
+            crls: Arc::new(RwLock::new(lists)),
+        })
     }
 
-    /// From files (PEM or DER): the CA certificate and a CRL it signed that is current.
-    pub fn from_files(ca: &Path, crl: &Path, now_unix: i64) -> Result<Self, TrustError> {
-        let anchor = read_anchor(ca)?;
-        let list = read_crl(crl, &anchor, now_unix)?;
-        Ok(Trust::new(anchor, list))
+    /// Reads the CA bundle alone (for tests and checks): every certificate of every file.
+    pub fn read_bundle(ca_files: &[PathBuf]) -> Result<TrustBundle, TrustError> {
+        read_bundle(ca_files).map(|(bundle, _)| bundle)
     }
 
     /// The simulator's test CA, with a list of the demo population's revoked cards.
@@ -92,19 +149,34 @@ impl Trust {
             .map_err(|e| TrustError::Demo(e.to_string()))?;
         let list = RevocationList::from_der(&der, &anchor, now_unix)
             .map_err(|e| TrustError::Demo(e.to_string()))?;
-        Ok(Trust::new(anchor, list))
+        let bundle = TrustBundle::new(vec![anchor]).map_err(|e| TrustError::Demo(e.to_string()))?;
+        Ok(Trust {
+            bundle: Arc::new(bundle),
+            sources: Arc::new(vec!["the demo test CA".to_owned()]),
+            crls: Arc::new(RwLock::new(vec![Some(list)])),
+        })
     }
 
-    /// Replaces the revocation list with a newer file's; on any problem the current list stays.
-    pub async fn reload_crl(&self, path: &Path, now_unix: i64) -> Result<(), TrustError> {
-        let list = read_crl(path, &self.anchor, now_unix)?;
-        *self.crl.write().await = list;
+    /// The configured CAs.
+    pub fn bundle(&self) -> &TrustBundle {
+        &self.bundle
+    }
+
+    /// Replaces every revocation list with the files' current ones; on any problem (a file
+    /// unreadable, stale, of no configured CA, a CA left without a list) all current lists stay.
+    pub async fn reload_crls(
+        &self,
+        crl_files: &[PathBuf],
+        now_unix: i64,
+    ) -> Result<(), TrustError> {
+        let lists = read_crls(&self.bundle, &self.sources, crl_files, now_unix)?;
+        *self.crls.write().await = lists;
         Ok(())
     }
 
     /// Checks the certificate (DER) and the card's signature over `message`; returns the card
-    /// reference (SHA-256 hex of the certificate serial), by which the patient's receptions are
-    /// found again with the same card.
+    /// reference (SHA-256 hex of the issuing CA's key and the certificate serial), by which the
+    /// patient's receptions are found again with the same card.
     pub async fn verify(
         &self,
         certificate_der: &[u8],
@@ -112,11 +184,11 @@ impl Trust {
         signature: &[u8],
         now_unix: i64,
     ) -> Result<String, CardRefusal> {
-        let certificate = self.checked_certificate(certificate_der, now_unix).await?;
+        let (anchor, certificate) = self.checked_certificate(certificate_der, now_unix).await?;
         if !verify_card_signature(&certificate.public_key, message, signature) {
             return Err(CardRefusal::SignatureInvalid);
         }
-        Ok(card_ref(&certificate.serial))
+        Ok(card_ref(anchor, &certificate.serial))
     }
 
     /// Checks the certificate alone (chain, validity, revocation) for 目視確認, where the card
@@ -126,62 +198,185 @@ impl Trust {
         certificate_der: &[u8],
         now_unix: i64,
     ) -> Result<String, CardRefusal> {
-        let certificate = self.checked_certificate(certificate_der, now_unix).await?;
-        Ok(card_ref(&certificate.serial))
+        let (anchor, certificate) = self.checked_certificate(certificate_der, now_unix).await?;
+        Ok(card_ref(anchor, &certificate.serial))
     }
 
     async fn checked_certificate(
         &self,
         certificate_der: &[u8],
         now_unix: i64,
-    ) -> Result<uketsuke_card::certs::VerifiedCertificate, CardRefusal> {
-        let certificate =
-            verify_certificate(certificate_der, &self.anchor, now_unix).map_err(|e| match e {
-                CertRefusal::Malformed => CardRefusal::CertificateMalformed,
-                CertRefusal::Untrusted => CardRefusal::CertificateUntrusted,
-                CertRefusal::Expired => CardRefusal::CertificateExpired,
-                CertRefusal::NotYetValid => CardRefusal::CertificateNotYetValid,
-                CertRefusal::Revoked => CardRefusal::CertificateRevoked,
-            })?;
-        if self.crl.read().await.is_revoked(&certificate) {
-            return Err(CardRefusal::CertificateRevoked);
+    ) -> Result<(&TrustAnchor, VerifiedCertificate), CardRefusal> {
+        let verified = self
+            .bundle
+            .verify_certificate(certificate_der, now_unix)
+            .map_err(|refused| self.refusal(refused, now_unix))?;
+        // The list of the CA that issued this certificate, never another generation's.
+        match self.crls.read().await.get(verified.anchor) {
+            Some(Some(list)) if list.is_revoked(&verified.certificate) => {
+                Err(CardRefusal::CertificateRevoked)
+            }
+            Some(Some(_)) => match self.bundle.anchors().get(verified.anchor) {
+                Some(anchor) => Ok((anchor, verified.certificate)),
+                None => Err(CardRefusal::CertificateUntrusted),
+            },
+            // Unreachable by construction (a CA without a list has ended, and its
+            // certificates are expired); refuse rather than skip revocation.
+            _ => {
+                tracing::error!(
+                    ca = %self.describe_anchor(verified.anchor),
+                    "no revocation list for the CA of a valid certificate; refused"
+                );
+                Err(CardRefusal::CertificateUntrusted)
+            }
         }
-        Ok(certificate)
+    }
+
+    /// The patient's code for a refusal; an expired CA generation is logged for the operator
+    /// (the CA, never the patient's certificate).
+    fn refusal(&self, refused: BundleRefusal, now_unix: i64) -> CardRefusal {
+        match refused.refusal {
+            CertRefusal::Malformed => CardRefusal::CertificateMalformed,
+            CertRefusal::Untrusted => CardRefusal::CertificateUntrusted,
+            CertRefusal::Expired => {
+                if let Some(index) = refused.anchor
+                    && self
+                        .bundle
+                        .anchors()
+                        .get(index)
+                        .is_some_and(|a| a.has_ended(now_unix))
+                {
+                    tracing::info!(
+                        ca = %self.describe_anchor(index),
+                        "card certificate refused as expired: its CA generation's validity has ended"
+                    );
+                }
+                CardRefusal::CertificateExpired
+            }
+            CertRefusal::NotYetValid => CardRefusal::CertificateNotYetValid,
+            CertRefusal::Revoked => CardRefusal::CertificateRevoked,
+        }
+    }
+
+    fn describe_anchor(&self, index: usize) -> String {
+        self.bundle
+            .anchors()
+            .get(index)
+            .map(describe)
+            .unwrap_or_default()
     }
 }
 
-/// The reference by which one card's receptions are found again: SHA-256 of the tagged serial.
-fn card_ref(serial: &[u8]) -> String {
-    let mut tagged = b"uketsuke-card-ref-v1:".to_vec();
+/// The reference by which one card's receptions are found again: SHA-256 of the tagged issuing
+/// CA key and serial. Serials are unique per CA only, and two J-LIS generations are trusted at
+/// once, so the CA's key is part of it (v1, serial alone, served a single CA).
+fn card_ref(anchor: &TrustAnchor, serial: &[u8]) -> String {
+    let mut tagged = b"uketsuke-card-ref-v2:".to_vec();
+    tagged.extend_from_slice(anchor.key_fingerprint());
+    tagged.push(b':');
     tagged.extend_from_slice(serial);
     crate::storage::receptions::sha256_hex(&tagged)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TrustError> {
+/// `SKI 1A:C1:00:F5:… (valid 2023-07-16T01:01:04Z to 2033-07-15T14:59:59Z)`: how the operator
+/// recognises a CA generation (the DN is the same for all of them).
+pub fn describe(anchor: &TrustAnchor) -> String {
+    format!(
+        "SKI {} (valid {} to {})",
+        anchor.key_id_hex(),
+        utc(anchor.not_before_unix()),
+        utc(anchor.not_after_unix())
+    )
+}
+
+fn utc(unix: i64) -> String {
+    crate::clock::from_ms(unix.saturating_mul(1000))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, TrustError> {
     std::fs::read(path).map_err(|source| TrustError::Read {
+        key,
         path: path.display().to_string(),
         source,
     })
 }
 
-fn read_anchor(path: &Path) -> Result<TrustAnchor, TrustError> {
-    TrustAnchor::from_pem_or_der(&read(path)?).map_err(|e| TrustError::Invalid {
-        what: "JPKI CA certificate",
-        path: path.display().to_string(),
+/// Every CA certificate of every file, duplicates (the same CA in two files) dropped, with the
+/// file each came from.
+fn read_bundle(ca_files: &[PathBuf]) -> Result<(TrustBundle, Vec<String>), TrustError> {
+    let mut anchors: Vec<(TrustAnchor, String)> = Vec::new();
+    for path in ca_files {
+        let found = TrustAnchor::all_from_pem_or_der(&read(KEY_CA, path)?).map_err(|e| {
+            TrustError::Invalid {
+                key: KEY_CA,
+                path: path.display().to_string(),
+                message: format!("not a usable JPKI CA certificate bundle: {e}"),
+            }
+        })?;
+        for anchor in found {
+            if !anchors.iter().any(|(a, _)| a.same_certificate(&anchor)) {
+                anchors.push((anchor, path.display().to_string()));
+            }
+        }
+    }
+    let (anchors, sources): (Vec<_>, Vec<_>) = anchors.into_iter().unzip();
+    let bundle = TrustBundle::new(anchors).map_err(|e| TrustError::Invalid {
+        key: KEY_CA,
+        path: ca_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         message: e.to_string(),
-    })
+    })?;
+    Ok((bundle, sources))
 }
 
-fn read_crl(
-    path: &Path,
-    anchor: &TrustAnchor,
+/// One current list per CA of the bundle, each from the file whose list that CA signed.
+fn read_crls(
+    bundle: &TrustBundle,
+    sources: &[String],
+    crl_files: &[PathBuf],
     now_unix: i64,
-) -> Result<RevocationList, TrustError> {
-    RevocationList::from_pem_or_der(&read(path)?, anchor, now_unix).map_err(|e| {
-        TrustError::Invalid {
-            what: "JPKI revocation list",
-            path: path.display().to_string(),
-            message: e.to_string(),
+) -> Result<Vec<Option<RevocationList>>, TrustError> {
+    let anchors = bundle.anchors();
+    let mut lists: Vec<Option<(RevocationList, String)>> = vec![None; anchors.len()];
+    for path in crl_files {
+        let shown = path.display().to_string();
+        let (index, list) = bundle
+            .revocation_list_from_pem_or_der(&read(KEY_CRL, path)?, now_unix)
+            .map_err(|e| TrustError::Invalid {
+                key: KEY_CRL,
+                path: shown.clone(),
+                message: format!("not a usable revocation list: {e}"),
+            })?;
+        let Some(slot) = lists.get_mut(index) else {
+            continue;
+        };
+        if let Some((_, first)) = slot {
+            return Err(TrustError::DuplicateCrl {
+                ca: anchors.get(index).map(describe).unwrap_or_default(),
+                first: first.clone(),
+                second: shown,
+            });
         }
-    })
+        *slot = Some((list, shown));
+    }
+    for (index, (anchor, list)) in anchors.iter().zip(&lists).enumerate() {
+        if list.is_none() && !anchor.has_ended(now_unix) {
+            return Err(TrustError::MissingCrl {
+                ca: format!(
+                    "{} from {}",
+                    describe(anchor),
+                    sources.get(index).map(String::as_str).unwrap_or("?")
+                ),
+            });
+        }
+    }
+    Ok(lists
+        .into_iter()
+        .map(|slot| slot.map(|(list, _)| list))
+        .collect())
 }
