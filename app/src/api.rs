@@ -159,4 +159,8 @@ pub struct ManagedItem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManagedList {
     pub receptions: Vec<ManagedItem>,
+    /// The backend could not name the person, so receptions made with an earlier card (before
+    /// a renewal or reissue) are missing from the list; the page says where to withdraw them.
+    #[serde(default)]
+    pub earlier_cards_unknown: bool,
 }

@@ -47,12 +47,21 @@ fn main() {
                 }
             ),
         };
-        let card = match p.certificate {
+        let mut card = match p.certificate {
             CertificateCase::Valid => "valid",
             CertificateCase::Revoked => "revoked",
             CertificateCase::Expired => "expired",
             CertificateCase::NotYetValid => "not yet valid",
-        };
+        }
+        .to_owned();
+        if !p.previous_certificates.is_empty() {
+            let old: Vec<String> = p.previous_certificates.iter().map(u64::to_string).collect();
+            card = format!(
+                "{card} ({}; {} revoked by renewal)",
+                p.card_seed(),
+                old.join(", ")
+            );
+        }
         println!(
             "| {} | {}（{}） | {} / {} | {} | {} | {} | {} |",
             p.no,

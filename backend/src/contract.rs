@@ -16,6 +16,10 @@ pub const HEALTH_PATH: &str = "/v1/health";
 /// `POST`: register consent ([`RegistrationRequest`] → [`RegistrationAccepted`]).
 pub const REGISTRATIONS_PATH: &str = "/v1/registrations";
 
+/// `POST`: the institution's reference of the person who holds a certificate
+/// ([`PersonReferenceRequest`] → [`PersonReferenceAnswer`]).
+pub const PERSON_REFERENCES_PATH: &str = "/v1/person-references";
+
 /// `POST`: eligibility of a registration ([`EligibilityRequest`] → [`EligibilityAnswer`]).
 pub fn eligibility_path(registration_id: &str) -> String {
     format!("/v1/registrations/{registration_id}/eligibility")
@@ -135,6 +139,40 @@ pub struct RegistrationAccepted {
     pub consent: ConsentChoices,
     /// The consent window as the backend computed it (domain::window).
     pub window: Window,
+    /// The person who registered, as this institution knows them ([`PersonReferenceAnswer`]).
+    /// Always sent by a backend of this contract; `None` when an answer lacks it (a stored
+    /// answer of an older backend), which a relay treats as "person not linked".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person_reference: Option<String>,
+}
+
+/// `POST /v1/person-references`: who holds this certificate, as the signing institution may
+/// know them. The relay sends it after it verified the card's proof itself (同意照会: the card
+/// signed a one-time challenge after the PIN), so that the patient finds the receptions made
+/// with an earlier certificate of theirs: the 利用者証明用電子証明書 is renewed every five years
+/// and with a reissued card, and its serial changes each time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonReferenceRequest {
+    pub institution_code: InstitutionCode,
+    /// The user-authentication certificate read from the card (DER, base64url, no padding).
+    pub certificate: String,
+}
+
+/// Answer of [`PERSON_REFERENCES_PATH`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonReferenceAnswer {
+    /// Opaque, stable for one person across all their certificates, and different for every
+    /// institution (two institutions cannot link their references): 1–128 characters
+    /// `[A-Za-z0-9_-]` ([`person_reference_is_well_formed`]).
+    pub person_reference: String,
+}
+
+/// The form every person reference has: 1–128 characters `[A-Za-z0-9_-]`.
+pub fn person_reference_is_well_formed(reference: &str) -> bool {
+    (1..=128).contains(&reference.len())
+        && reference
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// `POST /v1/registrations/{id}/eligibility`.
@@ -328,7 +366,8 @@ pub enum ErrorCode {
     CertificateExpired,
     /// The certificate's validity has not started.
     CertificateNotYetValid,
-    /// The certificate is on the revocation list.
+    /// The certificate is on the revocation list (also when it was revoked by its renewal:
+    /// only the new certificate proves the person from then on).
     CertificateRevoked,
     /// The certificate is valid but belongs to no person the backend knows.
     PersonNotFound,
@@ -448,6 +487,20 @@ mod tests {
         let json = serde_json::to_value(&proof).expect("serialise");
         assert_eq!(json["method"], "visual_check");
         assert_eq!(json["staff_account"], "kato01");
+    }
+
+    #[test]
+    fn person_references_have_one_form_and_may_be_absent_from_old_answers() {
+        assert!(person_reference_is_well_formed("pr-AbC_09"));
+        for bad in ["", "a b", "ä", "x/y", &"a".repeat(129)] {
+            assert!(!person_reference_is_well_formed(bad), "{bad:?}");
+        }
+        let old = r#"{"registration_id":"reg-1","reception_number":"20000001",
+            "registered_at":"2026-11-21T01:00:00Z","kind":"separate_route",
+            "visit_date":"2026-11-21","consent":{"clinical_medication":true,"checkups":false},
+            "window":{"state":"no_medical_information"}}"#;
+        let answer: RegistrationAccepted = serde_json::from_str(old).expect("old answer");
+        assert_eq!(answer.person_reference, None);
     }
 
     #[test]

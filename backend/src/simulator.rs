@@ -3,8 +3,8 @@
 //! in-process by the server in demo mode (on a loopback port, reached over real HTTP like a
 //! remote backend) or standalone as `backend-sim`.
 //!
-//! Modules: `keys` (test CA, backend and demo institution keys), `population` (60 people with
-//! virtual cards), `store` (SQLite), `certs` (certificate and card signature checks), `service`
+//! Modules: `keys` (test CA, backend and demo institution keys, person references),
+//! `population` (62 people with virtual cards), `store` (SQLite), `certs` (certificate and card signature checks), `service`
 //! (the operations), `clock` (settable time), `faults` (fault injection), `client` (a signed
 //! HTTP client for tests and the benchmark).
 
@@ -34,7 +34,9 @@ pub use clock::SimClock;
 pub use faults::{FaultConfig, Faults};
 
 use crate::contract::signing::encode_verifying_key;
-use crate::contract::{CONTRACT_VERSION, HEALTH_PATH, Health, REGISTRATIONS_PATH};
+use crate::contract::{
+    CONTRACT_VERSION, HEALTH_PATH, Health, PERSON_REFERENCES_PATH, REGISTRATIONS_PATH,
+};
 use service::{Operation, Sim};
 
 /// An institution key the simulator should accept besides the demo ones.
@@ -66,13 +68,43 @@ pub struct Running {
     pub clock: SimClock,
     /// The simulator's fault settings.
     pub faults: Faults,
+    store: store::Store,
 }
 
 impl Running {
+    /// J-LIS renews person `no`'s certificate now (business clock): the next generation's
+    /// certificate ([`population::virtual_card_of_generation`]) becomes the one that proves
+    /// them, and the current one is revoked by the renewal. Returns `(old serial, new serial)`.
+    /// The relay's own revocation list does not learn of it until its next list; the backend
+    /// refuses the old certificate at once.
+    pub async fn renew_certificate(&self, no: u32) -> Result<(u64, u64), RenewError> {
+        let current = self
+            .store
+            .current_serial(no)
+            .await?
+            .ok_or(RenewError::UnknownPerson(no))?;
+        let generation = (current / population::CARD_SEED_BASE).saturating_sub(1);
+        let next = population::card_seed_of(no, u32::try_from(generation + 1).unwrap_or(0));
+        let old = self
+            .store
+            .renew_certificate(no, next, self.clock.now())
+            .await?
+            .ok_or(RenewError::UnknownPerson(no))?;
+        Ok((old, next))
+    }
+
     /// Base URL to reach this simulator, e.g. `http://127.0.0.1:43123`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenewError {
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
+    #[error("no person {0} (or the next certificate is taken)")]
+    UnknownPerson(u32),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +163,7 @@ pub fn router_with(sim: Arc<Sim>) -> Router {
     Router::new()
         .route(HEALTH_PATH, get(health))
         .route(REGISTRATIONS_PATH, post(register))
+        .route(PERSON_REFERENCES_PATH, post(person_reference))
         .route("/v1/registrations/{id}/{operation}", post(per_registration))
         .fallback(not_found)
         .with_state(sim)
@@ -180,6 +213,24 @@ async fn register(
     serve(&sim, Operation::Register, &method, &uri, &headers, body).await
 }
 
+async fn person_reference(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(
+        &sim,
+        Operation::PersonReference,
+        &method,
+        &uri,
+        &headers,
+        body,
+    )
+    .await
+}
+
 /// `/v1/registrations/{id}/{operation}`: the operations on one registration.
 async fn per_registration(
     State(sim): State<Arc<Sim>>,
@@ -225,6 +276,7 @@ pub async fn spawn_with(addr: SocketAddr, options: SimOptions) -> std::io::Resul
         addr,
         clock: sim.clock.clone(),
         faults: sim.faults.clone(),
+        store: sim.store.clone(),
     };
     let app = router_with(sim);
     tokio::spawn(async move {

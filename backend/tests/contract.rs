@@ -1002,3 +1002,257 @@ async fn injected_faults() {
     assert_eq!(refused(call().await), ErrorCode::RegistrationNotFound);
     assert!(started.elapsed() >= Duration::from_millis(50));
 }
+
+// --- person references (PROTOCOL.md §6.7) --------------------------------------------------
+
+async fn reference_of(
+    client: &SignedClient,
+    institution_code: InstitutionCode,
+    certificate: String,
+) -> Result<PersonReferenceAnswer, ClientError> {
+    client
+        .call(
+            PERSON_REFERENCES_PATH,
+            &PersonReferenceRequest {
+                institution_code,
+                certificate,
+            },
+        )
+        .await
+}
+
+fn generation_certificate(no: u32, generation: u32) -> String {
+    let card = population::virtual_card_of_generation(no, generation).expect("card");
+    b64_encode(card.certificate_der())
+}
+
+#[tokio::test]
+async fn person_reference_is_stable_per_person_and_different_per_institution() {
+    let env = env().await;
+    let other_code = keys::institution_code(OTHER_CLINIC);
+    let here = reference_of(
+        &env.demo,
+        demo_code(),
+        certificate_of(61, CertificateCase::Valid),
+    )
+    .await
+    .expect("reference")
+    .person_reference;
+    assert!(person_reference_is_well_formed(&here), "{here}");
+    // Asking again (a retry, a new nonce) answers the same: the operation changes nothing.
+    let again = reference_of(
+        &env.demo,
+        demo_code(),
+        certificate_of(61, CertificateCase::Valid),
+    )
+    .await
+    .expect("again");
+    assert_eq!(again.person_reference, here);
+    // Another institution gets another reference for the same person; another person another.
+    let there = reference_of(
+        &env.other,
+        other_code,
+        certificate_of(61, CertificateCase::Valid),
+    )
+    .await
+    .expect("other institution")
+    .person_reference;
+    assert_ne!(there, here);
+    let someone = reference_of(
+        &env.demo,
+        demo_code(),
+        certificate_of(1, CertificateCase::Valid),
+    )
+    .await
+    .expect("person 1")
+    .person_reference;
+    assert_ne!(someone, here);
+
+    // The registration's answer carries the same reference as the person-reference operation.
+    let mut req = request(ReceptionKind::HomeVisit, "renewed-61");
+    visual(&mut req, 61);
+    let accepted = register(&env.demo, &req).await.expect("registered");
+    assert_eq!(accepted.person_reference.as_deref(), Some(here.as_str()));
+    // An idempotent retry repeats it.
+    let retry = register(&env.demo, &req).await.expect("retry");
+    assert_eq!(retry.person_reference, accepted.person_reference);
+}
+
+#[tokio::test]
+async fn a_certificate_revoked_by_renewal_proves_nothing_and_the_new_one_names_the_same_person() {
+    let env = env().await;
+    // Person 62 renewed twice: generations 0 and 1 are revoked by renewal, 2 is current.
+    for generation in [0, 1] {
+        assert_eq!(
+            refused(
+                reference_of(
+                    &env.demo,
+                    demo_code(),
+                    generation_certificate(62, generation)
+                )
+                .await
+            ),
+            ErrorCode::CertificateRevoked,
+            "generation {generation}"
+        );
+        let mut req = request(
+            ReceptionKind::SeparateRoute,
+            &format!("old-62-{generation}"),
+        );
+        req.identity = IdentityProof::VisualCheck {
+            certificate: generation_certificate(62, generation),
+            staff_account: "kato01".into(),
+        };
+        assert_eq!(
+            refused(register(&env.demo, &req).await),
+            ErrorCode::CertificateRevoked
+        );
+    }
+    assert!(
+        reference_of(&env.demo, demo_code(), generation_certificate(62, 2))
+            .await
+            .is_ok()
+    );
+
+    // Renewal while the simulator runs: person 5 registers with the first certificate, J-LIS
+    // renews it, and only the new one proves the person — who is the same person.
+    let mut req = request(ReceptionKind::HomeVisit, "before-renewal");
+    sign_with_card(&mut req, 5, CertificateCase::Valid, 60).await;
+    let before = register(&env.demo, &req).await.expect("registered");
+    let (old, new) = env.sim.renew_certificate(5).await.expect("renewed");
+    assert_eq!(
+        (old, new),
+        (
+            population::card_seed_of(5, 0),
+            population::card_seed_of(5, 1)
+        )
+    );
+    assert_eq!(
+        refused(reference_of(&env.demo, demo_code(), generation_certificate(5, 0)).await),
+        ErrorCode::CertificateRevoked
+    );
+    let after = reference_of(&env.demo, demo_code(), generation_certificate(5, 1))
+        .await
+        .expect("new certificate");
+    assert_eq!(Some(after.person_reference), before.person_reference);
+    // A second renewal moves on to the next generation.
+    assert_eq!(
+        env.sim.renew_certificate(5).await.expect("renewed again"),
+        (
+            population::card_seed_of(5, 1),
+            population::card_seed_of(5, 2)
+        )
+    );
+    assert!(env.sim.renew_certificate(999).await.is_err());
+}
+
+#[tokio::test]
+async fn person_reference_refusals() {
+    let env = env().await;
+    // Another institution's code in the body.
+    assert_eq!(
+        refused(
+            reference_of(
+                &env.demo,
+                keys::institution_code(OTHER_CLINIC),
+                certificate_of(1, CertificateCase::Valid)
+            )
+            .await
+        ),
+        ErrorCode::InstitutionMismatch
+    );
+    // The certificate's own troubles.
+    for (certificate, code) in [
+        (b64_encode(b"hello"), ErrorCode::CertificateMalformed),
+        ("not base64url!".to_owned(), ErrorCode::CertificateMalformed),
+        (
+            certificate_of(26, CertificateCase::Revoked),
+            ErrorCode::CertificateRevoked,
+        ),
+        (
+            certificate_of(27, CertificateCase::Expired),
+            ErrorCode::CertificateExpired,
+        ),
+        (
+            certificate_of(28, CertificateCase::NotYetValid),
+            ErrorCode::CertificateNotYetValid,
+        ),
+    ] {
+        assert_eq!(
+            refused(reference_of(&env.demo, demo_code(), certificate).await),
+            code
+        );
+    }
+    // Forged by another CA, and genuine but of nobody.
+    let key = population::card_key(population::card_seed(1)).expect("key");
+    let certificate = |ca: &TestCa, serial: u64| {
+        b64_encode(
+            &ca.issue_user_certificate(
+                &UserCertificateRequest {
+                    serial,
+                    subject_common_name: format!("UKETSUKE TEST CARD {serial}"),
+                    not_before_unix: 1_735_689_600,
+                    not_after_unix: 1_893_456_000,
+                },
+                &key.to_public_key(),
+            )
+            .expect("certificate"),
+        )
+    };
+    let forger = TestCa::from_seed(99).expect("forger CA");
+    assert_eq!(
+        refused(reference_of(&env.demo, demo_code(), certificate(&forger, 10_001)).await),
+        ErrorCode::CertificateUntrusted
+    );
+    let ca = population::ca().expect("ca");
+    assert_eq!(
+        refused(reference_of(&env.demo, demo_code(), certificate(ca, 999_998)).await),
+        ErrorCode::PersonNotFound
+    );
+    // Signed like every operation: a replayed request and a tampered body are refused.
+    let body = serde_json::to_vec(&PersonReferenceRequest {
+        institution_code: demo_code(),
+        certificate: certificate_of(1, CertificateCase::Valid),
+    })
+    .expect("json");
+    let (headers, ctx) = env.demo.sign(PERSON_REFERENCES_PATH, &body).expect("sign");
+    let first = env
+        .demo
+        .send_raw(PERSON_REFERENCES_PATH, &headers.pairs(), body.clone())
+        .await
+        .expect("send");
+    assert!(
+        env.demo
+            .decode::<PersonReferenceAnswer>(&ctx, &first)
+            .is_ok()
+    );
+    let replay = env
+        .demo
+        .send_raw(PERSON_REFERENCES_PATH, &headers.pairs(), body.clone())
+        .await
+        .expect("send");
+    assert!(matches!(
+        env.demo.decode::<PersonReferenceAnswer>(&ctx, &replay),
+        Err(ResponseError::Refused(b)) if b.code == ErrorCode::ReplayedNonce
+    ));
+    let (headers, ctx) = env.demo.sign(PERSON_REFERENCES_PATH, &body).expect("sign");
+    let mut tampered = body;
+    tampered.extend_from_slice(b" ");
+    let answer = env
+        .demo
+        .send_raw(PERSON_REFERENCES_PATH, &headers.pairs(), tampered)
+        .await
+        .expect("send");
+    assert!(matches!(
+        env.demo.decode::<PersonReferenceAnswer>(&ctx, &answer),
+        Err(ResponseError::Refused(b)) if b.code == ErrorCode::BadSignature
+    ));
+    // Unsigned: refused before anything is looked up.
+    let unsigned = reqwest::Client::new()
+        .post(format!("{}{PERSON_REFERENCES_PATH}", env.sim.base_url()))
+        .body("{}")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(unsigned.status().as_u16(), 401);
+}

@@ -9,9 +9,11 @@ use p256::ecdsa::VerifyingKey;
 use rand::RngCore;
 use serde::de::DeserializeOwned;
 use uketsuke_backend::contract::{
-    CONTRACT_VERSION, ErrorBody, ErrorCode, HEALTH_PATH, Health,
+    CONTRACT_VERSION, ErrorBody, ErrorCode, HEALTH_PATH, Health, PERSON_REFERENCES_PATH,
+    PersonReferenceAnswer, PersonReferenceRequest, b64_encode, person_reference_is_well_formed,
     signing::{RequestSigner, ResponseError, decode_answer},
 };
+use uketsuke_domain::InstitutionCode;
 use url::Url;
 
 /// How to reach the backend and how to know its answers.
@@ -147,6 +149,30 @@ impl BackendClient {
                 CallError::NoAnswer(other.to_string())
             }
         })
+    }
+}
+
+/// Asks the backend who holds `certificate_der`, as `signer`'s institution knows them
+/// (PROTOCOL.md §6.7), once the server verified the card's proof itself. The answer is the
+/// opaque per-institution person reference; an answer not in its form counts as no answer.
+pub async fn person_reference(
+    client: &BackendClient,
+    signer: &RequestSigner,
+    institution_code: &InstitutionCode,
+    certificate_der: &[u8],
+) -> Result<String, CallError> {
+    let body = serde_json::to_vec(&PersonReferenceRequest {
+        institution_code: institution_code.clone(),
+        certificate: b64_encode(certificate_der),
+    })
+    .map_err(|e| CallError::NoAnswer(format!("cannot encode: {e}")))?;
+    let answer: PersonReferenceAnswer = client.call(signer, PERSON_REFERENCES_PATH, &body).await?;
+    if person_reference_is_well_formed(&answer.person_reference) {
+        Ok(answer.person_reference)
+    } else {
+        Err(CallError::NoAnswer(
+            "person reference not in its form".to_owned(),
+        ))
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use uketsuke_backend::contract::{
     ConsentUpdateRequest, ConsentUpdated, EligibilityAnswer, EligibilityRequest, ErrorCode,
     HomeVisitRecorded, REGISTRATIONS_PATH, RegistrationAccepted, WithdrawalAccepted, consent_path,
-    eligibility_path, home_visits_path, withdrawal_path,
+    eligibility_path, home_visits_path, person_reference_is_well_formed, withdrawal_path,
 };
 use uketsuke_domain::eligibility::EligibilityOutcome;
 
@@ -144,15 +144,26 @@ impl Relay {
                             tx.rollback().await?;
                             return Ok(());
                         }
+                        // The person as the backend names them at this institution, so the
+                        // patient finds the reception again with a renewed certificate.
+                        let person_ref = accepted
+                            .person_reference
+                            .as_deref()
+                            .filter(|r| person_reference_is_well_formed(r));
+                        if person_ref.is_none() {
+                            tracing::warn!("registration answer without a usable person reference");
+                        }
                         sqlx::query(
                             "UPDATE receptions SET status = 'confirmed', registration_id = $1, \
-                                    reception_number = $2, registered_at = $3, updated_at = $4 \
-                             WHERE id = $5",
+                                    reception_number = $2, registered_at = $3, updated_at = $4, \
+                                    person_ref = COALESCE($5, person_ref) \
+                             WHERE id = $6",
                         )
                         .bind(&accepted.registration_id)
                         .bind(&accepted.reception_number)
                         .bind(to_ms(accepted.registered_at))
                         .bind(now)
+                        .bind(person_ref)
                         .bind(&reception.id)
                         .execute(&mut *tx)
                         .await?;

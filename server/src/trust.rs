@@ -131,18 +131,16 @@ impl Trust {
         read_bundle(ca_files).map(|(bundle, _)| bundle)
     }
 
-    /// The simulator's test CA, with a list of the demo population's revoked cards.
+    /// The simulator's test CA, with a list of the demo population's revoked cards and renewed
+    /// certificates.
     pub fn demo(now_unix: i64) -> Result<Self, TrustError> {
         use uketsuke_backend::simulator::{keys, population};
         let ca = keys::test_ca().map_err(|e| TrustError::Demo(e.to_string()))?;
         let anchor = TrustAnchor::from_der(ca.certificate_der())
             .map_err(|e| TrustError::Demo(e.to_string()))?;
         let today = uketsuke_domain::window::jst_date(crate::clock::from_ms(now_unix * 1000));
-        let revoked: Vec<u64> = population::population(today)
-            .iter()
-            .filter(|p| p.certificate == population::CertificateCase::Revoked)
-            .map(population::Person::card_seed)
-            .collect();
+        // Revoked cards and the certificates a renewal replaced (reason superseded).
+        let revoked = population::revoked_serials(&population::population(today));
         let week = 7 * 24 * 3600;
         let der = ca
             .issue_crl(&revoked, now_unix - 3600, now_unix + week)

@@ -618,6 +618,7 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
             </p>
             {move || list.get().map(|managed| {
                 let any_open = managed.receptions.iter().any(|r| !r.withdrawn);
+                let earlier_unknown = managed.earlier_cards_unknown;
                 view! {
                     <section class="card" aria-labelledby="managed-heading" role="status">
                         <h2 id="managed-heading">{move || f().manage_list}</h2>
@@ -675,6 +676,7 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
                                 </ul>
                             }.into_any()
                         }}
+                        <crate::pages::manage::EarlierCards unknown=earlier_unknown/>
                         {any_open.then(|| view! {
                             <button type="button" class="button danger wide" data-testid="withdraw-all" on:click=withdraw>
                                 {move || f().manage_withdraw_all}

@@ -36,6 +36,21 @@ pub fn outcome_message(lang: Lang, outcome: &Outcome) -> &'static str {
     }
 }
 
+/// The note under the list when the backend could not name the person: consents given with an
+/// earlier card (the certificate is renewed every five years and with a reissued card) are not
+/// shown, and the patient learns where to withdraw them. Nothing when the list is complete.
+#[component]
+pub fn EarlierCards(unknown: bool) -> impl IntoView {
+    let f = use_flow_texts();
+    unknown.then(|| {
+        view! {
+            <p class="hint-text" data-testid="earlier-cards-unknown">
+                {move || f().manage_earlier_cards_unknown}
+            </p>
+        }
+    })
+}
+
 /// One 同意する / 同意しない group of a reception's change form.
 #[component]
 fn Category(

@@ -93,9 +93,82 @@ pub fn test_ca_certificate_der() -> Result<&'static [u8], TestCaError> {
     Ok(test_ca()?.certificate_der())
 }
 
+/// Secret of the simulator's person references (public, like every key here: test only).
+const PERSON_REFERENCE_SECRET: &[u8] = b"uketsuke-sim-person-reference-secret-1";
+
+/// The person reference the simulator answers to `institution_code` for its person `person_no`
+/// (contract: `PersonReferenceAnswer`): `pr-` and the base64url HMAC-SHA256 of the person's
+/// stable number under a key of that institution's own. The same person gets the same
+/// reference from every certificate of theirs; two institutions' references of one person have
+/// nothing in common, and neither reveals the number without the backend's secret.
+pub fn person_reference(institution_code: &str, person_no: u32) -> String {
+    let institution_key = hmac_sha256(
+        PERSON_REFERENCE_SECRET,
+        format!("institution:{institution_code}").as_bytes(),
+    );
+    let mac = hmac_sha256(&institution_key, format!("person:{person_no}").as_bytes());
+    format!("pr-{}", crate::contract::b64_encode(&mac))
+}
+
+/// HMAC-SHA256 (RFC 2104 with SHA-256's 64-byte block), small enough to keep here rather than
+/// add a crate; checked against RFC 4231's test vectors below.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut block = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.map(|b| b ^ byte);
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // Test case 2: key "Jefe".
+        assert_eq!(
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Test case 6: a 131-byte key, longer than the block.
+        assert_eq!(
+            hex(&hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn person_references_are_per_institution_and_well_formed() {
+        let (demo, other) = (
+            institution_code(DEMO_CLINIC),
+            institution_code(OTHER_CLINIC),
+        );
+        let here = person_reference(demo.as_str(), 61);
+        assert_eq!(here, person_reference(demo.as_str(), 61));
+        assert_ne!(here, person_reference(other.as_str(), 61));
+        assert_ne!(here, person_reference(demo.as_str(), 62));
+        assert!(crate::contract::person_reference_is_well_formed(&here));
+    }
 
     #[test]
     fn demo_codes_and_keys_are_stable() {

@@ -1,8 +1,8 @@
-//! The simulator's test population: 60 people, each one case of SPEC §6 (insurance kinds,
+//! The simulator's test population: 62 people, each one case of SPEC §6 (insurance kinds,
 //! burden and limit categories, welfare, information-control flags, J-LIS review, certificate
-//! trouble, long and alphabet names, 外字 and variation sequences, children), with a virtual My
-//! Number card and a plausible
-//! medical history. Everything is derived from the person's number and a reference date, so the
+//! trouble, long and alphabet names, 外字 and variation sequences, children, renewed
+//! certificates), with a virtual My Number card and a plausible medical history. Everything is
+//! derived from the person's number and a reference date, so the
 //! same date gives the same people, and the README table stays true.
 //!
 //! Cards cost an RSA-2048 key generation each, so they are made only when asked for
@@ -27,8 +27,13 @@ use super::keys::{self, DEMO_CLINIC, OTHER_CLINIC};
 use crate::contract::{CheckupEntry, ClinicalEntry, MedicationEntry};
 
 /// How many people the simulator knows.
-pub const POPULATION_SIZE: u32 = 60;
-/// Card seeds (= certificate serials) are this plus the person's number.
+pub const POPULATION_SIZE: u32 = 62;
+/// The last of the generated ordinary people (35..=60); the blocks after them add special
+/// cases with their own numbers.
+const ORDINARY_LAST: u32 = 60;
+/// Card seeds (= certificate serials) are this times (1 + the certificate's generation) plus
+/// the person's number: a person's first certificate is `10_000 + no`, the one that renewed
+/// it `20_000 + no`, and so on ([`card_seed_of`]).
 pub const CARD_SEED_BASE: u64 = 10_000;
 /// Expired certificates: 2024-01-01 .. 2025-01-01 (the CA itself starts 2024-01-01).
 const EXPIRED_NOT_BEFORE_UNIX: u64 = 1_704_067_200;
@@ -74,9 +79,13 @@ pub struct Person {
     /// Institution codes entrusted with the person's welfare care (委託).
     pub welfare_contracted_at: Vec<String>,
     pub medical: MedicalHistory,
+    /// Earlier certificates of the person (serials), each revoked when the next one was issued
+    /// (CRL reason `superseded`): they prove nothing any more, but the person is the same.
+    pub previous_certificates: Vec<u64>,
 }
 
 impl Person {
+    /// The serial (= key seed) of the person's current certificate.
     pub fn card_seed(&self) -> u64 {
         card_seed(self.no)
     }
@@ -87,8 +96,14 @@ impl Person {
     }
 }
 
+/// The serial (= key seed) of person `no`'s current certificate as the population starts.
 pub fn card_seed(no: u32) -> u64 {
-    CARD_SEED_BASE + u64::from(no)
+    card_seed_of(no, renewals_of(no))
+}
+
+/// The serial (= key seed) of person `no`'s certificate of `generation` (0 = the first one).
+pub fn card_seed_of(no: u32, generation: u32) -> u64 {
+    CARD_SEED_BASE * (1 + u64::from(generation)) + u64::from(no)
 }
 
 /// Person 1 has 1234 (the PIN every demo text mentions); the others differ so that a test
@@ -198,6 +213,7 @@ impl Draft {
                 certificate: CertificateCase::Valid,
                 welfare_contracted_at: Vec::new(),
                 medical: MedicalHistory::default(),
+                previous_certificates: Vec::new(),
             },
         }
     }
@@ -653,7 +669,7 @@ pub fn population(today: NaiveDate) -> Vec<Person> {
         ("千尋", "チヒロ"),
         ("葵", "アオイ"),
     ];
-    for no in (people.len() as u32 + 1)..=POPULATION_SIZE {
+    for no in (people.len() as u32 + 1)..=ORDINARY_LAST {
         let (family, family_kana) = FAMILY[(no as usize) % FAMILY.len()];
         let female = no % 2 == 0;
         let (given, given_kana) = if female { GIVEN_F } else { GIVEN_M }[(no as usize / 2) % 5];
@@ -690,6 +706,7 @@ pub fn population(today: NaiveDate) -> Vec<Person> {
         };
         people.push(draft.done(today));
     }
+    people.extend(renewed_people(today, since, b));
     people
 }
 
@@ -749,6 +766,84 @@ fn variant_name_people(
         })
         .collect()
 }
+
+// --- Renewed certificates (issue 11 §4) -----------------------------------------------------
+// The 利用者証明用電子証明書 is valid for five birthdays and is renewed at the municipal office,
+// or issued anew with a reissued card; either way the new certificate has a new serial and
+// J-LIS revokes the old one (CRL reason superseded). The person stays the same: the backend
+// answers the same person reference for the new certificate, and the old one proves nothing.
+
+/// People whose current certificate renewed an earlier one: `(no, renewals so far)`.
+const RENEWED: [(u32, u32); 2] = [(61, 1), (62, 2)];
+
+/// How many times person `no`'s certificate was renewed before the population starts.
+pub fn renewals_of(no: u32) -> u32 {
+    RENEWED
+        .iter()
+        .find(|(n, _)| *n == no)
+        .map_or(0, |(_, renewals)| *renewals)
+}
+
+fn renewed_people(
+    today: NaiveDate,
+    since: impl Fn(i32) -> NaiveDate,
+    b: impl Fn(i32, u32) -> NaiveDate,
+) -> Vec<Person> {
+    use InsuredRelation::Insured;
+    use Sex::{Female, Male};
+    let previous = |no: u32| (0..renewals_of(no)).map(|g| card_seed_of(no, g)).collect();
+    vec![
+        Draft::new(
+            61,
+            "Certificate renewed (the old one revoked by renewal)",
+            "電子証明書を更新（旧証明書は更新により失効）",
+            ("更新 新太", "コウシン アラタ"),
+            Male,
+            b(46, 61),
+        )
+        .insurance(&KYOKAI_TOKYO, Insured, 30, None, since(12), None)
+        .with(|p| p.previous_certificates = previous(61)),
+        Draft::new(
+            62,
+            "Card reissued twice (two earlier certificates revoked)",
+            "カード再交付2回（以前の証明書2枚は失効）",
+            ("再交付 二葉", "サイコウフ フタバ"),
+            Female,
+            b(63, 62),
+        )
+        .insurance(&KOKUHO, Insured, 30, None, since(9), None)
+        .with(|p| p.previous_certificates = previous(62)),
+    ]
+    .into_iter()
+    .map(|d| d.done(today))
+    .collect()
+}
+
+/// The card of person `no` as it was at certificate `generation` (0 = the first one; see
+/// [`card_seed_of`]): the same PIN, another key and serial. A generation before the person's
+/// current one is revoked by renewal; one after it is what [`crate::simulator::Running::
+/// renew_certificate`] issues.
+pub fn virtual_card_of_generation(no: u32, generation: u32) -> Result<VirtualCard, TestCaError> {
+    card_with_seed(no, card_seed_of(no, generation), CertificateCase::Valid)
+}
+/// Every serial the CA has revoked as the population starts: the revoked cards, and the
+/// certificates replaced by a renewal (reason superseded). A relay's demo revocation list
+/// should hold them all.
+pub fn revoked_serials(people: &[Person]) -> Vec<u64> {
+    let mut serials: Vec<u64> = people
+        .iter()
+        .filter(|p| p.certificate == CertificateCase::Revoked)
+        .map(Person::card_seed)
+        .chain(
+            people
+                .iter()
+                .flat_map(|p| p.previous_certificates.iter().copied()),
+        )
+        .collect();
+    serials.sort_unstable();
+    serials
+}
+// --- end of renewed certificates ------------------------------------------------------------
 
 /// A small deterministic generator (xorshift), so histories are the same on every run.
 struct Rng(u64);
@@ -852,8 +947,15 @@ pub fn card_key(seed: u64) -> Result<RsaPrivateKey, TestCaError> {
 
 /// The virtual My Number card of person `no` with their PIN, their certificate case applied.
 pub fn virtual_card(no: u32, certificate: CertificateCase) -> Result<VirtualCard, TestCaError> {
+    card_with_seed(no, card_seed(no), certificate)
+}
+
+fn card_with_seed(
+    no: u32,
+    seed: u64,
+    certificate: CertificateCase,
+) -> Result<VirtualCard, TestCaError> {
     let ca = keys::test_ca()?;
-    let seed = card_seed(no);
     let key = card_key(seed)?;
     let (not_before_unix, not_after_unix) = match certificate {
         CertificateCase::Valid | CertificateCase::Revoked => {
@@ -885,7 +987,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sixty_people_with_unique_numbers_and_valid_pins() {
+    fn people_with_unique_numbers_and_valid_pins() {
         let today = date(2026, 11, 21);
         let people = population(today);
         assert_eq!(people.len(), POPULATION_SIZE as usize);
@@ -936,5 +1038,31 @@ mod tests {
             .as_ref()
             .and_then(|q| q.valid_until);
         assert_eq!(ended, Some(date(2026, 10, 31)));
+    }
+
+    #[test]
+    fn renewed_people_have_distinct_previous_certificates() {
+        let people = population(date(2026, 11, 21));
+        let mut serials = std::collections::HashSet::new();
+        for p in &people {
+            assert!(serials.insert(p.card_seed()), "serial of {}", p.no);
+            for old in &p.previous_certificates {
+                assert!(serials.insert(*old), "old serial of {}", p.no);
+            }
+        }
+        let renewed: Vec<_> = people
+            .iter()
+            .filter(|p| !p.previous_certificates.is_empty())
+            .map(|p| (p.no, p.previous_certificates.clone(), p.card_seed()))
+            .collect();
+        assert_eq!(
+            renewed,
+            [
+                (61, vec![10_061], 20_061),
+                (62, vec![10_062, 20_062], 30_062)
+            ]
+        );
+        assert_eq!(card_seed(1), 10_001);
+        assert_eq!(revoked_serials(&people), [10_026, 10_061, 10_062, 20_062]);
     }
 }

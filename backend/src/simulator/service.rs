@@ -21,8 +21,8 @@ use uketsuke_domain::{ReceptionKind, Window, WindowInput, is_open, window};
 use super::certs::{TrustAnchor, verify_card_signature, verify_certificate};
 use super::clock::SimClock;
 use super::faults::Faults;
-use super::keys::BACKEND_KEY_ID;
-use super::store::{NewRegistration, Store, StoreError, StoredRegistration};
+use super::keys::{self, BACKEND_KEY_ID};
+use super::store::{NewRegistration, Revocation, Store, StoreError, StoredRegistration};
 use crate::contract::binding::{ChallengeBinding, challenge_is_well_formed, origin_is_well_formed};
 use crate::contract::signing::{
     self, MAX_BODY_BYTES, MAX_CLOCK_SKEW_SECS, RequestContext, body_digest_hex,
@@ -59,6 +59,8 @@ pub enum Operation {
     Withdraw(String),
     ConsentUpdate(String),
     HomeVisit(String),
+    /// `POST /v1/person-references`.
+    PersonReference,
     /// Any other path: refused after authentication, so probes learn nothing unsigned.
     NotFound,
 }
@@ -215,6 +217,9 @@ impl Sim {
             Operation::HomeVisit(id) => {
                 to_json(&self.home_visit(&institution, &id, parse(body)?).await?)
             }
+            Operation::PersonReference => {
+                to_json(&self.person_reference(&institution, parse(body)?).await?)
+            }
             Operation::NotFound => refuse(ErrorCode::NotFound, path.to_owned()),
         }
     }
@@ -330,6 +335,7 @@ impl Sim {
                     visit_date: req.visit_date,
                     consent: req.consent,
                     window,
+                    person_reference: Some(keys::person_reference(inst.code.as_str(), person.no)),
                 })
                 .map_err(|e| e.to_string())
             })
@@ -376,13 +382,52 @@ impl Sim {
             .ok_or_else(|| Refusal::new(ErrorCode::CertificateMalformed, "certificate encoding"))?;
         let cert = verify_certificate(&der, &self.trust_anchor, now.timestamp())
             .map_err(|c| Refusal::new(c, "certificate"))?;
-        if self.store.is_revoked(cert.serial).await? {
-            return refuse(
+        match self.store.revocation(cert.serial).await? {
+            Some(Revocation::Listed) => refuse(
                 ErrorCode::CertificateRevoked,
                 format!("serial {}", cert.serial),
+            ),
+            // The old certificate of a renewal proves nothing any more, though the person is
+            // known: only the new one names them.
+            Some(Revocation::Superseded) => refuse(
+                ErrorCode::CertificateRevoked,
+                format!(
+                    "serial {} was replaced by a renewed certificate",
+                    cert.serial
+                ),
+            ),
+            None => Ok(cert),
+        }
+    }
+
+    /// `POST /v1/person-references`: the person who holds a valid certificate, as this
+    /// institution knows them. The relay verified the card's proof (PIN, challenge) itself;
+    /// the backend checks the certificate as at registration — chain, validity, revocation
+    /// (a certificate revoked by its renewal included) — and maps it to the person. The answer
+    /// is the same for every request about the same person here, so a retry is harmless.
+    async fn person_reference(
+        &self,
+        inst: &Institution,
+        req: PersonReferenceRequest,
+    ) -> Result<PersonReferenceAnswer, Refusal> {
+        if req.institution_code.as_str() != inst.code {
+            return refuse(
+                ErrorCode::InstitutionMismatch,
+                "institution code is not the signer's",
             );
         }
-        Ok(cert)
+        let certificate = self
+            .verified_certificate(&req.certificate, self.clock.now())
+            .await?;
+        let Some(person) = self.store.person_by_serial(certificate.serial).await? else {
+            return refuse(
+                ErrorCode::PersonNotFound,
+                "no person holds this certificate",
+            );
+        };
+        Ok(PersonReferenceAnswer {
+            person_reference: keys::person_reference(inst.code.as_str(), person.no),
+        })
     }
 
     async fn registration(

@@ -23,6 +23,8 @@ CREATE TABLE IF NOT EXISTS welfare_contracts (
     person_no INTEGER NOT NULL, institution_code TEXT NOT NULL,
     PRIMARY KEY (person_no, institution_code));
 CREATE TABLE IF NOT EXISTS revoked_certificates (serial INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS renewed_certificates (
+    serial INTEGER PRIMARY KEY, person_no INTEGER NOT NULL, revoked_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS nonces (
     key_id TEXT NOT NULL, nonce TEXT NOT NULL, expires_at INTEGER NOT NULL,
     PRIMARY KEY (key_id, nonce));
@@ -65,6 +67,15 @@ pub struct StoredPerson {
     pub jlis_review: bool,
     pub insurance_registered: bool,
     pub medical: MedicalHistory,
+}
+
+/// Why a certificate no longer proves anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// On the CA's revocation list (lost card, death, …).
+    Listed,
+    /// Replaced by a renewed certificate of the same person (CRL reason superseded).
+    Superseded,
 }
 
 /// A registration row.
@@ -144,16 +155,14 @@ impl Store {
         Ok(row.map(|r| (r.get::<String, _>(0), r.get::<String, _>(1))))
     }
 
-    /// Seeds the population unless a person exists already (a file database keeps its own).
+    /// Seeds the people the database does not know yet (a file database keeps its own state of
+    /// the others, renewals included).
     pub async fn seed_population(&self, people: &[Person]) -> Result<(), StoreError> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM persons")
-            .fetch_one(&self.pool)
+        let known: Vec<i64> = sqlx::query_scalar("SELECT no FROM persons")
+            .fetch_all(&self.pool)
             .await?;
-        if count > 0 {
-            return Ok(());
-        }
         let mut tx = self.pool.begin().await?;
-        for p in people {
+        for p in people.iter().filter(|p| !known.contains(&i64::from(p.no))) {
             let record = serde_json::to_string(&p.record).map_err(corrupt)?;
             let medical = serde_json::to_string(&p.medical).map_err(corrupt)?;
             sqlx::query("INSERT INTO persons VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
@@ -180,17 +189,94 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            for old in &p.previous_certificates {
+                // Renewed before the simulator's time began: the instant is the CA's start.
+                sqlx::query("INSERT INTO renewed_certificates VALUES (?, ?, ?)")
+                    .bind(*old as i64)
+                    .bind(p.no)
+                    .bind("2024-01-01T00:00:00+00:00")
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn is_revoked(&self, serial: u64) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM revoked_certificates WHERE serial = ?")
-            .bind(serial as i64)
-            .fetch_optional(&self.pool)
+    /// Whether the serial is revoked: on the revocation list, or replaced by a renewal.
+    pub async fn revocation(&self, serial: u64) -> Result<Option<Revocation>, StoreError> {
+        let Ok(serial) = i64::try_from(serial) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(
+            "SELECT 'listed' FROM revoked_certificates WHERE serial = ?1 \
+             UNION ALL SELECT 'superseded' FROM renewed_certificates WHERE serial = ?1",
+        )
+        .bind(serial)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| {
+            if r.get::<String, _>(0) == "superseded" {
+                Revocation::Superseded
+            } else {
+                Revocation::Listed
+            }
+        }))
+    }
+
+    /// J-LIS issues person `no` a new certificate: `new_serial` becomes the one that proves
+    /// them, and the current one is revoked by the renewal (CRL reason superseded) at `at`.
+    /// Returns the serial that was replaced, or `None` for an unknown person or a serial that
+    /// is already someone's.
+    pub async fn renew_certificate(
+        &self,
+        no: u32,
+        new_serial: u64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        let Ok(new_serial) = i64::try_from(new_serial) else {
+            return Ok(None);
+        };
+        let mut tx = self.pool.begin().await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT cert_serial FROM persons WHERE no = ?")
+                .bind(no)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let taken: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM persons WHERE cert_serial = ?1 \
+             UNION ALL SELECT 1 FROM renewed_certificates WHERE serial = ?1",
+        )
+        .bind(new_serial)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(current) = current.filter(|_| taken.is_none()) else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        sqlx::query("INSERT INTO renewed_certificates VALUES (?, ?, ?)")
+            .bind(current)
+            .bind(no)
+            .bind(at.to_rfc3339())
+            .execute(&mut *tx)
             .await?;
-        Ok(row.is_some())
+        sqlx::query("UPDATE persons SET cert_serial = ? WHERE no = ?")
+            .bind(new_serial)
+            .bind(no)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(u64::try_from(current).ok())
+    }
+
+    /// The serial of person `no`'s current certificate.
+    pub async fn current_serial(&self, no: u32) -> Result<Option<u64>, StoreError> {
+        let serial: Option<i64> =
+            sqlx::query_scalar("SELECT cert_serial FROM persons WHERE no = ?")
+                .bind(no)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(serial.and_then(|s| u64::try_from(s).ok()))
     }
 
     pub async fn person_by_serial(&self, serial: u64) -> Result<Option<StoredPerson>, StoreError> {

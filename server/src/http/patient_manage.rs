@@ -2,8 +2,13 @@
 //! made at this institution, can change the consent categories of those still open, and can
 //! withdraw all their consents at once. The card proves itself by
 //! signing a one-time challenge bound to the origin, the institution and the action; the server
-//! then knows the card's reference (the hash of its certificate serial) for this session only,
-//! and lists the receptions registered with the same card.
+//! then asks the backend who holds the certificate (PROTOCOL.md §6.7) and knows, for this
+//! session only, the card's reference (the hash of its certificate serial) and the backend's
+//! reference of the person here. It lists the receptions of the same person — made with this
+//! certificate or an earlier one, since the 利用者証明用電子証明書 is renewed every five years
+//! and with a reissued card — and those made with this card before person references existed.
+//! When the backend cannot name the person, the list holds this card's receptions only and says
+//! so (`earlier_cards_unknown`), with where else to withdraw.
 
 use axum::{
     Json,
@@ -22,12 +27,15 @@ use super::patient::{
 };
 use crate::{
     AppState,
+    backend_client::{self, CallError},
     storage::{
-        StorageError, challenges,
+        StorageError, challenges, institutions,
         links::OpenLink,
-        receptions::{self, Reception, Status},
+        receptions::{self, ProvenPatient, Reception, Status},
     },
 };
+use uketsuke_backend::contract::ErrorCode;
+use uketsuke_domain::InstitutionCode;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -68,6 +76,12 @@ pub struct Proof {
 #[derive(Debug, Serialize)]
 pub struct Managed {
     pub receptions: Vec<ManagedReception>,
+    /// Receptions made with an earlier certificate of the patient's may be missing from the
+    /// list: the backend could not name the person (unreachable, or it does not know the card),
+    /// or the institution still has open receptions from before person references that no
+    /// person is linked to ([`receptions::unlinked_open_elsewhere`]). The page says so, and
+    /// where to withdraw those (the institution, or マイナポータル).
+    pub earlier_cards_unknown: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,10 +119,23 @@ fn unchangeable(reception: &Reception, now: chrono::DateTime<chrono::Utc>) -> Op
     }
 }
 
-async fn list(state: &AppState, link: &OpenLink, card_ref: &str) -> Result<Managed, StorageError> {
-    let all = receptions::of_card(&state.db, &link.institution_id, card_ref).await?;
+async fn list(
+    state: &AppState,
+    link: &OpenLink,
+    patient: &ProvenPatient,
+) -> Result<Managed, StorageError> {
+    let all = receptions::of_card(&state.db, &link.institution_id, patient).await?;
     let now = state.clock.now();
+    let earlier_cards_unknown = patient.person_ref.is_none()
+        || receptions::unlinked_open_elsewhere(
+            &state.db,
+            &link.institution_id,
+            &patient.card_ref,
+            state.clock.now_ms(),
+        )
+        .await?;
     Ok(Managed {
+        earlier_cards_unknown,
         receptions: all
             .iter()
             .map(|r| ManagedReception {
@@ -156,17 +183,70 @@ pub async fn prove(
         .verify(&certificate, &message, &signature, now_ms.div_euclid(1000))
         .await
         .map_err(|r| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, r.code()))?;
-    receptions::prove_card(&state.db, &session.id, &card_ref).await?;
-    Ok(Json(list(&state, &link, &card_ref).await?))
+    let person_ref = person_of(&state, &link, &certificate).await?;
+    let patient = ProvenPatient {
+        card_ref,
+        person_ref,
+    };
+    receptions::prove_card(&state.db, &session.id, &patient).await?;
+    receptions::link_person(&state.db, &link.institution_id, &patient).await?;
+    Ok(Json(list(&state, &link, &patient).await?))
 }
 
-async fn proven(state: &AppState, headers: &HeaderMap) -> ApiResult<(OpenLink, String)> {
+/// The backend's reference of the person who holds the verified certificate at this
+/// institution; `None` when the backend cannot say now (down, slow, no key here yet, a person
+/// it does not know), so that the patient still sees this card's receptions. A certificate the
+/// backend calls revoked, expired or not yet valid is refused as the server's own check would: the
+/// backend may know of a revocation first — a renewal revokes the old certificate at once, and
+/// an old certificate proves nothing any more.
+async fn person_of(
+    state: &AppState,
+    link: &OpenLink,
+    certificate: &[u8],
+) -> ApiResult<Option<String>> {
+    let Ok(code) = link.institution_code.parse::<InstitutionCode>() else {
+        tracing::error!("institution with an invalid code");
+        return Ok(None);
+    };
+    let Some(identity) = institutions::signer(&state.db, &link.institution_id).await? else {
+        return Ok(None);
+    };
+    let answer =
+        backend_client::person_reference(&state.backend, &identity.signer, &code, certificate)
+            .await;
+    match answer {
+        Ok(reference) => Ok(Some(reference)),
+        Err(CallError::Refused(body)) => {
+            let refusal = match body.code {
+                ErrorCode::CertificateRevoked => Some("certificate_revoked"),
+                ErrorCode::CertificateExpired => Some("certificate_expired"),
+                ErrorCode::CertificateNotYetValid => Some("certificate_not_yet_valid"),
+                // Untrusted or malformed there but trusted here means the two disagree about
+                // the CA: the server's own check stands, and the person stays unnamed.
+                _ => None,
+            };
+            match refusal {
+                Some(code) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code)),
+                None => {
+                    tracing::warn!(code = %body.code.as_str(), "backend did not name the card's holder");
+                    Ok(None)
+                }
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "backend did not name the card's holder");
+            Ok(None)
+        }
+    }
+}
+
+async fn proven(state: &AppState, headers: &HeaderMap) -> ApiResult<(OpenLink, ProvenPatient)> {
     let session = current_session(state, headers).await?;
     let link = open_link(state, &session.link_id).await?;
-    let card_ref = receptions::proven_card(&state.db, &session.id)
+    let patient = receptions::proven_card(&state.db, &session.id)
         .await?
         .ok_or(ApiError::new(StatusCode::UNAUTHORIZED, "card_not_proven"))?;
-    Ok((link, card_ref))
+    Ok((link, patient))
 }
 
 /// `GET /api/session/manage`: the list again (after a proof in this session).
@@ -174,8 +254,8 @@ pub async fn current(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Managed>> {
-    let (link, card_ref) = proven(&state, &headers).await?;
-    Ok(Json(list(&state, &link, &card_ref).await?))
+    let (link, patient) = proven(&state, &headers).await?;
+    Ok(Json(list(&state, &link, &patient).await?))
 }
 
 /// `POST /api/session/manage/withdraw-all`: すべての同意を取り消す at this institution.
@@ -184,19 +264,19 @@ pub async fn withdraw_all(
     headers: HeaderMap,
 ) -> ApiResult<Json<Managed>> {
     same_origin(&state, &headers)?;
-    let (link, card_ref) = proven(&state, &headers).await?;
+    let (link, patient) = proven(&state, &headers).await?;
     let payload = serde_json::to_string(&WithdrawalRequest {
         requested: WithdrawnBy::Patient,
     })
     .unwrap_or_default();
     let now = state.clock.now_ms();
-    for reception in receptions::of_card(&state.db, &link.institution_id, &card_ref).await? {
+    for reception in receptions::of_card(&state.db, &link.institution_id, &patient).await? {
         if reception.withdrawn_at.is_none() {
             receptions::withdraw(&state.db, &reception.id, &payload, now).await?;
         }
     }
     state.relay_wake.notify_one();
-    Ok(Json(list(&state, &link, &card_ref).await?))
+    Ok(Json(list(&state, &link, &patient).await?))
 }
 
 /// The consents as the patient saves them: both categories, 同意する = `true`.
@@ -207,8 +287,8 @@ pub struct ConsentBody {
     pub checkups: bool,
 }
 
-/// `PUT /api/session/manage/receptions/{id}/consent`: 同意の更新 of one of this card's
-/// receptions at this institution. Granting is allowed as well as revoking, since the card and
+/// `PUT /api/session/manage/receptions/{id}/consent`: 同意の更新 of one of this patient's
+/// receptions at this institution (as listed: [`receptions::of_card`]). Granting is allowed as well as revoking, since the card and
 /// PIN were proven again in this session. The visit date and the window stay as they are.
 /// Another card's or another institution's reception is "not found", like one that never was.
 pub async fn update_consent(
@@ -218,9 +298,9 @@ pub async fn update_consent(
     body: JsonBody<ConsentBody>,
 ) -> ApiResult<Json<Managed>> {
     same_origin(&state, &headers)?;
-    let (link, card_ref) = proven(&state, &headers).await?;
+    let (link, patient) = proven(&state, &headers).await?;
     let body = json_body(body)?;
-    let reception = receptions::of_card_by_id(&state.db, &link.institution_id, &card_ref, &id)
+    let reception = receptions::of_card_by_id(&state.db, &link.institution_id, &patient, &id)
         .await?
         .ok_or(ApiError::new(StatusCode::NOT_FOUND, "reception_unknown"))?;
     if let Some(refusal) = unchangeable(&reception, state.clock.now()) {
@@ -246,5 +326,5 @@ pub async fn update_consent(
         });
     }
     state.relay_wake.notify_one();
-    Ok(Json(list(&state, &link, &card_ref).await?))
+    Ok(Json(list(&state, &link, &patient).await?))
 }

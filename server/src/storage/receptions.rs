@@ -525,40 +525,120 @@ pub async fn record_home_visit_in(
     Ok(true)
 }
 
-/// Records that this session proved the card `card_ref` (同意照会).
-pub async fn prove_card(db: &Db, session_id: &str, card_ref: &str) -> Result<(), StorageError> {
-    sqlx::query("UPDATE reception_sessions SET card_ref = $1 WHERE id = $2")
-        .bind(card_ref)
+/// What a session proved on the management page (同意照会): the card, and the person when the
+/// backend named them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenPatient {
+    /// The card reference (SHA-256 hex of the certificate serial, `trust::Trust::verify`).
+    pub card_ref: String,
+    /// The backend's reference of the person at this institution (PROTOCOL.md §6.7); `None`
+    /// when the backend could not say, so receptions of an earlier certificate stay unfound.
+    pub person_ref: Option<String>,
+}
+
+/// Records that this session proved `patient` (同意照会).
+pub async fn prove_card(
+    db: &Db,
+    session_id: &str,
+    patient: &ProvenPatient,
+) -> Result<(), StorageError> {
+    sqlx::query("UPDATE reception_sessions SET card_ref = $1, person_ref = $2 WHERE id = $3")
+        .bind(&patient.card_ref)
+        .bind(patient.person_ref.as_deref())
         .bind(session_id)
         .execute(db)
         .await?;
     Ok(())
 }
 
-/// The card this session proved, if any.
-pub async fn proven_card(db: &Db, session_id: &str) -> Result<Option<String>, StorageError> {
-    let row = sqlx::query("SELECT card_ref FROM reception_sessions WHERE id = $1")
+/// The patient this session proved, if any.
+pub async fn proven_card(db: &Db, session_id: &str) -> Result<Option<ProvenPatient>, StorageError> {
+    let row = sqlx::query("SELECT card_ref, person_ref FROM reception_sessions WHERE id = $1")
         .bind(session_id)
         .fetch_optional(db)
         .await?;
-    Ok(match row {
-        Some(row) => row.try_get("card_ref")?,
-        None => None,
-    })
+    let Some(row) = row else { return Ok(None) };
+    let card_ref: Option<String> = row.try_get("card_ref")?;
+    let person_ref: Option<String> = row.try_get("person_ref")?;
+    Ok(card_ref.map(|card_ref| ProvenPatient {
+        card_ref,
+        person_ref,
+    }))
 }
 
-/// The receptions of the card `card_ref` at `institution_id`, newest first.
-pub async fn of_card(
+/// Records the backend's reference of the person with the receptions of their card here that
+/// have none yet (made before references existed, or still waiting for the backend), now that
+/// the backend named the holder of that card: after the next renewal they are found by the
+/// person, not only by the old card. Returns how many receptions were linked.
+pub async fn link_person(
+    db: &Db,
+    institution_id: &str,
+    patient: &ProvenPatient,
+) -> Result<u64, StorageError> {
+    let Some(person_ref) = patient.person_ref.as_deref() else {
+        return Ok(0);
+    };
+    let linked = sqlx::query(
+        "UPDATE receptions SET person_ref = $1 \
+         WHERE institution_id = $2 AND card_ref = $3 AND person_ref IS NULL",
+    )
+    .bind(person_ref)
+    .bind(institution_id)
+    .bind(&patient.card_ref)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(linked)
+}
+
+/// Whether `institution_id` holds a reception that no person reference links yet, made with
+/// another card than `card_ref`, whose consents still stand at `now_ms` (confirmed, not
+/// withdrawn, window open): it may be this patient's, made with an earlier certificate before
+/// person references existed, and only that card could find it. The page then says where else
+/// to withdraw. Says nothing about whose it is.
+pub async fn unlinked_open_elsewhere(
     db: &Db,
     institution_id: &str,
     card_ref: &str,
-) -> Result<Vec<Reception>, StorageError> {
+    now_ms: i64,
+) -> Result<bool, StorageError> {
     let rows = sqlx::query(
-        "SELECT id FROM receptions WHERE institution_id = $1 AND card_ref = $2 \
-         ORDER BY submitted_at DESC LIMIT 100",
+        "SELECT id FROM receptions WHERE institution_id = $1 AND person_ref IS NULL \
+           AND card_ref IS NOT NULL AND card_ref <> $2 AND withdrawn_at IS NULL \
+           AND status = 'confirmed' \
+         ORDER BY submitted_at DESC LIMIT 50",
     )
     .bind(institution_id)
     .bind(card_ref)
+    .fetch_all(db)
+    .await?;
+    let now = from_ms(now_ms);
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        if let Some(window) = get(db, &id).await?.and_then(|r| r.window())
+            && uketsuke_domain::window::is_open(&window, now)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The receptions of `patient` at `institution_id`, newest first: those made by the same person
+/// with any certificate of theirs, and those made with this card (rows without a person).
+pub async fn of_card(
+    db: &Db,
+    institution_id: &str,
+    patient: &ProvenPatient,
+) -> Result<Vec<Reception>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT id FROM receptions WHERE institution_id = $1 \
+           AND (card_ref = $2 OR person_ref = $3) \
+         ORDER BY submitted_at DESC LIMIT 100",
+    )
+    .bind(institution_id)
+    .bind(&patient.card_ref)
+    .bind(patient.person_ref.as_deref())
     .fetch_all(db)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -571,23 +651,25 @@ pub async fn of_card(
     Ok(out)
 }
 
-/// One reception of the card `card_ref` at `institution_id`; `None` for any other reception,
-/// whoever holds it, so that a patient can never learn of receptions that are not theirs.
+/// One reception of `patient` at `institution_id` (as in [`of_card`]); `None` for any other
+/// reception, whoever holds it, so that a patient can never learn of receptions not theirs.
 pub async fn of_card_by_id(
     db: &Db,
     institution_id: &str,
-    card_ref: &str,
+    patient: &ProvenPatient,
     reception_id: &str,
 ) -> Result<Option<Reception>, StorageError> {
     if !looks_like_id(reception_id) {
         return Ok(None);
     }
     let row = sqlx::query(
-        "SELECT id FROM receptions WHERE id = $1 AND institution_id = $2 AND card_ref = $3",
+        "SELECT id FROM receptions WHERE id = $1 AND institution_id = $2 \
+           AND (card_ref = $3 OR person_ref = $4)",
     )
     .bind(reception_id)
     .bind(institution_id)
-    .bind(card_ref)
+    .bind(&patient.card_ref)
+    .bind(patient.person_ref.as_deref())
     .fetch_optional(db)
     .await?;
     match row {
