@@ -13,7 +13,8 @@ use crate::card::{CardError, Flow, FlowOutput, run_flow};
 
 /// Seed of the test CA that issues the demo cards' certificates (the demo server trusts it).
 pub const PRACTICE_CA_SEED: u64 = 1;
-/// Card seeds of the demo population are this plus the person's number (as in the simulator).
+/// Card seeds of the demo population are this times (1 + renewals) plus the person's number (as
+/// in the simulator's `card_seed_of`).
 const CARD_SEED_BASE: u64 = 10_000;
 /// Validity of the demo population's expired certificates (2024-01-01 .. 2025-01-01).
 const EXPIRED: (u64, u64) = (1_704_067_200, 1_735_689_600);
@@ -29,7 +30,7 @@ impl PracticeCard {
         let failed = |e: &dyn core::fmt::Display| CardError::Reader(e.to_string());
         let ca = TestCa::from_seed(PRACTICE_CA_SEED).map_err(|e| failed(&e))?;
         let pin = Pin::new(&demo_pin(person.no)).map_err(|e| failed(&e))?;
-        let seed = CARD_SEED_BASE + u64::from(person.no);
+        let seed = CARD_SEED_BASE * (1 + u64::from(person.renewals)) + u64::from(person.no);
         let key = generate_rsa_key(seed).map_err(|e| failed(&e))?;
         let (not_before_unix, not_after_unix) = match person.certificate {
             DemoCertificate::Valid | DemoCertificate::Revoked => {
