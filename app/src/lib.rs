@@ -4,12 +4,14 @@
 //! - `pages/` — one module per screen a person sees
 //! - `components/` — pieces shared by several screens
 //! - `i18n/` — every text, in Japanese and English
-//! - `api` — the server functions the pages call and the data they return
+//! - `data` — the data both sides share (plain types)
+//! - `api` — the server functions the pages call (and `data` re-exported)
 //! - `ssr` — server-only glue: the storage interface and request details
 
 pub mod api;
 pub mod card;
 pub mod components;
+pub mod data;
 pub mod i18n;
 pub mod pages;
 #[cfg(feature = "ssr")]

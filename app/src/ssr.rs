@@ -1,18 +1,16 @@
 //! The server side of the UI: the interface through which server functions reach the server's
 //! storage (implemented in the `server` crate, so this crate stays free of databases), and what
-//! the page needs from the HTTP request (language, CSP nonce, status code).
+//! the page needs from the HTTP request (cookies, CSP nonce, status code; the language is
+//! `i18n`'s).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use http::{HeaderValue, StatusCode, header, request::Parts};
+use http::{StatusCode, header, request::Parts};
 use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
 
-use crate::{
-    api::{CancelInfo, FlowState, LinkState},
-    i18n::{LANG_COOKIE, Lang},
-};
+use crate::data::{CancelInfo, FlowState, LinkState};
 
 /// Error of a data call, already stripped of detail that must not reach a browser.
 #[derive(Debug, thiserror::Error)]
@@ -78,43 +76,6 @@ pub fn provide_request_nonce() {
         && let Some(nonce) = parts.extensions.get::<CspNonce>()
     {
         provide_context(leptos::nonce::Nonce::from_value(nonce.0.clone()));
-    }
-}
-
-/// The language asked for by this request: `?lang=` (remembered in a cookie), then the cookie.
-pub fn request_lang() -> Lang {
-    let Some(parts) = use_context::<Parts>() else {
-        return Lang::Ja;
-    };
-    let from_query = parts.uri.query().and_then(|q| {
-        q.split('&')
-            .filter_map(|pair| pair.strip_prefix("lang="))
-            .find_map(Lang::from_code)
-    });
-    if let Some(lang) = from_query {
-        remember_lang_cookie(lang);
-        return lang;
-    }
-    parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().strip_prefix(LANG_COOKIE)?.strip_prefix('='))
-        .find_map(Lang::from_code)
-        .unwrap_or_default()
-}
-
-fn remember_lang_cookie(lang: Lang) {
-    if let Some(options) = use_context::<ResponseOptions>() {
-        let cookie = format!(
-            "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
-            lang.code()
-        );
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            options.append_header(header::SET_COOKIE, value);
-        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! confirmation backend. One folder or module per step of the data's path:
 //!
 //! - `config` — the typed configuration (file + `UKETSUKE_*` environment)
-//! - `http/` — the router, security headers, probes; `patient` (the reception API),
+//! - `http/` — the router, security headers, probes; `error` (the one error type of every JSON
+//!   answer), `body` and `cookies`; `patient/` (the reception API, one file per step),
 //!   `institution_api` (tokens for booking systems)
 //! - `portal` — what the UI's server functions read, backed by `storage/`
 //! - `storage/` — the database: links, sessions and challenges, receptions, the outbox
@@ -10,7 +11,7 @@
 //! - `backend_client` — one signed call to the confirmation backend, answer verified
 //! - `relay` — the workers that drain the outbox to the backend
 //! - `gate` — the one gate for every read of medical information
-//! - `console/` — the institution console's API: passkeys, staff, receptions, audit log
+//! - `console/` — the institution console's API: passkeys, staff, receptions, audit log, 目視確認
 //! - `sweeper` — deletes medical data after its window and eligibility after retention
 //! - `clock`, `telemetry` — business time; structured logs without personal data
 

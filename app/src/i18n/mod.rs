@@ -4,6 +4,8 @@
 mod en;
 pub mod flow;
 mod ja;
+#[cfg(feature = "ssr")]
+pub mod request;
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -153,7 +155,7 @@ pub fn format_end(lang: Lang, end: &str) -> String {
 pub fn initial_lang() -> Lang {
     #[cfg(feature = "ssr")]
     {
-        crate::ssr::request_lang()
+        request::request_lang()
     }
     #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
     {

@@ -572,7 +572,7 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
     let withdraw = move |_| {
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
-            match crate::pages::card_step::withdraw_all().await {
+            match crate::pages::card_step::submit::withdraw_all().await {
                 Ok(updated) => {
                     saved.set(None);
                     list.set(Some(updated));

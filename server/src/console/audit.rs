@@ -26,7 +26,7 @@ use crate::{
     AppState,
     clock::from_ms,
     gate::Role,
-    http::patient::ApiError,
+    http::error::ApiError,
     storage::{Db, StorageError},
 };
 
@@ -41,6 +41,17 @@ pub struct Actor {
     pub account: String,
     /// The client's IP address, when the act came over HTTP.
     pub ip: Option<String>,
+}
+
+impl Staff {
+    /// This staff member, for the audit log.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            institution_id: self.institution_id.clone(),
+            account: self.login_id.clone(),
+            ip: self.ip.clone(),
+        }
+    }
 }
 
 impl Actor {

@@ -20,7 +20,10 @@ use crate::{
     AppState,
     config::Mode,
     gate::Role,
-    http::patient::{ApiError, JsonBody, json_body},
+    http::{
+        body::{JsonBody, json_body},
+        error::ApiError,
+    },
     storage::{Db, StorageError, now_millis},
 };
 

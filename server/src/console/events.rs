@@ -127,7 +127,7 @@ async fn next(mut c: Connection) -> Option<(Result<Event, Infallible>, Connectio
 pub async fn stream(
     State(state): State<AppState>,
     staff: Staff,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, crate::http::patient::ApiError> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, crate::http::error::ApiError> {
     // Start from now: the page loaded the list just before it opened the stream.
     let start = state.clock.now_ms();
     let connection = Connection {

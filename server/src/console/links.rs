@@ -20,7 +20,10 @@ use crate::{
     AppState,
     clock::from_ms,
     gate::Role,
-    http::patient::{ApiError, JsonBody, json_body},
+    http::{
+        body::{JsonBody, json_body},
+        error::ApiError,
+    },
     storage::{
         StorageError,
         links::{self, LinkRecord, LinkRequest},

@@ -10,6 +10,8 @@
 //! - `links` — reception links and their QR codes
 //! - `settings` — the institution's settings (administrators)
 //! - `audit` — the hash-chained audit log, its view and export
+//! - `roles` — the stable database form of a role
+//! - `visual_check` — 目視確認: a staff member confirms a patient's face on an institution device
 //! - `demo` — demo accounts and the demo-only enrolment-code route
 //! - `cli` — `uketsuke-server admin create`, `api-token create`, `audit verify`
 //!
@@ -26,8 +28,10 @@ pub mod links;
 pub mod pages;
 pub mod passkeys;
 pub mod receptions;
+pub mod roles;
 pub mod session;
 pub mod settings;
+pub mod visual_check;
 
 use axum::{
     Router,
@@ -42,7 +46,7 @@ use uketsuke_domain::window::jst_start_of_day;
 
 pub use session::Staff;
 
-use crate::{AppState, clock::to_ms, config::Mode, gate::Role, http::patient::ApiError};
+use crate::{AppState, clock::to_ms, config::Mode, gate::Role, http::error::ApiError};
 
 /// The header a console page adds to every state-changing request. A cross-site form cannot
 /// set it, and a cross-site script cannot send it without a CORS preflight we never answer.
@@ -119,11 +123,10 @@ pub fn router(state: AppState) -> Router {
             "/api/console/accounts/{account}/passkeys/{passkey}",
             delete(accounts::remove_passkey),
         )
-        // 目視確認: the staff member's half of a patient's reception on an institution device
-        // (the handler lives with the patient's registration it completes).
+        // 目視確認: the staff member's half of a patient's reception on an institution device.
         .route(
             "/api/console/visual-check",
-            post(crate::http::patient::visual_check),
+            post(visual_check::visual_check),
         )
         .route("/api/console/audit", get(audit::list))
         .route("/api/console/audit.csv", get(audit::export));

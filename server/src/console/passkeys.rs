@@ -31,7 +31,10 @@ use super::{Staff, audit, session};
 use crate::{
     AppState,
     gate::Role,
-    http::patient::{ApiError, JsonBody, json_body},
+    http::{
+        body::{JsonBody, json_body},
+        error::ApiError,
+    },
     storage::{Db, StorageError, ids::new_id, receptions::sha256_hex},
 };
 

@@ -14,11 +14,11 @@ use base64::Engine as _;
 use rand::RngCore;
 use sqlx::{Any, Row, Transaction};
 
-use super::{accounts::role_from_code, audit::Actor};
+use super::roles::role_from_code;
 use crate::{
     AppState,
     gate::Role,
-    http::patient::ApiError,
+    http::error::ApiError,
     storage::{Db, StorageError, receptions::sha256_hex},
 };
 
@@ -47,17 +47,6 @@ pub struct Staff {
     pub ip: Option<String>,
     /// SHA-256 of the session id.
     pub session: String,
-}
-
-impl Staff {
-    /// This staff member, for the audit log.
-    pub fn actor(&self) -> Actor {
-        Actor {
-            institution_id: self.institution_id.clone(),
-            account: self.login_id.clone(),
-            ip: self.ip.clone(),
-        }
-    }
 }
 
 /// A fresh session id: 256 bits from the operating system's generator, base64url.
@@ -207,7 +196,7 @@ pub fn client_ip(parts: &Parts) -> Option<String> {
 
 /// The SHA-256 of the request's session cookie, if it carries a well-formed one.
 pub fn session_of(headers: &HeaderMap) -> Option<String> {
-    crate::http::patient::cookie_value(headers, COOKIE).and_then(hash_token)
+    crate::http::cookies::cookie_value(headers, COOKIE).and_then(hash_token)
 }
 
 /// The stored form (SHA-256) of a session id taken from a cookie, if it is well formed.

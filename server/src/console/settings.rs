@@ -14,7 +14,10 @@ use super::{Staff, audit, require_role, text_ok};
 use crate::{
     AppState,
     gate::Role,
-    http::patient::{ApiError, JsonBody, json_body},
+    http::{
+        body::{JsonBody, json_body},
+        error::ApiError,
+    },
     storage::{Db, StorageError},
 };
 

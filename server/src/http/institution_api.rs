@@ -4,7 +4,7 @@
 //! at `/api/v1/openapi.yaml`. Everything is scoped to the token's institution: another
 //! institution's link or reception is "not found".
 
-use super::patient::{JsonBody, json_body};
+use super::body::{JsonBody, json_body};
 use axum::{
     Json,
     extract::{Path, State},
@@ -16,7 +16,7 @@ use serde::Serialize;
 use uketsuke_backend::contract::HomeVisitRequest;
 use uketsuke_domain::ReceptionKind;
 
-use super::patient::ApiError;
+use super::error::ApiError;
 use crate::{
     AppState,
     clock::from_ms,

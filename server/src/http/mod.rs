@@ -2,6 +2,9 @@
 //! the built site's static files, and the probes; wrapped in the layers every response passes
 //! through (security headers, compression, tracing, body limit).
 
+pub mod body;
+pub mod cookies;
+pub mod error;
 mod health;
 pub mod institution_api;
 pub mod patient;
@@ -77,12 +80,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone());
 
     let api = Router::new()
-        .route("/api/r/{link}/session", post(patient::start))
-        .route("/api/session/choices", put(patient::choose))
-        .route("/api/session/challenge", post(patient::challenge))
-        .route("/api/session/registration", post(patient::register))
-        .route("/api/session/reception", get(patient::status))
-        .route("/api/cancel", post(patient::cancel))
+        .route("/api/r/{link}/session", post(patient::session::start))
+        .route("/api/session/choices", put(patient::session::choose))
+        .route(
+            "/api/session/challenge",
+            post(patient::challenge::challenge),
+        )
+        .route(
+            "/api/session/registration",
+            post(patient::registration::register),
+        )
+        .route("/api/session/reception", get(patient::reception::status))
+        .route("/api/cancel", post(patient::reception::cancel))
         .route("/api/session/manage", get(patient_manage::current))
         .route(
             "/api/session/manage/challenge",

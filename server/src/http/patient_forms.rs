@@ -17,8 +17,12 @@ use serde::Deserialize;
 use uketsuke_backend::contract::{PrescriptionMethod, WithdrawalRequest, WithdrawnBy};
 use uketsuke_domain::window::jst_date;
 
-use super::patient::{
-    ChoicesBody, current_session, open_link, same_origin, session_cookie, validate_choices,
+use super::{
+    cookies::session_cookie,
+    patient::{
+        current_session, open_link, same_origin,
+        session::{ChoicesBody, validate_choices},
+    },
 };
 use crate::{
     AppState,

@@ -21,9 +21,15 @@ use uketsuke_backend::contract::{
 };
 use uketsuke_domain::window::is_open;
 
-use super::patient::{
-    ApiError, ChallengeIssued, JsonBody, ReceptionView, challenge_error, current_session,
-    issue_challenge, json_body, open_link, same_origin, view,
+use super::{
+    body::{JsonBody, json_body},
+    error::ApiError,
+    patient::{
+        challenge::{ChallengeIssued, challenge_error, issue_challenge},
+        current_session, open_link,
+        reception::{ReceptionView, view},
+        same_origin,
+    },
 };
 use crate::{
     AppState,

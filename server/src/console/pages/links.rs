@@ -20,7 +20,7 @@ use crate::{
         settings,
     },
     gate::Role,
-    http::patient::ApiError,
+    http::error::ApiError,
     storage::links as stored,
 };
 use uketsuke_app::i18n::Lang;

@@ -21,7 +21,7 @@ use axum::{
 use leptos::prelude::*;
 
 use super::{Staff, passkeys::Me};
-use crate::{AppState, gate::Role, http::patient::ApiError};
+use crate::{AppState, gate::Role, http::error::ApiError};
 
 pub use uketsuke_app::i18n::Lang;
 

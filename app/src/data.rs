@@ -1,0 +1,136 @@
+//! The data both sides share: what the server functions of [`crate::api`] return, and what the
+//! server's storage answers through [`crate::ssr::PortalData`] (server side). Plain types, no
+//! calls.
+
+use serde::{Deserialize, Serialize};
+use uketsuke_domain::ReceptionKind;
+
+/// What the landing page of a reception link shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LandingView {
+    pub institution_name_ja: String,
+    pub institution_name_en: String,
+    pub kind: ReceptionKind,
+    /// Fixed by a per-appointment link, `YYYY-MM-DD`.
+    pub visit_date: Option<String>,
+    /// False when the institution switched this kind of reception off.
+    pub accepting: bool,
+    pub demo: bool,
+}
+
+/// Why a link cannot be used. Unknown and malformed ids look the same from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InvalidLink {
+    Unknown,
+    Expired,
+    Revoked,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkState {
+    Open(LandingView),
+    Invalid(InvalidLink),
+}
+
+/// The patient's choices so far, as the screens show them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChoicesView {
+    /// `YYYY-MM-DD`
+    pub visit_date: String,
+    pub clinical_medication: bool,
+    pub checkups: bool,
+    /// `electronic` / `paper` (online care only).
+    pub prescription_method: Option<String>,
+}
+
+/// A submitted reception, for the progress and done screens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmittedView {
+    /// `queued`, `confirmed` or `refused`.
+    pub status: String,
+    /// Queued, and the backend has not answered several tries: tell the patient it waits.
+    pub backend_busy: bool,
+    /// The backend's reason code when refused.
+    pub refusal: Option<String>,
+    pub reception_number: Option<String>,
+    /// The last minute of access, "2026-11-23 23:59 JST".
+    pub window_end: Option<String>,
+    pub withdrawn: bool,
+    /// Registered, but the confirmation found no usable insurance record: the reason code
+    /// (`under_jlis_review`, `card_not_registered_for_insurance`, `no_qualification`, or a
+    /// backend refusal code).
+    pub eligibility_problem: Option<String>,
+    /// For the cancel link (while the session lives).
+    pub cancel_token: Option<String>,
+    pub visit_date: String,
+}
+
+/// Everything a flow screen needs: the link, the session's choices, the reception.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowView {
+    pub landing: LandingView,
+    /// A session cookie for this link is present and live.
+    pub has_session: bool,
+    /// JST today and the latest bookable date, `YYYY-MM-DD`.
+    pub today: String,
+    pub latest: String,
+    pub choices: Option<ChoicesView>,
+    /// The window's end if registered now with these choices.
+    pub window_preview: Option<String>,
+    pub submitted: Option<SubmittedView>,
+    /// A staff member of this link's institution is signed in on this device (an institution
+    /// device): the card step may offer 目視確認 and the done screen skips the photo-ID step.
+    pub staff: Option<StaffOnDevice>,
+}
+
+/// The staff member signed in on an institution device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffOnDevice {
+    /// The staff ID (2–8 letters or digits).
+    pub login_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlowState {
+    Open(Box<FlowView>),
+    Invalid(InvalidLink),
+}
+
+/// What the cancel page shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelInfo {
+    pub institution_name_ja: String,
+    pub institution_name_en: String,
+    pub kind: ReceptionKind,
+    pub visit_date: String,
+    pub reception_number: Option<String>,
+    pub withdrawn: bool,
+}
+
+/// One reception in 同意照会 (the patient's own list, after proving their card again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagedItem {
+    /// The reception's id: the page names it when it saves a change of consent.
+    pub id: String,
+    pub status: String,
+    pub kind: ReceptionKind,
+    pub visit_date: String,
+    pub reception_number: Option<String>,
+    pub window_end_display: Option<String>,
+    pub withdrawn: bool,
+    pub clinical_medication: bool,
+    pub checkups: bool,
+    /// The consents can be changed now (medical information offered, confirmed, not withdrawn,
+    /// window open), as the server decided.
+    pub changeable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagedList {
+    pub receptions: Vec<ManagedItem>,
+    /// The backend could not name the person, so receptions made with an earlier card (before
+    /// a renewal or reissue) are missing from the list; the page says where to withdraw them.
+    #[serde(default)]
+    pub earlier_cards_unknown: bool,
+}
