@@ -248,6 +248,34 @@ async fn card_removed_mid_exchange_is_a_typed_error() {
 }
 
 #[wasm_bindgen_test]
+async fn leftovers_of_a_killed_session_are_drained_over_webusb() {
+    // A reload during a read: the killed page wrote an InCommRF (RC-S380) or a transceive
+    // (RC-S300) and never read the answers, which wait in the reader for the next page.
+    let (mut reader, emulator) = rcs380_reader(CardOptions::default()).await;
+    let frame =
+        uketsuke_card::framing::rcs380::encode_command(0x04, &[0x36, 0x01, 0x05, 0x00, 0x00])
+            .expect("frame");
+    let _ = block_on_ready(emulator.borrow_mut().write(&frame));
+    let auth = reader
+        .authenticate(&pin(), CHALLENGE)
+        .await
+        .expect("auth after leftovers");
+    assert_signature_verifies(&auth.certificate_der, &auth.signature);
+
+    let (mut reader, emulator) = rcs300_reader(CardOptions::default()).await;
+    // An RF-off escape message with sequence number 9, never read.
+    let message = [
+        0x6B, 8, 0, 0, 0, 0, 9, 0, 0, 0, 0xFF, 0x50, 0x00, 0x00, 0x02, 0x83, 0x00, 0x00,
+    ];
+    let _ = block_on_ready(emulator.borrow_mut().write(&message));
+    let auth = reader
+        .authenticate(&pin(), CHALLENGE)
+        .await
+        .expect("auth after leftovers");
+    assert_signature_verifies(&auth.certificate_der, &auth.signature);
+}
+
+#[wasm_bindgen_test]
 async fn silent_reader_times_out_instead_of_hanging() {
     /// A reader that takes every transfer and never answers.
     struct Silent;
