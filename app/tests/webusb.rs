@@ -71,10 +71,20 @@ export function fakeReader(productId, vendorInterface, onOut, onIn) {
     },
     transferIn(endpoint, length) {
       if (!vendor.claimed || endpoint !== 1) return fail('InvalidAccessError');
-      const bytes = onIn(length);
-      // Nothing to send: like a real reader, the transfer just stays pending.
-      if (bytes === undefined) return new Promise(() => {});
-      return Promise.resolve({ status: 'ok', data: new DataView(bytes.buffer) });
+      // Nothing to send: like a real reader, the transfer stays pending until the device has
+      // data (polled here), so a transfer that outlived its timer gets the next answer.
+      return new Promise((resolve) => {
+        let polls = 0;
+        const poll = () => {
+          const bytes = onIn(length);
+          if (bytes !== undefined) {
+            resolve({ status: 'ok', data: new DataView(bytes.buffer) });
+          } else if (++polls < 4000) {
+            setTimeout(poll, 5);
+          }
+        };
+        poll();
+      });
     },
   };
 }
@@ -238,6 +248,34 @@ async fn card_removed_mid_exchange_is_a_typed_error() {
 }
 
 #[wasm_bindgen_test]
+async fn leftovers_of_a_killed_session_are_drained_over_webusb() {
+    // A reload during a read: the killed page wrote an InCommRF (RC-S380) or a transceive
+    // (RC-S300) and never read the answers, which wait in the reader for the next page.
+    let (mut reader, emulator) = rcs380_reader(CardOptions::default()).await;
+    let frame =
+        uketsuke_card::framing::rcs380::encode_command(0x04, &[0x36, 0x01, 0x05, 0x00, 0x00])
+            .expect("frame");
+    let _ = block_on_ready(emulator.borrow_mut().write(&frame));
+    let auth = reader
+        .authenticate(&pin(), CHALLENGE)
+        .await
+        .expect("auth after leftovers");
+    assert_signature_verifies(&auth.certificate_der, &auth.signature);
+
+    let (mut reader, emulator) = rcs300_reader(CardOptions::default()).await;
+    // An RF-off escape message with sequence number 9, never read.
+    let message = [
+        0x6B, 8, 0, 0, 0, 0, 9, 0, 0, 0, 0xFF, 0x50, 0x00, 0x00, 0x02, 0x83, 0x00, 0x00,
+    ];
+    let _ = block_on_ready(emulator.borrow_mut().write(&message));
+    let auth = reader
+        .authenticate(&pin(), CHALLENGE)
+        .await
+        .expect("auth after leftovers");
+    assert_signature_verifies(&auth.certificate_der, &auth.signature);
+}
+
+#[wasm_bindgen_test]
 async fn silent_reader_times_out_instead_of_hanging() {
     /// A reader that takes every transfer and never answers.
     struct Silent;
@@ -271,6 +309,51 @@ async fn other_devices_are_refused() {
         open_reader(device).await.err(),
         Some(CardError::ReaderNotSupported)
     );
+}
+
+#[wasm_bindgen(inline_js = r#"
+export function deniedReader(productId, step) {
+  // What Chromium answers when the operating system holds the device: the promise of open()
+  // (or claimInterface()) is rejected with a SecurityError "Access denied."
+  const denied = () => Promise.reject(new DOMException('Access denied.', 'SecurityError'));
+  const config = { configurationValue: 1, interfaces: [
+    { interfaceNumber: 0, claimed: false, alternate: { alternateSetting: 0, interfaceClass: 0xff,
+      endpoints: [ { endpointNumber: 2, direction: 'out', type: 'bulk', packetSize: 64 },
+                   { endpointNumber: 1, direction: 'in', type: 'bulk', packetSize: 64 } ] } } ] };
+  return {
+    vendorId: 0x054c, productId, opened: false, configuration: null, configurations: [config],
+    async open() { if (step === 'open') return denied(); this.opened = true; },
+    async close() { this.opened = false; },
+    async selectConfiguration(value) { this.configuration = config; },
+    async claimInterface(n) { if (step === 'claim') return denied(); },
+    async releaseInterface(n) {},
+  };
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = deniedReader)]
+    fn denied_reader(product_id: u16, step: &str) -> web_sys::UsbDevice;
+}
+
+#[wasm_bindgen_test]
+async fn access_denied_on_open_or_claim_is_the_system_holding_the_reader() {
+    use uketsuke_app::i18n::Lang;
+    for step in ["open", "claim"] {
+        for product in [RCS380_PRODUCT, RCS300_PRODUCT] {
+            let error = open_reader(denied_reader(product, step)).await.err();
+            assert_eq!(
+                error,
+                Some(CardError::ReaderHeldBySystem),
+                "{step} {product:04x}"
+            );
+        }
+    }
+    // What the patient reads: the operating system, per platform, never "use https".
+    for lang in [Lang::Ja, Lang::En] {
+        let text = CardError::ReaderHeldBySystem.message(lang);
+        assert!(!text.contains("https"), "{text}");
+        assert!(text.contains("Windows"), "{text}");
+    }
 }
 
 #[wasm_bindgen_test]

@@ -8,7 +8,7 @@ use crate::apdu::{ApduError, Command, Response, SHORT_MAX_DATA};
 use crate::der_len::{self, DerLenError};
 use crate::pin::Pin;
 use crate::status::StatusWord;
-use crate::transport::{Transport, TransportError};
+use crate::transport::{RfFault, Transport, TransportError};
 
 /// AID of the JPKI application.
 pub const JPKI_AID: [u8; 10] = [0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01];
@@ -50,6 +50,9 @@ pub const SHA256_DIGEST_INFO_PREFIX: [u8; 19] = [
 ];
 /// Bounds GET RESPONSE / Le-retry loops so a misbehaving card cannot keep us forever.
 const MAX_RESPONSE_ROUNDS: usize = 64;
+/// Extra attempts of a READ BINARY that failed transiently (`6B 00`, `69 86`, or `90 00`
+/// without data), at the same offset, before the read fails.
+pub const READ_BINARY_RETRIES: usize = 2;
 
 /// Errors of the JPKI flow, in the terms the UI needs to tell the user what to do.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -64,6 +67,16 @@ pub enum JpkiError {
     NotMyNumberCard,
     #[error("the card was removed")]
     CardRemoved,
+    #[error("no card on the reader")]
+    NoCard,
+    #[error("RF error {fault:?} (status {status:08X})")]
+    Rf { fault: RfFault, status: u32 },
+    #[error("the reader refused the request: {0}")]
+    ReaderRefused(String),
+    /// A file read kept failing part-way (transient READ BINARY failures beyond the retries):
+    /// nothing partial is ever returned.
+    #[error("reading the card stopped at byte {offset} of {total}")]
+    IncompleteRead { offset: usize, total: usize },
     #[error("the reader did not answer in time")]
     Timeout,
     #[error("the card answered {0}")]
@@ -78,6 +91,9 @@ impl From<TransportError> for JpkiError {
     fn from(e: TransportError) -> Self {
         match e {
             TransportError::CardRemoved => Self::CardRemoved,
+            TransportError::NoCard => Self::NoCard,
+            TransportError::Rf { fault, status } => Self::Rf { fault, status },
+            TransportError::ReaderRefused(m) => Self::ReaderRefused(m),
             TransportError::Timeout => Self::Timeout,
             TransportError::Protocol(m) | TransportError::Io(m) => Self::Io(m),
         }
@@ -204,9 +220,13 @@ impl<T: Transport> JpkiAp<T> {
     }
 
     /// Reads the selected EF as one DER object: reads the header first, then exactly the
-    /// length it announces (the files are larger than their content and padded).
+    /// length it announces (the files are larger than their content and padded). Each chunk
+    /// that fails transiently is read again at the same offset ([`READ_BINARY_RETRIES`] times
+    /// at most); the result is the whole object or an error, never a truncated one.
     pub async fn read_der_file(&mut self) -> Result<Vec<u8>, JpkiError> {
-        let mut content = self.read_binary(0, der_len::MAX_HEADER_LEN).await?;
+        let mut content = self
+            .read_binary_retrying(0, der_len::MAX_HEADER_LEN, der_len::MAX_HEADER_LEN)
+            .await?;
         let header = der_len::parse_header(&content)?;
         let total = header
             .total_len()
@@ -219,10 +239,40 @@ impl<T: Transport> JpkiAp<T> {
         content.truncate(total);
         while content.len() < total {
             let wanted = (total - content.len()).min(self.options.max_chunk.max(1));
-            let chunk = self.read_binary(content.len(), wanted).await?;
+            let chunk = self
+                .read_binary_retrying(content.len(), wanted, total)
+                .await?;
             content.extend_from_slice(&chunk);
         }
+        if content.len() != total {
+            return Err(JpkiError::IncompleteRead {
+                offset: content.len(),
+                total,
+            });
+        }
         Ok(content)
+    }
+
+    /// [`Self::read_binary`], read again at the same offset after a transient failure;
+    /// `total` is the expected file content length, for the error only.
+    async fn read_binary_retrying(
+        &mut self,
+        offset: usize,
+        len: usize,
+        total: usize,
+    ) -> Result<Vec<u8>, JpkiError> {
+        for _ in 0..READ_BINARY_RETRIES {
+            match self.read_binary(offset, len).await {
+                Err(e) if is_transient_read_failure(&e) => {}
+                other => return other,
+            }
+        }
+        match self.read_binary(offset, len).await {
+            Err(e) if is_transient_read_failure(&e) => {
+                Err(JpkiError::IncompleteRead { offset, total })
+            }
+            other => other,
+        }
     }
 
     /// One READ BINARY at `offset`. A short answer is fine (`62 82` or fewer bytes); an empty or
@@ -239,7 +289,10 @@ impl<T: Transport> JpkiAp<T> {
             StatusWord::Success | StatusWord::EndOfFileReached => {}
             other => return Err(status_error(other)),
         }
-        if response.data.is_empty() || response.data.len() > len {
+        if response.data.is_empty() {
+            return Err(JpkiError::Malformed(EMPTY_READ));
+        }
+        if response.data.len() > len {
             return Err(JpkiError::Malformed("READ BINARY length"));
         }
         Ok(response.data)
@@ -289,6 +342,18 @@ impl<T: Transport> JpkiAp<T> {
         }
         Ok(response.data)
     }
+}
+
+/// The [`JpkiError::Malformed`] detail of a READ BINARY answered `90 00` without data.
+const EMPTY_READ: &str = "READ BINARY without data";
+
+/// READ BINARY failures a card recovers from when asked again at the same offset: `6B 00`,
+/// `69 86`, and `90 00` without data.
+fn is_transient_read_failure(e: &JpkiError) -> bool {
+    matches!(
+        e,
+        JpkiError::UnexpectedResponse(StatusWord::WrongP1P2 | StatusWord::NoCurrentEf)
+    ) || *e == JpkiError::Malformed(EMPTY_READ)
 }
 
 fn short_len(n: u8) -> usize {

@@ -35,6 +35,6 @@ pub use jpki::{
 };
 pub use pin::{Pin, PinError};
 pub use status::StatusWord;
-pub use transport::{Transport, TransportError, UsbBulk};
+pub use transport::{RfFault, Transport, TransportError, UsbBulk};
 #[cfg(feature = "virtual-card")]
 pub use virtual_card::VirtualCard;

@@ -80,7 +80,7 @@ fn no_card_on_reader() {
     emulator.field().set_removed(true);
     assert_eq!(
         run(Rcs300Session::open(&mut emulator, Rcs300Config::default())).err(),
-        Some(TransportError::CardRemoved)
+        Some(TransportError::NoCard)
     );
 }
 

@@ -2,9 +2,14 @@
 //! its vendor-specific interface (the CCID class interface is blocked by WebUSB) and exposes
 //! the interface's bulk endpoints as a [`UsbBulk`], so the `uketsuke-card` framings run on it.
 //!
-//! Every bulk IN transfer is raced against a timer. A transfer that loses the race stays
-//! pending in the browser; it is kept and awaited by the next read, so a late answer is not
-//! lost and the next read does not receive the answer meant for an earlier one.
+//! Every bulk IN transfer is raced against a timer (WebUSB's `transferIn` has no timeout of its
+//! own). A transfer that loses the race stays pending in the browser — WebUSB cannot cancel
+//! one short of releasing the interface — so it is kept and awaited by the next read: a late
+//! answer is not lost, and the next read does not receive the answer meant for an earlier one.
+//!
+//! Errors of `open()` / `claimInterface()` are mapped by [`CardError::from_open_rejection`]:
+//! `SecurityError` there means the operating system holds the reader, unlike the same name
+//! from `requestDevice`, where it means the page is not allowed to ask (https).
 
 use core::future::{Future, poll_fn};
 use core::pin::Pin;
@@ -162,6 +167,19 @@ impl UsbBulk for WebUsbBulk {
         Ok(())
     }
 
+    /// A drain read: `None` when nothing came within `timeout_ms`. Caveat: the losing
+    /// `transferIn` stays pending (see the module comment) and is awaited by the next read, so
+    /// leftover data that arrives after the drain's quiet window is delivered to that read; the
+    /// framings skip such stale frames (RC-S380: result frames before the ACK; RC-S300: answers
+    /// with another sequence number).
+    async fn read_if_any(&mut self, timeout_ms: u32) -> Result<Option<Vec<u8>>, TransportError> {
+        match self.read(timeout_ms).await {
+            Ok(data) => Ok(Some(data)),
+            Err(TransportError::Timeout) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn read(&mut self, timeout_ms: u32) -> Result<Vec<u8>, TransportError> {
         let mut transfer = match self.pending_in.take() {
             Some(transfer) => transfer,
@@ -239,13 +257,11 @@ fn usb_error(e: JsValue) -> TransportError {
     }
 }
 
-/// Claiming fails with NetworkError/InvalidStateError when a driver or another tab holds it.
+/// A rejected `open()` / `selectConfiguration()` / `claimInterface()`: `SecurityError`
+/// ("Access denied") is the operating system holding the reader, `NetworkError` /
+/// `InvalidStateError` another program or tab (see [`CardError::from_open_rejection`]).
 fn busy_or_reader(e: JsValue) -> CardError {
-    match error_name(&e).as_str() {
-        "NetworkError" | "InvalidStateError" => CardError::ReaderBusy,
-        "SecurityError" => CardError::AccessDenied,
-        _ => CardError::Reader(describe(&e)),
-    }
+    CardError::from_open_rejection(&error_name(&e), &describe(&e))
 }
 
 /// The `name` of a DOMException (empty for other values).

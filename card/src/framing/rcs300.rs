@@ -4,11 +4,16 @@
 //! (start/end, RF on/off, switch protocol, transceive). The reader activates the Type B card
 //! itself; ISO-DEP blocks are built here and sent raw with Transceive.
 //!
-//! The command bytes follow public notes of WebUSB projects using this reader; the CCID class
-//! interface (0x0B) is blocked by WebUSB, which is why the vendor interface is used.
+//! The command bytes follow answers recorded from a real reader and public WebUSB projects
+//! (`shared/field/readers/F05`, `F06`); the CCID class interface (0x0B) is blocked by WebUSB,
+//! which is why the vendor interface is used.
+//!
+//! Every answer starts with the generic-error object `C0 03 <result> <SW1 SW2>`; the result
+//! byte decides (F05): `00` accepted, `01` the reader refused the request (refused, malformed,
+//! wrong length, unsupported value), `02` sent to the card and nothing answered.
 
 use crate::framing::isodep::{IsoDep, RfExchange};
-use crate::transport::{Transport, TransportError, UsbBulk};
+use crate::transport::{Transport, TransportError, UsbBulk, drain};
 
 /// USB vendor id of Sony.
 pub const USB_VENDOR_ID: u16 = 0x054C;
@@ -44,7 +49,11 @@ pub mod tag {
     pub const END_TRANSPARENT: u16 = 0x82;
     pub const RF_OFF: u16 = 0x83;
     pub const RF_ON: u16 = 0x84;
+    /// Switch protocol (request: protocol and layer; the answer may carry `8F 01 <p>` too, F06).
     pub const SWITCH_PROTOCOL: u16 = 0x8F;
+    /// In a transceive answer before the status (F06: `92 01 00`); PC/SC part 3 names it the
+    /// number of valid bits in the last received byte. Not used by the host.
+    pub const VALID_BITS: u16 = 0x92;
     pub const TRANSCEIVE: u16 = 0x95;
     pub const RESPONSE_STATUS: u16 = 0x96;
     pub const RESPONSE_DATA: u16 = 0x97;
@@ -57,10 +66,16 @@ pub mod tag {
 pub const PROTOCOL_TYPE_B: u8 = 0x01;
 /// Switch protocol value: activate up to layer 4 (REQB and ATTRIB done by the reader).
 pub const PROTOCOL_LAYER_4: u8 = 0x04;
-/// Generic-error status byte meaning success.
+/// Result byte of the generic-error object: accepted (F05 `C0 03 00 90 00`).
 pub const READER_STATUS_OK: u8 = 0x00;
-/// Status words inside the generic-error object that mean "the card did not answer".
-pub const NO_CARD_RESPONSE_SW: [[u8; 2]; 3] = [[0x6A, 0x81], [0x63, 0x01], [0x64, 0x01]];
+/// Result byte: the reader refused the request itself, whatever the SW (F05: `63 01` refused,
+/// `64 01` malformed, `67 00` wrong object length, `6A 81` unsupported value).
+pub const READER_STATUS_REFUSED: u8 = 0x01;
+/// Result byte: sent to the card, nothing answered (F05 `C0 03 02 64 01`: empty field).
+pub const READER_STATUS_NO_ANSWER: u8 = 0x02;
+/// Answers the host discards while waiting for its own: answers to a killed session's
+/// commands (other sequence numbers) that arrived after the drain.
+const MAX_STALE_ANSWERS: usize = 4;
 /// Status word that closes every reader answer.
 pub const SW_OK: [u8; 2] = [0x90, 0x00];
 /// Low five bits all set in a tag's first byte: a second tag byte follows.
@@ -253,11 +268,17 @@ pub fn encode_pseudo_apdu(p2: u8, data: &[u8]) -> Result<Vec<u8>, Rcs300Error> {
     Ok(out)
 }
 
-/// The transceive pseudo-APDU with extended length: timer and the raw RF frame.
+/// The transceive pseudo-APDU in the extended form the WebUSB projects send (F06
+/// `exchange_extended`): `FF 50 00 01 00 <Lc hi lo>`, the timer object `5F 46 04 <µs LE>`,
+/// the transmit object with a long-form length `95 82 <len hi lo> <frame>`, then `00 00 00`.
 pub fn encode_transceive(frame: &[u8], timeout_us: u32) -> Result<Vec<u8>, Rcs300Error> {
-    let mut data = Vec::with_capacity(frame.len() + 12);
+    let frame_len = u16::try_from(frame.len()).map_err(|_| Rcs300Error::TooLong)?;
+    let mut data = Vec::with_capacity(frame.len() + 11);
     push_tlv(&mut data, tag::TIMER, &timeout_us.to_le_bytes());
-    push_tlv(&mut data, tag::TRANSCEIVE, frame);
+    data.push(u8::try_from(tag::TRANSCEIVE).unwrap_or(0x95));
+    data.push(0x82);
+    data.extend_from_slice(&frame_len.to_be_bytes());
+    data.extend_from_slice(frame);
     let lc = u16::try_from(data.len()).map_err(|_| Rcs300Error::TooLong)?;
     let mut out = vec![PSEUDO_CLA, PSEUDO_INS, 0x00, P2_TRANSMISSION, 0x00];
     out.extend_from_slice(&lc.to_be_bytes());
@@ -296,7 +317,23 @@ pub struct Rcs300Link<U: UsbBulk> {
 }
 
 impl<U: UsbBulk> Rcs300Link<U> {
-    /// Sends one pseudo-APDU and returns the parsed answer.
+    /// The channel over `usb`, sequence numbers from 0; nothing is sent yet.
+    pub fn new(usb: U, config: Rcs300Config) -> Self {
+        Self {
+            usb,
+            seq: 0,
+            config,
+        }
+    }
+
+    /// Discards what a killed session left unread in the reader (a page reload during a read),
+    /// before the first command; see [`drain`]. Returns how many transfers were discarded.
+    pub async fn start(&mut self) -> Result<usize, TransportError> {
+        drain(&mut self.usb).await
+    }
+
+    /// Sends one pseudo-APDU and returns the parsed answer. Answers with another sequence
+    /// number belong to a killed session and are skipped (a few at most).
     pub async fn call(
         &mut self,
         payload: &[u8],
@@ -307,22 +344,25 @@ impl<U: UsbBulk> Rcs300Link<U> {
         self.usb
             .write(&encode_message(seq, payload).map_err(message_error)?)
             .await?;
-        let message = decode_message(
-            &self
-                .usb
-                .read(self.config.usb_timeout_ms.saturating_add(rf_timeout_ms))
-                .await?,
-        )
-        .map_err(message_error)?;
-        if message.message_type != RDR_TO_PC_ESCAPE || message.seq != seq {
-            return Err(TransportError::Protocol(
-                "RC-S300 answer out of sequence".to_owned(),
-            ));
+        for _ in 0..=MAX_STALE_ANSWERS {
+            let message = decode_message(
+                &self
+                    .usb
+                    .read(self.config.usb_timeout_ms.saturating_add(rf_timeout_ms))
+                    .await?,
+            )
+            .map_err(message_error)?;
+            if message.message_type == RDR_TO_PC_ESCAPE && message.seq == seq {
+                return parse_answer(&message.payload).map_err(message_error);
+            }
         }
-        parse_answer(&message.payload).map_err(message_error)
+        Err(TransportError::Protocol(
+            "RC-S300 answers out of sequence".to_owned(),
+        ))
     }
 
-    async fn control(&mut self, object: u16) -> Result<ReaderAnswer, TransportError> {
+    /// Sends a session-control object (`FF 50 00 00 02 <tag> 00 00`, F06).
+    pub async fn control(&mut self, object: u16) -> Result<ReaderAnswer, TransportError> {
         let mut data = Vec::new();
         push_tlv(&mut data, object, &[]);
         self.call(
@@ -333,11 +373,11 @@ impl<U: UsbBulk> Rcs300Link<U> {
     }
 
     async fn control_ok(&mut self, object: u16) -> Result<(), TransportError> {
-        match self.control(object).await? {
-            answer if answer.status == READER_STATUS_OK => Ok(()),
-            _ => Err(TransportError::Protocol(
-                "RC-S300 refused a session command".to_owned(),
-            )),
+        let answer = self.control(object).await?;
+        match answer.status {
+            READER_STATUS_OK => Ok(()),
+            READER_STATUS_REFUSED => Err(refused(&answer)),
+            _ => Err(unknown_result(&answer)),
         }
     }
 
@@ -355,16 +395,13 @@ impl<U: UsbBulk> RfExchange for Rcs300Link<U> {
         let payload =
             encode_transceive(frame, timeout_ms.saturating_mul(1000)).map_err(message_error)?;
         let answer = self.call(&payload, timeout_ms).await?;
-        if answer.status != READER_STATUS_OK {
-            return if NO_CARD_RESPONSE_SW.contains(&answer.sw) {
-                Ok(None)
-            } else {
-                Err(TransportError::Protocol(format!(
-                    "RC-S300 error {:02X}{:02X}",
-                    answer.sw[0], answer.sw[1]
-                )))
-            };
+        match answer.status {
+            READER_STATUS_OK => {}
+            READER_STATUS_NO_ANSWER => return Ok(None),
+            READER_STATUS_REFUSED => return Err(refused(&answer)),
+            _ => return Err(unknown_result(&answer)),
         }
+        // The frame is in the 97 object, among others (F06: 92 01 00, 96 02 00 00, 97 …).
         answer
             .object(tag::RESPONSE_DATA)
             .map(|data| Some(data.to_vec()))
@@ -381,14 +418,13 @@ pub struct Rcs300Session<U: UsbBulk> {
 }
 
 impl<U: UsbBulk> Rcs300Session<U> {
-    /// Starts a transparent session, resets the field and has the reader activate a Type B
-    /// card up to ISO 14443-4. [`TransportError::CardRemoved`] when no card answers.
+    /// Drains a killed session's leftovers, starts a transparent session, cycles the field and
+    /// has the reader activate a Type B card up to ISO 14443-4. [`TransportError::NoCard`] when
+    /// no card answers (result `02`), [`TransportError::ReaderRefused`] when the reader refuses
+    /// a request (result `01`).
     pub async fn open(usb: U, config: Rcs300Config) -> Result<Self, TransportError> {
-        let mut link = Rcs300Link {
-            usb,
-            seq: 0,
-            config,
-        };
+        let mut link = Rcs300Link::new(usb, config);
+        link.start().await?;
         // Ending first clears a session a previous page load may have left open.
         link.control(tag::END_TRANSPARENT).await?;
         link.control_ok(tag::START_TRANSPARENT).await?;
@@ -406,12 +442,13 @@ impl<U: UsbBulk> Rcs300Session<U> {
                 0,
             )
             .await?;
-        if answer.status != READER_STATUS_OK {
-            return Err(if NO_CARD_RESPONSE_SW.contains(&answer.sw) {
-                TransportError::CardRemoved
-            } else {
-                TransportError::Protocol("RC-S300 could not activate a Type B card".to_owned())
-            });
+        // Accepted answers may carry `8F 01 <p>` (the protocol the reader selected, F06); the
+        // host does not need it.
+        match answer.status {
+            READER_STATUS_OK => {}
+            READER_STATUS_NO_ANSWER => return Err(TransportError::NoCard),
+            READER_STATUS_REFUSED => return Err(refused(&answer)),
+            _ => return Err(unknown_result(&answer)),
         }
         let isodep = IsoDep::new(config.card_frame_size, config.fwt_ms);
         Ok(Self { link, isodep })
@@ -430,6 +467,28 @@ impl<U: UsbBulk> Transport for Rcs300Session<U> {
     async fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
         self.isodep.exchange_apdu(&mut self.link, apdu).await
     }
+}
+
+/// Result `01`: the reader refused the request; its SW says why (F05).
+fn refused(answer: &ReaderAnswer) -> TransportError {
+    let why = match answer.sw {
+        [0x63, 0x01] => "refused",
+        [0x64, 0x01] => "malformed request",
+        [0x67, 0x00] => "wrong object length",
+        [0x6A, 0x81] => "unsupported value",
+        _ => "refused",
+    };
+    TransportError::ReaderRefused(format!(
+        "RC-S300 {why} ({:02X} {:02X})",
+        answer.sw[0], answer.sw[1]
+    ))
+}
+
+fn unknown_result(answer: &ReaderAnswer) -> TransportError {
+    TransportError::Protocol(format!(
+        "RC-S300 result byte {:02X} ({:02X} {:02X})",
+        answer.status, answer.sw[0], answer.sw[1]
+    ))
 }
 
 fn message_error(e: Rcs300Error) -> TransportError {
@@ -470,8 +529,8 @@ mod tests {
         assert_eq!(
             payload,
             [
-                0xFF, 0x50, 0x00, 0x01, 0x00, 0x00, 0x0B, 0x5F, 0x46, 0x04, 0xA0, 0x86, 0x01, 0x00,
-                0x95, 0x02, 0x02, 0x00, 0, 0, 0
+                0xFF, 0x50, 0x00, 0x01, 0x00, 0x00, 0x0D, 0x5F, 0x46, 0x04, 0xA0, 0x86, 0x01, 0x00,
+                0x95, 0x82, 0x00, 0x02, 0x02, 0x00, 0, 0, 0
             ]
         );
     }

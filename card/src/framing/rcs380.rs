@@ -6,7 +6,7 @@
 //! response frame `D7 <cmd+1> <result>`.
 
 use crate::framing::isodep::{IsoDep, RfExchange, frame_size_from_code, fwt_ms_from_fwi};
-use crate::transport::{Transport, TransportError, UsbBulk};
+use crate::transport::{RfFault, Transport, TransportError, UsbBulk, drain};
 
 /// USB vendor id of Sony.
 pub const USB_VENDOR_ID: u16 = 0x054C;
@@ -58,14 +58,39 @@ pub const IN_SET_PROTOCOL_DEFAULTS: [u8; 38] = [
 /// InSetProtocol for Type B: initial guard time 20, add and check SOF and EOF.
 pub const IN_SET_PROTOCOL_TYPE_B: [u8; 10] =
     [0x00, 0x14, 0x09, 0x01, 0x0A, 0x01, 0x0B, 0x01, 0x0C, 0x01];
+/// InCommRF result status bits (little-endian u32 in the first four result bytes), as nfcpy's
+/// RC-S380 driver names them (`CommunicationError`). Zero means success.
+pub mod rf_status {
+    pub const PROTOCOL_ERROR: u32 = 0x0000_0001;
+    pub const PARITY_ERROR: u32 = 0x0000_0002;
+    pub const CRC_ERROR: u32 = 0x0000_0004;
+    pub const COLLISION_ERROR: u32 = 0x0000_0008;
+    pub const OVERFLOW_ERROR: u32 = 0x0000_0010;
+    pub const TEMPERATURE_ERROR: u32 = 0x0000_0040;
+    /// The card did not answer in time: nothing is in the field (or it was taken away).
+    pub const RECEIVE_TIMEOUT_ERROR: u32 = 0x0000_0080;
+    pub const CRYPTO1_ERROR: u32 = 0x0000_0100;
+    pub const RFCA_ERROR: u32 = 0x0000_0200;
+    pub const RF_OFF_ERROR: u32 = 0x0000_0400;
+    pub const TRANSMIT_TIMEOUT_ERROR: u32 = 0x0000_0800;
+    pub const RECEIVE_LENGTH_ERROR: u32 = 0x8000_0000;
+    /// Bits meaning the card answered but its frame arrived damaged.
+    pub const GARBLED: u32 =
+        PROTOCOL_ERROR | PARITY_ERROR | CRC_ERROR | OVERFLOW_ERROR | RECEIVE_LENGTH_ERROR;
+}
 /// InCommRF result status bit: the card did not answer in time.
-pub const RF_STATUS_RECEIVE_TIMEOUT: u32 = 0x0000_0080;
-/// InCommRF result status bit: the field is off.
-pub const RF_STATUS_RF_OFF: u32 = 0x0000_0400;
+pub const RF_STATUS_RECEIVE_TIMEOUT: u32 = rf_status::RECEIVE_TIMEOUT_ERROR;
 /// InCommRF timeout units per millisecond (the chip counts 0.1 ms).
 const COMM_RF_UNITS_PER_MS: u32 = 10;
-/// InCommRF result: four status bytes and one more byte before the received frame.
+/// InCommRF result: the four status bytes. An error result ends there (F02: `D7 05 80 00 00
+/// 00`); a success has one more byte and then the received frame (F01: `D7 05 00 00 00 00 08
+/// 04 00`).
+const COMM_RF_STATUS_LEN: usize = 4;
+/// Success result: status and the byte after it, before the received frame.
 const COMM_RF_RESULT_HEADER: usize = 5;
+/// Result frames the host discards while waiting for its ACK: answers to commands of a killed
+/// session that arrived after the drain (see [`Rcs380Link::command`]).
+const MAX_STALE_FRAMES: usize = 4;
 /// REQB with AFI 0 (all families) and one slot.
 pub const REQB: [u8; 3] = [0x05, 0x00, 0x00];
 /// How long a Type B card may take to answer REQB / ATTRIB.
@@ -185,6 +210,42 @@ impl Default for Rcs380Config {
     }
 }
 
+/// What a non-zero InCommRF status means for the host: `None` for "nothing answered"
+/// (receive timeout alone), otherwise the kind of fault.
+pub fn classify_rf_status(status: u32) -> Option<RfFault> {
+    if status & !rf_status::RECEIVE_TIMEOUT_ERROR == 0 {
+        None
+    } else if status & rf_status::COLLISION_ERROR != 0 {
+        Some(RfFault::Collision)
+    } else if status & rf_status::GARBLED != 0 {
+        Some(RfFault::Garbled)
+    } else {
+        Some(RfFault::Reader)
+    }
+}
+
+/// Splits an InCommRF result (the bytes after `D7 05`): `Ok(Some(frame))` on success,
+/// `Ok(None)` when nothing answered (receive timeout), [`TransportError::Rf`] for other RF
+/// errors. The status is decoded before a fifth byte is required, because error results carry
+/// only the four status bytes (F02; nfcpy's `in_comm_rf` checks `data[0:4]` first).
+pub fn parse_in_comm_rf_result(result: &[u8]) -> Result<Option<Vec<u8>>, TransportError> {
+    let status: [u8; COMM_RF_STATUS_LEN] = result
+        .get(..COMM_RF_STATUS_LEN)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| protocol("InCommRF result without its status"))?;
+    let status = u32::from_le_bytes(status);
+    if status != 0 {
+        return match classify_rf_status(status) {
+            None => Ok(None),
+            Some(fault) => Err(TransportError::Rf { fault, status }),
+        };
+    }
+    result
+        .get(COMM_RF_RESULT_HEADER..)
+        .map(|frame| Some(frame.to_vec()))
+        .ok_or_else(|| protocol("short InCommRF success result"))
+}
+
 /// The reader's command channel: frames over bulk transfers, one command at a time.
 pub struct Rcs380Link<U: UsbBulk> {
     usb: U,
@@ -192,7 +253,22 @@ pub struct Rcs380Link<U: UsbBulk> {
 }
 
 impl<U: UsbBulk> Rcs380Link<U> {
-    /// Runs one command; returns the result bytes after `D7 <cmd+1>`.
+    /// The channel over `usb`; nothing is sent until [`Self::start`] or a command.
+    pub fn new(usb: U, config: Rcs380Config) -> Self {
+        Self { usb, config }
+    }
+
+    /// Takes the chip over from whatever came before: the ACK frame aborts a command a killed
+    /// session left pending, then [`drain`] discards what that session left unread (nfcpy's
+    /// `Chipset.__init__`; F03). Returns how many transfers were discarded.
+    pub async fn start(&mut self) -> Result<usize, TransportError> {
+        self.usb.write(&ACK_FRAME).await?;
+        drain(&mut self.usb).await
+    }
+
+    /// Runs one command; returns the result bytes after `D7 <cmd+1>`. Result frames that
+    /// arrive before the ACK belong to a killed session (they came after the drain) and are
+    /// discarded, a few at most; anything else before the ACK is a protocol error.
     pub async fn command(
         &mut self,
         code: u8,
@@ -201,11 +277,17 @@ impl<U: UsbBulk> Rcs380Link<U> {
     ) -> Result<Vec<u8>, TransportError> {
         let frame = encode_command(code, params).map_err(frame_error)?;
         self.usb.write(&frame).await?;
-        match decode_frame(&self.usb.read(self.config.usb_timeout_ms).await?)
-            .map_err(frame_error)?
-        {
-            Frame::Ack => {}
-            _ => return Err(protocol("reader did not acknowledge the command")),
+        let mut stale = 0;
+        loop {
+            match decode_frame(&self.usb.read(self.config.usb_timeout_ms).await?) {
+                Ok(Frame::Ack) => break,
+                Ok(Frame::Data(_)) if stale < MAX_STALE_FRAMES => stale += 1,
+                Ok(Frame::Error) => return Err(protocol("reader answered with its error frame")),
+                Ok(Frame::Data(_)) => {
+                    return Err(protocol("reader did not acknowledge the command"));
+                }
+                Err(e) => return Err(frame_error(e)),
+            }
         }
         let Frame::Data(data) =
             decode_frame(&self.usb.read(result_timeout_ms).await?).map_err(frame_error)?
@@ -220,31 +302,44 @@ impl<U: UsbBulk> Rcs380Link<U> {
         }
     }
 
-    /// A command whose result is a single status byte that must be zero.
-    async fn command_ok(&mut self, code: u8, params: &[u8]) -> Result<(), TransportError> {
+    /// A command whose result is a single status byte that must be zero; a non-zero status
+    /// (nfcpy's `StatusError`: parameter error, command type error, …) is the reader refusing.
+    pub async fn command_ok(&mut self, code: u8, params: &[u8]) -> Result<(), TransportError> {
         match self
             .command(code, params, self.config.usb_timeout_ms)
             .await?
             .as_slice()
         {
             [0x00, ..] => Ok(()),
-            _ => Err(protocol("reader refused a setup command")),
+            [status, ..] => Err(TransportError::ReaderRefused(format!(
+                "RC-S380 command {code:02X} status {status:02X}"
+            ))),
+            [] => Err(protocol("empty result of a setup command")),
         }
     }
 
-    /// The bring-up sequence of the chip and the Type B 106 kbps RF setup.
-    async fn set_up_type_b(&mut self) -> Result<(), TransportError> {
-        // An ACK first aborts whatever a previous session left pending in the chip.
-        self.usb.write(&ACK_FRAME).await?;
+    /// The chip's bring-up as nfcpy and the recorded F01 session do it, after [`Self::start`]:
+    /// SetCommandType 1, GetFirmwareVersion, GetPDDataVersion, SwitchRF off. Returns the
+    /// firmware version as (major, minor), e.g. (1, 0x11) for "1.11".
+    pub async fn bring_up(&mut self) -> Result<(u8, u8), TransportError> {
         self.command_ok(cmd::SET_COMMAND_TYPE, &[COMMAND_TYPE])
             .await?;
         let version = self
             .command(cmd::GET_FIRMWARE_VERSION, &[], self.config.usb_timeout_ms)
             .await?;
-        if version.len() < 2 {
+        let [minor, major, ..] = version[..] else {
             return Err(protocol("short firmware version"));
-        }
+        };
+        self.command(cmd::GET_PD_DATA_VERSION, &[], self.config.usb_timeout_ms)
+            .await?;
         self.command_ok(cmd::SWITCH_RF, &[RF_OFF]).await?;
+        Ok((major, minor))
+    }
+
+    /// The whole start-up and the Type B 106 kbps RF setup.
+    async fn set_up_type_b(&mut self) -> Result<(), TransportError> {
+        self.start().await?;
+        self.bring_up().await?;
         self.command_ok(cmd::IN_SET_RF, &IN_SET_RF_106B).await?;
         self.command_ok(cmd::IN_SET_PROTOCOL, &IN_SET_PROTOCOL_DEFAULTS)
             .await?;
@@ -279,19 +374,7 @@ impl<U: UsbBulk> RfExchange for Rcs380Link<U> {
                 self.config.usb_timeout_ms.saturating_add(timeout_ms),
             )
             .await?;
-        let (status, received) = result
-            .split_at_checked(COMM_RF_RESULT_HEADER)
-            .ok_or_else(|| protocol("short InCommRF result"))?;
-        let status = u32::from_le_bytes([status[0], status[1], status[2], status[3]]);
-        if status == 0 {
-            Ok(Some(received.to_vec()))
-        } else if status & (RF_STATUS_RECEIVE_TIMEOUT | RF_STATUS_RF_OFF) != 0 {
-            Ok(None)
-        } else {
-            Err(TransportError::Protocol(format!(
-                "RF error status {status:08X}"
-            )))
-        }
+        parse_in_comm_rf_result(&result)
     }
 }
 
@@ -303,15 +386,17 @@ pub struct Rcs380Session<U: UsbBulk> {
 }
 
 impl<U: UsbBulk> Rcs380Session<U> {
-    /// Sets the reader up for Type B and activates the card on it (REQB, ATTRIB).
-    /// Fails with [`TransportError::CardRemoved`] when no card answers.
+    /// Takes the reader over (ACK, drain of a killed session's leftovers), sets it up for
+    /// Type B and activates the card on it (REQB, ATTRIB). Fails with
+    /// [`TransportError::NoCard`] when no card answers REQB, [`TransportError::CardRemoved`]
+    /// when it answered REQB but not ATTRIB, [`TransportError::Rf`] for other RF errors.
     pub async fn open(usb: U, config: Rcs380Config) -> Result<Self, TransportError> {
-        let mut link = Rcs380Link { usb, config };
+        let mut link = Rcs380Link::new(usb, config);
         link.set_up_type_b().await?;
         let atqb = link
             .exchange(&REQB, ACTIVATION_TIMEOUT_MS)
             .await?
-            .ok_or(TransportError::CardRemoved)?;
+            .ok_or(TransportError::NoCard)?;
         let info = parse_atqb(&atqb)?;
         if !info.iso_dep {
             return Err(protocol("card does not speak ISO 14443-4"));
