@@ -688,10 +688,13 @@ const KNOWN_CRL_EXTENSIONS: [ObjectIdentifier; 6] = [
     ObjectIdentifier::new_unwrap("2.5.29.35"), // authorityKeyIdentifier
     ObjectIdentifier::new_unwrap("2.5.29.20"), // cRLNumber
     ObjectIdentifier::new_unwrap("2.5.29.18"), // issuerAltName
-    ObjectIdentifier::new_unwrap("2.5.29.28"), // issuingDistributionPoint
+    ISSUING_DISTRIBUTION_POINT,
     ObjectIdentifier::new_unwrap("2.5.29.46"), // freshestCRL
     AUTHORITY_INFO_ACCESS,
 ];
+
+/// issuingDistributionPoint (RFC 5280 section 5.2.5).
+const ISSUING_DISTRIBUTION_POINT: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.28");
 
 /// CRL entry extensions this verifier knows (RFC 5280 section 5.3): reason code, hold
 /// instruction code, invalidity date. certificateIssuer (always critical, indirect lists) is
@@ -754,7 +757,15 @@ impl RevocationList {
             });
         }
         let malformed = |e: der::Error| CrlError::Malformed(e.to_string());
-        if let Some(scope) = extension::<IssuingDistributionPoint>(extensions).map_err(malformed)? {
+        // By its identifier, not `IssuingDistributionPoint::OID`: x509-cert 0.2.5 associates
+        // the type with id-pe-subjectInfoAccess (1.3.6.1.5.5.7.1.11) instead of 2.5.29.28.
+        let scope = extensions
+            .iter()
+            .find(|e| e.extn_id == ISSUING_DISTRIBUTION_POINT)
+            .map(|e| IssuingDistributionPoint::from_der(e.extn_value.as_bytes()))
+            .transpose()
+            .map_err(malformed)?;
+        if let Some(scope) = scope {
             // onlyContainsUserCerts is fine: user certificates are what is checked here.
             if scope.only_some_reasons.is_some() {
                 return Err(CrlError::Partial("only some revocation reasons"));

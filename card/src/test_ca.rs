@@ -482,7 +482,8 @@ impl TestCa {
                     only_contains_attribute_certs: false,
                 };
                 crl_extensions.push(Extension {
-                    extn_id: IssuingDistributionPoint::OID,
+                    // Not `IssuingDistributionPoint::OID`, which x509-cert 0.2.5 gets wrong.
+                    extn_id: der::asn1::ObjectIdentifier::new_unwrap("2.5.29.28"),
                     critical: true,
                     extn_value: OctetString::new(scope.to_der()?)?,
                 });
