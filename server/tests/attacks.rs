@@ -7,7 +7,9 @@
 //! - a revocation list past its nextUpdate: registrations are refused with
 //!   `revocation_list_stale` and `/readyz` answers 503 naming the CA, until a current list is
 //!   loaded;
-//! - an older list replayed on reload: refused, the newer list stays in force;
+//! - an older list replayed on reload: refused, the newer list stays in force; so is a list
+//!   with a critical extension this server does not process (list or entry), a delta list and
+//!   a partial list;
 //! - a patient certificate with an unknown critical extension: refused;
 //! - a CA certificate, and a signature-only certificate (like a 署名用電子証明書), signed by the
 //!   trusted CA and presented as the user's: refused as `certificate_wrong_type`.
@@ -318,4 +320,45 @@ async fn a_ca_certificate_or_a_signature_certificate_presented_as_the_users_is_r
         })
         .await;
     assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_list_with_a_critical_extension_nobody_processes_is_refused_on_reload() {
+    use uketsuke_card::test_ca::CrlDeviation;
+    let start = now();
+    let serial = population::card_seed(PERSON);
+    let served = served(&crl(&[serial], start - HOUR, 3 * DAY, 10)).await;
+    // Newer lists that un-revoke the card, each with something that makes them unusable: a
+    // critical list extension, a critical entry extension, a delta list, a partial list.
+    for (name, deviation) in [
+        ("critical.crl", CrlDeviation::UnknownCriticalExtension),
+        ("entry.crl", CrlDeviation::UnknownCriticalEntryExtension),
+        ("delta.crl", CrlDeviation::DeltaCrl),
+        ("partial.crl", CrlDeviation::OnlySomeReasons),
+    ] {
+        let der = keys::test_ca()
+            .expect("test CA")
+            .issue_crl_with(&CrlRequest {
+                revoked_serials: &[serial + 1],
+                this_update_unix: start,
+                next_update_unix: Some(start + 3 * DAY),
+                crl_number: Some(11),
+                deviation: Some(deviation),
+            })
+            .expect("CRL");
+        let path = served.crl_file(name, &der);
+        let error = served
+            .state
+            .trust
+            .reload_crls(&[path], served.now())
+            .await
+            .expect_err("refused");
+        assert!(error.to_string().contains(name), "{error}");
+        let still = served.register(PERSON, |cert| cert).await;
+        assert_eq!(
+            still.error(),
+            Some("certificate_revoked"),
+            "{name}: {still:?}"
+        );
+    }
 }
