@@ -14,6 +14,13 @@
 //! path at the current time): once a generation's validity ends, its certificates are refused
 //! as expired — the patient renews at the municipal office — not as untrusted.
 //!
+//! A certificate must also be a user-authentication certificate
+//! ([`check_user_certificate_profile`]: no CA certificate, no 署名用電子証明書, no critical
+//! extension this module does not process), and a CRL must be complete, carry no critical
+//! extension this module does not process, announce its next update, and never replace a newer
+//! list ([`RevocationList::may_replace`]); a list past its next update is stale
+//! ([`RevocationList::is_stale_at`]) and must not be relied on.
+//!
 //! Server side only, behind the `verify` feature: the browser never verifies certificates, and
 //! the browser build (`uketsuke-app` with `hydrate`) leaves the feature off so none of this, nor
 //! its PEM decoding, reaches the patient's phone.

@@ -9,6 +9,13 @@
 //! actually issued it (`uketsuke_card::certs::TrustBundle`). In demo mode the bundle is the
 //! simulator's test CA and its list is made at start from the demo population's revoked cards,
 //! signed by that CA like a real list.
+//!
+//! Revocation fails closed (issue 12): a list in force whose nextUpdate has passed
+//! ([`STALE_GRACE_SECS`] = 0) refuses every card of its CA with `revocation_list_stale` and
+//! makes `/readyz` fail, until a reload brings a current list; a reload never puts an older
+//! list in force (thisUpdate and CRL number must not go back); lists with critical extensions
+//! this server does not process, delta and partial lists are refused; and a certificate of
+//! another type under the CA (a CA certificate, a 署名用電子証明書) is `certificate_wrong_type`.
 
 use std::{
     path::{Path, PathBuf},
@@ -192,7 +199,9 @@ impl Trust {
     }
 
     /// Replaces every revocation list with the files' current ones; on any problem (a file
-    /// unreadable, stale, of no configured CA, a CA left without a list) all current lists stay.
+    /// unreadable, stale, of no configured CA, a CA left without a list, a list older than the
+    /// one in force for its CA: [`TrustError::OlderCrl`], logged as a warning) all current
+    /// lists stay.
     pub async fn reload_crls(
         &self,
         crl_files: &[PathBuf],
