@@ -14,6 +14,13 @@
 //! path at the current time): once a generation's validity ends, its certificates are refused
 //! as expired — the patient renews at the municipal office — not as untrusted.
 //!
+//! A certificate must also be a user-authentication certificate
+//! ([`check_user_certificate_profile`]: no CA certificate, no 署名用電子証明書, no critical
+//! extension this module does not process), and a CRL must be complete, carry no critical
+//! extension this module does not process, announce its next update, and never replace a newer
+//! list ([`RevocationList::may_replace`]); a list past its next update is stale
+//! ([`RevocationList::is_stale_at`]) and must not be relied on.
+//!
 //! Server side only, behind the `verify` feature: the browser never verifies certificates, and
 //! the browser build (`uketsuke-app` with `hydrate`) leaves the feature off so none of this, nor
 //! its PEM decoding, reaches the patient's phone.
@@ -34,7 +41,8 @@ use x509_cert::Certificate;
 use x509_cert::crl::CertificateList;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies, CrlNumber, ExtendedKeyUsage,
+    IssuingDistributionPoint, KeyUsage, SubjectKeyIdentifier,
 };
 use x509_cert::name::Name;
 
@@ -92,6 +100,25 @@ pub enum CrlError {
     NoIssuerInBundle { key_id: Option<String> },
     #[error("CRL is stale: its next update ({}) has passed", utc(*next_update_unix))]
     Stale { next_update_unix: i64 },
+    /// A list without nextUpdate could never be seen to go stale (RFC 5280 section 5.1.2.5
+    /// makes the field mandatory for conforming CAs; J-LIS sets it).
+    #[error("CRL has no next update, so it could never be seen to go stale")]
+    NoNextUpdate,
+    /// A critical extension of the list, or of one of its entries, that this verifier does not
+    /// process (RFC 5280 section 5.2: such a list must not be used); `oid` in dotted form.
+    #[error("CRL carries a critical extension this server does not process ({oid}{})", if *in_entry { ", in an entry" } else { "" })]
+    UnsupportedCriticalExtension { oid: String, in_entry: bool },
+    /// An issuing distribution point that narrows the list (some reasons only, CA or attribute
+    /// certificates only, indirect): it is not the complete list of the CA's user certificates.
+    #[error("CRL is a partial list ({0}); give the CA's complete list")]
+    Partial(&'static str),
+    /// The same extension twice (RFC 5280 section 5.2 allows one instance of each).
+    #[error("CRL carries the extension {0} twice")]
+    DuplicateExtension(String),
+    /// A reload that would put an older list in force than the one in force: its CRL number
+    /// or its thisUpdate goes back (or it lost the CRL number the list in force carries).
+    #[error("CRL is older than the list in force ({0})")]
+    Older(String),
 }
 
 /// Why a patient's certificate is refused. The cases stay apart so the patient can be told
@@ -108,6 +135,12 @@ pub enum CertRefusal {
     NotYetValid,
     #[error("certificate has been revoked")]
     Revoked,
+    /// Chains to the CA but is not a user-authentication certificate: a CA certificate
+    /// (basicConstraints cA = TRUE), keyUsage absent or without digitalSignature or with
+    /// keyCertSign / cRLSign, an extendedKeyUsage without client authentication, or the JPKI
+    /// 署名用 certificate policy. See [`check_user_certificate_profile`].
+    #[error("certificate is not a user-authentication certificate")]
+    WrongType,
 }
 
 /// One CA that user certificates and CRLs may chain to: its name, RSA key, subject key
@@ -453,6 +486,7 @@ fn verify_against(
     if now_unix > not_after.min(anchor.not_after_unix) {
         return Err(refuse(CertRefusal::Expired, Some(index)));
     }
+    check_user_certificate_profile(extensions).map_err(|refusal| refuse(refusal, Some(index)))?;
     let spki = tbs
         .subject_public_key_info
         .to_der()
@@ -465,6 +499,117 @@ fn verify_against(
             serial: trim_serial(tbs.serial_number.as_bytes()).to_vec(),
             public_key,
         },
+    })
+}
+
+/// Extensions of a user certificate that this verifier knows (RFC 5280 section 4.2): the ones
+/// it processes (basicConstraints, keyUsage, extendedKeyUsage, certificatePolicies, the key
+/// identifiers) and the informational ones a JPKI user-authentication certificate carries
+/// (subject and issuer alternative names, CRL distribution points, authority information
+/// access). Any other extension marked critical refuses the certificate (RFC 5280 section
+/// 4.2: "A certificate-using system MUST reject the certificate if it encounters a critical
+/// extension it does not recognize").
+const KNOWN_CERTIFICATE_EXTENSIONS: [ObjectIdentifier; 9] = [
+    BASIC_CONSTRAINTS,
+    KEY_USAGE,
+    EXTENDED_KEY_USAGE,
+    CERTIFICATE_POLICIES,
+    ObjectIdentifier::new_unwrap("2.5.29.14"), // subjectKeyIdentifier
+    ObjectIdentifier::new_unwrap("2.5.29.35"), // authorityKeyIdentifier
+    ObjectIdentifier::new_unwrap("2.5.29.17"), // subjectAltName
+    ObjectIdentifier::new_unwrap("2.5.29.18"), // issuerAltName
+    ObjectIdentifier::new_unwrap("2.5.29.31"), // cRLDistributionPoints
+];
+/// authorityInfoAccess (RFC 5280 section 4.2.2.1), also known.
+const AUTHORITY_INFO_ACCESS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.1");
+const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
+const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
+const EXTENDED_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
+const CERTIFICATE_POLICIES: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.32");
+/// id-kp-clientAuth and anyExtendedKeyUsage (RFC 5280 section 4.2.1.12).
+const CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
+const ANY_EXTENDED_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
+/// J-LIS's arc (公的個人認証サービス): purposes J-LIS defines under it are its own to define.
+const JPKI_ARC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149");
+/// The JPKI certificate policy of 署名用電子証明書 (jpki-cp-digitalSignature; class 20 is
+/// `.1.1.20`); user-authentication certificates carry `1.2.392.200149.8.5.1.3.30`
+/// (jpki-cp-auth-class30). Source: the JPKI OID list published with jsrsasign's JPKI add-on.
+const JPKI_SIGNATURE_POLICY_ARC: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.1.1");
+
+/// Whether `oid` is `arc` or lies under it. DER encodes each arc after the first two on its
+/// own bytes, the last byte of each with the top bit clear, so a byte prefix ends on an arc
+/// boundary exactly when the arcs are a prefix.
+fn under(oid: &ObjectIdentifier, arc: &ObjectIdentifier) -> bool {
+    oid.as_bytes().starts_with(arc.as_bytes())
+}
+
+/// The profile of a user-authentication certificate, after its CA's signature was checked:
+///
+/// - each extension at most once (else [`CertRefusal::Malformed`]: a second basicConstraints
+///   could otherwise hide behind the first);
+/// - no critical extension outside the known set (else [`CertRefusal::Untrusted`]);
+/// - basicConstraints absent or cA = FALSE; keyUsage present with digitalSignature (the JPKI
+///   利用者証明用電子証明書 asserts digitalSignature, the card's key signs challenges) and
+///   without keyCertSign or cRLSign; an extendedKeyUsage, when present, allowing client
+///   authentication (id-kp-clientAuth, anyExtendedKeyUsage, or a purpose under J-LIS's arc
+///   `1.2.392.200149`); no certificate policy under the JPKI 署名用 arc
+///   `1.2.392.200149.8.5.1.1`. Anything else is [`CertRefusal::WrongType`]: a CA
+///   certificate, a 署名用電子証明書 (nonRepudiation, its own policy) or another certificate
+///   type presented as the user's.
+///
+/// nonRepudiation beside digitalSignature is allowed: some profiles set both, and the test
+/// CA's user certificates (x509-cert's leaf profile) do.
+pub fn check_user_certificate_profile(extensions: &[Extension]) -> Result<(), CertRefusal> {
+    if duplicate_extension(extensions).is_some() {
+        return Err(CertRefusal::Malformed);
+    }
+    if extensions.iter().any(|e| {
+        e.critical
+            && e.extn_id != AUTHORITY_INFO_ACCESS
+            && !KNOWN_CERTIFICATE_EXTENSIONS.contains(&e.extn_id)
+    }) {
+        return Err(CertRefusal::Untrusted);
+    }
+    let malformed = |_| CertRefusal::Malformed;
+    if extension::<BasicConstraints>(extensions)
+        .map_err(malformed)?
+        .is_some_and(|constraints| constraints.ca)
+    {
+        return Err(CertRefusal::WrongType);
+    }
+    match extension::<KeyUsage>(extensions).map_err(malformed)? {
+        Some(usage) if usage.digital_signature() && !usage.key_cert_sign() && !usage.crl_sign() => {
+        }
+        _ => return Err(CertRefusal::WrongType),
+    }
+    if let Some(purposes) = extension::<ExtendedKeyUsage>(extensions).map_err(malformed)?
+        && !purposes.0.iter().any(|purpose| {
+            *purpose == CLIENT_AUTH
+                || *purpose == ANY_EXTENDED_KEY_USAGE
+                || under(purpose, &JPKI_ARC)
+        })
+    {
+        return Err(CertRefusal::WrongType);
+    }
+    if let Some(policies) = extension::<CertificatePolicies>(extensions).map_err(malformed)?
+        && policies
+            .0
+            .iter()
+            .any(|policy| under(&policy.policy_identifier, &JPKI_SIGNATURE_POLICY_ARC))
+    {
+        return Err(CertRefusal::WrongType);
+    }
+    Ok(())
+}
+
+/// The first extension identifier that occurs twice, if any.
+fn duplicate_extension(extensions: &[Extension]) -> Option<ObjectIdentifier> {
+    extensions.iter().enumerate().find_map(|(i, e)| {
+        extensions[..i]
+            .iter()
+            .any(|earlier| earlier.extn_id == e.extn_id)
+            .then_some(e.extn_id)
     })
 }
 
@@ -536,13 +681,54 @@ pub struct RevocationList {
     /// Trimmed like [`VerifiedCertificate::serial`], so the two compare byte for byte.
     revoked: BTreeSet<Vec<u8>>,
     this_update_unix: i64,
-    next_update_unix: Option<i64>,
+    next_update_unix: i64,
+    /// The cRLNumber extension's value, big-endian without sign padding.
+    crl_number: Option<Vec<u8>>,
+}
+
+/// CRL extensions this verifier knows (RFC 5280 section 5.2): authority key identifier, CRL
+/// number, issuer alternative name, issuing distribution point (checked: a list narrowed to
+/// some reasons or other certificate kinds is refused), freshest CRL and authority
+/// information access. deltaCRLIndicator is not among them: delta lists are not supported,
+/// and since it is always critical, a delta list is refused.
+const KNOWN_CRL_EXTENSIONS: [ObjectIdentifier; 6] = [
+    ObjectIdentifier::new_unwrap("2.5.29.35"), // authorityKeyIdentifier
+    ObjectIdentifier::new_unwrap("2.5.29.20"), // cRLNumber
+    ObjectIdentifier::new_unwrap("2.5.29.18"), // issuerAltName
+    ISSUING_DISTRIBUTION_POINT,
+    ObjectIdentifier::new_unwrap("2.5.29.46"), // freshestCRL
+    AUTHORITY_INFO_ACCESS,
+];
+
+/// issuingDistributionPoint (RFC 5280 section 5.2.5).
+const ISSUING_DISTRIBUTION_POINT: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.28");
+
+/// CRL entry extensions this verifier knows (RFC 5280 section 5.3): reason code, hold
+/// instruction code, invalidity date. certificateIssuer (always critical, indirect lists) is
+/// not, so an indirect list is refused.
+const KNOWN_CRL_ENTRY_EXTENSIONS: [ObjectIdentifier; 3] = [
+    ObjectIdentifier::new_unwrap("2.5.29.21"), // reasonCode
+    ObjectIdentifier::new_unwrap("2.5.29.23"), // holdInstructionCode
+    ObjectIdentifier::new_unwrap("2.5.29.24"), // invalidityDate
+];
+
+/// Compares two unsigned big-endian numbers without leading zero bytes.
+fn number_cmp(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "0".to_owned();
+    }
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
 impl RevocationList {
     /// The list from a DER CRL: issuer equal to the anchor's subject (and authority key
     /// identifier equal to its subject key identifier when both are present), sha256WithRSA
-    /// signature by the anchor, and `now_unix` before its next update when it announces one.
+    /// signature by the anchor, a next update after `now_unix`, a complete list (see the issuing
+    /// distribution point) and no critical extension this verifier does not process.
     pub fn from_der(crl_der: &[u8], anchor: &TrustAnchor, now_unix: i64) -> Result<Self, CrlError> {
         let crl =
             CertificateList::from_der(crl_der).map_err(|e| CrlError::Malformed(e.to_string()))?;
@@ -560,13 +746,64 @@ impl RevocationList {
         }
     }
 
-    /// The revoked serials of a CRL whose signature was checked, if it is current.
+    /// The revoked serials of a CRL whose signature was checked, if it is current, complete
+    /// and carries no critical extension this verifier does not process (list or entry).
     fn current(crl: &CertificateList, now_unix: i64) -> Result<Self, CrlError> {
         let tbs = &crl.tbs_cert_list;
-        let next_update_unix = tbs.next_update.map(|t| unix(t.to_unix_duration()));
-        if let Some(next_update_unix) = next_update_unix
-            && now_unix >= next_update_unix
+        let extensions = tbs.crl_extensions.as_deref().unwrap_or_default();
+        if let Some(oid) = duplicate_extension(extensions) {
+            return Err(CrlError::DuplicateExtension(oid.to_string()));
+        }
+        if let Some(unknown) = extensions
+            .iter()
+            .find(|e| e.critical && !KNOWN_CRL_EXTENSIONS.contains(&e.extn_id))
         {
+            return Err(CrlError::UnsupportedCriticalExtension {
+                oid: unknown.extn_id.to_string(),
+                in_entry: false,
+            });
+        }
+        let malformed = |e: der::Error| CrlError::Malformed(e.to_string());
+        // By its identifier, not `IssuingDistributionPoint::OID`: x509-cert 0.2.5 associates
+        // the type with id-pe-subjectInfoAccess (1.3.6.1.5.5.7.1.11) instead of 2.5.29.28.
+        let scope = extensions
+            .iter()
+            .find(|e| e.extn_id == ISSUING_DISTRIBUTION_POINT)
+            .map(|e| IssuingDistributionPoint::from_der(e.extn_value.as_bytes()))
+            .transpose()
+            .map_err(malformed)?;
+        if let Some(scope) = scope {
+            // onlyContainsUserCerts is fine: user certificates are what is checked here.
+            if scope.only_some_reasons.is_some() {
+                return Err(CrlError::Partial("only some revocation reasons"));
+            }
+            if scope.only_contains_ca_certs || scope.only_contains_attribute_certs {
+                return Err(CrlError::Partial("not user certificates"));
+            }
+            if scope.indirect_crl {
+                return Err(CrlError::Partial("an indirect list"));
+            }
+        }
+        for entry in tbs.revoked_certificates.iter().flatten() {
+            let entry_extensions = entry.crl_entry_extensions.as_deref().unwrap_or_default();
+            if let Some(unknown) = entry_extensions
+                .iter()
+                .find(|e| e.critical && !KNOWN_CRL_ENTRY_EXTENSIONS.contains(&e.extn_id))
+            {
+                return Err(CrlError::UnsupportedCriticalExtension {
+                    oid: unknown.extn_id.to_string(),
+                    in_entry: true,
+                });
+            }
+        }
+        let crl_number = extension::<CrlNumber>(extensions)
+            .map_err(malformed)?
+            .map(|number| trim_serial(number.0.as_bytes()).to_vec());
+        let next_update_unix = tbs
+            .next_update
+            .map(|t| unix(t.to_unix_duration()))
+            .ok_or(CrlError::NoNextUpdate)?;
+        if now_unix >= next_update_unix {
             return Err(CrlError::Stale { next_update_unix });
         }
         let revoked = tbs
@@ -579,7 +816,45 @@ impl RevocationList {
             revoked,
             this_update_unix: unix(tbs.this_update.to_unix_duration()),
             next_update_unix,
+            crl_number,
         })
+    }
+
+    /// Whether the list may replace `in_force`, the same CA's list in force: neither its
+    /// thisUpdate nor its CRL number goes back (RFC 5280 section 5.2.3: the number increases
+    /// with each list), and it keeps a CRL number when the list in force has one. An older
+    /// list (a replayed or rolled-back file) is [`CrlError::Older`]; the same list again is
+    /// fine.
+    pub fn may_replace(&self, in_force: &RevocationList) -> Result<(), CrlError> {
+        if self.this_update_unix < in_force.this_update_unix {
+            return Err(CrlError::Older(format!(
+                "its thisUpdate {} is before {}",
+                utc(self.this_update_unix),
+                utc(in_force.this_update_unix)
+            )));
+        }
+        match (&self.crl_number, &in_force.crl_number) {
+            (Some(new), Some(old)) if number_cmp(new, old).is_lt() => Err(CrlError::Older(
+                format!("its CRL number {} is below {}", hex(new), hex(old)),
+            )),
+            (None, Some(old)) => Err(CrlError::Older(format!(
+                "it has no CRL number, the list in force has {}",
+                hex(old)
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the list is stale at `now_unix`: its nextUpdate has passed by more than
+    /// `grace_secs`. A stale list no longer says which certificates are revoked, so a verifier
+    /// must refuse certificates rather than rely on it.
+    pub fn is_stale_at(&self, now_unix: i64, grace_secs: i64) -> bool {
+        now_unix >= self.next_update_unix.saturating_add(grace_secs)
+    }
+
+    /// The list's CRL number (big-endian, leading zero bytes trimmed), if it carries one.
+    pub fn crl_number(&self) -> Option<&[u8]> {
+        self.crl_number.as_deref()
     }
 
     /// The list from a CRL file's content: PEM (`-----BEGIN X509 CRL-----`) or raw DER.
@@ -602,8 +877,8 @@ impl RevocationList {
         self.this_update_unix
     }
 
-    /// When the CA promises the next list, if it says; the list must be replaced before then.
-    pub fn next_update_unix(&self) -> Option<i64> {
+    /// When the CA promises the next list; the list must be replaced before then.
+    pub fn next_update_unix(&self) -> i64 {
         self.next_update_unix
     }
 

@@ -37,7 +37,13 @@ use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::certificate::TbsCertificate;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
 use x509_cert::ext::Extension;
-use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber, SubjectKeyIdentifier};
+use x509_cert::ext::pkix::certpolicy::PolicyInformation;
+use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
+use x509_cert::ext::pkix::crl::dp::Reasons;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies, CrlNumber, ExtendedKeyUsage,
+    KeyUsage, KeyUsages, SubjectKeyIdentifier,
+};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
@@ -257,6 +263,115 @@ impl TestCa {
         Ok(builder.build::<Signature>()?.to_der()?)
     }
 
+    /// Re-issues a certificate this CA signed (DER) with one [`Deviation`] from the
+    /// user-authentication profile, same serial, subject, key and validity, signed again by
+    /// this CA: the certificates an attacker holding a CA-signed certificate of another type
+    /// would present, which verifiers must refuse (or, for
+    /// [`Deviation::UnknownNonCriticalExtension`], accept).
+    pub fn reissue_user_certificate(
+        &self,
+        certificate_der: &[u8],
+        deviation: Deviation,
+    ) -> Result<Vec<u8>, TestCaError> {
+        let mut tbs = Certificate::from_der(certificate_der)?.tbs_certificate;
+        let mut extensions = tbs.extensions.take().unwrap_or_default();
+        let replace = |extensions: &mut Vec<Extension>, new: Extension| {
+            extensions.retain(|e| e.extn_id != new.extn_id);
+            extensions.push(new);
+        };
+        let extension = |oid, critical, value: Vec<u8>| -> Result<Extension, TestCaError> {
+            Ok(Extension {
+                extn_id: oid,
+                critical,
+                extn_value: OctetString::new(value)?,
+            })
+        };
+        match deviation {
+            Deviation::CaCertificate => {
+                let constraints = BasicConstraints {
+                    ca: true,
+                    path_len_constraint: None,
+                };
+                replace(
+                    &mut extensions,
+                    extension(BasicConstraints::OID, true, constraints.to_der()?)?,
+                );
+                let usage = KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign);
+                replace(
+                    &mut extensions,
+                    extension(KeyUsage::OID, true, usage.to_der()?)?,
+                );
+            }
+            Deviation::SignatureCertificate => {
+                let usage = KeyUsage(KeyUsages::NonRepudiation.into());
+                replace(
+                    &mut extensions,
+                    extension(KeyUsage::OID, true, usage.to_der()?)?,
+                );
+                let policies = CertificatePolicies(vec![PolicyInformation {
+                    policy_identifier: JPKI_SIGNATURE_POLICY,
+                    policy_qualifiers: None,
+                }]);
+                replace(
+                    &mut extensions,
+                    extension(CertificatePolicies::OID, false, policies.to_der()?)?,
+                );
+            }
+            Deviation::SignaturePolicy => {
+                let policies = CertificatePolicies(vec![PolicyInformation {
+                    policy_identifier: JPKI_SIGNATURE_POLICY,
+                    policy_qualifiers: None,
+                }]);
+                replace(
+                    &mut extensions,
+                    extension(CertificatePolicies::OID, false, policies.to_der()?)?,
+                );
+            }
+            Deviation::KeyEnciphermentOnly => {
+                let usage = KeyUsage(KeyUsages::KeyEncipherment.into());
+                replace(
+                    &mut extensions,
+                    extension(KeyUsage::OID, true, usage.to_der()?)?,
+                );
+            }
+            Deviation::NoKeyUsage => extensions.retain(|e| e.extn_id != KeyUsage::OID),
+            Deviation::EmailProtectionOnly => {
+                let purposes = ExtendedKeyUsage(vec![EMAIL_PROTECTION]);
+                replace(
+                    &mut extensions,
+                    extension(ExtendedKeyUsage::OID, false, purposes.to_der()?)?,
+                );
+            }
+            Deviation::ClientAuth => {
+                let purposes = ExtendedKeyUsage(vec![CLIENT_AUTH]);
+                replace(
+                    &mut extensions,
+                    extension(ExtendedKeyUsage::OID, false, purposes.to_der()?)?,
+                );
+            }
+            Deviation::UnknownCriticalExtension | Deviation::UnknownNonCriticalExtension => {
+                let critical = deviation == Deviation::UnknownCriticalExtension;
+                replace(
+                    &mut extensions,
+                    extension(UNKNOWN_EXTENSION, critical, der::asn1::Null.to_der()?)?,
+                );
+            }
+            Deviation::DuplicateBasicConstraints => {
+                let constraints = BasicConstraints {
+                    ca: true,
+                    path_len_constraint: None,
+                };
+                extensions.push(extension(
+                    BasicConstraints::OID,
+                    true,
+                    constraints.to_der()?,
+                )?);
+            }
+        }
+        tbs.extensions = Some(extensions);
+        self.sign_certificate(tbs)
+    }
+
     /// Issues a CRL v2 (DER) listing `revoked_serials`, each revoked at `this_update_unix`,
     /// signed RSA PKCS#1 v1.5 SHA-256. Its CRL number is `this_update_unix`, which grows with
     /// every later list as RFC 5280 section 5.2.3 asks. A `next_update_unix` in the past makes a
@@ -267,15 +382,45 @@ impl TestCa {
         this_update_unix: i64,
         next_update_unix: i64,
     ) -> Result<Vec<u8>, TestCaError> {
+        self.issue_crl_with(&CrlRequest {
+            revoked_serials,
+            this_update_unix,
+            next_update_unix: Some(next_update_unix),
+            crl_number: u64::try_from(this_update_unix).ok(),
+            deviation: None,
+        })
+    }
+
+    /// Issues a CRL v2 (DER) as `request` says: any CRL number (or none), no next update, or
+    /// one [`CrlDeviation`], for tests of what verifiers must refuse.
+    pub fn issue_crl_with(&self, request: &CrlRequest<'_>) -> Result<Vec<u8>, TestCaError> {
+        let CrlRequest {
+            revoked_serials,
+            this_update_unix,
+            next_update_unix,
+            crl_number,
+            deviation,
+        } = *request;
         let this_update_secs = u64::try_from(this_update_unix)
             .map_err(|_| TestCaError::InvalidRequest("CRL dated before 1970"))?;
-        let next_update_secs = u64::try_from(next_update_unix)
-            .map_err(|_| TestCaError::InvalidRequest("CRL dated before 1970"))?;
-        if next_update_secs <= this_update_secs {
+        let next_update_secs = next_update_unix
+            .map(|next| {
+                u64::try_from(next)
+                    .map_err(|_| TestCaError::InvalidRequest("CRL dated before 1970"))
+            })
+            .transpose()?;
+        if next_update_secs.is_some_and(|next| next <= this_update_secs) {
             return Err(TestCaError::InvalidRequest(
                 "CRL next update is not after this update",
             ));
         }
+        let unknown_critical = || -> Result<Extension, TestCaError> {
+            Ok(Extension {
+                extn_id: UNKNOWN_EXTENSION,
+                critical: true,
+                extn_value: OctetString::new(der::asn1::Null.to_der()?)?,
+            })
+        };
         if revoked_serials.contains(&0) {
             return Err(TestCaError::InvalidRequest("serial must not be zero"));
         }
@@ -286,41 +431,76 @@ impl TestCa {
                 Ok(RevokedCert {
                     serial_number: SerialNumber::new(&serial.to_be_bytes())?,
                     revocation_date: this_update,
-                    crl_entry_extensions: None,
+                    crl_entry_extensions: match deviation {
+                        Some(CrlDeviation::UnknownCriticalEntryExtension) => {
+                            Some(vec![unknown_critical()?])
+                        }
+                        _ => None,
+                    },
                 })
             })
             .collect::<Result<Vec<_>, TestCaError>>()?;
-        let crl_number = CrlNumber(Uint::new(&this_update_secs.to_be_bytes())?);
         let algorithm = self.signing_key.signature_algorithm_identifier()?;
+        let mut crl_extensions = vec![Extension {
+            extn_id: AuthorityKeyIdentifier::OID,
+            critical: false,
+            extn_value: OctetString::new(
+                AuthorityKeyIdentifier {
+                    key_identifier: Some(self.key_id.clone()),
+                    authority_cert_issuer: None,
+                    authority_cert_serial_number: None,
+                }
+                .to_der()?,
+            )?,
+        }];
+        if let Some(number) = crl_number {
+            crl_extensions.push(Extension {
+                extn_id: CrlNumber::OID,
+                critical: false,
+                extn_value: OctetString::new(
+                    CrlNumber(Uint::new(&number.to_be_bytes())?).to_der()?,
+                )?,
+            });
+        }
+        match deviation {
+            Some(CrlDeviation::UnknownCriticalExtension) => {
+                crl_extensions.push(unknown_critical()?)
+            }
+            Some(CrlDeviation::DeltaCrl) => crl_extensions.push(Extension {
+                // deltaCRLIndicator (RFC 5280 section 5.2.4), always critical.
+                extn_id: der::asn1::ObjectIdentifier::new_unwrap("2.5.29.27"),
+                critical: true,
+                extn_value: OctetString::new(Uint::new(&[1])?.to_der()?)?,
+            }),
+            Some(CrlDeviation::OnlySomeReasons) => {
+                let scope = IssuingDistributionPoint {
+                    distribution_point: None,
+                    only_contains_user_certs: false,
+                    only_contains_ca_certs: false,
+                    only_some_reasons: Some(Reasons::KeyCompromise.into()),
+                    indirect_crl: false,
+                    only_contains_attribute_certs: false,
+                };
+                crl_extensions.push(Extension {
+                    // Not `IssuingDistributionPoint::OID`, which x509-cert 0.2.5 gets wrong.
+                    extn_id: der::asn1::ObjectIdentifier::new_unwrap("2.5.29.28"),
+                    critical: true,
+                    extn_value: OctetString::new(scope.to_der()?)?,
+                });
+            }
+            Some(CrlDeviation::UnknownCriticalEntryExtension) | None => {}
+        }
         let tbs = TbsCertList {
             version: Version::V2,
             signature: algorithm.clone(),
             issuer: self.name.clone(),
             this_update,
-            next_update: Some(rfc5280_time(next_update_secs)?),
+            next_update: next_update_secs.map(rfc5280_time).transpose()?,
             // RFC 5280 section 5.1.2.6: absent, not empty, when nothing is revoked.
             revoked_certificates: (!revoked.is_empty()).then_some(revoked),
             // RFC 5280 section 5.2.1: conforming CAs MUST include the authority key identifier
             // in CRLs; it is how a verifier picks the generation that signed the list.
-            crl_extensions: Some(vec![
-                Extension {
-                    extn_id: AuthorityKeyIdentifier::OID,
-                    critical: false,
-                    extn_value: OctetString::new(
-                        AuthorityKeyIdentifier {
-                            key_identifier: Some(self.key_id.clone()),
-                            authority_cert_issuer: None,
-                            authority_cert_serial_number: None,
-                        }
-                        .to_der()?,
-                    )?,
-                },
-                Extension {
-                    extn_id: CrlNumber::OID,
-                    critical: false,
-                    extn_value: OctetString::new(crl_number.to_der()?)?,
-                },
-            ]),
+            crl_extensions: Some(crl_extensions),
         };
         let signature: Signature = self
             .signing_key
@@ -334,6 +514,74 @@ impl TestCa {
         Ok(crl.to_der()?)
     }
 }
+
+/// What a test CRL should say ([`TestCa::issue_crl_with`]).
+#[derive(Clone, Copy, Debug)]
+pub struct CrlRequest<'a> {
+    /// Serials revoked, each at `this_update_unix`; none may be zero.
+    pub revoked_serials: &'a [u64],
+    /// When the list is issued (seconds since the Unix epoch).
+    pub this_update_unix: i64,
+    /// When the next list is promised; `None` leaves the field out (verifiers refuse that).
+    pub next_update_unix: Option<i64>,
+    /// The cRLNumber extension's value; `None` leaves the extension out.
+    pub crl_number: Option<u64>,
+    /// One deviation from a plain complete list, if any.
+    pub deviation: Option<CrlDeviation>,
+}
+
+/// Ways a test CRL departs from a plain, complete list (RFC 5280 sections 5.2 and 5.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrlDeviation {
+    /// A critical list extension nobody knows ([`UNKNOWN_EXTENSION`]).
+    UnknownCriticalExtension,
+    /// A critical extension nobody knows on every entry.
+    UnknownCriticalEntryExtension,
+    /// A delta list (deltaCRLIndicator, critical).
+    DeltaCrl,
+    /// An issuing distribution point limited to keyCompromise: a partial list.
+    OnlySomeReasons,
+}
+
+/// Ways a re-issued user certificate departs from the user-authentication profile
+/// ([`TestCa::reissue_user_certificate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deviation {
+    /// basicConstraints cA = TRUE and keyUsage keyCertSign, cRLSign: a CA certificate.
+    CaCertificate,
+    /// keyUsage nonRepudiation only and the JPKI 署名用 certificate policy: like a
+    /// 署名用電子証明書.
+    SignatureCertificate,
+    /// The JPKI 署名用 certificate policy, the key usage left as it is.
+    SignaturePolicy,
+    /// keyUsage keyEncipherment only: no digitalSignature.
+    KeyEnciphermentOnly,
+    /// No keyUsage extension at all.
+    NoKeyUsage,
+    /// extendedKeyUsage emailProtection only.
+    EmailProtectionOnly,
+    /// extendedKeyUsage clientAuth (allowed for user authentication).
+    ClientAuth,
+    /// A critical extension nobody knows ([`UNKNOWN_EXTENSION`]).
+    UnknownCriticalExtension,
+    /// The same unknown extension, not critical (to be ignored).
+    UnknownNonCriticalExtension,
+    /// A second basicConstraints (cA = TRUE) after the first.
+    DuplicateBasicConstraints,
+}
+
+/// An extension identifier no verifier knows: under the example arc of RFC 7229
+/// (1.3.6.1.5.5.7.13, id-TEST), so it can never clash with a real extension.
+pub const UNKNOWN_EXTENSION: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.13.1");
+/// The JPKI 署名用電子証明書 certificate policy, class 20 (jpki-cp-sign-class20).
+const JPKI_SIGNATURE_POLICY: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.1.1.20");
+/// id-kp-emailProtection and id-kp-clientAuth (RFC 5280 section 4.2.1.12).
+const EMAIL_PROTECTION: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.4");
+const CLIENT_AUTH: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
 
 /// A CRL date as RFC 5280 section 5.1.2.4 wants it: UTCTime through 2049, then GeneralizedTime.
 fn rfc5280_time(secs: u64) -> Result<Time, TestCaError> {

@@ -199,7 +199,7 @@ fn a_crl_lists_exactly_its_serials() {
     assert!(!list.is_revoked(&verified(SERIAL + 1)));
     assert_eq!(list.len(), 2);
     assert_eq!(list.this_update_unix(), NOW - DAY);
-    assert_eq!(list.next_update_unix(), Some(NOW + DAY));
+    assert_eq!(list.next_update_unix(), NOW + DAY);
 
     let empty = keys().ca.issue_crl(&[], NOW - DAY, NOW + DAY).expect("CRL");
     let empty = RevocationList::from_der(&empty, &anchor(), NOW).expect("empty CRL verifies");
@@ -786,5 +786,195 @@ fn the_real_jlis_ca_generations_load() {
             refusal: CertRefusal::Untrusted,
             anchor: None
         })
+    );
+}
+
+// Issue 12, "Revocation fails closed": the user-certificate profile, critical extensions, and
+// lists that go stale or back.
+
+/// The test CA's own user certificate carries what a JPKI 利用者証明用電子証明書 carries for
+/// this check (basicConstraints cA = FALSE, keyUsage with digitalSignature), and passes.
+#[test]
+fn the_test_cas_user_certificates_fit_the_user_authentication_profile() {
+    let cert = Certificate::from_der(&issue(&keys().ca, SERIAL)).expect("DER");
+    let extensions = cert.tbs_certificate.extensions.unwrap_or_default();
+    assert_eq!(
+        uketsuke_card::certs::check_user_certificate_profile(&extensions),
+        Ok(())
+    );
+}
+
+#[test]
+fn other_certificate_types_under_the_anchor_are_wrong_type() {
+    use uketsuke_card::test_ca::Deviation;
+    let ca = &keys().ca;
+    let original = issue(ca, SERIAL);
+    let check = |deviation| {
+        let der = ca
+            .reissue_user_certificate(&original, deviation)
+            .expect("re-issued");
+        verify_certificate(&der, &anchor(), NOW).map(|c| c.serial_u64())
+    };
+    for deviation in [
+        Deviation::CaCertificate,
+        Deviation::SignatureCertificate,
+        Deviation::SignaturePolicy,
+        Deviation::KeyEnciphermentOnly,
+        Deviation::NoKeyUsage,
+        Deviation::EmailProtectionOnly,
+    ] {
+        assert_eq!(
+            check(deviation),
+            Err(CertRefusal::WrongType),
+            "{deviation:?}"
+        );
+    }
+    // What a user-authentication certificate may carry stays accepted.
+    assert_eq!(check(Deviation::ClientAuth), Ok(Some(SERIAL)));
+    assert_eq!(
+        check(Deviation::UnknownNonCriticalExtension),
+        Ok(Some(SERIAL))
+    );
+    // A critical extension nobody knows, and a second basicConstraints behind the first.
+    assert_eq!(
+        check(Deviation::UnknownCriticalExtension),
+        Err(CertRefusal::Untrusted)
+    );
+    assert_eq!(
+        check(Deviation::DuplicateBasicConstraints),
+        Err(CertRefusal::Malformed)
+    );
+    // The bundle names the CA that signed the refused certificate.
+    let bundle = TrustBundle::new(vec![anchor()]).expect("bundle");
+    let ca_cert = ca
+        .reissue_user_certificate(&original, Deviation::CaCertificate)
+        .expect("re-issued");
+    assert_eq!(
+        bundle.verify_certificate(&ca_cert, NOW).map(|v| v.anchor),
+        Err(BundleRefusal {
+            refusal: CertRefusal::WrongType,
+            anchor: Some(0),
+        })
+    );
+    // The test CA's own certificate is a CA certificate, not a user's.
+    assert_eq!(
+        verify_certificate(ca.certificate_der(), &anchor(), NOW).map(|c| c.serial_u64()),
+        Err(CertRefusal::WrongType)
+    );
+}
+
+fn crl_with(
+    deviation: Option<uketsuke_card::test_ca::CrlDeviation>,
+    crl_number: Option<u64>,
+    next_update: Option<i64>,
+) -> Vec<u8> {
+    keys()
+        .ca
+        .issue_crl_with(&uketsuke_card::test_ca::CrlRequest {
+            revoked_serials: &[SERIAL],
+            this_update_unix: NOW - DAY,
+            next_update_unix: next_update,
+            crl_number,
+            deviation,
+        })
+        .expect("CRL")
+}
+
+#[test]
+fn lists_with_critical_extensions_unknown_or_partial_are_refused() {
+    use uketsuke_card::test_ca::{CrlDeviation, UNKNOWN_EXTENSION};
+    let load = |der: &[u8]| RevocationList::from_der(der, &anchor(), NOW).map(|l| l.len());
+    assert_eq!(load(&crl_with(None, Some(7), Some(NOW + DAY))), Ok(1));
+    assert_eq!(
+        load(&crl_with(
+            Some(CrlDeviation::UnknownCriticalExtension),
+            Some(7),
+            Some(NOW + DAY)
+        )),
+        Err(CrlError::UnsupportedCriticalExtension {
+            oid: UNKNOWN_EXTENSION.to_string(),
+            in_entry: false
+        })
+    );
+    assert_eq!(
+        load(&crl_with(
+            Some(CrlDeviation::UnknownCriticalEntryExtension),
+            Some(7),
+            Some(NOW + DAY)
+        )),
+        Err(CrlError::UnsupportedCriticalExtension {
+            oid: UNKNOWN_EXTENSION.to_string(),
+            in_entry: true
+        })
+    );
+    assert_eq!(
+        load(&crl_with(
+            Some(CrlDeviation::DeltaCrl),
+            Some(7),
+            Some(NOW + DAY)
+        )),
+        Err(CrlError::UnsupportedCriticalExtension {
+            oid: "2.5.29.27".to_owned(),
+            in_entry: false
+        })
+    );
+    let partial = load(&crl_with(
+        Some(CrlDeviation::OnlySomeReasons),
+        Some(7),
+        Some(NOW + DAY),
+    ));
+    assert!(matches!(partial, Err(CrlError::Partial(_))), "{partial:?}");
+    // No nextUpdate: it could never be seen to go stale.
+    assert_eq!(
+        load(&crl_with(None, Some(7), None)),
+        Err(CrlError::NoNextUpdate)
+    );
+}
+
+#[test]
+fn a_list_goes_stale_at_its_next_update_and_never_goes_back() {
+    let list = |number: Option<u64>, this_update: i64| {
+        let der = keys()
+            .ca
+            .issue_crl_with(&uketsuke_card::test_ca::CrlRequest {
+                revoked_serials: &[],
+                this_update_unix: this_update,
+                next_update_unix: Some(this_update + 3 * DAY),
+                crl_number: number,
+                deviation: None,
+            })
+            .expect("CRL");
+        RevocationList::from_der(&der, &anchor(), NOW).expect("current")
+    };
+    let in_force = list(Some(100), NOW - DAY);
+    assert_eq!(in_force.crl_number(), Some(&[100u8][..]));
+    // Stale exactly at nextUpdate (grace 0), or after a grace.
+    let next = in_force.next_update_unix();
+    assert!(!in_force.is_stale_at(next - 1, 0));
+    assert!(in_force.is_stale_at(next, 0));
+    assert!(!in_force.is_stale_at(next, 60));
+    assert!(in_force.is_stale_at(next + 60, 60));
+
+    // Newer, or the same list again: fine.
+    assert_eq!(
+        list(Some(101), NOW - DAY + 1).may_replace(&in_force),
+        Ok(())
+    );
+    assert_eq!(list(Some(100), NOW - DAY).may_replace(&in_force), Ok(()));
+    // A lower number (even issued "later"), an earlier thisUpdate, or a lost number: older.
+    for older in [
+        list(Some(99), NOW - DAY + 1),
+        list(Some(101), NOW - 2 * DAY),
+        list(None, NOW - DAY + 1),
+    ] {
+        assert!(
+            matches!(older.may_replace(&in_force), Err(CrlError::Older(_))),
+            "{older:?}"
+        );
+    }
+    // Numbers are compared as numbers, not as byte strings: 256 is above 255.
+    assert_eq!(
+        list(Some(256), NOW - DAY).may_replace(&list(Some(255), NOW - DAY)),
+        Ok(())
     );
 }

@@ -9,6 +9,13 @@
 //! actually issued it (`uketsuke_card::certs::TrustBundle`). In demo mode the bundle is the
 //! simulator's test CA and its list is made at start from the demo population's revoked cards,
 //! signed by that CA like a real list.
+//!
+//! Revocation fails closed (issue 12): a list in force whose nextUpdate has passed
+//! ([`STALE_GRACE_SECS`] = 0) refuses every card of its CA with `revocation_list_stale` and
+//! makes `/readyz` fail, until a reload brings a current list; a reload never puts an older
+//! list in force (thisUpdate and CRL number must not go back); lists with critical extensions
+//! this server does not process, delta and partial lists are refused; and a certificate of
+//! another type under the CA (a CA certificate, a 署名用電子証明書) is `certificate_wrong_type`.
 
 use std::{
     path::{Path, PathBuf},
@@ -36,6 +43,13 @@ pub enum CardRefusal {
     CertificateExpired,
     CertificateNotYetValid,
     CertificateRevoked,
+    /// Chains to the CA but is not the card's user-authentication certificate (a CA
+    /// certificate, a 署名用電子証明書 or another type).
+    CertificateWrongType,
+    /// The revocation list in force for the certificate's CA is past its nextUpdate: the
+    /// clinic's data is out of date, nothing is wrong with the card. Fail closed until a
+    /// current list is loaded.
+    RevocationListStale,
     SignatureInvalid,
 }
 
@@ -47,6 +61,8 @@ impl CardRefusal {
             CardRefusal::CertificateExpired => "certificate_expired",
             CardRefusal::CertificateNotYetValid => "certificate_not_yet_valid",
             CardRefusal::CertificateRevoked => "certificate_revoked",
+            CardRefusal::CertificateWrongType => "certificate_wrong_type",
+            CardRefusal::RevocationListStale => "revocation_list_stale",
             CardRefusal::SignatureInvalid => "signature_invalid",
         }
     }
@@ -80,9 +96,23 @@ pub enum TrustError {
         first: String,
         second: String,
     },
+    #[error(
+        "jpki_crl: {path}: older than the list in force for the CA {ca}: {reason}; keeping the list in force"
+    )]
+    OlderCrl {
+        ca: String,
+        path: String,
+        reason: String,
+    },
     #[error("demo trust material: {0}")]
     Demo(String),
 }
+
+/// How long after a list's nextUpdate it may still be used: none. J-LIS issues its CRLs daily
+/// with nextUpdate days ahead, so a list that reaches its nextUpdate has missed several
+/// issues; then registrations are refused (`revocation_list_stale`) and `/readyz` fails until
+/// a current list is loaded, rather than accept cards revoked since.
+pub const STALE_GRACE_SECS: i64 = 0;
 
 /// The CAs and the current revocation list of each.
 #[derive(Clone)]
@@ -105,7 +135,10 @@ impl Trust {
         now_unix: i64,
     ) -> Result<Self, TrustError> {
         let (bundle, sources) = read_bundle(ca_files)?;
-        let lists = read_crls(&bundle, &sources, crl_files, now_unix)?;
+        let lists: Vec<Option<RevocationList>> = read_crls(&bundle, &sources, crl_files, now_unix)?
+            .into_iter()
+            .map(|slot| slot.map(|(list, _)| list))
+            .collect();
         for (anchor, (source, list)) in bundle.anchors().iter().zip(sources.iter().zip(&lists)) {
             let ca = describe(anchor);
             match list {
@@ -141,9 +174,12 @@ impl Trust {
         let today = uketsuke_domain::window::jst_date(crate::clock::from_ms(now_unix * 1000));
         // Revoked cards and the certificates a renewal replaced (reason superseded).
         let revoked = population::revoked_serials(&population::population(today));
-        let week = 7 * 24 * 3600;
+        // Until the CA's own end: the demo clock can be moved days ahead, and this list is
+        // made in-process by the same test CA at every start, so it must not go stale under
+        // the demo (lists read from files do, and are refused then).
+        let until = i64::try_from(uketsuke_card::test_ca::CA_NOT_AFTER_UNIX).unwrap_or(i64::MAX);
         let der = ca
-            .issue_crl(&revoked, now_unix - 3600, now_unix + week)
+            .issue_crl(&revoked, now_unix - 3600, until)
             .map_err(|e| TrustError::Demo(e.to_string()))?;
         let list = RevocationList::from_der(&der, &anchor, now_unix)
             .map_err(|e| TrustError::Demo(e.to_string()))?;
@@ -161,15 +197,48 @@ impl Trust {
     }
 
     /// Replaces every revocation list with the files' current ones; on any problem (a file
-    /// unreadable, stale, of no configured CA, a CA left without a list) all current lists stay.
+    /// unreadable, stale, of no configured CA, a CA left without a list, a list older than the
+    /// one in force for its CA: [`TrustError::OlderCrl`], logged as a warning) all current
+    /// lists stay.
     pub async fn reload_crls(
         &self,
         crl_files: &[PathBuf],
         now_unix: i64,
     ) -> Result<(), TrustError> {
         let lists = read_crls(&self.bundle, &self.sources, crl_files, now_unix)?;
-        *self.crls.write().await = lists;
+        let mut in_force = self.crls.write().await;
+        // A list never goes back: a replayed or rolled-back file would un-revoke cards.
+        for (index, (new, old)) in lists.iter().zip(in_force.iter()).enumerate() {
+            if let (Some((new, path)), Some(old)) = (new, old)
+                && let Err(older) = new.may_replace(old)
+            {
+                let ca = self.describe_anchor(index);
+                tracing::warn!(%ca, file = %path, %older, "revocation list refused: older than the list in force");
+                return Err(TrustError::OlderCrl {
+                    ca,
+                    path: path.clone(),
+                    reason: older.to_string(),
+                });
+            }
+        }
+        *in_force = lists.into_iter().map(|l| l.map(|(list, _)| list)).collect();
         Ok(())
+    }
+
+    /// The CAs whose list in force is stale at `now_unix` (past its nextUpdate by more than
+    /// [`STALE_GRACE_SECS`]), each as [`describe`] names it; empty when every list is current.
+    pub async fn stale_lists(&self, now_unix: i64) -> Vec<String> {
+        self.crls
+            .read()
+            .await
+            .iter()
+            .enumerate()
+            .filter(|(_, list)| {
+                list.as_ref()
+                    .is_some_and(|list| list.is_stale_at(now_unix, STALE_GRACE_SECS))
+            })
+            .map(|(index, _)| self.describe_anchor(index))
+            .collect()
     }
 
     /// Checks the certificate (DER) and the card's signature over `message`; returns the card
@@ -211,6 +280,13 @@ impl Trust {
             .map_err(|refused| self.refusal(refused, now_unix))?;
         // The list of the CA that issued this certificate, never another generation's.
         match self.crls.read().await.get(verified.anchor) {
+            Some(Some(list)) if list.is_stale_at(now_unix, STALE_GRACE_SECS) => {
+                tracing::error!(
+                    ca = %self.describe_anchor(verified.anchor),
+                    "card refused: the CA's revocation list in force is past its next update; load a current list"
+                );
+                Err(CardRefusal::RevocationListStale)
+            }
             Some(Some(list)) if list.is_revoked(&verified.certificate) => {
                 Err(CardRefusal::CertificateRevoked)
             }
@@ -253,6 +329,7 @@ impl Trust {
             }
             CertRefusal::NotYetValid => CardRefusal::CertificateNotYetValid,
             CertRefusal::Revoked => CardRefusal::CertificateRevoked,
+            CertRefusal::WrongType => CardRefusal::CertificateWrongType,
         }
     }
 
@@ -332,13 +409,14 @@ fn read_bundle(ca_files: &[PathBuf]) -> Result<(TrustBundle, Vec<String>), Trust
     Ok((bundle, sources))
 }
 
-/// One current list per CA of the bundle, each from the file whose list that CA signed.
+/// One current list per CA of the bundle, each from the file whose list that CA signed (with
+/// that file's path).
 fn read_crls(
     bundle: &TrustBundle,
     sources: &[String],
     crl_files: &[PathBuf],
     now_unix: i64,
-) -> Result<Vec<Option<RevocationList>>, TrustError> {
+) -> Result<Vec<Option<(RevocationList, String)>>, TrustError> {
     let anchors = bundle.anchors();
     let mut lists: Vec<Option<(RevocationList, String)>> = vec![None; anchors.len()];
     for path in crl_files {
@@ -373,8 +451,5 @@ fn read_crls(
             });
         }
     }
-    Ok(lists
-        .into_iter()
-        .map(|slot| slot.map(|(list, _)| list))
-        .collect())
+    Ok(lists)
 }

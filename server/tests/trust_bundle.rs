@@ -476,3 +476,74 @@ async fn the_server_starts_on_a_bundle_and_stops_on_a_bad_one() {
         )
     );
 }
+
+/// Issue 12: a list in force that passes its nextUpdate refuses that CA's cards (and only
+/// those) with `revocation_list_stale` and is named by `stale_lists`; a reload that would put
+/// an older list in force is refused for the whole set.
+#[tokio::test]
+async fn a_stale_list_refuses_its_cas_cards_and_an_older_list_never_reloads() {
+    let dir = tempfile::tempdir().expect("dir");
+    let c = cas();
+    let (bundle, _) = files(dir.path(), BOTH);
+    // The 2015 list is current for one day, the 2023 list for a week.
+    let short = write(
+        dir.path(),
+        "2015-short.crl",
+        &c.gen_2015
+            .issue_crl(&[], BOTH - DAY, BOTH + DAY)
+            .expect("CRL"),
+    );
+    let long = write(dir.path(), "2023.crl", &crl(&c.gen_2023, &[], BOTH));
+    let trust = Trust::from_files(&[bundle], &[short, long.clone()], BOTH).expect("trust");
+    assert!(trust.stale_lists(BOTH).await.is_empty());
+    let later = BOTH + 2 * DAY;
+    assert_eq!(
+        trust
+            .verify_certificate_only(&certificate(&c.gen_2015, 5), later)
+            .await,
+        Err(CardRefusal::RevocationListStale)
+    );
+    assert_eq!(
+        CardRefusal::RevocationListStale.code(),
+        "revocation_list_stale"
+    );
+    assert!(
+        trust
+            .verify_certificate_only(&certificate(&c.gen_2023, 5), later)
+            .await
+            .is_ok()
+    );
+    let stale = trust.stale_lists(later).await;
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert!(stale[0].starts_with("SKI ") && stale[0].contains("2025-10-19T14:59:59Z"));
+
+    // An older 2015 list (issued before the one in force) beside a fresh 2023 list: refused,
+    // nothing changes.
+    let older = write(
+        dir.path(),
+        "2015-older.crl",
+        &c.gen_2015
+            .issue_crl(&[], BOTH - 3 * DAY, BOTH + 5 * DAY)
+            .expect("CRL"),
+    );
+    let error = trust
+        .reload_crls(&[older.clone(), long.clone()], later)
+        .await
+        .expect_err("older list");
+    assert!(matches!(error, TrustError::OlderCrl { .. }), "{error}");
+    assert!(error.to_string().contains(&older.display().to_string()));
+    assert_eq!(trust.stale_lists(later).await.len(), 1);
+    // A newer 2015 list clears it.
+    let newer = write(
+        dir.path(),
+        "2015-newer.crl",
+        &c.gen_2015
+            .issue_crl(&[], later - DAY, later + DAY)
+            .expect("CRL"),
+    );
+    trust
+        .reload_crls(&[newer, long], later)
+        .await
+        .expect("newer list");
+    assert!(trust.stale_lists(later).await.is_empty());
+}

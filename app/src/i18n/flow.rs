@@ -410,6 +410,14 @@ pub fn code_message(lang: Lang, code: &str) -> &'static str {
             "カードの電子証明書が失効しています。市区町村の窓口にお問い合わせください。",
             "The card's certificate has been revoked. Please contact your municipal office.",
         ),
+        "certificate_wrong_type" => (
+            "読み取った電子証明書は、カードの利用者証明用電子証明書ではありません。マイナンバーカードで、もう一度お試しください。",
+            "The certificate read is not the card's user-authentication certificate. Please try again with your My Number Card.",
+        ),
+        "revocation_list_stale" => (
+            "医療機関の失効情報が古くなっているため、今は確認できません。カードには問題ありません。しばらくしてからもう一度お試しいただくか、受付窓口でお申し出ください。",
+            "The clinic's certificate revocation data is out of date, so the card cannot be checked now. Nothing is wrong with your card. Please try again later or register at the reception desk.",
+        ),
         "certificate_untrusted" | "certificate_malformed" => (
             "マイナンバーカードの電子証明書を確認できませんでした。",
             "The My Number Card's certificate could not be verified.",

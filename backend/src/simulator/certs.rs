@@ -24,6 +24,7 @@ pub fn error_code(refusal: CertRefusal) -> ErrorCode {
         CertRefusal::Expired => ErrorCode::CertificateExpired,
         CertRefusal::NotYetValid => ErrorCode::CertificateNotYetValid,
         CertRefusal::Revoked => ErrorCode::CertificateRevoked,
+        CertRefusal::WrongType => ErrorCode::CertificateUntrusted,
     }
 }
 

@@ -728,7 +728,9 @@ fn variant_name_people(
 ) -> Vec<Draft> {
     use InsuredRelation::Insured;
     use Sex::{Female, Male};
-    let cases: [(&str, &str, (&str, &str), Sex, i32); 3] = [
+    /// English case, Japanese case, (name, kana), sex, age.
+    type Case = (&'static str, &'static str, (&'static str, &'static str), Sex, i32);
+    let cases: [Case; 3] = [
         (
             "Name with 外字 (髙, 﨑)",
             "外字氏名（髙・﨑）",
