@@ -729,7 +729,13 @@ fn variant_name_people(
     use InsuredRelation::Insured;
     use Sex::{Female, Male};
     /// English case, Japanese case, (name, kana), sex, age.
-    type Case = (&'static str, &'static str, (&'static str, &'static str), Sex, i32);
+    type Case = (
+        &'static str,
+        &'static str,
+        (&'static str, &'static str),
+        Sex,
+        i32,
+    );
     let cases: [Case; 3] = [
         (
             "Name with 外字 (髙, 﨑)",
