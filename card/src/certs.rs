@@ -100,6 +100,10 @@ pub enum CrlError {
     NoIssuerInBundle { key_id: Option<String> },
     #[error("CRL is stale: its next update ({}) has passed", utc(*next_update_unix))]
     Stale { next_update_unix: i64 },
+    /// A stale list of a CA whose own validity has ended: its certificates are refused as
+    /// expired anyway, so the list is not needed (the configuration may keep it).
+    #[error("CRL of a CA whose validity has ended ({ca}); not needed")]
+    OfEndedCa { ca: String },
     /// A list without nextUpdate could never be seen to go stale (RFC 5280 section 5.1.2.5
     /// makes the field mandatory for conforming CAs; J-LIS sets it).
     #[error("CRL has no next update, so it could never be seen to go stale")]
@@ -390,7 +394,23 @@ impl TrustBundle {
                     .is_some_and(|(tbs_der, signature)| anchor.signed(tbs_der, signature))
         });
         match anchor {
-            Some(index) => Ok((index, RevocationList::current(&crl, now_unix)?)),
+            Some(index) => match RevocationList::current(&crl, now_unix) {
+                Err(CrlError::Stale { .. })
+                    if self
+                        .anchors
+                        .get(index)
+                        .is_some_and(|a| a.has_ended(now_unix)) =>
+                {
+                    Err(CrlError::OfEndedCa {
+                        ca: self
+                            .anchors
+                            .get(index)
+                            .map(|a| format!("SKI {}", a.key_id_hex()))
+                            .unwrap_or_default(),
+                    })
+                }
+                list => Ok((index, list?)),
+            },
             None => Err(CrlError::NoIssuerInBundle {
                 key_id: aki.as_deref().map(colon_hex),
             }),
@@ -782,6 +802,11 @@ impl RevocationList {
             }
             if scope.indirect_crl {
                 return Err(CrlError::Partial("an indirect list"));
+            }
+            // A distribution point names one partition of a partitioned list: revoked
+            // certificates of the other partitions are not in it (RFC 5280 section 6.3.3).
+            if scope.distribution_point.is_some() {
+                return Err(CrlError::Partial("one partition of a partitioned list"));
             }
         }
         for entry in tbs.revoked_certificates.iter().flatten() {

@@ -40,6 +40,7 @@ use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::certpolicy::PolicyInformation;
 use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
 use x509_cert::ext::pkix::crl::dp::Reasons;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
     AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies, CrlNumber, ExtendedKeyUsage,
     KeyUsage, KeyUsages, SubjectKeyIdentifier,
@@ -472,12 +473,19 @@ impl TestCa {
                 critical: true,
                 extn_value: OctetString::new(Uint::new(&[1])?.to_der()?)?,
             }),
-            Some(CrlDeviation::OnlySomeReasons) => {
+            Some(deviation @ (CrlDeviation::OnlySomeReasons | CrlDeviation::Partition)) => {
+                let partition = deviation == CrlDeviation::Partition;
                 let scope = IssuingDistributionPoint {
-                    distribution_point: None,
-                    only_contains_user_certs: false,
+                    // One partition, named by a directory name as JPKI certificates name their
+                    // CRL distribution points.
+                    distribution_point: partition.then(|| {
+                        DistributionPointName::FullName(vec![GeneralName::DirectoryName(
+                            self.name.clone(),
+                        )])
+                    }),
+                    only_contains_user_certs: partition,
                     only_contains_ca_certs: false,
-                    only_some_reasons: Some(Reasons::KeyCompromise.into()),
+                    only_some_reasons: (!partition).then(|| Reasons::KeyCompromise.into()),
                     indirect_crl: false,
                     only_contains_attribute_certs: false,
                 };
@@ -541,6 +549,9 @@ pub enum CrlDeviation {
     DeltaCrl,
     /// An issuing distribution point limited to keyCompromise: a partial list.
     OnlySomeReasons,
+    /// An issuing distribution point naming one distribution point: one partition of a
+    /// partitioned list.
+    Partition,
 }
 
 /// Ways a re-issued user certificate departs from the user-authentication profile

@@ -924,6 +924,15 @@ fn lists_with_critical_extensions_unknown_or_partial_are_refused() {
         Some(NOW + DAY),
     ));
     assert!(matches!(partial, Err(CrlError::Partial(_))), "{partial:?}");
+    let partition = load(&crl_with(
+        Some(CrlDeviation::Partition),
+        Some(7),
+        Some(NOW + DAY),
+    ));
+    assert!(
+        matches!(partition, Err(CrlError::Partial(_))),
+        "{partition:?}"
+    );
     // No nextUpdate: it could never be seen to go stale.
     assert_eq!(
         load(&crl_with(None, Some(7), None)),

@@ -24,8 +24,8 @@ use std::{
 
 use tokio::sync::RwLock;
 use uketsuke_card::certs::{
-    BundleRefusal, CertRefusal, RevocationList, TrustAnchor, TrustBundle, VerifiedCertificate,
-    verify_card_signature,
+    BundleRefusal, CertRefusal, CrlError, RevocationList, TrustAnchor, TrustBundle,
+    VerifiedCertificate, verify_card_signature,
 };
 
 /// The configuration key of the CA bundle, named in start-up errors.
@@ -258,6 +258,26 @@ impl Trust {
         Ok(card_ref(anchor, &certificate.serial))
     }
 
+    /// [`Trust::verify`] for 同意照会: also returns the reference this server gave the same card
+    /// before it trusted several CA generations (v1, the serial alone), so that receptions
+    /// stored then are found and moved to the current reference (`receptions::adopt_card_ref`).
+    pub async fn verify_with_legacy(
+        &self,
+        certificate_der: &[u8],
+        message: &[u8],
+        signature: &[u8],
+        now_unix: i64,
+    ) -> Result<(String, String), CardRefusal> {
+        let (anchor, certificate) = self.checked_certificate(certificate_der, now_unix).await?;
+        if !verify_card_signature(&certificate.public_key, message, signature) {
+            return Err(CardRefusal::SignatureInvalid);
+        }
+        Ok((
+            card_ref(anchor, &certificate.serial),
+            legacy_card_ref(&certificate.serial),
+        ))
+    }
+
     /// Checks the certificate alone (chain, validity, revocation) for 目視確認, where the card
     /// signs nothing and a staff member vouches for the face; returns the card reference.
     pub async fn verify_certificate_only(
@@ -353,6 +373,14 @@ fn card_ref(anchor: &TrustAnchor, serial: &[u8]) -> String {
     crate::storage::receptions::sha256_hex(&tagged)
 }
 
+/// The card reference of the releases that trusted one CA only (v1: SHA-256 of the tagged
+/// serial). Rows stored under it are moved to [`card_ref`] when their card proves itself again.
+fn legacy_card_ref(serial: &[u8]) -> String {
+    let mut tagged = b"uketsuke-card-ref-v1:".to_vec();
+    tagged.extend_from_slice(serial);
+    crate::storage::receptions::sha256_hex(&tagged)
+}
+
 /// `SKI 1A:C1:00:F5:… (valid 2023-07-16T01:01:04Z to 2033-07-15T14:59:59Z)`: how the operator
 /// recognises a CA generation (the DN is the same for all of them).
 pub fn describe(anchor: &TrustAnchor) -> String {
@@ -421,13 +449,24 @@ fn read_crls(
     let mut lists: Vec<Option<(RevocationList, String)>> = vec![None; anchors.len()];
     for path in crl_files {
         let shown = path.display().to_string();
-        let (index, list) = bundle
+        let (index, list) = match bundle
             .revocation_list_from_pem_or_der(&read(KEY_CRL, path)?, now_unix)
-            .map_err(|e| TrustError::Invalid {
-                key: KEY_CRL,
-                path: shown.clone(),
-                message: format!("not a usable revocation list: {e}"),
-            })?;
+        {
+            Ok(found) => found,
+            // An ended generation's old list must not stop the server or the reload of the
+            // lists that matter (its certificates are refused as expired anyway).
+            Err(CrlError::OfEndedCa { ca }) => {
+                tracing::warn!(file = %shown, %ca, "revocation list of an ended CA generation skipped; it may be removed from jpki_crl");
+                continue;
+            }
+            Err(e) => {
+                return Err(TrustError::Invalid {
+                    key: KEY_CRL,
+                    path: shown.clone(),
+                    message: format!("not a usable revocation list: {e}"),
+                });
+            }
+        };
         let Some(slot) = lists.get_mut(index) else {
             continue;
         };

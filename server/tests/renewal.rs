@@ -528,3 +528,80 @@ async fn migration_0005_keeps_old_rows_findable_on_every_engine() {
         migration_on(&db.url, db.engine).await;
     }
 }
+
+/// Receptions stored before the card reference named the issuing CA (v1: the serial alone) are
+/// found by the same card: proving it on 同意照会 moves them to the current reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receptions_stored_under_the_serial_alone_are_found_by_their_card() {
+    let stack = common::stack::stack(None, None).await;
+    let link = stack.link("home_visit");
+    let (institution_id,): (String,) =
+        sqlx::query_as("SELECT institution_id FROM reception_links WHERE id = $1")
+            .bind(&link)
+            .fetch_one(&stack.state.db)
+            .await
+            .expect("link");
+    let mut card = virtual_card_of_generation(RENEWING, 0).expect("virtual card");
+    let pin = Pin::new(&population::pin_of(RENEWING)).expect("pin");
+    let auth = authenticate(&mut card, &pin, b"x")
+        .await
+        .expect("card reads");
+    let now = stack.state.clock.now_ms().div_euclid(1000);
+    let serial = population::card_seed_of(RENEWING, 0);
+    let digits = serial.to_be_bytes();
+    let trimmed = &digits[digits.iter().position(|b| *b != 0).unwrap_or(7)..];
+    let legacy =
+        storage::receptions::sha256_hex(&[b"uketsuke-card-ref-v1:".as_slice(), trimmed].concat());
+    let message = b"manage";
+    let (current, from_card) = stack
+        .state
+        .trust
+        .verify_with_legacy(
+            &auth.certificate_der,
+            message,
+            &sign_raw(&mut card, &pin, message).await,
+            now,
+        )
+        .await
+        .expect("verified");
+    assert_eq!(
+        from_card, legacy,
+        "the v1 reference is the tagged serial alone"
+    );
+    assert_ne!(current, legacy);
+    sqlx::query(
+        "INSERT INTO receptions (id, institution_id, kind, visit_date, clinical_medication, \
+            checkups, identity_method, card_ref, status, submitted_at, updated_at) \
+         VALUES ('rcptn00000000000000000000c', $1, 'home_visit', '2026-11-21', true, false, \
+            'card', $2, 'confirmed', 1, 1)",
+    )
+    .bind(&institution_id)
+    .bind(&legacy)
+    .execute(&stack.state.db)
+    .await
+    .expect("old row");
+    let patient = ProvenPatient {
+        card_ref: current.clone(),
+        person_ref: None,
+    };
+    let before = storage::receptions::of_card(&stack.state.db, &institution_id, &patient)
+        .await
+        .expect("read");
+    assert!(before.is_empty(), "not found before the move");
+    let moved =
+        storage::receptions::adopt_card_ref(&stack.state.db, &institution_id, &legacy, &current)
+            .await
+            .expect("move");
+    assert_eq!(moved, 1);
+    let after = storage::receptions::of_card(&stack.state.db, &institution_id, &patient)
+        .await
+        .expect("read");
+    assert_eq!(after.len(), 1);
+}
+
+async fn sign_raw(card: &mut uketsuke_card::VirtualCard, pin: &Pin, message: &[u8]) -> Vec<u8> {
+    authenticate(card, pin, message)
+        .await
+        .expect("card signs")
+        .signature
+}

@@ -547,3 +547,53 @@ async fn a_stale_list_refuses_its_cas_cards_and_an_older_list_never_reloads() {
         .expect("newer list");
     assert!(trust.stale_lists(later).await.is_empty());
 }
+
+/// The ended generation's last list, still named in `jpki_crl`, is stale: it is skipped with a
+/// warning, so that neither start-up nor the reload of the live generation's list fails on it.
+#[tokio::test]
+async fn an_ended_generations_stale_list_neither_stops_start_up_nor_blocks_reloads() {
+    let now: i64 = 1_800_000_000;
+    let old = TestCa::generation(
+        generate_rsa_key(21).expect("key"),
+        1_500_000_000,
+        1_760_000_000,
+    )
+    .expect("old CA");
+    let new = TestCa::generation(
+        generate_rsa_key(22).expect("key"),
+        1_700_000_000,
+        2_000_000_000,
+    )
+    .expect("new CA");
+    let dir = tempfile::tempdir().expect("dir");
+    let file = |name: &str| dir.path().join(name);
+    let write = |name: &str, bytes: Vec<u8>| std::fs::write(file(name), bytes).expect("write");
+    write("old.der", old.certificate_der().to_vec());
+    write("new.der", new.certificate_der().to_vec());
+    write(
+        "old.crl",
+        old.issue_crl(&[], 1_759_000_000, 1_759_900_000)
+            .expect("crl"),
+    );
+    write(
+        "new.crl",
+        new.issue_crl(&[], now - 3600, now + DAY).expect("crl"),
+    );
+    let cas = vec![file("old.der"), file("new.der")];
+    let crls = vec![file("old.crl"), file("new.crl")];
+    let trust = Trust::from_files(&cas, &crls, now).expect("starts with the ended CA's list");
+    write(
+        "new.crl",
+        new.issue_crl(&[], now + 3600, now + 2 * DAY).expect("crl"),
+    );
+    trust
+        .reload_crls(&crls, now + 7200)
+        .await
+        .expect("the live list reloads");
+    // The live CA's own stale list still stops start-up: that one matters.
+    write(
+        "new.crl",
+        new.issue_crl(&[], now - 2 * DAY, now - DAY).expect("crl"),
+    );
+    assert!(Trust::from_files(&cas, &crls, now).is_err());
+}

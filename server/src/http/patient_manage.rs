@@ -176,6 +176,8 @@ pub async fn prove(
     challenges::consume(&state.db, &session.id, &body.challenge, &message, now_ms)
         .await
         .map_err(challenge_error)?;
+    // From here on this session proves this card or none.
+    receptions::forget_card(&state.db, &session.id).await?;
     let certificate = b64_decode(&body.certificate).ok_or(ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "certificate_malformed",
@@ -184,12 +186,14 @@ pub async fn prove(
         StatusCode::UNPROCESSABLE_ENTITY,
         "signature_invalid",
     ))?;
-    let card_ref = state
+    let (card_ref, legacy_card_ref) = state
         .trust
-        .verify(&certificate, &message, &signature, now_ms.div_euclid(1000))
+        .verify_with_legacy(&certificate, &message, &signature, now_ms.div_euclid(1000))
         .await
         .map_err(|r| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, r.code()))?;
     let person_ref = person_of(&state, &link, &certificate).await?;
+    receptions::adopt_card_ref(&state.db, &link.institution_id, &legacy_card_ref, &card_ref)
+        .await?;
     let patient = ProvenPatient {
         card_ref,
         person_ref,

@@ -551,6 +551,35 @@ pub async fn prove_card(
     Ok(())
 }
 
+/// Forgets any card this session proved earlier: a new proof that fails after its challenge
+/// was used must not leave the previous patient's proof in force (a shared device).
+pub async fn forget_card(db: &Db, session_id: &str) -> Result<(), StorageError> {
+    sqlx::query("UPDATE reception_sessions SET card_ref = NULL, person_ref = NULL WHERE id = $1")
+        .bind(session_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Moves the receptions stored at this institution under a card's earlier reference
+/// (`legacy`, the v1 hash of the serial alone) to its current reference; returns how many.
+pub async fn adopt_card_ref(
+    db: &Db,
+    institution_id: &str,
+    legacy: &str,
+    current: &str,
+) -> Result<u64, StorageError> {
+    let done = sqlx::query(
+        "UPDATE receptions SET card_ref = $1 WHERE institution_id = $2 AND card_ref = $3",
+    )
+    .bind(current)
+    .bind(institution_id)
+    .bind(legacy)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// The patient this session proved, if any.
 pub async fn proven_card(db: &Db, session_id: &str) -> Result<Option<ProvenPatient>, StorageError> {
     let row = sqlx::query("SELECT card_ref, person_ref FROM reception_sessions WHERE id = $1")
