@@ -280,10 +280,8 @@ pub async fn withdraw_all(
     })
     .unwrap_or_default();
     let now = state.clock.now_ms();
-    for reception in receptions::of_card(&state.db, &link.institution_id, &patient).await? {
-        if reception.withdrawn_at.is_none() {
-            receptions::withdraw(&state.db, &reception.id, &payload, now).await?;
-        }
+    for id in receptions::open_ids_of_card(&state.db, &link.institution_id, &patient).await? {
+        receptions::withdraw(&state.db, &id, &payload, now).await?;
     }
     state.relay_wake.notify_one();
     Ok(Json(list(&state, &link, &patient).await?))

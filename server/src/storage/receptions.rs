@@ -680,6 +680,27 @@ pub async fn of_card(
     Ok(out)
 }
 
+/// The ids of every reception of `patient` at `institution_id` not withdrawn yet, however many
+/// (「すべての同意を取消す」 must reach all of them, not only the newest listed).
+pub async fn open_ids_of_card(
+    db: &Db,
+    institution_id: &str,
+    patient: &ProvenPatient,
+) -> Result<Vec<String>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT id FROM receptions WHERE institution_id = $1 \
+           AND (card_ref = $2 OR person_ref = $3) AND withdrawn_at IS NULL",
+    )
+    .bind(institution_id)
+    .bind(&patient.card_ref)
+    .bind(patient.person_ref.as_deref())
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|row| row.try_get("id").map_err(StorageError::from))
+        .collect()
+}
+
 /// One reception of `patient` at `institution_id` (as in [`of_card`]); `None` for any other
 /// reception, whoever holds it, so that a patient can never learn of receptions not theirs.
 pub async fn of_card_by_id(
