@@ -11,6 +11,8 @@
 pub mod api;
 pub mod card;
 pub mod components;
+#[cfg(feature = "ssr")]
+mod cookie;
 pub mod data;
 pub mod i18n;
 pub mod pages;

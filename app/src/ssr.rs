@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use http::{StatusCode, header, request::Parts};
+use http::{StatusCode, request::Parts};
 use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
 
@@ -39,15 +39,9 @@ pub const CONSOLE_COOKIE: &str = "uk_console";
 /// The value of cookie `name` on this request, if any.
 pub fn request_cookie(name: &str) -> Option<String> {
     let parts = use_context::<Parts>()?;
-    parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
-        .map(str::to_owned)
+    crate::cookie::values(&parts.headers, name)
         .next()
+        .map(str::to_owned)
 }
 
 /// The reception session id this request carries, if any.

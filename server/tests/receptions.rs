@@ -1044,38 +1044,6 @@ fn consent_json(clinical_medication: bool, checkups: bool) -> String {
     json!({ "clinical_medication": clinical_medication, "checkups": checkups }).to_string()
 }
 
-/// The consents the simulator holds for a reception's registration, once they are `want`.
-async fn backend_consent_becomes(stack: &Stack, reception_id: &str, want: (bool, bool)) {
-    let registration = storage::receptions::get(&stack.state.db, reception_id)
-        .await
-        .expect("read")
-        .and_then(|r| r.registration_id)
-        .expect("registered");
-    let pool = sqlx::SqlitePool::connect(&stack.sim_db)
-        .await
-        .expect("sim db");
-    let mut seen = (false, false);
-    for _ in 0..200 {
-        let row =
-            sqlx::query("SELECT clinical_medication, checkups FROM registrations WHERE id = ?")
-                .bind(&registration)
-                .fetch_one(&pool)
-                .await
-                .expect("registration");
-        seen = (row.get::<bool, _>(0), row.get::<bool, _>(1));
-        if seen == want
-            && storage::outbox::pending(&stack.state.db)
-                .await
-                .expect("pending")
-                == 0
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the backend holds {seen:?}, not {want:?}");
-}
-
 fn listed<'a>(list: &'a Value, id: &str) -> &'a Value {
     list["receptions"]
         .as_array()
@@ -1261,13 +1229,13 @@ async fn consent_updates_on(database_url: Option<&str>, engine: &str) {
         .await
         .expect("updated_at");
     assert!(moved.get::<i64, _>("updated_at") >= state.clock.now_ms() - 60_000);
-    backend_consent_becomes(&stack, open, (false, true)).await;
+    stack.backend_consent_becomes(open, (false, true)).await;
     // And back again, twice in a row: the backend ends with the last one.
     let (status, _) = put_consent(&patient, open, &consent_json(true, true)).await;
     assert_eq!(status, 200);
     let (status, _) = put_consent(&patient, open, &consent_json(true, false)).await;
     assert_eq!(status, 200);
-    backend_consent_becomes(&stack, open, (true, false)).await;
+    stack.backend_consent_becomes(open, (true, false)).await;
 
     // A closed window stays closed (house call: 24 hours). The session outlives neither, so the
     // card proves itself again.

@@ -123,33 +123,6 @@ async fn person_ref(stack: &Stack, reception_id: &str) -> Option<String> {
         .expect("column")
 }
 
-/// The consents the simulator holds for a reception's registration, once they are `want`.
-async fn backend_consent_becomes(stack: &Stack, reception_id: &str, want: (bool, bool)) {
-    let registration = storage::receptions::get(&stack.state.db, reception_id)
-        .await
-        .expect("read")
-        .and_then(|r| r.registration_id)
-        .expect("registered");
-    let pool = sqlx::SqlitePool::connect(&stack.sim_db)
-        .await
-        .expect("sim db");
-    let mut seen = (false, false);
-    for _ in 0..200 {
-        let row =
-            sqlx::query("SELECT clinical_medication, checkups FROM registrations WHERE id = ?")
-                .bind(&registration)
-                .fetch_one(&pool)
-                .await
-                .expect("registration");
-        seen = (row.get::<bool, _>(0), row.get::<bool, _>(1));
-        if seen == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the backend holds {seen:?}, not {want:?}");
-}
-
 async fn backend_withdrawn(stack: &Stack, reception_id: &str) {
     let registration = storage::receptions::get(&stack.state.db, reception_id)
         .await
@@ -282,7 +255,9 @@ async fn renewal_on(database_url: Option<&str>, engine: &str) {
     // …and changes the 訪問診療等 consent: the gate's columns and the backend follow.
     let (status, after) = put_consent(&patient, &home_visit, true, true).await;
     assert_eq!(status, 200, "{engine}: {after}");
-    backend_consent_becomes(&stack, &home_visit, (true, true)).await;
+    stack
+        .backend_consent_becomes(&home_visit, (true, true))
+        .await;
     // The other patient's reception is not theirs to change, whoever asks.
     let (status, _) = put_consent(&patient, &theirs, false, false).await;
     assert_eq!(status, 404);

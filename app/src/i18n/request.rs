@@ -21,13 +21,7 @@ pub fn request_lang() -> Lang {
         remember_lang_cookie(lang);
         return lang;
     }
-    parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().strip_prefix(LANG_COOKIE)?.strip_prefix('='))
+    crate::cookie::values(&parts.headers, LANG_COOKIE)
         .find_map(Lang::from_code)
         .unwrap_or_default()
 }

@@ -50,6 +50,41 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// Waits until the simulator holds the consents `want` (診療・薬剤, 特定健診) for the
+    /// reception's registration and the outbox is empty; panics after 200 polls of 25 ms.
+    pub async fn backend_consent_becomes(&self, reception_id: &str, want: (bool, bool)) {
+        let registration = uketsuke_server::storage::receptions::get(&self.state.db, reception_id)
+            .await
+            .expect("read")
+            .and_then(|r| r.registration_id)
+            .expect("registered");
+        let pool = sqlx::SqlitePool::connect(&self.sim_db)
+            .await
+            .expect("sim db");
+        let mut seen = (false, false);
+        for _ in 0..200 {
+            let row =
+                sqlx::query("SELECT clinical_medication, checkups FROM registrations WHERE id = ?")
+                    .bind(&registration)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("registration");
+            seen = (row.get::<bool, _>(0), row.get::<bool, _>(1));
+            if seen == want
+                && uketsuke_server::storage::outbox::pending(&self.state.db)
+                    .await
+                    .expect("pending")
+                    == 0
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the backend holds {seen:?}, not {want:?}");
+    }
+}
+
 /// A simulator and a server on `database_url` (default: a fresh SQLite file). `origin` is the
 /// public origin (default: derived from the bound address); a port of 0 takes the bound port.
 pub async fn stack(database_url: Option<&str>, origin: Option<&str>) -> Stack {
