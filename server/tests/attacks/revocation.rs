@@ -1,7 +1,3 @@
-//! The attacks of issue 12 ("Security hardening"), each performed against a real running server
-//! and shown refused: one test per attack, gathered in this file so that the whole set runs
-//! together (`cargo test -p uketsuke-server --test attacks`). Add new attacks here.
-//!
 //! Section 4, "Revocation fails closed" (the servers here trust the simulator's test CA from
 //! files, as production trusts J-LIS's CAs, with CRL files signed by it):
 //! - a revocation list past its nextUpdate: registrations are refused with
@@ -17,11 +13,9 @@
 //! The crafted certificates keep the card's own key, so the card's signature over the challenge
 //! is genuine: without the checks each attack would be accepted (202).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::patient::{Answer, Patient, choices_for};
+use crate::common::patient::{Answer, Patient, choices_for};
 use serde_json::json;
 use uketsuke_backend::contract::b64_encode;
 use uketsuke_backend::simulator::{keys, population};
