@@ -57,6 +57,173 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// Relay workers in this process (each sends one request at a time).
     pub relay_workers: usize,
+    /// Connection and request limits against floods (issue 12 §5).
+    pub floods: Floods,
+}
+
+/// Limits against floods: how long a connection may take to send its headers or sit idle, how
+/// many connections and event streams may be open, whose address a request comes from, and the
+/// request budgets per client address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Floods {
+    /// `header_read_timeout_secs` (default 10): a connection that has not sent a whole request
+    /// head this long after it started waiting for one is closed (hyper's own timer; it also
+    /// runs while a kept-alive connection waits for its next request).
+    pub header_read_timeout: std::time::Duration,
+    /// `keep_alive_idle_secs` (default 5): a connection over which no byte has moved either way
+    /// for this long is asked to close; a response in progress is finished first.
+    pub keep_alive_idle: std::time::Duration,
+    /// `max_connections` (default 1024): open connections at most; one more is answered 503
+    /// with `Retry-After: 1` and closed at once (it does not wait for a slot).
+    pub max_connections: usize,
+    /// `event_streams_per_session` (default 4): open `/api/console/events` streams per console
+    /// session; one more is refused with 429 `too_many_event_streams`.
+    pub event_streams_per_session: usize,
+    /// `trusted_proxies` (default none): addresses or CIDR ranges of the TLS proxies in front of
+    /// the server. Only from these is `X-Forwarded-For` read, and the client is its right-most
+    /// entry that is not itself a trusted proxy.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `patient_request_burst` / `patient_requests_per_minute` (default 60 / 120): each client
+    /// address's budget on the patient routes (reception links, the patient API, cancellation).
+    pub patient_budget: RequestBudget,
+    /// `console_request_burst` / `console_requests_per_minute` (default 120 / 600): each client
+    /// address's budget on the console (pages, API, institution API).
+    pub console_budget: RequestBudget,
+}
+
+/// A request budget: `burst` requests at once, refilled evenly at `per_minute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestBudget {
+    pub burst: u32,
+    pub per_minute: u32,
+}
+
+impl Default for Floods {
+    fn default() -> Self {
+        Floods {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            keep_alive_idle: std::time::Duration::from_secs(5),
+            max_connections: 1024,
+            event_streams_per_session: 4,
+            trusted_proxies: Vec::new(),
+            patient_budget: RequestBudget {
+                burst: 60,
+                per_minute: 120,
+            },
+            console_budget: RequestBudget {
+                burst: 120,
+                per_minute: 600,
+            },
+        }
+    }
+}
+
+/// The settings of [`Floods`]; kept apart from `KEYS` so that each list is edited on its own.
+const FLOOD_KEYS: [&str; 9] = [
+    "header_read_timeout_secs",
+    "keep_alive_idle_secs",
+    "max_connections",
+    "event_streams_per_session",
+    "trusted_proxies",
+    "patient_request_burst",
+    "patient_requests_per_minute",
+    "console_request_burst",
+    "console_requests_per_minute",
+];
+
+/// Every known key: `KEYS` then `FLOOD_KEYS`.
+fn known_keys() -> impl Iterator<Item = &'static str> {
+    KEYS.iter().chain(FLOOD_KEYS.iter()).copied()
+}
+
+/// Reads the [`Floods`] keys; each bad value names its key.
+fn floods(raw: &BTreeMap<&'static str, Raw>) -> Result<Floods, ConfigError> {
+    let defaults = Floods::default();
+    let number = |key: &str, range: std::ops::RangeInclusive<u64>, default: u64| match raw.get(key)
+    {
+        Some(r) => match r.value.trim().parse::<u64>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(r.error(format!(
+                "must be a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ))),
+        },
+        None => Ok(default),
+    };
+    let secs = std::time::Duration::from_secs;
+    let as_u32 = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    let trusted_proxies = match raw.get("trusted_proxies") {
+        None => Vec::new(),
+        Some(r) => {
+            let items: Vec<String> = match &r.items {
+                Some(items) => items.clone(),
+                None => r.value.split(',').map(str::to_owned).collect(),
+            };
+            let mut nets = Vec::new();
+            for item in items.iter().map(|i| i.trim()).filter(|i| !i.is_empty()) {
+                let net = item
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        r.error(format!(
+                            "{item:?} is not an IP address or CIDR range (e.g. 10.0.0.5, 10.0.0.0/24, fd00::/64)"
+                        ))
+                    })?;
+                nets.push(net.trunc());
+            }
+            nets
+        }
+    };
+    Ok(Floods {
+        header_read_timeout: secs(number(
+            "header_read_timeout_secs",
+            1..=300,
+            defaults.header_read_timeout.as_secs(),
+        )?),
+        keep_alive_idle: secs(number(
+            "keep_alive_idle_secs",
+            1..=3600,
+            defaults.keep_alive_idle.as_secs(),
+        )?),
+        max_connections: usize::try_from(number(
+            "max_connections",
+            1..=1_000_000,
+            defaults.max_connections as u64,
+        )?)
+        .unwrap_or(defaults.max_connections),
+        event_streams_per_session: usize::try_from(number(
+            "event_streams_per_session",
+            1..=64,
+            defaults.event_streams_per_session as u64,
+        )?)
+        .unwrap_or(defaults.event_streams_per_session),
+        trusted_proxies,
+        patient_budget: RequestBudget {
+            burst: as_u32(number(
+                "patient_request_burst",
+                1..=1_000_000,
+                u64::from(defaults.patient_budget.burst),
+            )?),
+            per_minute: as_u32(number(
+                "patient_requests_per_minute",
+                1..=1_000_000,
+                u64::from(defaults.patient_budget.per_minute),
+            )?),
+        },
+        console_budget: RequestBudget {
+            burst: as_u32(number(
+                "console_request_burst",
+                1..=1_000_000,
+                u64::from(defaults.console_budget.burst),
+            )?),
+            per_minute: as_u32(number(
+                "console_requests_per_minute",
+                1..=1_000_000,
+                u64::from(defaults.console_budget.per_minute),
+            )?),
+        },
+    })
 }
 
 /// Whether the per-IP and per-link request limits apply.
@@ -193,7 +360,7 @@ impl Config {
                 continue;
             }
             let lower = rest.to_ascii_lowercase();
-            let Some(key) = KEYS.iter().find(|k| **k == lower) else {
+            let Some(key) = known_keys().find(|k| *k == lower) else {
                 return Err(ConfigError {
                     source: name.clone(),
                     message: format!("unknown setting (known: {})", env_names().join(", ")),
@@ -213,7 +380,7 @@ impl Config {
 }
 
 fn env_names() -> Vec<String> {
-    KEYS.iter()
+    known_keys()
         .map(|k| format!("{ENV_PREFIX}{}", k.to_ascii_uppercase()))
         .collect()
 }
@@ -228,17 +395,22 @@ fn read_file(
         message: format!("not valid TOML: {}", e.message()),
     })?;
     for (key, value) in table {
-        let Some(known) = KEYS.iter().find(|k| **k == key) else {
+        let Some(known) = known_keys().find(|k| *k == key) else {
             return Err(ConfigError {
                 source: format!("{key} ({name})"),
-                message: format!("unknown setting (known: {})", KEYS.join(", ")),
+                message: format!(
+                    "unknown setting (known: {})",
+                    known_keys().collect::<Vec<_>>().join(", ")
+                ),
             });
         };
         let source = format!("{key} ({name})");
         let mut items = None;
         let value = match value {
             toml::Value::String(s) => s,
-            toml::Value::Array(array) if LIST_KEYS.contains(known) => {
+            toml::Value::Array(array)
+                if LIST_KEYS.contains(&known) || known == "trusted_proxies" =>
+            {
                 let strings = array
                     .into_iter()
                     .map(|item| match item {
@@ -246,7 +418,7 @@ fn read_file(
                         other => Err(ConfigError {
                             source: source.clone(),
                             message: format!(
-                                "must be a list of strings (file paths), found {}",
+                                "must be a list of strings, found {}",
                                 other.type_str()
                             ),
                         }),
@@ -445,7 +617,10 @@ fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
         None => 4,
     };
 
+    let floods = floods(raw)?;
+
     Ok(Config {
+        floods,
         jpki_ca,
         jpki_crl,
         backend_key,

@@ -23,6 +23,7 @@ pub mod gate;
 pub mod http;
 pub mod portal;
 pub mod relay;
+mod serve;
 pub mod storage;
 pub mod sweeper;
 pub mod telemetry;
@@ -190,8 +191,8 @@ impl Server {
             .build();
         let portal: Arc<dyn PortalData> = Arc::new(portal::Portal::new(db.clone(), clock.clone()));
         let limits = match config.rate_limits {
-            RateLimits::On => http::rate_limit::Limits::production(),
-            RateLimits::Off => http::rate_limit::Limits::unlimited(),
+            RateLimits::On => http::rate_limit::Limits::production(&config.floods),
+            RateLimits::Off => http::rate_limit::Limits::unlimited(&config.floods),
         };
         let relay_wake = Arc::new(tokio::sync::Notify::new());
         if options.background == Background::Run {
@@ -259,18 +260,18 @@ impl Server {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves until `shutdown` completes, then finishes the requests in flight (see `serve`
+    /// for the connection limits and timeouts).
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let floods = self.state.config.floods.clone();
+        let upkeep = sweeper::spawn_limiter_upkeep(self.state.limits.clone());
         let router = http::router(self.state);
-        axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        let served = serve::serve(self.listener, router, &floods, shutdown).await;
+        upkeep.abort();
+        served
     }
 }
 

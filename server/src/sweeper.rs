@@ -1,6 +1,9 @@
 //! The sweeper: deletes what the server may no longer keep. Medical information goes as soon as
 //! its reception's window has closed; eligibility answers go when the institution's retention
-//! period (default 90 days) has passed since the reception. Runs every minute on every instance;
+//! period (default 90 days) has passed since the reception; expired patient sessions,
+//! challenges, console sessions (idle or past their absolute limit) and unfinished passkey
+//! ceremonies go as soon as they have expired, so that a flood of started sessions leaves
+//! nothing behind. Runs every minute on every instance;
 //! the deletes are idempotent, so instances do not need to agree on who sweeps.
 
 use std::time::Duration;
@@ -10,7 +13,7 @@ use uketsuke_domain::window::is_open;
 
 use crate::{
     clock::Clock,
-    storage::{Db, StorageError, receptions},
+    storage::{Db, StorageError, challenges, receptions},
 };
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -20,6 +23,10 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 pub struct Swept {
     pub medical_receptions: u64,
     pub eligibility_answers: u64,
+    pub challenges: u64,
+    pub patient_sessions: u64,
+    pub console_sessions: u64,
+    pub ceremonies: u64,
 }
 
 pub async fn sweep(db: &Db, now_ms: i64) -> Result<Swept, StorageError> {
@@ -53,7 +60,35 @@ pub async fn sweep(db: &Db, now_ms: i64) -> Result<Swept, StorageError> {
     .execute(db)
     .await?
     .rows_affected();
+    swept.challenges = challenges::sweep_expired(db, now_ms).await?;
+    swept.patient_sessions = receptions::sweep_expired_sessions(db, now_ms).await?;
+    swept.console_sessions =
+        sqlx::query("DELETE FROM console_sessions WHERE last_seen_at <= $1 OR created_at <= $2")
+            .bind(now_ms - crate::console::session::IDLE_MS)
+            .bind(now_ms - crate::console::session::ABSOLUTE_MS)
+            .execute(db)
+            .await?
+            .rows_affected();
+    swept.ceremonies = sqlx::query("DELETE FROM webauthn_ceremonies WHERE expires_at <= $1")
+        .bind(now_ms)
+        .execute(db)
+        .await?
+        .rows_affected();
     Ok(swept)
+}
+
+/// Gives the rate limiters' memory back every minute: keys whose budget is full again are
+/// forgotten (`Limits::upkeep`). Runs while the server serves.
+pub fn spawn_limiter_upkeep(
+    limits: crate::http::rate_limit::Limits,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limits.upkeep();
+        }
+    })
 }
 
 /// Sweeps every minute for as long as the runtime runs.
@@ -66,6 +101,10 @@ pub fn spawn(db: Db, clock: Clock) {
                 Ok(s) if s != Swept::default() => tracing::info!(
                     medical = s.medical_receptions,
                     eligibility = s.eligibility_answers,
+                    challenges = s.challenges,
+                    patient_sessions = s.patient_sessions,
+                    console_sessions = s.console_sessions,
+                    ceremonies = s.ceremonies,
                     "swept expired data"
                 ),
                 Ok(_) => {}

@@ -7,8 +7,17 @@
 //!
 //! The session is checked on every poll without counting as activity: an open page alone
 //! does not keep a session alive, and the stream ends when the session does.
+//!
+//! Each open stream holds a database poll a second, so a session may hold only a few at once
+//! (`event_streams_per_session`, default 4: a few tabs); one more is refused with 429
+//! `too_many_event_streams` until one of them closes. The count is per server instance.
 
-use std::{collections::HashSet, convert::Infallible, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
     extract::State,
@@ -47,7 +56,66 @@ enum Step {
     End,
 }
 
+/// The open event streams of each console session (keyed by the session's SHA-256, as stored),
+/// at most `per_session` each.
+#[derive(Clone)]
+pub struct StreamSlots {
+    per_session: usize,
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One open stream's place; freed when the stream is dropped (the client went away, or the
+/// session ended).
+pub struct StreamSlot {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    session: String,
+}
+
+impl StreamSlots {
+    pub fn new(per_session: usize) -> Self {
+        StreamSlots {
+            per_session: per_session.max(1),
+            open: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A place for one more stream of `session`, if it has fewer than the cap open.
+    pub fn take(&self, session: &str) -> Option<StreamSlot> {
+        // A poisoned lock only means a panic elsewhere mid-update of a counter map.
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(session.to_owned()).or_insert(0);
+        if *count >= self.per_session {
+            return None;
+        }
+        *count += 1;
+        Some(StreamSlot {
+            open: self.open.clone(),
+            session: session.to_owned(),
+        })
+    }
+
+    /// Streams of `session` open now.
+    pub fn open(&self, session: &str) -> usize {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.get(session).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.session) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.session);
+            }
+        }
+    }
+}
+
 struct Connection {
+    /// Held for as long as the stream is open.
+    _slot: StreamSlot,
     db: Db,
     state: AppState,
     institution_id: String,
@@ -128,9 +196,16 @@ pub async fn stream(
     State(state): State<AppState>,
     staff: Staff,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, crate::http::error::ApiError> {
+    let Some(slot) = state.limits.event_streams.take(&staff.session) else {
+        return Err(crate::http::error::ApiError::new(
+            http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_event_streams",
+        ));
+    };
     // Start from now: the page loaded the list just before it opened the stream.
     let start = state.clock.now_ms();
     let connection = Connection {
+        _slot: slot,
         db: state.db.clone(),
         institution_id: staff.institution_id.clone(),
         session: staff.session.clone(),
@@ -142,4 +217,22 @@ pub async fn stream(
         state,
     };
     Ok(Sse::new(stream::unfold(connection, next)).keep_alive(KeepAlive::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StreamSlots;
+
+    #[test]
+    fn a_session_holds_at_most_its_cap_and_closing_frees_a_place() {
+        let slots = StreamSlots::new(2);
+        let a = slots.take("s1").expect("first");
+        let _b = slots.take("s1").expect("second");
+        assert!(slots.take("s1").is_none(), "third refused");
+        // Another session is counted on its own.
+        assert!(slots.take("s2").is_some());
+        drop(a);
+        assert_eq!(slots.open("s1"), 1);
+        assert!(slots.take("s1").is_some(), "a place is free again");
+    }
 }

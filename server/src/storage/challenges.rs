@@ -181,3 +181,14 @@ async fn refusal_reason(
     // two statements, which means it was used.
     Ok(Refusal::AlreadyUsed)
 }
+
+/// Deletes the challenges that expired at or before `now_ms`, used or not: past its expiry a
+/// challenge is refused whatever its state, so it holds nothing worth keeping. Returns how many
+/// went. (A challenge never outlives its session: it expires at the earlier of the two.)
+pub async fn sweep_expired(db: &Db, now_ms: i64) -> Result<u64, StorageError> {
+    Ok(sqlx::query("DELETE FROM challenges WHERE expires_at <= $1")
+        .bind(now_ms)
+        .execute(db)
+        .await?
+        .rows_affected())
+}

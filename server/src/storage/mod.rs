@@ -1,6 +1,9 @@
 //! Storage: one connection pool over SQLite (the embedded default) through sqlx's `Any` driver,
 //! so the same portable SQL will serve PostgreSQL too. Migrations are plain SQL files in
 //! `server/migrations/`, embedded in the binary and applied at start-up.
+//!
+//! The SQLite file holds patients' data and the audit log: it is readable by the server's user
+//! only (mode 0600, and so are its `-wal` and `-shm` files).
 
 pub mod challenges;
 pub mod ids;
@@ -34,6 +37,11 @@ pub enum StorageError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    #[error("cannot create the database file {path} readable by this user only: {source}")]
+    Permissions {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -41,8 +49,14 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Opens (creating if missing) the database, sets SQLite up for concurrent use, and migrates it.
 pub async fn open(database_url: &str) -> Result<Db, StorageError> {
     install_default_drivers();
-    if database_url.starts_with("sqlite:") {
+    let sqlite_file = if database_url.starts_with("sqlite:") {
         ensure_sqlite_folder(database_url)?;
+        sqlite_file(database_url)?
+    } else {
+        None
+    };
+    if let Some(file) = &sqlite_file {
+        create_private(file)?;
     }
     let pool = AnyPoolOptions::new()
         .max_connections(8)
@@ -63,8 +77,87 @@ pub async fn open(database_url: &str) -> Result<Db, StorageError> {
         .connect(&with_create_mode(database_url))
         .await
         .map_err(StorageError::Connect)?;
+    if let Some(file) = &sqlite_file {
+        // SQLite gives the -wal and -shm files the database file's permissions; a database
+        // made before this rule (or copied in) is tightened here, with its companions.
+        for path in companions(file) {
+            make_private(&path)?;
+        }
+    }
     MIGRATOR.run(&pool).await?;
     Ok(pool)
+}
+
+/// The database file a `sqlite:` URL names, unless it is an in-memory database.
+fn sqlite_file(database_url: &str) -> Result<Option<std::path::PathBuf>, StorageError> {
+    if database_url.contains("mode=memory") {
+        return Ok(None);
+    }
+    let options = SqliteConnectOptions::from_str(database_url).map_err(StorageError::Connect)?;
+    let file = options.get_filename();
+    let name = file.as_os_str();
+    if name.is_empty() || name == ":memory:" {
+        return Ok(None);
+    }
+    Ok(Some(file.to_path_buf()))
+}
+
+/// The database file and the `-wal` and `-shm` files beside it.
+fn companions(file: &Path) -> Vec<std::path::PathBuf> {
+    let mut paths = vec![file.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        paths.push(name.into());
+    }
+    paths
+}
+
+/// Creates the database file, empty and with mode 0600, before SQLite opens it: SQLite would
+/// create it with 0644 less the umask, readable by every user of the machine. An existing file
+/// is left as it is here (see `make_private`).
+fn create_private(file: &Path) -> Result<(), StorageError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StorageError::Permissions {
+            path: file.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// Takes group and other permissions away from `path` if it exists and has any.
+fn make_private(path: &Path) -> Result<(), StorageError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let error = |source| StorageError::Permissions {
+            path: path.display().to_string(),
+            source,
+        };
+        let metadata = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(error(e)),
+        };
+        let mode = metadata.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                mode = format!("{:o}", mode & 0o777),
+                "database file readable by other users: setting it to 0600"
+            );
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(error)?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// `SELECT 1`, for the readiness probe.
@@ -123,6 +216,31 @@ mod tests {
             with_create_mode("sqlite://a.db?cache=shared"),
             "sqlite://a.db?cache=shared&mode=rwc"
         );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_and_its_companions_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("private.db");
+        let db = open(&format!("sqlite://{}", file.display()))
+            .await
+            .expect("opens");
+        ping(&db).await.expect("pings");
+        let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+        for path in companions(&file) {
+            assert!(path.exists(), "{} exists (WAL mode)", path.display());
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+        // A database left readable by others (made before this rule) is tightened on open.
+        drop(db);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let db = open(&format!("sqlite://{}", file.display()))
+            .await
+            .expect("reopens");
+        ping(&db).await.expect("pings");
+        assert_eq!(mode(&file), 0o600);
     }
 
     #[tokio::test]

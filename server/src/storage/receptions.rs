@@ -727,3 +727,25 @@ pub async fn of_card_by_id(
         None => Ok(None),
     }
 }
+
+/// Deletes the reception sessions that expired at or before `now_ms`, with any challenge of
+/// theirs still left (a session shortened after its challenge was issued); returns how many
+/// sessions went. The receptions themselves stay: the cancel link and the console find them
+/// by their own columns.
+pub async fn sweep_expired_sessions(db: &Db, now_ms: i64) -> Result<u64, StorageError> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "DELETE FROM challenges WHERE session_id IN \
+         (SELECT id FROM reception_sessions WHERE expires_at <= $1)",
+    )
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await?;
+    let swept = sqlx::query("DELETE FROM reception_sessions WHERE expires_at <= $1")
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(swept)
+}

@@ -20,7 +20,6 @@ pub mod registration;
 pub mod session;
 
 use axum::http::{HeaderMap, StatusCode, header};
-use std::time::Instant;
 use uketsuke_app::api::InvalidLink;
 
 use super::{
@@ -81,11 +80,7 @@ pub(crate) async fn open_link(state: &AppState, link_id: &str) -> ApiResult<Open
 }
 
 pub(crate) fn per_link(state: &AppState, link_id: &str) -> ApiResult<()> {
-    match state
-        .limits
-        .per_link
-        .check(&link_id.to_owned(), Instant::now())
-    {
+    match state.limits.per_link.check(&link_id.to_owned()) {
         Decision::Allow => Ok(()),
         Decision::Deny { .. } => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")),
     }
