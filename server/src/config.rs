@@ -919,4 +919,68 @@ mod tests {
         assert!(err(Some("listen = "), &[]).contains("uketsuke.toml: not valid TOML"));
         assert!(err(Some("mode = \"x\""), &[]).contains("mode (uketsuke.toml): \"x\""));
     }
+
+    #[test]
+    fn flood_limits_have_defaults_and_read_their_keys() {
+        let c = Config::from_sources(None, &[]).expect("defaults are valid");
+        assert_eq!(c.floods, Floods::default());
+        assert!(c.floods.trusted_proxies.is_empty());
+        assert_eq!(c.floods.event_streams_per_session, 4);
+
+        let file = r#"
+            trusted_proxies = ["10.0.0.5", "10.1.0.0/16", "fd00::1/64"]
+            header_read_timeout_secs = "3"
+        "#;
+        let c = Config::from_sources(
+            Some(("uketsuke.toml", file)),
+            &env(&[
+                ("UKETSUKE_MAX_CONNECTIONS", "50"),
+                ("UKETSUKE_CONSOLE_REQUEST_BURST", "7"),
+            ]),
+        )
+        .expect("valid");
+        let nets: Vec<String> = c
+            .floods
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, ["10.0.0.5/32", "10.1.0.0/16", "fd00::/64"]);
+        assert_eq!(c.floods.header_read_timeout.as_secs(), 3);
+        assert_eq!(c.floods.max_connections, 50);
+        assert_eq!(c.floods.console_budget.burst, 7);
+        assert_eq!(c.floods.console_budget.per_minute, 600);
+
+        // From the environment: a comma-separated list.
+        let c = Config::from_sources(
+            None,
+            &env(&[("UKETSUKE_TRUSTED_PROXIES", "127.0.0.1, ::1")]),
+        )
+        .expect("valid");
+        assert_eq!(c.floods.trusted_proxies.len(), 2);
+
+        for (pairs, expected) in [
+            (
+                &[("UKETSUKE_TRUSTED_PROXIES", "10.0.0.0/33")][..],
+                "UKETSUKE_TRUSTED_PROXIES",
+            ),
+            (
+                &[("UKETSUKE_TRUSTED_PROXIES", "proxy.example.jp")][..],
+                "not an IP address or CIDR range",
+            ),
+            (&[("UKETSUKE_MAX_CONNECTIONS", "0")][..], "from 1 to"),
+            (
+                &[("UKETSUKE_EVENT_STREAMS_PER_SESSION", "many")][..],
+                "UKETSUKE_EVENT_STREAMS_PER_SESSION",
+            ),
+            (
+                &[("UKETSUKE_KEEP_ALIVE_IDLE_SECS", "-1")][..],
+                "UKETSUKE_KEEP_ALIVE_IDLE_SECS",
+            ),
+        ] {
+            let message = err(None, pairs);
+            assert!(message.contains(expected), "{pairs:?}: {message}");
+            assert!(!message.contains('\n'), "one line: {message}");
+        }
+    }
 }
