@@ -40,14 +40,19 @@ struct Served {
 }
 
 async fn serve(settings: &[(&str, &str)]) -> Served {
+    serve_on(None, settings).await
+}
+
+/// As [`serve`], on the database at `url` (default: a SQLite file in the server's folder).
+async fn serve_on(url: Option<&str>, settings: &[(&str, &str)]) -> Served {
     let dir = tempfile::tempdir().expect("temp dir");
+    let url = url
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("sqlite://{}/server.db", dir.path().display()));
     let mut env: Vec<(String, String)> = vec![
         ("UKETSUKE_MODE".into(), "demo".into()),
         ("UKETSUKE_LISTEN".into(), "127.0.0.1:0".into()),
-        (
-            "UKETSUKE_DATABASE_URL".into(),
-            format!("sqlite://{}/server.db", dir.path().display()),
-        ),
+        ("UKETSUKE_DATABASE_URL".into(), url),
         (
             "UKETSUKE_SITE_ROOT".into(),
             dir.path().join("site").display().to_string(),
@@ -446,7 +451,13 @@ async fn console_and_patient_routes_have_separate_budgets() {
 
 #[tokio::test]
 async fn expired_sessions_and_challenges_are_swept() {
-    let served = serve(&[]).await;
+    for engine in crate::common::engines().await {
+        expired_sessions_and_challenges_are_swept_on(&engine.url).await;
+    }
+}
+
+async fn expired_sessions_and_challenges_are_swept_on(url: &str) {
+    let served = serve_on(Some(url), &[]).await;
     let state = &served.state;
     let db = &state.db;
     let count = |table: &'static str| async move {
