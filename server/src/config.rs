@@ -6,7 +6,9 @@ use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf};
 
 use url::Url;
 
-/// Whether the server runs for demonstrations and practice, or for real patients.
+/// Whether the server runs for demonstrations and practice, or for real patients. There is no
+/// default: `mode` (file) or `UKETSUKE_MODE` must choose one, and demo mode listens on loopback
+/// unless `demo_public` opts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Demo institution seeded, practice card allowed, built-in simulator allowed.
