@@ -15,7 +15,7 @@ done
 
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
-UKETSUKE_LISTEN=127.0.0.1:0 UKETSUKE_LOG=warn \
+UKETSUKE_LISTEN=127.0.0.1:0 UKETSUKE_MODE=demo UKETSUKE_LOG=warn \
   UKETSUKE_DATABASE_URL="sqlite://$work/sizes.db" target/release/uketsuke-server > "$work/out" &
 server=$!
 for _ in $(seq 100); do grep -q "Open the demo" "$work/out" 2>/dev/null && break; sleep 0.1; done

@@ -31,6 +31,7 @@ export async function startServer(extraEnv = {}) {
     env: {
       PATH: process.env.PATH,
       UKETSUKE_LISTEN: '127.0.0.1:0',
+      UKETSUKE_MODE: 'demo',
       UKETSUKE_DATABASE_URL: `sqlite://${join(dir, 'e2e.db')}`,
       UKETSUKE_SITE_ROOT: join(ROOT, 'target', 'site'),
       UKETSUKE_LOG: 'warn',

@@ -11,6 +11,7 @@ start_demo_server() {
   trap stop_demo_server EXIT
   env -i PATH="$PATH" \
     UKETSUKE_LISTEN=127.0.0.1:0 \
+    UKETSUKE_MODE=demo \
     UKETSUKE_DATABASE_URL="sqlite://$work/demo.db" \
     UKETSUKE_SITE_ROOT="$PWD/target/site" \
     UKETSUKE_LOG=warn \

@@ -183,6 +183,7 @@ async fn main() -> Result<(), BoxError> {
     let sim = spawn_with(SocketAddr::from(([127, 0, 0, 1], 0)), SimOptions::default()).await?;
     let mut env = vec![
         ("UKETSUKE_LISTEN", "127.0.0.1:0".to_owned()),
+        ("UKETSUKE_MODE", "demo".to_owned()),
         ("UKETSUKE_DATABASE_URL", database_url),
         ("UKETSUKE_BACKEND", sim.base_url()),
         // Every patient here comes from 127.0.0.1: the per-IP limit would measure itself.

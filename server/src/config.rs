@@ -6,7 +6,9 @@ use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf};
 
 use url::Url;
 
-/// Whether the server runs for demonstrations and practice, or for real patients.
+/// Whether the server runs for demonstrations and practice, or for real patients. There is no
+/// default: `mode` (file) or `UKETSUKE_MODE` must choose one, and demo mode listens on loopback
+/// unless `demo_public` opts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Demo institution seeded, practice card allowed, built-in simulator allowed.
@@ -38,6 +40,9 @@ pub struct Config {
     pub public_origin: Url,
     pub database_url: String,
     pub mode: Mode,
+    /// Demo mode on an address other machines can reach (`demo_public = true`): an explicit,
+    /// logged opt-in. False in production. The demo routes still answer loopback peers only.
+    pub demo_public: bool,
     pub backend: BackendTarget,
     /// Folder with the built site (`pkg/` with the WASM, JS and CSS, and the public files).
     pub site_root: PathBuf,
@@ -248,11 +253,12 @@ impl Config {
 
 /// The keys a configuration may set; file keys are these, environment names are
 /// `UKETSUKE_` + the key in upper case.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "listen",
     "public_origin",
     "database_url",
     "mode",
+    "demo_public",
     "backend",
     "site_root",
     "log",
@@ -408,6 +414,8 @@ fn read_file(
         let mut items = None;
         let value = match value {
             toml::Value::String(s) => s,
+            // The one yes/no setting may be a TOML boolean as well as a string.
+            toml::Value::Boolean(b) if known == "demo_public" => b.to_string(),
             toml::Value::Array(array)
                 if LIST_KEYS.contains(&known) || known == "trusted_proxies" =>
             {
@@ -457,14 +465,9 @@ fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
         None => SocketAddr::from(([127, 0, 0, 1], 3000)),
     };
 
-    let mode = match get("mode") {
-        Some(r) => match r.value.trim() {
-            "demo" => Mode::Demo,
-            "production" => Mode::Production,
-            _ => return Err(r.error("must be \"demo\" or \"production\"")),
-        },
-        None => Mode::Demo,
-    };
+    let mode = mode_of(get("mode"))?;
+    let demo_public = demo_public_of(mode, get("demo_public"))?;
+    check_demo_listen(mode, demo_public, listen, get("listen"))?;
 
     let public_origin = match get("public_origin") {
         Some(r) => parse_origin(r)?,
@@ -630,11 +633,77 @@ fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
         public_origin,
         database_url,
         mode,
+        demo_public,
         backend,
         site_root,
         log_filter,
         log_format,
     })
+}
+
+/// The mode has no default: a server that hands out administrator enrolment codes to anyone
+/// must be started that way on purpose (issue 12 §3). The message names both ways to set it.
+fn mode_of(raw: Option<&Raw>) -> Result<Mode, ConfigError> {
+    match raw {
+        Some(r) => match r.value.trim() {
+            "demo" => Ok(Mode::Demo),
+            "production" => Ok(Mode::Production),
+            _ => Err(r.error(
+                "must be \"demo\" or \"production\" (set mode in uketsuke.toml or UKETSUKE_MODE)",
+            )),
+        },
+        None => Err(ConfigError {
+            source: "UKETSUKE_MODE".to_owned(),
+            message: "not set: choose mode = \"demo\" (practice on this machine: a test CA is \
+                      trusted and anyone here can enrol as administrator) or mode = \
+                      \"production\" (real patients), in uketsuke.toml or as UKETSUKE_MODE"
+                .to_owned(),
+        }),
+    }
+}
+
+/// `demo_public`: `true`/`1`/`yes` or `false`/`0`/`no`; only demo mode may set it true.
+fn demo_public_of(mode: Mode, raw: Option<&Raw>) -> Result<bool, ConfigError> {
+    let Some(r) = raw else {
+        return Ok(false);
+    };
+    let on = match r.value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => true,
+        "false" | "0" | "no" => false,
+        _ => return Err(r.error("must be true or false")),
+    };
+    if on && mode != Mode::Demo {
+        return Err(r.error("applies to demo mode only; remove it in production"));
+    }
+    Ok(on)
+}
+
+/// Demo mode listens on loopback only (127.0.0.0/8, ::1), unless `demo_public` opts in.
+fn check_demo_listen(
+    mode: Mode,
+    demo_public: bool,
+    listen: SocketAddr,
+    raw: Option<&Raw>,
+) -> Result<(), ConfigError> {
+    if mode != Mode::Demo || demo_public || is_loopback(listen.ip()) {
+        return Ok(());
+    }
+    let message = "demo mode listens on loopback only (127.0.0.1 or [::1]): anyone who reaches \
+                   a demo can enrol as administrator and trust its test CA; to show it to other \
+                   machines anyway set demo_public = true (UKETSUKE_DEMO_PUBLIC=1)";
+    Err(match raw {
+        Some(r) => r.error(message),
+        None => ConfigError {
+            source: "UKETSUKE_LISTEN".to_owned(),
+            message: message.to_owned(),
+        },
+    })
+}
+
+/// Loopback: 127.0.0.0/8, ::1, and IPv4 loopback written as an IPv4-mapped IPv6 address (how a
+/// dual-stack socket reports a 127.x peer).
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
 }
 
 /// A list of files: a TOML array's items, or one string split like `PATH` (`a.pem:b.pem`; `;`
@@ -691,12 +760,18 @@ mod tests {
         }
     }
 
+    /// The one key without a default.
+    fn demo() -> Vec<(String, String)> {
+        env(&[("UKETSUKE_MODE", "demo")])
+    }
+
     #[test]
-    fn runs_with_nothing_set() {
-        let c = Config::from_sources(None, &[]).expect("defaults are valid");
+    fn runs_with_only_the_mode_set() {
+        let c = Config::from_sources(None, &demo()).expect("defaults are valid");
         assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
         assert_eq!(c.origin_string(), "http://localhost:3000");
         assert_eq!(c.mode, Mode::Demo);
+        assert!(!c.demo_public);
         assert_eq!(c.backend, BackendTarget::Simulator);
         assert_eq!(c.database_url, "sqlite://data/uketsuke.db");
         assert!(!c.serves_https());
@@ -706,7 +781,11 @@ mod tests {
     fn environment_overrides_file() {
         let c = Config::from_sources(
             Some(("f.toml", "listen = \"127.0.0.1:4000\"\nmode = \"demo\"")),
-            &env(&[("UKETSUKE_LISTEN", "0.0.0.0:5000"), ("OTHER", "x")]),
+            &env(&[
+                ("UKETSUKE_LISTEN", "0.0.0.0:5000"),
+                ("UKETSUKE_DEMO_PUBLIC", "1"),
+                ("OTHER", "x"),
+            ]),
         )
         .expect("valid");
         assert_eq!(c.listen.port(), 5000);
@@ -802,7 +881,10 @@ mod tests {
             ),
         ];
         for (pairs, expected) in cases {
-            let message = err(None, pairs);
+            // Every case chooses demo mode unless it sets the mode itself (later pairs win).
+            let mut with_mode = vec![("UKETSUKE_MODE", "demo")];
+            with_mode.extend_from_slice(pairs);
+            let message = err(None, &with_mode);
             assert!(
                 message.starts_with("configuration error: ") && message.contains(expected),
                 "{pairs:?}: {message}"
@@ -856,7 +938,7 @@ mod tests {
         let c = Config::from_sources(
             Some((
                 "f.toml",
-                "jpki_ca = [\"a.pem\", \"b.pem\"]\njpki_crl = \"a.crl:b.crl\"",
+                "mode = \"demo\"\njpki_ca = [\"a.pem\", \"b.pem\"]\njpki_crl = \"a.crl:b.crl\"",
             )),
             &[],
         )
@@ -864,7 +946,7 @@ mod tests {
         assert_eq!(c.jpki_ca, [PathBuf::from("a.pem"), PathBuf::from("b.pem")]);
         assert_eq!(c.jpki_crl, [PathBuf::from("a.crl"), PathBuf::from("b.crl")]);
         // Demo mode without either: the test CA.
-        let c = Config::from_sources(None, &[]).expect("valid");
+        let c = Config::from_sources(None, &demo()).expect("valid");
         assert!(c.jpki_ca.is_empty() && c.jpki_crl.is_empty());
     }
 
@@ -899,8 +981,11 @@ mod tests {
                 .contains("jpki_ca (uketsuke.toml): must be a list of strings")
         );
         assert!(
-            err(Some("jpki_ca = []\njpki_crl = \"a.crl\""), &[])
-                .contains("jpki_ca (uketsuke.toml): \"[]\": must name one or more files")
+            err(
+                Some("mode = \"demo\"\njpki_ca = []\njpki_crl = \"a.crl\""),
+                &[]
+            )
+            .contains("jpki_ca (uketsuke.toml): \"[]\": must name one or more files")
         );
         // Lists are for the file lists only.
         assert!(
@@ -922,7 +1007,7 @@ mod tests {
 
     #[test]
     fn flood_limits_have_defaults_and_read_their_keys() {
-        let c = Config::from_sources(None, &[]).expect("defaults are valid");
+        let c = Config::from_sources(None, &demo()).expect("defaults are valid");
         assert_eq!(c.floods, Floods::default());
         assert!(c.floods.trusted_proxies.is_empty());
         assert_eq!(c.floods.event_streams_per_session, 4);
@@ -934,6 +1019,7 @@ mod tests {
         let c = Config::from_sources(
             Some(("uketsuke.toml", file)),
             &env(&[
+                ("UKETSUKE_MODE", "demo"),
                 ("UKETSUKE_MAX_CONNECTIONS", "50"),
                 ("UKETSUKE_CONSOLE_REQUEST_BURST", "7"),
             ]),
@@ -954,7 +1040,10 @@ mod tests {
         // From the environment: a comma-separated list.
         let c = Config::from_sources(
             None,
-            &env(&[("UKETSUKE_TRUSTED_PROXIES", "127.0.0.1, ::1")]),
+            &env(&[
+                ("UKETSUKE_MODE", "demo"),
+                ("UKETSUKE_TRUSTED_PROXIES", "127.0.0.1, ::1"),
+            ]),
         )
         .expect("valid");
         assert_eq!(c.floods.trusted_proxies.len(), 2);
@@ -978,9 +1067,116 @@ mod tests {
                 "UKETSUKE_KEEP_ALIVE_IDLE_SECS",
             ),
         ] {
-            let message = err(None, pairs);
+            let mut all = vec![("UKETSUKE_MODE", "demo")];
+            all.extend_from_slice(pairs);
+            let message = err(None, &all);
             assert!(message.contains(expected), "{pairs:?}: {message}");
             assert!(!message.contains('\n'), "one line: {message}");
         }
+    }
+
+    #[test]
+    fn the_mode_must_be_chosen() {
+        for file in [None, Some("listen = \"127.0.0.1:3000\"")] {
+            let m = err(file, &[]);
+            assert!(
+                m.starts_with("configuration error: UKETSUKE_MODE: not set"),
+                "{m}"
+            );
+            // The message names both places and both values.
+            for part in [
+                "uketsuke.toml",
+                "UKETSUKE_MODE",
+                "\"demo\"",
+                "\"production\"",
+            ] {
+                assert!(m.contains(part), "{part}: {m}");
+            }
+            assert!(!m.contains('\n'), "one line: {m}");
+        }
+        // Either source chooses it.
+        let c = Config::from_sources(Some(("f.toml", "mode = \"demo\"")), &[]).expect("valid");
+        assert_eq!(c.mode, Mode::Demo);
+        let m = err(None, &[("UKETSUKE_MODE", "")]);
+        assert!(m.contains("UKETSUKE_MODE: \"\": must be"), "{m}");
+    }
+
+    #[test]
+    fn demo_mode_listens_on_loopback_unless_opted_in() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("UKETSUKE_MODE", "demo")];
+            all.extend_from_slice(pairs);
+            Config::from_sources(None, &env(&all))
+        };
+        for loopback in [
+            "127.0.0.1:3000",
+            "127.8.9.10:0",
+            "[::1]:3000",
+            "[::ffff:127.0.0.1]:0",
+        ] {
+            let c = with(&[("UKETSUKE_LISTEN", loopback)]).expect(loopback);
+            assert!(!c.demo_public);
+        }
+        for open in [
+            "0.0.0.0:3000",
+            "[::]:3000",
+            "192.0.2.7:3000",
+            "[2001:db8::1]:3000",
+        ] {
+            let m = match with(&[("UKETSUKE_LISTEN", open)]) {
+                Ok(c) => panic!("{open}: expected a refusal, got {c:?}"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                m.starts_with(&format!("configuration error: UKETSUKE_LISTEN: \"{open}\": demo mode listens on loopback only")),
+                "{m}"
+            );
+            assert!(m.contains("UKETSUKE_DEMO_PUBLIC=1"), "{m}");
+            assert!(!m.contains('\n'));
+            // The opt-in, from the environment or as a TOML boolean.
+            let c = with(&[("UKETSUKE_LISTEN", open), ("UKETSUKE_DEMO_PUBLIC", "true")])
+                .expect("opted in");
+            assert!(c.demo_public);
+        }
+        let c = Config::from_sources(
+            Some((
+                "f.toml",
+                "mode = \"demo\"\nlisten = \"0.0.0.0:3000\"\ndemo_public = true",
+            )),
+            &[],
+        )
+        .expect("valid");
+        assert!(c.demo_public);
+        let m = err(
+            Some("mode = \"demo\"\nlisten = \"0.0.0.0:3000\"\ndemo_public = false"),
+            &[],
+        );
+        assert!(
+            m.contains("listen (uketsuke.toml): \"0.0.0.0:3000\": demo mode"),
+            "{m}"
+        );
+        let m = err(
+            None,
+            &[("UKETSUKE_MODE", "demo"), ("UKETSUKE_DEMO_PUBLIC", "maybe")],
+        );
+        assert!(
+            m.contains("UKETSUKE_DEMO_PUBLIC: \"maybe\": must be true or false"),
+            "{m}"
+        );
+        // Production listens where it is told and refuses the demo-only key.
+        let c = production(&[
+            ("UKETSUKE_LISTEN", "0.0.0.0:3000"),
+            ("UKETSUKE_JPKI_CA", "/a.pem"),
+            ("UKETSUKE_JPKI_CRL", "/a.crl"),
+        ])
+        .expect("valid");
+        assert!(!c.demo_public);
+        let m = production(&[("UKETSUKE_DEMO_PUBLIC", "1")])
+            .expect_err("demo only")
+            .to_string();
+        assert!(
+            m.contains("UKETSUKE_DEMO_PUBLIC: \"1\": applies to demo mode only"),
+            "{m}"
+        );
     }
 }

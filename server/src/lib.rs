@@ -116,7 +116,11 @@ impl Server {
         let db = storage::open(&config.database_url).await?;
         let demo_links = match config.mode {
             Mode::Demo => storage::seed::ensure_demo(&db).await?,
-            Mode::Production => Vec::new(),
+            Mode::Production => {
+                // A database that served a demo keeps no way in to the demo institution.
+                console::demo::retire(&db, clock.now_ms()).await?;
+                Vec::new()
+            }
         };
         console::demo::ensure_accounts(&db, config.mode).await?;
         let now_unix = clock.now_ms().div_euclid(1000);
@@ -178,6 +182,9 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        if config.mode == Mode::Demo {
+            demo_banner(addr, config.demo_public);
+        }
         // "Any port" with no public origin set: browsers reach the port actually bound, and
         // that is the origin challenges are bound to.
         let mut config = config;
@@ -275,6 +282,37 @@ impl Server {
         upkeep.abort();
         served
     }
+}
+
+/// The demo-mode notice at start: one warn event (so that JSON logs stay JSON) whose message
+/// spells out what a demo trusts and allows. With `demo_public` a second warn names the opt-in.
+fn demo_banner(addr: SocketAddr, demo_public: bool) {
+    if demo_public {
+        tracing::warn!(
+            listen = %addr,
+            "demo_public is set: this DEMO server accepts connections from other machines \
+             (the demo routes still answer this machine only)"
+        );
+    }
+    let reach = if demo_public {
+        "OTHER MACHINES CAN REACH IT (demo_public = true)"
+    } else {
+        "it listens on loopback: only this machine can reach it"
+    };
+    tracing::warn!(
+        listen = %addr,
+        demo_public,
+        "\n\
+         ==================== UKETSUKE DEMO MODE / デモモード ====================\n\
+         This server is a DEMONSTRATION. Not for patients. 患者さんの受付には使えません。\n\
+         - It trusts a TEST CA whose key anyone can re-derive: its card signatures prove nothing.\n\
+         - Anyone on this machine can enrol as the demo ADMINISTRATOR (POST /api/console/demo/enrolment-code).\n\
+         - The business clock can be moved forward on request (POST /api/console/demo/clock).\n\
+         - Its backend is the built-in simulator unless one was set; its people are made up.\n\
+         - {reach}.\n\
+         For real patients: mode = \"production\" (UKETSUKE_MODE=production).\n\
+         ========================================================================="
+    );
 }
 
 /// Re-reads the revocation lists every ten minutes; a bad or stale file keeps the current lists.

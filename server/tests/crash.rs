@@ -62,6 +62,7 @@ impl ServerProcess {
             .current_dir(dir)
             .env_clear()
             .env("UKETSUKE_LISTEN", "127.0.0.1:0")
+            .env("UKETSUKE_MODE", "demo")
             .env("UKETSUKE_DATABASE_URL", database_url)
             .env("UKETSUKE_BACKEND", backend)
             // All patients come from 127.0.0.1: the per-IP limit would refuse most of them.

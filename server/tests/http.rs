@@ -49,6 +49,7 @@ async fn start(extra: &[(&str, &str)]) -> Running {
     let db_url = format!("sqlite://{}/test.db", dir.path().display());
     let mut env = vec![
         ("UKETSUKE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("UKETSUKE_MODE".to_owned(), "demo".to_owned()),
         ("UKETSUKE_DATABASE_URL".to_owned(), db_url.clone()),
         (
             "UKETSUKE_SITE_ROOT".to_owned(),

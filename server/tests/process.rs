@@ -21,6 +21,8 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_the_key() {
         let output = Command::new(BIN)
             .current_dir(dir.path())
             .env_clear()
+            // The mode has no default; the bad value is the one under test.
+            .env("UKETSUKE_MODE", "demo")
             .env(key, value)
             .output()
             .expect("runs");
@@ -61,6 +63,7 @@ fn prints_the_demo_url_and_stops_cleanly_on_sigterm() {
         .current_dir(dir.path())
         .env_clear()
         .env("UKETSUKE_LISTEN", "127.0.0.1:0")
+        .env("UKETSUKE_MODE", "demo")
         .env("UKETSUKE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -437,6 +437,7 @@ async fn the_server_starts_on_a_bundle_and_stops_on_a_bad_one() {
             None,
             &[
                 ("UKETSUKE_LISTEN", "127.0.0.1:0".to_owned()),
+                ("UKETSUKE_MODE", "demo".to_owned()),
                 (
                     "UKETSUKE_DATABASE_URL",
                     format!("sqlite://{}/server.db", dir.path().display()),

@@ -12,7 +12,7 @@
 //! - `audit` — the hash-chained audit log, its view and export
 //! - `roles` — the stable database form of a role
 //! - `visual_check` — 目視確認: a staff member confirms a patient's face on an institution device
-//! - `demo` — demo accounts and the demo-only enrolment-code route
+//! - `demo` — demo accounts, the demo-only routes (loopback peers only), retiring a demo
 //! - `cli` — `uketsuke-server admin create`, `api-token create`, `audit verify`
 //!
 //! Every route answers only about the signed-in account's institution: another institution's
@@ -54,7 +54,7 @@ pub const CSRF_HEADER: &str = "x-uketsuke-csrf";
 
 /// All console routes, with the CSRF check in front of them.
 pub fn router(state: AppState) -> Router {
-    let mut routes = Router::new()
+    let routes = Router::new()
         .route("/api/console/enrol/start", post(passkeys::enrol_start))
         .route("/api/console/enrol/finish", post(passkeys::enrol_finish))
         .route("/api/console/signin/start", post(passkeys::signin_start))
@@ -130,18 +130,29 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/console/audit", get(audit::list))
         .route("/api/console/audit.csv", get(audit::export));
-    // The shortcut for the e2e suite's virtual authenticator exists in demo mode only; in
-    // production the path is not routed at all.
-    if state.config.mode == Mode::Demo {
-        routes = routes.route(
-            "/api/console/demo/enrolment-code",
-            post(demo::enrolment_code),
-        );
-        routes = routes.route("/api/console/demo/clock", post(demo::move_clock));
-    }
     routes
         .layer(middleware::from_fn_with_state(state.clone(), csrf))
         .with_state(state)
+}
+
+/// The demo-only routes (the enrolment-code shortcut for the e2e suite's virtual authenticator,
+/// the clock), with the CSRF check; `None` in production, where the paths are not routed at
+/// all. The caller puts [`demo::loopback_only`] in front of them.
+pub fn demo_router(state: AppState) -> Option<Router> {
+    if state.config.mode != Mode::Demo {
+        return None;
+    }
+    let routes = Router::new()
+        .route(
+            "/api/console/demo/enrolment-code",
+            post(demo::enrolment_code),
+        )
+        .route("/api/console/demo/clock", post(demo::move_clock));
+    Some(
+        routes
+            .layer(middleware::from_fn_with_state(state.clone(), csrf))
+            .with_state(state),
+    )
 }
 
 /// Refuses a state-changing request (anything but GET, HEAD, OPTIONS) unless its `Origin` is

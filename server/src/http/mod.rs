@@ -69,6 +69,16 @@ pub fn router(state: AppState) -> Router {
     // Addresses outside the app's routes still get the app's own 404 page, in the visitor's
     // language, rendered in full before the status is sent.
     let not_found = leptos_axum::render_app_async_with_context(context.clone(), app_shell.clone());
+    // Demo mode: the demo routes answer this machine only; another peer gets the 404 page an
+    // unrouted path gets (issue 12 §3).
+    let demo = crate::console::demo_router(state.clone()).map(|routes| {
+        let not_routed = not_found.clone();
+        routes.layer(middleware::from_fn(
+            move |request: axum::extract::Request, next: middleware::Next| {
+                crate::console::demo::loopback_only(not_routed.clone(), request, next)
+            },
+        ))
+    });
     let pages = Router::new()
         .leptos_routes_with_context(&leptos_options, routes, context, app_shell)
         .fallback(move |request: axum::extract::Request| not_found(request))
@@ -124,6 +134,10 @@ pub fn router(state: AppState) -> Router {
 
     let policy = SecurityPolicy {
         https: state.config.serves_https(),
+    };
+    let pages = match demo {
+        Some(demo) => pages.merge(demo),
+        None => pages,
     };
     pages
         .merge(probes)

@@ -2,7 +2,8 @@
 //! reception link per kind so that every flow can be tried from the start. It is the
 //! simulator's demo clinic: same 医療機関等コード and request-signing key, so the built-in
 //! simulator and a standalone `backend-sim` both know it, and the population's welfare
-//! contracts (委託) point to it.
+//! contracts (委託) point to it. A production start on the same database retires it
+//! (`console::demo::retire`); a later demo start re-opens a link of every kind.
 
 use sqlx::Row;
 use uketsuke_backend::simulator::keys::{DEMO_CLINIC, institution_code, institution_signing_key};
@@ -60,9 +61,39 @@ pub async fn ensure_demo(db: &Db) -> Result<Vec<DemoLink>, StorageError> {
             });
         }
     }
+    // A kind without an open link (a production start revoked them, or a visitor did): a new
+    // one, so that every flow can still be tried.
+    for kind in ReceptionKind::ALL {
+        if !links.iter().any(|l| l.kind == kind) {
+            let id = new_id();
+            insert_link(db, &institution_id, kind, &id, now_millis()).await?;
+            links.push(DemoLink { kind, id });
+        }
+    }
     links.sort_by_key(|l| ReceptionKind::ALL.iter().position(|k| *k == l.kind));
     links.dedup_by_key(|l| l.kind);
     Ok(links)
+}
+
+async fn insert_link<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    executor: E,
+    institution_id: &str,
+    kind: ReceptionKind,
+    id: &str,
+    now: i64,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO reception_links (id, institution_id, kind, label, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(institution_id)
+    .bind(kind.code())
+    .bind("demo")
+    .bind(now)
+    .execute(executor)
+    .await?;
+    Ok(())
 }
 
 async fn create_demo(db: &Db) -> Result<String, StorageError> {
@@ -81,17 +112,7 @@ async fn create_demo(db: &Db) -> Result<String, StorageError> {
     .execute(&mut *tx)
     .await?;
     for kind in ReceptionKind::ALL {
-        sqlx::query(
-            "INSERT INTO reception_links (id, institution_id, kind, label, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(new_id())
-        .bind(&institution_id)
-        .bind(kind.code())
-        .bind("demo")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        insert_link(&mut *tx, &institution_id, kind, &new_id(), now).await?;
     }
     tx.commit().await?;
     Ok(institution_id)

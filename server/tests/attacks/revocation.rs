@@ -131,6 +131,7 @@ async fn served(crl_der: &[u8]) -> Served {
     let crl = write(dir.path(), "start.crl", crl_der);
     let env: Vec<(String, String)> = [
         ("UKETSUKE_LISTEN", "127.0.0.1:0".to_owned()),
+        ("UKETSUKE_MODE", "demo".to_owned()),
         (
             "UKETSUKE_DATABASE_URL",
             format!("sqlite://{}/server.db", dir.path().display()),

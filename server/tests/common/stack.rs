@@ -122,6 +122,7 @@ pub async fn server(
 ) -> (String, Vec<(String, String)>, AppState) {
     let mut env: Vec<(String, String)> = [
         ("UKETSUKE_LISTEN", "127.0.0.1:0".to_owned()),
+        ("UKETSUKE_MODE", "demo".to_owned()),
         ("UKETSUKE_DATABASE_URL", url.to_owned()),
         ("UKETSUKE_BACKEND", sim_base.to_owned()),
         ("UKETSUKE_RATE_LIMITS", "off".to_owned()),

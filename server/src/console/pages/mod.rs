@@ -116,6 +116,8 @@ pub fn tr(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {
 pub struct Viewer {
     pub staff: Staff,
     pub me: Me,
+    /// Demo mode: every screen's bar carries a "デモ / Demo" marker.
+    pub demo: bool,
 }
 
 /// The signed-in staff member, or a redirect to the sign-in screen that comes back here.
@@ -139,7 +141,11 @@ pub async fn viewer(
         .await
         .map_err(|e| e.into_response())?
         .0;
-    Ok(Viewer { staff, me })
+    Ok(Viewer {
+        staff,
+        me,
+        demo: is_demo(state),
+    })
 }
 
 /// Percent-encodes everything but unreserved characters.
@@ -288,9 +294,13 @@ fn top_bar(lang: Lang, viewer: Option<&Viewer>, section: Section, path: &str) ->
             </button>
         }
     });
+    let demo = viewer
+        .is_some_and(|v| v.demo)
+        .then(|| view! { <span class="demo-mark" data-testid="demo-mark">"デモ / Demo"</span> });
     view! {
         <header class="console-bar">
             <span class="brand">"Uketsuke"</span>
+            {demo}
             {nav}
             <a class="lang-link" href=switch_href lang=other.code() hreflang=other.code()>{switch_label}</a>
         </header>
