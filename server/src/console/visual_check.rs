@@ -143,10 +143,9 @@ pub async fn visual_check(
         &session,
         &link,
         choices,
-        (proof, identity),
+        (proof, identity, Some(&staff.actor())),
         &card_ref,
         now_ms,
-        Some(&staff.actor()),
     )
     .await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))

@@ -72,8 +72,7 @@ fn require(bearer: &Bearer, scope: Scope) -> ApiResult<()> {
 }
 
 /// The token, for the audit log: `-api:<token id>`.
-fn actor(bearer: &Bearer, headers: &HeaderMap) -> Actor {
-    let _ = headers;
+fn actor(bearer: &Bearer) -> Actor {
     Actor {
         institution_id: bearer.institution_id.clone(),
         account: format!("-api:{}", bearer.id),
@@ -144,14 +143,7 @@ pub async fn create_link(
     let mut tx = state.db.begin().await.map_err(StorageError::from)?;
     let id = links::create(&mut *tx, &link, now).await?;
     tokens::mark_link_in(&mut tx, &id, &bearer.id).await?;
-    audit::append(
-        &mut tx,
-        &actor(&bearer, &headers),
-        "api.link.create",
-        Some(&id),
-        now,
-    )
-    .await?;
+    audit::append(&mut tx, &actor(&bearer), "api.link.create", Some(&id), now).await?;
     tx.commit().await.map_err(StorageError::from)?;
     let record = links::get(&state.db, &bearer.institution_id, &id)
         .await?
@@ -175,7 +167,7 @@ pub async fn get_link(
     let record = own_link(&state, &bearer, &id).await?;
     audit::record(
         &state.db,
-        &actor(&bearer, &headers),
+        &actor(&bearer),
         "api.link.read",
         Some(&record.id),
         state.clock.now_ms(),
@@ -196,7 +188,7 @@ pub async fn revoke_link(
     let mut tx = state.db.begin().await.map_err(StorageError::from)?;
     audit::append(
         &mut tx,
-        &actor(&bearer, &headers),
+        &actor(&bearer),
         "api.link.revoke",
         Some(&record.id),
         now,
@@ -250,7 +242,7 @@ pub async fn record_home_visit(
     if added {
         audit::append(
             &mut tx,
-            &actor(&bearer, &headers),
+            &actor(&bearer),
             "api.home_visit.record",
             Some(&reception.id),
             now,

@@ -131,6 +131,21 @@ pub async fn create(
     Ok(token)
 }
 
+/// Makes a token with `scopes`, ending at `expires_at` (ms); returns its id and the token.
+pub async fn create_with(
+    db: &Db,
+    institution_id: &str,
+    label: &str,
+    scopes: &[Scope],
+    expires_at: i64,
+    now_ms: i64,
+) -> Result<(String, String), StorageError> {
+    let mut tx = db.begin().await?;
+    let made = create_in(&mut tx, institution_id, label, scopes, expires_at, now_ms).await?;
+    tx.commit().await?;
+    Ok(made)
+}
+
 /// Makes a token in `tx` with `scopes`, ending at `expires_at` (ms); returns its id and the
 /// token (256 random bits after the prefix).
 pub async fn create_in(

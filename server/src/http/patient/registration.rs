@@ -96,10 +96,9 @@ pub async fn register(
         &session,
         &link,
         choices,
-        (identity, Identity::Card),
+        (identity, Identity::Card, None),
         &card_ref,
         now_ms,
-        None,
     )
     .await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
@@ -111,10 +110,14 @@ pub(crate) async fn queue_registration(
     session: &receptions::Session,
     link: &OpenLink,
     choices: Choices,
-    (proof, identity): (IdentityProof, Identity),
+    // With the staff member who confirmed, for 目視確認 (audited in the reception's transaction).
+    (proof, identity, visual_check): (
+        IdentityProof,
+        Identity,
+        Option<&crate::console::audit::Actor>,
+    ),
     card_ref: &str,
     now_ms: i64,
-    visual_check: Option<&crate::console::audit::Actor>,
 ) -> ApiResult<Accepted> {
     let outbox_id = new_id();
     let request = RegistrationRequest {
