@@ -64,8 +64,11 @@ impl Scope {
         Ok(scopes)
     }
 
-    /// The stored form of a list.
+    /// The stored form of a list: sorted, without repeats.
     pub fn join(scopes: &[Scope]) -> String {
+        let mut scopes = scopes.to_vec();
+        scopes.sort();
+        scopes.dedup();
         scopes
             .iter()
             .map(|s| s.name())

@@ -1067,11 +1067,16 @@ async fn a_database_writer_cannot_rewrite_the_audit_chain() {
     assert_eq!(broken.reason, "chain not keyed");
 }
 
+/// On every engine (SQLite always; PostgreSQL when `UKETSUKE_TEST_POSTGRES_URL` is set).
 #[tokio::test]
 async fn rows_from_before_the_key_keep_verifying_and_are_protected_by_it() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}/legacy.db", dir.path().display());
-    let db = storage::open(&url).await.expect("database");
+    for engine in common::engines().await {
+        legacy_rows_on(&engine.url).await;
+    }
+}
+
+async fn legacy_rows_on(url: &str) {
+    let db = storage::open(url).await.expect("database");
     sqlx::query(
         "INSERT INTO institutions (id, code, name_ja, name_en, created_at) \
          VALUES ('legacyinstitution00000000', '1312345670', 'x', 'x', 0)",
@@ -1121,4 +1126,52 @@ async fn rows_from_before_the_key_keep_verifying_and_are_protected_by_it() {
         .expect("read")
         .expect_err("found");
     assert_eq!((broken.seq, broken.reason), (4, "row altered"));
+
+    // Token storage on this engine: scopes, expiry, list and revocation by id.
+    let (id, token) = storage::tokens::create_with(
+        &db,
+        "legacyinstitution00000000",
+        "x",
+        &[Scope::LinksRevoke, Scope::LinksAppointment],
+        100,
+        50,
+    )
+    .await
+    .expect("token");
+    let bearer = storage::tokens::bearer(&db, &token, 99)
+        .await
+        .expect("read")
+        .expect("live");
+    assert_eq!(bearer.scopes, [Scope::LinksAppointment, Scope::LinksRevoke]);
+    assert_eq!(
+        storage::tokens::bearer(&db, &token, 100)
+            .await
+            .expect("read"),
+        Err(storage::tokens::Refusal::Expired)
+    );
+    let list = storage::tokens::list(&db, "legacyinstitution00000000")
+        .await
+        .expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].id, id);
+    let mut tx = db.begin().await.expect("tx");
+    assert!(
+        storage::tokens::revoke_by_id_in(&mut tx, "legacyinstitution00000000", &id, 60)
+            .await
+            .expect("revoke")
+    );
+    tx.commit().await.expect("commit");
+    assert_eq!(
+        storage::tokens::bearer(&db, &token, 61)
+            .await
+            .expect("read"),
+        Err(storage::tokens::Refusal::Invalid)
+    );
+    let roles: String =
+        sqlx::query_scalar("SELECT visual_check_roles FROM institutions WHERE id = $1")
+            .bind("legacyinstitution00000000")
+            .fetch_one(&db)
+            .await
+            .expect("roles");
+    assert_eq!(roles, "medical_viewer,administrator");
 }
