@@ -770,6 +770,19 @@ mod tests {
     }
 
     #[test]
+    fn the_keyed_rule_needs_the_key() {
+        let key = AuditKey::from_bytes(&[1u8; 32]).expect("key");
+        let other = AuditKey::from_bytes(&[2u8; 32]).expect("key");
+        let keyed = keyed_hash(&key, GENESIS, "i", &entry(1));
+        assert_eq!(keyed.len(), 64);
+        assert_ne!(keyed, chain_hash(GENESIS, "i", &entry(1)));
+        assert_ne!(keyed, keyed_hash(&other, GENESIS, "i", &entry(1)));
+        assert_ne!(key.id(), other.id());
+        assert_eq!(key.id().len(), 16);
+        assert!(AuditKey::from_bytes(&[1u8; 31]).is_err());
+    }
+
+    #[test]
     fn field_boundaries_cannot_be_shifted() {
         // "ab" + "c" and "a" + "bc" must not hash alike.
         let mut a = entry(1);

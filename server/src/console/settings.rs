@@ -233,6 +233,19 @@ mod tests {
     }
 
     #[test]
+    fn visual_check_roles_read_back_and_default_as_the_migration_stores_them() {
+        // The column default of migration 0007.
+        assert_eq!(
+            roles_of("medical_viewer,administrator"),
+            DEFAULT_VISUAL_CHECK_ROLES
+        );
+        let all = [Role::General, Role::MedicalViewer, Role::Administrator];
+        assert_eq!(roles_of(&roles_text(&all)), all);
+        // An unknown code grants nothing.
+        assert_eq!(roles_of("root, general"), [Role::General]);
+    }
+
+    #[test]
     fn codes_are_check_digit_verified_and_names_trimmed() {
         let good = InstitutionCode::with_check_digit("131234567").expect("code");
         let ok = validated(settings(good.as_str(), 90)).expect("valid");
