@@ -140,7 +140,8 @@ describe('institution console', () => {
 
   test('on the ward laptop a signed-in staff member registers a patient by visual check', async () => {
     const staff = await staffPage();
-    await enrolAndSignIn(staff.page, 'staff');
+    // 目視確認 is for 医療情報閲覧 and 管理者 unless an administrator allows 一般利用者 (issue 12).
+    await enrolAndSignIn(staff.page, 'doctor');
 
     // Online care never offers the visual check, even with staff signed in.
     await toReview(server, staff.page, 'online_care');
@@ -183,7 +184,7 @@ describe('institution console', () => {
     await row.waitFor({ timeout: 20_000 });
     await row.locator('a').first().click();
     await staff.page.getByTestId('patient-name').waitFor();
-    assert.match(await staff.page.locator('main').textContent(), /目視確認 \(staff\)/);
+    assert.match(await staff.page.locator('main').textContent(), /目視確認 \(doctor\)/);
 
     // The same screens in English.
     await staff.page.goto(`${server.base}/r/${server.links.device_failure}?lang=en`);
@@ -191,7 +192,7 @@ describe('institution console', () => {
     await staff.page.getByTestId('to-card').click();
     await staff.page.waitForURL(/\/card$/);
     await staff.page.getByTestId('method-visual').check();
-    await staff.page.getByText('This is an institution device. Staff member: デモ 受付 (staff)').waitFor();
+    await staff.page.getByText('This is an institution device. Staff member: デモ 医師 (doctor)').waitFor();
     await screenshot(staff.page, 'flow-visual-en-1-method');
     await staff.page.getByTestId('use-practice').click();
     await staff.page.getByTestId('visual-send').waitFor({ timeout: 30_000 });

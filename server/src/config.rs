@@ -64,6 +64,11 @@ pub struct Config {
     pub relay_workers: usize,
     /// Connection and request limits against floods (issue 12 §5).
     pub floods: Floods,
+    /// The file of the audit chain's HMAC key (32 or more random bytes), outside the database.
+    /// Required in production; in demo mode, default `audit.key` beside the SQLite file (for
+    /// PostgreSQL: in the system's temporary folder, named after the database URL's hash), made
+    /// when missing.
+    pub audit_key_file: PathBuf,
 }
 
 /// Limits against floods: how long a connection may take to send its headers or sit idle, how
@@ -253,7 +258,7 @@ impl Config {
 
 /// The keys a configuration may set; file keys are these, environment names are
 /// `UKETSUKE_` + the key in upper case.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 16] = [
     "listen",
     "public_origin",
     "database_url",
@@ -269,6 +274,7 @@ const KEYS: [&str; 15] = [
     "backend_key_id",
     "rate_limits",
     "relay_workers",
+    "audit_key_file",
 ];
 
 /// The keys whose value is a list of files: a TOML array of strings, or one string with the
@@ -620,10 +626,25 @@ fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
         None => 4,
     };
 
+    let audit_key_file = match get("audit_key_file") {
+        Some(r) if r.value.trim().is_empty() => return Err(r.error("must name a file")),
+        Some(r) => PathBuf::from(r.value.trim()),
+        None if mode == Mode::Production => {
+            return Err(ConfigError {
+                source: "UKETSUKE_AUDIT_KEY_FILE".to_owned(),
+                message: "production mode needs the audit chain's key file (32 or more random \
+                          bytes, e.g. `head -c 32 /dev/urandom > /etc/uketsuke/audit.key`, \
+                          mode 0600)"
+                    .to_owned(),
+            });
+        }
+        None => demo_audit_key_file(&database_url),
+    };
     let floods = floods(raw)?;
 
     Ok(Config {
         floods,
+        audit_key_file,
         jpki_ca,
         jpki_crl,
         backend_key,
@@ -706,6 +727,25 @@ pub fn is_loopback(ip: std::net::IpAddr) -> bool {
     ip.to_canonical().is_loopback()
 }
 
+/// Demo mode's audit key file: `audit.key` beside the SQLite database, or for PostgreSQL (and
+/// an in-memory SQLite) one per database URL in the system's temporary folder.
+fn demo_audit_key_file(database_url: &str) -> PathBuf {
+    use std::str::FromStr as _;
+    if database_url.starts_with("sqlite:")
+        && let Ok(options) = sqlx::sqlite::SqliteConnectOptions::from_str(database_url)
+    {
+        let file = options.get_filename();
+        if file != std::path::Path::new(":memory:") {
+            let parent = file.parent().unwrap_or(std::path::Path::new(""));
+            return parent.join("audit.key");
+        }
+    }
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(database_url.as_bytes());
+    let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    std::env::temp_dir().join(format!("uketsuke-audit-{name}.key"))
+}
+
 /// A list of files: a TOML array's items, or one string split like `PATH` (`a.pem:b.pem`; `;`
 /// on Windows). No item may be empty, so a stray separator is an error, not a silent skip.
 fn path_list(raw: Option<&Raw>) -> Result<Vec<PathBuf>, ConfigError> {
@@ -775,6 +815,35 @@ mod tests {
         assert_eq!(c.backend, BackendTarget::Simulator);
         assert_eq!(c.database_url, "sqlite://data/uketsuke.db");
         assert!(!c.serves_https());
+        assert_eq!(c.audit_key_file, std::path::PathBuf::from("data/audit.key"));
+    }
+
+    #[test]
+    fn production_needs_the_audit_key_file() {
+        let key = uketsuke_backend::contract::signing::encode_verifying_key(
+            &uketsuke_backend::simulator::keys::backend_verifying_key(),
+        );
+        let pairs = [
+            ("UKETSUKE_MODE", "production"),
+            ("UKETSUKE_PUBLIC_ORIGIN", "https://uketsuke.example.jp"),
+            ("UKETSUKE_BACKEND", "https://oqs.example.jp/api"),
+            ("UKETSUKE_BACKEND_KEY", key.as_str()),
+            ("UKETSUKE_BACKEND_KEY_ID", "oqs-1"),
+            ("UKETSUKE_JPKI_CA", "/etc/uketsuke/jpki-ca.pem"),
+            ("UKETSUKE_JPKI_CRL", "/etc/uketsuke/jpki.crl"),
+        ];
+        let m = err(None, &pairs);
+        assert!(
+            m.contains("UKETSUKE_AUDIT_KEY_FILE: production mode needs"),
+            "{m}"
+        );
+        // Demo mode on PostgreSQL: a key file per database in the temporary folder.
+        let c = Config::from_sources(
+            None,
+            &env(&[("UKETSUKE_DATABASE_URL", "postgres://u@db.example/uk")]),
+        )
+        .expect("valid");
+        assert!(c.audit_key_file.starts_with(std::env::temp_dir()));
     }
 
     #[test]
@@ -810,10 +879,15 @@ mod tests {
                     ),
                 ),
                 ("UKETSUKE_BACKEND_KEY_ID", "oqs-1"),
+                ("UKETSUKE_AUDIT_KEY_FILE", "/etc/uketsuke/audit.key"),
             ]),
         )
         .expect("valid");
         assert!(c.serves_https());
+        assert_eq!(
+            c.audit_key_file,
+            std::path::PathBuf::from("/etc/uketsuke/audit.key")
+        );
         assert_eq!(c.origin_string(), "https://uketsuke.example.jp");
     }
 
@@ -903,6 +977,7 @@ mod tests {
             ("UKETSUKE_BACKEND", "https://oqs.example.jp/api"),
             ("UKETSUKE_BACKEND_KEY", key.as_str()),
             ("UKETSUKE_BACKEND_KEY_ID", "oqs-1"),
+            ("UKETSUKE_AUDIT_KEY_FILE", "/etc/uketsuke/audit.key"),
         ];
         pairs.extend_from_slice(extra);
         Config::from_sources(None, &env(&pairs))

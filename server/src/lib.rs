@@ -90,6 +90,10 @@ pub enum StartError {
     Backend(reqwest::Error),
     #[error("JPKI trust: {0}")]
     Trust(#[from] trust::TrustError),
+    #[error("audit_key_file: {0}")]
+    AuditKey(String),
+    #[error(transparent)]
+    AuditKeyMismatch(#[from] console::audit::KeyError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -114,6 +118,11 @@ impl Server {
     pub async fn build_with(config: Config, options: Options) -> Result<Server, StartError> {
         let clock = options.clock;
         let db = storage::open(&config.database_url).await?;
+        // The audit chain's key (outside the database); demo mode makes one if missing.
+        let audit_key =
+            console::audit::AuditKey::load(&config.audit_key_file, config.mode == Mode::Demo)
+                .map_err(StartError::AuditKey)?;
+        console::audit::install(&db, &audit_key, clock.now_ms()).await?;
         let demo_links = match config.mode {
             Mode::Demo => storage::seed::ensure_demo(&db).await?,
             Mode::Production => {

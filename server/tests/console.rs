@@ -1460,7 +1460,14 @@ async fn the_audit_chain_records_who_did_what_and_shows_tampering() {
         Some(&format!("{id}/csv"))
     ));
     assert!(has("admin", "settings.update", Some("uses_welfare_info")));
-    assert!(has("admin", "passkey.register", Some("admin")));
+    // The passkey registered, and who enrolled it (the demo helper issued the code).
+    assert!(entries.iter().any(|e| {
+        e["account"] == "admin"
+            && e["action"] == "passkey.register"
+            && e["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("admin/") && t.ends_with(" enrolled_by=-demo"))
+    }));
     assert!(
         entries
             .iter()
@@ -1609,9 +1616,18 @@ async fn the_command_line_creates_the_first_administrator_and_tokens() {
     assert_eq!(me.body["institution"]["code"], good.as_str());
     assert_eq!(me.body["role"], "administrator");
 
-    let token = console::cli::api_token_create(db, good.as_str(), "レセコン", now)
-        .await
-        .expect("token");
+    // A long-lived link needs the `links:standing` scope (issue 12 §7).
+    let token = console::cli::api_token_create_with(
+        db,
+        good.as_str(),
+        "レセコン",
+        Some("links:standing"),
+        None,
+        now,
+    )
+    .await
+    .expect("token")
+    .token;
     let http = reqwest::Client::new();
     let made = http
         .post(format!("{}/api/v1/links", stack.base))
@@ -2010,7 +2026,8 @@ async fn visual_check(console: &Console, session: &str, body: Value) -> Answer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn visual_check_needs_a_staff_member_of_the_institution_and_a_kind_that_allows_it() {
     let stack = stack().await;
-    let (staff, _) = demo_staff(&stack, "staff").await;
+    // 医療情報閲覧 may by default (issue 12 §7; general staff only when the setting allows).
+    let (staff, _) = demo_staff(&stack, "doctor").await;
     let certificate = card_certificate(1, CertificateCase::Valid).await;
     let body = json!({ "certificate": certificate, "face_matches": true });
 
@@ -2091,7 +2108,7 @@ async fn visual_check_needs_a_staff_member_of_the_institution_and_a_kind_that_al
     }
     assert_eq!(detail.body["status"], "confirmed", "{detail:?}");
     assert_eq!(detail.body["identity_method"], "visual_check");
-    assert_eq!(detail.body["staff_account"], "staff");
+    assert_eq!(detail.body["staff_account"], "doctor");
     assert_eq!(stack.backend_registrations().await, 1);
     let audited: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM audit_log WHERE action = 'reception.visual_check' AND target = $1",

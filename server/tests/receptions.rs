@@ -627,9 +627,20 @@ async fn the_institution_api_makes_per_appointment_links() {
         .await
         .expect("read")
         .expect("demo institution");
-    let token = storage::tokens::create(&state.db, &demo, "booking", now)
-        .await
-        .expect("token");
+    // Per-appointment links and revoking its own (issue 12 §7: scopes).
+    let (_, token) = storage::tokens::create_with(
+        &state.db,
+        &demo,
+        "booking",
+        &[
+            storage::tokens::Scope::LinksAppointment,
+            storage::tokens::Scope::LinksRevoke,
+        ],
+        now + storage::tokens::DEFAULT_LIFETIME_MS,
+        now,
+    )
+    .await
+    .expect("token");
     let http = reqwest::Client::new();
     let api = |path: &str| format!("{}/api/v1{path}", stack.base);
 
@@ -712,9 +723,16 @@ async fn the_institution_api_makes_per_appointment_links() {
     .await
     .expect("other institution");
     assert_ne!(other, "otherinstitution000000000");
-    let other_token = storage::tokens::create(&state.db, "otherinstitution000000000", "x", now)
-        .await
-        .expect("token");
+    let (_, other_token) = storage::tokens::create_with(
+        &state.db,
+        "otherinstitution000000000",
+        "x",
+        &storage::tokens::Scope::ALL,
+        now + storage::tokens::DEFAULT_LIFETIME_MS,
+        now,
+    )
+    .await
+    .expect("token");
     for request in [
         http.get(api(&format!("/links/{link_id}"))),
         http.delete(api(&format!("/links/{link_id}"))),
@@ -778,9 +796,17 @@ async fn home_visits_keep_the_window_open_month_by_month() {
         .await
         .expect("read")
         .expect("demo");
-    let token = storage::tokens::create(&state.db, &demo, "レセコン", state.clock.now_ms())
-        .await
-        .expect("token");
+    let now = state.clock.now_ms();
+    let (_, token) = storage::tokens::create_with(
+        &state.db,
+        &demo,
+        "レセコン",
+        &[storage::tokens::Scope::HomeVisitsWrite],
+        now + storage::tokens::DEFAULT_LIFETIME_MS,
+        now,
+    )
+    .await
+    .expect("token");
     let http = reqwest::Client::new();
     let url = format!("{}/api/v1/receptions/{id}/home-visits", stack.base);
     let visit = |date: String| {

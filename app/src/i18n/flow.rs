@@ -466,6 +466,14 @@ pub fn code_message(lang: Lang, code: &str) -> &'static str {
             "この受付では目視確認は使えません。暗証番号で確認してください。",
             "Visual check cannot be used for this reception. Please confirm with the PIN.",
         ),
+        "visual_check_role_refused" => (
+            "この職員アカウントの役割では目視確認はできません。医療情報閲覧または管理者の職員が行うか、管理者に設定で許可してもらってください。",
+            "Your staff role may not do the visual check. Ask a medical-information or administrator account to do it, or ask an administrator to allow your role in the settings.",
+        ),
+        "visual_check_rate_limited" => (
+            "この1時間の目視確認の上限に達しました。ほかの職員が行うか、しばらく待ってからもう一度お試しください。",
+            "You have reached this hour's limit of visual checks. Ask another staff member, or wait a while and try again.",
+        ),
         "signin_required" | "staff_other_institution" => (
             "目視確認には、この医療機関の職員のサインインが必要です。職員画面でサインインし直してください。",
             "Visual check needs a staff member of this institution to be signed in. Please sign in to the staff console again.",

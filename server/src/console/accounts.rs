@@ -2,7 +2,8 @@
 //! name, kana, one role, a start date, and a disabled flag. Accounts are never deleted, so the
 //! ID in an old audit row still names one person. Administrators create accounts, disable them,
 //! issue one-time enrolment codes (256 random bits, 24 hours, only the SHA-256 kept) with which
-//! the staff member registers a passkey, and list or remove an account's passkeys.
+//! the staff member registers a passkey, and list or remove an account's passkeys. A passkey
+//! records who enrolled it (the issuer of its code); removing it ends the sessions it opened.
 
 use axum::{
     Json,
@@ -203,6 +204,7 @@ pub async fn create_in(
 pub async fn issue_code_in(
     tx: &mut Transaction<'_, Any>,
     account_id: &str,
+    issued_by: &str,
     now_ms: i64,
 ) -> Result<(String, i64), StorageError> {
     sqlx::query(
@@ -222,13 +224,14 @@ pub async fn issue_code_in(
     let code = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let expires_at = now_ms + CODE_TTL_MS;
     sqlx::query(
-        "INSERT INTO enrolment_codes (code_sha256, account_id, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4)",
+        "INSERT INTO enrolment_codes (code_sha256, account_id, created_at, expires_at, issued_by) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(sha256_hex(code.as_bytes()))
     .bind(account_id)
     .bind(now_ms)
     .bind(expires_at)
+    .bind(issued_by)
     .execute(&mut **tx)
     .await?;
     Ok((code, expires_at))
@@ -273,7 +276,8 @@ pub async fn issue_for(
         now,
     )
     .await?;
-    let (code, expires_at) = issue_code_in(&mut tx, &account.internal_id, now).await?;
+    let (code, expires_at) =
+        issue_code_in(&mut tx, &account.internal_id, &actor.account, now).await?;
     tx.commit().await?;
     Ok(Some(CodeIssued {
         link: enrolment_link(origin, &code),
@@ -423,6 +427,9 @@ pub async fn issue_code(
 #[derive(Debug, Serialize)]
 pub struct PasskeyView {
     pub id: String,
+    /// Who enrolled it: the account's own staff ID, an administrator's (a code issued for this
+    /// account), `-cli` or `-demo`; absent for passkeys from before this was recorded.
+    pub enrolled_by: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -438,7 +445,8 @@ pub async fn passkeys(
         .await?
         .ok_or_else(unknown_account)?;
     let rows = sqlx::query(
-        "SELECT id, created_at, last_used_at FROM staff_passkeys WHERE account_id = $1 \
+        "SELECT id, created_at, last_used_at, enrolled_by FROM staff_passkeys \
+         WHERE account_id = $1 \
          ORDER BY created_at",
     )
     .bind(&account.internal_id)
@@ -450,6 +458,7 @@ pub async fn passkeys(
         let last_used: Option<i64> = row.try_get("last_used_at").map_err(StorageError::from)?;
         keys.push(PasskeyView {
             id: row.try_get("id").map_err(StorageError::from)?,
+            enrolled_by: row.try_get("enrolled_by").map_err(StorageError::from)?,
             created_at: from_ms(row.try_get("created_at").map_err(StorageError::from)?),
             last_used_at: last_used.map(from_ms),
         });
@@ -493,6 +502,8 @@ pub async fn remove_passkey(
         tx.rollback().await.map_err(StorageError::from)?;
         return Err(unknown());
     }
+    // The sessions this passkey opened end with it (a lost or compromised device).
+    session::end_by_passkey_in(&mut tx, &passkey).await?;
     tx.commit().await.map_err(StorageError::from)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,8 +1,18 @@
 //! The audit log: who did what to which record, when and from where — every view of
 //! eligibility or medical information, every export, every change of settings and accounts,
-//! every sign-in and sign-out. Rows are only appended, one hash chain per institution:
-//! `hash = SHA-256(prev_hash || canonical row)`, so an edited, removed or reordered row breaks
-//! the chain at that row, and rows cut off the end no longer match the chain's head.
+//! every sign-in and sign-out. Rows are only appended, one chain per institution:
+//! `hash = HMAC-SHA-256(key, prev_hash || canonical row)` with a key that is not in the database
+//! (config `audit_key_file`, see [`AuditKey`]), so an edited, removed or reordered row breaks
+//! the chain at that row, rows cut off the end no longer match the chain's head, and someone
+//! who can write the database but not read the key file cannot recompute the chain after an
+//! edit. Chains begun before the key existed were made with the unkeyed rule
+//! `SHA-256(prev_hash || canonical row)`: those rows are checked with it up to the chain's
+//! switch point (`audit_heads.keyed_from`, a row `audit.keyed` appended when the server first
+//! starts with a key), and every row from there on with the key. The first keyed row covers the
+//! last unkeyed row's hash, so the older rows cannot be rewritten either.
+//!
+//! What the key does not prevent: cutting rows off the end together with the head (the head is
+//! in the same database); export the head (`audit verify` prints it) to notice that.
 //!
 //! Appending is done inside the transaction of the change it records (where there is one), and
 //! as the transaction's first write: on SQLite that takes the write lock before anything is
@@ -17,9 +27,15 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{LazyLock, RwLock},
+};
 
 use super::{Staff, csv_field, jst_day_range, require_role};
 use crate::{
@@ -29,6 +45,182 @@ use crate::{
     http::error::ApiError,
     storage::{Db, StorageError},
 };
+
+/// The key of the audit chain: 32 or more secret bytes from a file outside the database.
+#[derive(Clone)]
+pub struct AuditKey {
+    bytes: Vec<u8>,
+    id: String,
+}
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuditKey({})", self.id)
+    }
+}
+
+/// The shortest key accepted, in bytes.
+pub const KEY_MIN_BYTES: usize = 32;
+
+impl AuditKey {
+    /// A key from its bytes; at least [`KEY_MIN_BYTES`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<AuditKey, String> {
+        if bytes.len() < KEY_MIN_BYTES {
+            return Err(format!(
+                "the audit key must be at least {KEY_MIN_BYTES} bytes (it has {}); make one with \
+                 `head -c 32 /dev/urandom > audit.key`",
+                bytes.len()
+            ));
+        }
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(bytes)
+            .map_err(|_| "the audit key cannot be used".to_owned())?;
+        mac.update(b"uketsuke-audit-key-id");
+        let id = hex(&mac.finalize().into_bytes()[..8]);
+        Ok(AuditKey {
+            bytes: bytes.to_vec(),
+            id,
+        })
+    }
+
+    /// Reads the key file at `path`. With `create`, a missing file is made with 32 random bytes
+    /// (mode 0600 on Unix): demo mode only.
+    pub fn load(path: &Path, create: bool) -> Result<AuditKey, String> {
+        let shown = path.display();
+        match std::fs::read(path) {
+            Ok(bytes) => AuditKey::from_bytes(&bytes).map_err(|e| format!("{shown}: {e}")),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && create => {
+                let mut bytes = [0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+                }
+                write_new_secret(path, &bytes).map_err(|e| format!("cannot write {shown}: {e}"))?;
+                AuditKey::from_bytes(&bytes)
+            }
+            Err(error) => Err(format!("cannot read the audit key file {shown}: {error}")),
+        }
+    }
+
+    /// The key's fingerprint (16 hex digits, an HMAC of a fixed text): names the key in the
+    /// database without revealing it.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+#[cfg(unix)]
+fn write_new_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_new_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// The keys this process has loaded, by fingerprint: each database names the key of its chain
+/// (`audit_keying`), and [`append`] takes that key from here. (One process may serve several
+/// databases: the tests run many servers at once.)
+static KEYS: LazyLock<RwLock<HashMap<String, AuditKey>>> =
+    LazyLock::new(|| RwLock::new(HashMap::new()));
+
+/// Makes `key` available to [`append`] and [`verify`] in this process.
+pub fn register(key: &AuditKey) {
+    if let Ok(mut keys) = KEYS.write() {
+        keys.insert(key.id.clone(), key.clone());
+    }
+}
+
+fn registered(key_id: &str) -> Option<AuditKey> {
+    KEYS.read().ok().and_then(|keys| keys.get(key_id).cloned())
+}
+
+/// Why a key cannot be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(
+        "the audit key (fingerprint {given}) is not the key this database's audit chain is made \
+         with (fingerprint {stored}); restore the original audit_key_file"
+    )]
+    Mismatch { given: String, stored: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// The fingerprint of the key this database's chains are made with, if any.
+async fn keying(
+    db_or_tx: impl sqlx::Executor<'_, Database = Any>,
+) -> Result<Option<String>, StorageError> {
+    let row = sqlx::query("SELECT key_id FROM audit_keying WHERE id = 1")
+        .fetch_optional(db_or_tx)
+        .await?;
+    Ok(match row {
+        Some(row) => Some(row.try_get("key_id")?),
+        None => None,
+    })
+}
+
+/// At start-up: registers `key`, records it as this database's chain key if none is recorded
+/// (refusing a different one), and switches every chain still unkeyed to the key with a row
+/// `audit.keyed` (made by `-server`).
+pub async fn install(db: &Db, key: &AuditKey, now_ms: i64) -> Result<(), KeyError> {
+    register(key);
+    sqlx::query(
+        "INSERT INTO audit_keying (id, key_id, keyed_at) VALUES (1, $1, $2) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&key.id)
+    .bind(now_ms)
+    .execute(db)
+    .await
+    .map_err(StorageError::from)?;
+    let stored = keying(db).await?.unwrap_or_default();
+    if stored != key.id {
+        return Err(KeyError::Mismatch {
+            given: key.id.clone(),
+            stored,
+        });
+    }
+    let unkeyed: Vec<String> = sqlx::query_scalar(
+        "SELECT institution_id FROM audit_heads WHERE keyed_from IS NULL ORDER BY institution_id",
+    )
+    .fetch_all(db)
+    .await
+    .map_err(StorageError::from)?;
+    for institution_id in unkeyed {
+        let actor = Actor {
+            institution_id,
+            account: "-server".to_owned(),
+            ip: None,
+        };
+        // A concurrent instance may switch the same chain: `append` keys the first row after
+        // the switch whoever writes it, so a second marker is merely a keyed row like any other.
+        record(db, &actor, "audit.keyed", Some(&key.id), now_ms).await?;
+    }
+    Ok(())
+}
+
+/// A chain that must be keyed while its key is not at hand: nothing is appended.
+fn key_missing() -> StorageError {
+    StorageError::Query(sqlx::Error::Protocol(
+        "the audit key of this database is not loaded (audit_key_file)".to_owned(),
+    ))
+}
 
 /// The `prev_hash` of an institution's first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -96,15 +288,27 @@ fn canonical(institution_id: &str, e: &Entry) -> Vec<u8> {
     .unwrap_or_default()
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The unkeyed rule of rows made before the chain's switch point.
 fn chain_hash(prev_hash: &str, institution_id: &str, e: &Entry) -> String {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
     hasher.update(canonical(institution_id, e));
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&hasher.finalize())
+}
+
+/// The keyed rule: HMAC-SHA-256 under the audit key over the same bytes.
+fn keyed_hash(key: &AuditKey, prev_hash: &str, institution_id: &str, e: &Entry) -> String {
+    // HMAC takes keys of any length; `from_bytes` has checked this one.
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&key.bytes) else {
+        return String::new();
+    };
+    mac.update(prev_hash.as_bytes());
+    mac.update(&canonical(institution_id, e));
+    hex(&mac.finalize().into_bytes())
 }
 
 /// Appends one row in `tx`. Call it before the transaction's other writes (see the module
@@ -129,13 +333,36 @@ pub async fn append(
         .bind(institution)
         .execute(&mut **tx)
         .await?;
-    let head = sqlx::query("SELECT seq, hash FROM audit_heads WHERE institution_id = $1")
-        .bind(institution)
-        .fetch_one(&mut **tx)
-        .await?;
+    let head =
+        sqlx::query("SELECT seq, hash, keyed_from FROM audit_heads WHERE institution_id = $1")
+            .bind(institution)
+            .fetch_one(&mut **tx)
+            .await?;
     let prev_hash: String = head.try_get("hash")?;
+    let seq: i64 = head.try_get("seq")?;
+    let keyed_from: Option<i64> = head.try_get("keyed_from")?;
+    // The chain's key: the one the database names, which this process must have loaded. A chain
+    // once keyed never goes back to the unkeyed rule (the database's key row gone is an error).
+    let key = match keying(&mut **tx).await? {
+        Some(key_id) => Some(registered(&key_id).ok_or_else(|| {
+            tracing::error!(key = %key_id, "the audit key of this database is not loaded");
+            key_missing()
+        })?),
+        None if keyed_from.is_some() => {
+            tracing::error!("an audit chain is keyed but the database names no key");
+            return Err(key_missing());
+        }
+        None => None,
+    };
+    if key.is_some() && keyed_from.is_none() {
+        sqlx::query("UPDATE audit_heads SET keyed_from = $1 WHERE institution_id = $2")
+            .bind(seq)
+            .bind(institution)
+            .execute(&mut **tx)
+            .await?;
+    }
     let mut entry = Entry {
-        seq: head.try_get("seq")?,
+        seq,
         at: now_ms,
         account: actor.account.clone(),
         action: action.to_owned(),
@@ -144,7 +371,10 @@ pub async fn append(
         prev_hash: prev_hash.clone(),
         hash: String::new(),
     };
-    entry.hash = chain_hash(&prev_hash, institution, &entry);
+    entry.hash = match &key {
+        Some(key) => keyed_hash(key, &prev_hash, institution, &entry),
+        None => chain_hash(&prev_hash, institution, &entry),
+    };
     sqlx::query("UPDATE audit_heads SET hash = $1 WHERE institution_id = $2")
         .bind(&entry.hash)
         .bind(institution)
@@ -192,37 +422,75 @@ pub struct Broken {
     pub reason: &'static str,
 }
 
-/// Recomputes the chain of every institution (or of one) from its first row. `Ok` carries the
+/// Recomputes the chain of every institution (or of one) from its first row, with the key this
+/// database names (as loaded in this process by [`install`] or [`register`]). `Ok` carries the
 /// number of rows checked per institution id.
 pub async fn verify(
     db: &Db,
     institution_id: Option<&str>,
 ) -> Result<Result<Vec<(String, i64)>, Broken>, StorageError> {
+    let key = keying(db).await?.and_then(|id| registered(&id));
+    verify_with(db, institution_id, key.as_ref()).await
+}
+
+/// As [`verify`], with `key` as the one the chains must be made with (the configured key, for
+/// `audit verify`). With a key, every chain that has rows must have switched to it: a database
+/// writer who removes the switch point and the key's record to recompute the chain unkeyed is
+/// found. Without one, keyed rows cannot be checked and are reported.
+pub async fn verify_with(
+    db: &Db,
+    institution_id: Option<&str>,
+    key: Option<&AuditKey>,
+) -> Result<Result<Vec<(String, i64)>, Broken>, StorageError> {
     let heads = match institution_id {
         Some(id) => {
             sqlx::query(
-                "SELECT institution_id, seq, hash FROM audit_heads WHERE institution_id = $1",
+                "SELECT institution_id, seq, hash, keyed_from FROM audit_heads \
+                 WHERE institution_id = $1",
             )
             .bind(id)
             .fetch_all(db)
             .await?
         }
         None => {
-            sqlx::query("SELECT institution_id, seq, hash FROM audit_heads ORDER BY institution_id")
-                .fetch_all(db)
-                .await?
+            sqlx::query(
+                "SELECT institution_id, seq, hash, keyed_from FROM audit_heads \
+                 ORDER BY institution_id",
+            )
+            .fetch_all(db)
+            .await?
         }
     };
+    let stored_key = keying(db).await?;
     let mut checked = Vec::new();
     for head in heads {
         let institution: String = head.try_get("institution_id")?;
         let head_seq: i64 = head.try_get("seq")?;
         let head_hash: String = head.try_get("hash")?;
+        let keyed_from: Option<i64> = head.try_get("keyed_from")?;
         let broken = |seq, reason| Broken {
             institution_id: institution.clone(),
             seq,
             reason,
         };
+        if let Some(key) = key {
+            if stored_key.as_deref().is_some_and(|stored| stored != key.id) {
+                return Ok(Err(broken(
+                    keyed_from.unwrap_or(1),
+                    "chain made with another audit key",
+                )));
+            }
+            // Every chain with rows has a switch point inside it (the switch row is written
+            // with the key, so the point cannot lie past the head).
+            if head_seq > 0 && keyed_from.is_none_or(|from| from < 1 || from > head_seq) {
+                return Ok(Err(broken(1, "chain not keyed")));
+            }
+        } else if keyed_from.is_some() {
+            return Ok(Err(broken(
+                keyed_from.unwrap_or(1),
+                "audit key needed to check this chain",
+            )));
+        }
         let mut prev = GENESIS.to_owned();
         let mut expected_seq = 1i64;
         // Read in pages so a long log does not sit in memory at once.
@@ -246,7 +514,13 @@ pub async fn verify(
                 if entry.prev_hash != prev {
                     return Ok(Err(broken(entry.seq, "previous hash does not match")));
                 }
-                if chain_hash(&prev, &institution, &entry) != entry.hash {
+                let expected = match (key, keyed_from) {
+                    (Some(key), Some(from)) if entry.seq >= from => {
+                        keyed_hash(key, &prev, &institution, &entry)
+                    }
+                    _ => chain_hash(&prev, &institution, &entry),
+                };
+                if expected != entry.hash {
                     return Ok(Err(broken(entry.seq, "row altered")));
                 }
                 prev = entry.hash;
@@ -260,6 +534,24 @@ pub async fn verify(
         checked.push((institution, count));
     }
     Ok(Ok(checked))
+}
+
+/// The head of each chain (institution id, sequence number, hash), to keep outside the
+/// database: a later head that does not continue from it shows rows cut off the end.
+pub async fn heads(db: &Db) -> Result<Vec<(String, i64, String)>, StorageError> {
+    let rows =
+        sqlx::query("SELECT institution_id, seq, hash FROM audit_heads ORDER BY institution_id")
+            .fetch_all(db)
+            .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push((
+            row.try_get("institution_id")?,
+            row.try_get("seq")?,
+            row.try_get("hash")?,
+        ));
+    }
+    Ok(out)
 }
 
 fn entry_of(row: &sqlx::any::AnyRow) -> Result<Entry, StorageError> {
@@ -475,6 +767,19 @@ mod tests {
         other.ip = None;
         assert_ne!(base, chain_hash(GENESIS, "i", &other));
         assert_ne!(base, chain_hash(&"1".repeat(64), "i", &entry(1)));
+    }
+
+    #[test]
+    fn the_keyed_rule_needs_the_key() {
+        let key = AuditKey::from_bytes(&[1u8; 32]).expect("key");
+        let other = AuditKey::from_bytes(&[2u8; 32]).expect("key");
+        let keyed = keyed_hash(&key, GENESIS, "i", &entry(1));
+        assert_eq!(keyed.len(), 64);
+        assert_ne!(keyed, chain_hash(GENESIS, "i", &entry(1)));
+        assert_ne!(keyed, keyed_hash(&other, GENESIS, "i", &entry(1)));
+        assert_ne!(key.id(), other.id());
+        assert_eq!(key.id().len(), 16);
+        assert!(AuditKey::from_bytes(&[1u8; 31]).is_err());
     }
 
     #[test]

@@ -4,10 +4,17 @@
 //!   [--id <ID>] [--institution-name <name>]` — creates the institution if it is missing (with a
 //!   fresh P-256 request-signing key) and its first administrator, and prints the enrolment link.
 //!   Run again for an existing administrator, it issues a new link (a lost passkey).
-//! - `uketsuke-server api-token create --institution <code> --label <text>` — prints a token for
-//!   the institution API.
-//! - `uketsuke-server audit verify [--institution <code>]` — recomputes the audit hash chains;
-//!   exits 1 naming the first broken row.
+//! - `uketsuke-server api-token create --institution <code> --label <text> [--scopes <list>]
+//!   [--expires-in-days <1-3650>]` — prints a token for the institution API (default scope
+//!   `links:appointment`, default life 365 days) and its id.
+//! - `uketsuke-server api-token list --institution <code>` — the institution's tokens by id, with
+//!   label, scopes, expiry, revocation and last use (never the secret).
+//! - `uketsuke-server api-token revoke --institution <code> --id <token id>` — revokes one.
+//! - `uketsuke-server audit verify [--institution <code>]` — recomputes the audit chains with the
+//!   configured audit key (`audit_key_file`); exits 1 naming the first broken row, and prints
+//!   each chain's head to keep elsewhere.
+//!
+//! Token creation and revocation are written to the audit log (as `-cli`).
 
 use std::process::ExitCode;
 
@@ -24,7 +31,12 @@ use crate::{
     clock::from_ms,
     config::Config,
     gate::Role,
-    storage::{self, Db, ids::new_id, institutions, tokens},
+    storage::{
+        self, Db,
+        ids::new_id,
+        institutions,
+        tokens::{self, Scope},
+    },
 };
 
 const USAGE: &str = "usage:
@@ -32,6 +44,10 @@ const USAGE: &str = "usage:
   uketsuke-server admin create --institution <10-digit code> --name <name>
                   [--kana <kana>] [--id <ID, 2-8 letters/digits>] [--institution-name <name>]
   uketsuke-server api-token create --institution <code> --label <text>
+                  [--scopes links:appointment,links:standing,links:revoke,home_visits:write]
+                  [--expires-in-days <1-3650, default 365>]
+  uketsuke-server api-token list --institution <code>
+  uketsuke-server api-token revoke --institution <code> --id <token id>
   uketsuke-server audit verify [--institution <code>]";
 
 /// What `admin create` is asked to do.
@@ -178,39 +194,167 @@ pub async fn admin_create(
     })
 }
 
-/// Makes an API token for the institution with `code`.
+/// A token as made: its id and the secret (shown once).
+#[derive(Debug, Clone)]
+pub struct TokenCreated {
+    pub id: String,
+    pub token: String,
+    pub scopes: Vec<Scope>,
+    pub expires_at: i64,
+}
+
+async fn institution_by_code(db: &Db, code: &str) -> Result<String, String> {
+    let code = parse_code(code)?;
+    institutions::id_by_code(db, code.as_str())
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no institution with code {}", code.as_str()))
+}
+
+/// Makes an API token for the institution with `code`, with the default scope and life.
 pub async fn api_token_create(
     db: &Db,
     code: &str,
     label: &str,
     now_ms: i64,
 ) -> Result<String, String> {
-    let code = parse_code(code)?;
+    Ok(api_token_create_with(db, code, label, None, None, now_ms)
+        .await?
+        .token)
+}
+
+/// Makes an API token: `scopes` a comma-separated list (default `links:appointment`),
+/// `expires_in_days` 1–3650 (default 365). Logged as `api_token.create` naming the token id.
+pub async fn api_token_create_with(
+    db: &Db,
+    code: &str,
+    label: &str,
+    scopes: Option<&str>,
+    expires_in_days: Option<&str>,
+    now_ms: i64,
+) -> Result<TokenCreated, String> {
     if label.trim().is_empty() || !text_ok(label, 100) {
         return Err("--label must be 1 to 100 characters".to_owned());
     }
-    let institution_id = institutions::id_by_code(db, code.as_str())
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no institution with code {}", code.as_str()))?;
+    let scopes = match scopes {
+        Some(text) => Scope::parse_list(text).map_err(|unknown| {
+            let known: Vec<&str> = Scope::ALL.iter().map(|s| s.name()).collect();
+            format!(
+                "--scopes: unknown scope {unknown:?} (known: {})",
+                known.join(", ")
+            )
+        })?,
+        None => vec![Scope::LinksAppointment],
+    };
+    if scopes.is_empty() {
+        return Err("--scopes must name at least one scope".to_owned());
+    }
+    let lifetime = match expires_in_days {
+        Some(text) => match text.trim().parse::<i64>() {
+            Ok(days) if (1..=3650).contains(&days) => days * 24 * 3600 * 1000,
+            _ => return Err("--expires-in-days must be a number from 1 to 3650".to_owned()),
+        },
+        None => tokens::DEFAULT_LIFETIME_MS,
+    };
+    let institution_id = institution_by_code(db, code).await?;
+    let storage = |e: storage::StorageError| e.to_string();
+    let expires_at = now_ms + lifetime.min(tokens::MAX_LIFETIME_MS);
     let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+    let (id, token) = tokens::create_in(
+        &mut tx,
+        &institution_id,
+        label.trim(),
+        &scopes,
+        expires_at,
+        now_ms,
+    )
+    .await
+    .map_err(storage)?;
     audit::append(
         &mut tx,
         &Actor::cli(&institution_id),
         "api_token.create",
-        Some(label.trim()),
+        Some(&format!("{id} scopes={}", Scope::join(&scopes))),
         now_ms,
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(storage)?;
     tx.commit().await.map_err(|e| e.to_string())?;
-    tokens::create(db, &institution_id, label.trim(), now_ms)
+    Ok(TokenCreated {
+        id,
+        token,
+        scopes,
+        expires_at,
+    })
+}
+
+/// The institution's tokens, one line each (never the secret).
+pub async fn api_token_list(db: &Db, code: &str, now_ms: i64) -> Result<String, String> {
+    let institution_id = institution_by_code(db, code).await?;
+    let list = tokens::list(db, &institution_id)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    let when = |ms: i64| {
+        uketsuke_domain::window::to_jst(from_ms(ms))
+            .format("%Y-%m-%d %H:%M JST")
+            .to_string()
+    };
+    let mut lines = vec!["id\tstate\tscopes\texpires\tlast used\tlabel".to_owned()];
+    for t in list {
+        let state = match (t.revoked_at, t.expires_at) {
+            (Some(_), _) => "revoked",
+            (None, Some(at)) if at <= now_ms => "expired",
+            _ => "live",
+        };
+        lines.push(format!(
+            "{}\t{state}\t{}\t{}\t{}\t{}",
+            t.id,
+            Scope::join(&t.scopes),
+            t.expires_at.map(when).unwrap_or_else(|| "never".to_owned()),
+            t.last_used_at.map(when).unwrap_or_else(|| "-".to_owned()),
+            t.label
+        ));
+    }
+    Ok(lines.join("\n"))
+}
+
+/// Revokes the token `id` of the institution with `code`; logged as `api_token.revoke`.
+pub async fn api_token_revoke(db: &Db, code: &str, id: &str, now_ms: i64) -> Result<(), String> {
+    let institution_id = institution_by_code(db, code).await?;
+    let storage = |e: storage::StorageError| e.to_string();
+    let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+    audit::append(
+        &mut tx,
+        &Actor::cli(&institution_id),
+        "api_token.revoke",
+        Some(id.trim()),
+        now_ms,
+    )
+    .await
+    .map_err(storage)?;
+    if !tokens::revoke_by_id_in(&mut tx, &institution_id, id.trim(), now_ms)
+        .await
+        .map_err(storage)?
+    {
+        tx.rollback().await.map_err(|e| e.to_string())?;
+        return Err(format!("no live token {} at this institution", id.trim()));
+    }
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// The outcome of `audit verify`, as printed.
 pub async fn audit_verify(db: &Db, code: Option<&str>) -> Result<Result<String, String>, String> {
+    audit_verify_with(db, code, None).await
+}
+
+/// `audit verify` with the configured key (`None`: the key this process has loaded for the
+/// database, if any).
+pub async fn audit_verify_with(
+    db: &Db,
+    code: Option<&str>,
+    key: Option<&audit::AuditKey>,
+) -> Result<Result<String, String>, String> {
     let institution_id = match code {
         Some(code) => {
             let code = parse_code(code)?;
@@ -233,15 +377,22 @@ pub async fn audit_verify(db: &Db, code: Option<&str>) -> Result<Result<String, 
             .and_then(|row| row.try_get::<String, _>("code").ok())
             .unwrap_or_else(|| id.to_owned())
     };
-    match audit::verify(db, institution_id.as_deref())
-        .await
-        .map_err(|e| e.to_string())?
-    {
+    let verified = match key {
+        Some(key) => audit::verify_with(db, institution_id.as_deref(), Some(key)).await,
+        None => audit::verify(db, institution_id.as_deref()).await,
+    };
+    let heads = audit::heads(db).await.map_err(|e| e.to_string())?;
+    match verified.map_err(|e| e.to_string())? {
         Ok(checked) => {
             let mut lines = Vec::new();
             for (id, rows) in &checked {
+                let head = heads
+                    .iter()
+                    .find(|(i, _, _)| i == id)
+                    .map(|(_, _, hash)| hash.as_str())
+                    .unwrap_or("-");
                 lines.push(format!(
-                    "ok: institution {}: {rows} rows",
+                    "ok: institution {}: {rows} rows, head {head}",
                     code_of(id).await
                 ));
             }
@@ -317,7 +468,9 @@ pub async fn run(args: &[String]) -> Option<ExitCode> {
     };
     let known: &[&str] = match (group, command) {
         ("admin", "create") => &["institution", "name", "kana", "id", "institution-name"],
-        ("api-token", "create") => &["institution", "label"],
+        ("api-token", "create") => &["institution", "label", "scopes", "expires-in-days"],
+        ("api-token", "list") => &["institution"],
+        ("api-token", "revoke") => &["institution", "id"],
         ("audit", "verify") => &["institution"],
         _ => {
             eprintln!("{USAGE}");
@@ -343,6 +496,27 @@ pub async fn run(args: &[String]) -> Option<ExitCode> {
         }
     };
     let now = storage::now_millis();
+    // The audit chain's key: every command that writes appends keyed rows; `audit verify`
+    // checks with it. Demo mode makes the file if it is missing, as the server does.
+    let writes = group != "audit";
+    let key = match audit::AuditKey::load(
+        &config.audit_key_file,
+        writes && config.mode == crate::config::Mode::Demo,
+    ) {
+        Ok(key) => key,
+        Err(message) => {
+            eprintln!("uketsuke: audit_key_file: {message}");
+            return Some(ExitCode::from(2));
+        }
+    };
+    if writes {
+        if let Err(error) = audit::install(&db, &key, now).await {
+            eprintln!("uketsuke: {error}");
+            return Some(ExitCode::from(1));
+        }
+    } else {
+        audit::register(&key);
+    }
     let missing = |name: &str| {
         eprintln!("uketsuke: --{name} is required\n{USAGE}");
         Some(ExitCode::from(2))
@@ -377,10 +551,20 @@ pub async fn run(args: &[String]) -> Option<ExitCode> {
             else {
                 return missing("institution and --label");
             };
-            match api_token_create(&db, &code, &label, now).await {
-                Ok(token) => {
-                    println!("{token}");
-                    eprintln!("(shown once: only its hash is stored)");
+            let scopes = take(&flags, "scopes");
+            let days = take(&flags, "expires-in-days");
+            match api_token_create_with(&db, &code, &label, scopes.as_deref(), days.as_deref(), now)
+                .await
+            {
+                Ok(made) => {
+                    println!("{}", made.token);
+                    eprintln!(
+                        "(shown once: only its hash is stored) id {}, scopes {}, expires {}",
+                        made.id,
+                        Scope::join(&made.scopes),
+                        uketsuke_domain::window::to_jst(from_ms(made.expires_at))
+                            .format("%Y-%m-%d %H:%M JST")
+                    );
                     Some(ExitCode::SUCCESS)
                 }
                 Err(message) => {
@@ -389,7 +573,38 @@ pub async fn run(args: &[String]) -> Option<ExitCode> {
                 }
             }
         }
-        _ => match audit_verify(&db, take(&flags, "institution").as_deref()).await {
+        ("api-token", "list") => {
+            let Some(code) = take(&flags, "institution") else {
+                return missing("institution");
+            };
+            match api_token_list(&db, &code, now).await {
+                Ok(text) => {
+                    println!("{text}");
+                    Some(ExitCode::SUCCESS)
+                }
+                Err(message) => {
+                    eprintln!("uketsuke: {message}");
+                    Some(ExitCode::from(1))
+                }
+            }
+        }
+        ("api-token", "revoke") => {
+            let (Some(code), Some(id)) = (take(&flags, "institution"), take(&flags, "id")) else {
+                return missing("institution and --id");
+            };
+            match api_token_revoke(&db, &code, &id, now).await {
+                Ok(()) => {
+                    println!("revoked {}", id.trim());
+                    Some(ExitCode::SUCCESS)
+                }
+                Err(message) => {
+                    eprintln!("uketsuke: {message}");
+                    Some(ExitCode::from(1))
+                }
+            }
+        }
+        _ => match audit_verify_with(&db, take(&flags, "institution").as_deref(), Some(&key)).await
+        {
             Ok(Ok(report)) => {
                 println!("{report}");
                 Some(ExitCode::SUCCESS)

@@ -140,6 +140,8 @@ struct CodeAccount {
     user_handle: String,
     institution_name_ja: String,
     institution_name_en: String,
+    /// Who issued the code: the staff ID of an administrator, or `-cli` / `-demo`.
+    issued_by: Option<String>,
 }
 
 async fn code_account(
@@ -149,7 +151,7 @@ async fn code_account(
 ) -> Result<Option<CodeAccount>, StorageError> {
     let row = sqlx::query(
         "SELECT a.id, a.institution_id, a.login_id, a.name, a.user_handle, \
-                i.name_ja, i.name_en \
+                i.name_ja, i.name_en, c.issued_by \
          FROM enrolment_codes c \
          JOIN staff_accounts a ON a.id = c.account_id \
          JOIN institutions i ON i.id = a.institution_id \
@@ -169,6 +171,7 @@ async fn code_account(
         user_handle: row.try_get("user_handle")?,
         institution_name_ja: row.try_get("name_ja")?,
         institution_name_en: row.try_get("name_en")?,
+        issued_by: row.try_get("issued_by")?,
     }))
 }
 
@@ -346,15 +349,22 @@ pub async fn enrol_finish(
         account: account.login_id.clone(),
         ip,
     };
+    // Who enrolled it for whom: a code an administrator issued for another account (or the
+    // command line, or the demo helper) is named on the passkey and in the audit row.
+    let enrolled_by = account
+        .issued_by
+        .clone()
+        .unwrap_or_else(|| account.login_id.clone());
+    let target = if enrolled_by == account.login_id {
+        format!("{}/{passkey_id}", account.login_id)
+    } else {
+        format!(
+            "{}/{passkey_id} enrolled_by={enrolled_by}",
+            account.login_id
+        )
+    };
     let mut tx = state.db.begin().await.map_err(StorageError::from)?;
-    audit::append(
-        &mut tx,
-        &actor,
-        "passkey.register",
-        Some(&account.login_id),
-        now,
-    )
-    .await?;
+    audit::append(&mut tx, &actor, "passkey.register", Some(&target), now).await?;
     let spent = sqlx::query(
         "UPDATE enrolment_codes SET used_at = $1 \
          WHERE code_sha256 = $2 AND used_at IS NULL AND expires_at > $1",
@@ -379,14 +389,16 @@ pub async fn enrol_finish(
         return Err(ApiError::new(StatusCode::CONFLICT, "passkey_exists"));
     }
     sqlx::query(
-        "INSERT INTO staff_passkeys (id, account_id, credential_id, passkey_json, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO staff_passkeys \
+            (id, account_id, credential_id, passkey_json, created_at, enrolled_by) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&passkey_id)
     .bind(&account.account_id)
     .bind(&credential_id)
     .bind(&passkey_json)
     .bind(now)
+    .bind(&enrolled_by)
     .execute(&mut *tx)
     .await
     .map_err(StorageError::from)?;
@@ -580,7 +592,7 @@ pub async fn signin_finish(
         .execute(&mut *tx)
         .await
         .map_err(StorageError::from)?;
-    let token = session::create_in(&mut tx, &account_id, now).await?;
+    let token = session::create_in(&mut tx, &account_id, &passkey_id, now).await?;
     tx.commit().await.map_err(StorageError::from)?;
 
     let staff = Staff {

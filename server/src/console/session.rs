@@ -2,7 +2,7 @@
 //! `uk_console` cookie (HttpOnly, SameSite=Strict, Secure over https); the database holds only
 //! its SHA-256, so a copy of the database signs nobody in. A session ends after 30 minutes
 //! without a request, 12 hours after sign-in whatever happens, at sign-out, when its account is
-//! disabled, or at "sign out everywhere". Times come from the server's business clock.
+//! disabled, at "sign out everywhere", or when the passkey that opened it is removed. Times come from the server's business clock.
 
 use std::net::SocketAddr;
 
@@ -63,11 +63,13 @@ fn well_formed(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Starts a session for `account_id` in `tx` (with the sign-in's audit row); returns the id for
-/// the cookie. Expired sessions of everyone are cleared on the way.
+/// Starts a session for `account_id` in `tx` (with the sign-in's audit row), opened by the
+/// passkey `passkey_id` (removing that passkey ends the session); returns the id for the
+/// cookie. Expired sessions of everyone are cleared on the way.
 pub async fn create_in(
     tx: &mut Transaction<'_, Any>,
     account_id: &str,
+    passkey_id: &str,
     now_ms: i64,
 ) -> Result<String, StorageError> {
     sqlx::query("DELETE FROM console_sessions WHERE last_seen_at <= $1 OR created_at <= $2")
@@ -77,12 +79,14 @@ pub async fn create_in(
         .await?;
     let token = new_token();
     sqlx::query(
-        "INSERT INTO console_sessions (id_sha256, account_id, created_at, last_seen_at) \
-         VALUES ($1, $2, $3, $3)",
+        "INSERT INTO console_sessions \
+            (id_sha256, account_id, created_at, last_seen_at, passkey_id) \
+         VALUES ($1, $2, $3, $3, $4)",
     )
     .bind(sha256_hex(token.as_bytes()))
     .bind(account_id)
     .bind(now_ms)
+    .bind(passkey_id)
     .execute(&mut **tx)
     .await?;
     Ok(token)
@@ -157,6 +161,20 @@ pub async fn end_all_in(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Ends every session the passkey `passkey_id` opened.
+pub async fn end_by_passkey_in(
+    tx: &mut Transaction<'_, Any>,
+    passkey_id: &str,
+) -> Result<u64, StorageError> {
+    Ok(
+        sqlx::query("DELETE FROM console_sessions WHERE passkey_id = $1")
+            .bind(passkey_id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+    )
 }
 
 /// The `Set-Cookie` value that carries `token`.

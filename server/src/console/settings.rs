@@ -2,7 +2,8 @@
 //! 医療機関等コード (check digit verified), the feature switch
 //! 「オンライン診療等・外来診療等（通常とは異なる動線）機能を利用する」 (`accepts_remote`),
 //! 医療扶助情報 利用する/しない (`uses_welfare_info`), and how long eligibility answers are kept
-//! (1–3650 days). A change is logged, with the names of the fields that changed, in the same
+//! (1–3650 days), and the staff roles that may do 目視確認 (`visual_check_roles`; default
+//! 医療情報閲覧 and 管理者; left out of a PUT, unchanged). A change is logged, with the names of the fields that changed, in the same
 //! transaction.
 
 use axum::{Json, extract::State, http::StatusCode};
@@ -32,12 +33,40 @@ pub struct Settings {
     pub accepts_remote: bool,
     pub uses_welfare_info: bool,
     pub eligibility_retention_days: i64,
+    /// The roles allowed to do 目視確認. Absent from a PUT: unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visual_check_roles: Option<Vec<Role>>,
+}
+
+/// 目視確認's roles when the institution has not chosen: 医療情報閲覧 and 管理者.
+pub const DEFAULT_VISUAL_CHECK_ROLES: [Role; 2] = [Role::MedicalViewer, Role::Administrator];
+
+fn roles_text(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|r| super::roles::role_code(*r))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn roles_of(text: &str) -> Vec<Role> {
+    text.split(',')
+        .filter_map(|code| super::roles::role_from_code(code.trim()))
+        .collect()
+}
+
+/// The roles that may do 目視確認 at `institution_id` (none for an unknown institution).
+pub async fn visual_check_roles(db: &Db, institution_id: &str) -> Result<Vec<Role>, StorageError> {
+    Ok(load(db, institution_id)
+        .await?
+        .and_then(|s| s.visual_check_roles)
+        .unwrap_or_default())
 }
 
 async fn load(db: &Db, institution_id: &str) -> Result<Option<Settings>, StorageError> {
     let row = sqlx::query(
         "SELECT name_ja, name_en, code, accepts_remote, uses_welfare_info, \
-                eligibility_retention_days \
+                eligibility_retention_days, visual_check_roles \
          FROM institutions WHERE id = $1",
     )
     .bind(institution_id)
@@ -53,6 +82,7 @@ async fn load(db: &Db, institution_id: &str) -> Result<Option<Settings>, Storage
         accepts_remote: accepts != 0,
         uses_welfare_info: welfare != 0,
         eligibility_retention_days: row.try_get("eligibility_retention_days")?,
+        visual_check_roles: Some(roles_of(&row.try_get::<String, _>("visual_check_roles")?)),
     }))
 }
 
@@ -92,6 +122,10 @@ pub fn validated(mut settings: Settings) -> Result<Settings, &'static str> {
     if !(1..=3650).contains(&settings.eligibility_retention_days) {
         return Err("retention_invalid");
     }
+    if let Some(roles) = &mut settings.visual_check_roles {
+        roles.sort_by_key(|r| super::roles::role_code(*r));
+        roles.dedup();
+    }
     Ok(settings)
 }
 
@@ -103,11 +137,18 @@ pub async fn put_settings(
 ) -> ApiResult<Json<Settings>> {
     require_role(&staff, &[Role::Administrator])?;
     let body = json_body(body)?;
-    let new =
+    let mut new =
         validated(body).map_err(|code| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code))?;
     let old = load(&state.db, &staff.institution_id)
         .await?
         .ok_or(ApiError::new(StatusCode::NOT_FOUND, "institution_unknown"))?;
+    if new.visual_check_roles.is_none() {
+        new.visual_check_roles = old.visual_check_roles.clone();
+    }
+    let mut old = old;
+    if let Some(roles) = &mut old.visual_check_roles {
+        roles.sort_by_key(|r| super::roles::role_code(*r));
+    }
     if new == old {
         return Ok(Json(old));
     }
@@ -123,6 +164,10 @@ pub async fn put_settings(
         (
             "eligibility_retention_days",
             old.eligibility_retention_days != new.eligibility_retention_days,
+        ),
+        (
+            "visual_check_roles",
+            old.visual_check_roles != new.visual_check_roles,
         ),
     ]
     .into_iter()
@@ -150,7 +195,8 @@ pub async fn put_settings(
     }
     sqlx::query(
         "UPDATE institutions SET name_ja = $1, name_en = $2, code = $3, accepts_remote = $4, \
-                uses_welfare_info = $5, eligibility_retention_days = $6 \
+                uses_welfare_info = $5, eligibility_retention_days = $6, \
+                visual_check_roles = $8 \
          WHERE id = $7",
     )
     .bind(&new.name_ja)
@@ -160,6 +206,9 @@ pub async fn put_settings(
     .bind(i64::from(new.uses_welfare_info))
     .bind(new.eligibility_retention_days)
     .bind(&staff.institution_id)
+    .bind(roles_text(
+        new.visual_check_roles.as_deref().unwrap_or_default(),
+    ))
     .execute(&mut *tx)
     .await
     .map_err(StorageError::from)?;
@@ -179,7 +228,21 @@ mod tests {
             accepts_remote: true,
             uses_welfare_info: false,
             eligibility_retention_days: days,
+            visual_check_roles: None,
         }
+    }
+
+    #[test]
+    fn visual_check_roles_read_back_and_default_as_the_migration_stores_them() {
+        // The column default of migration 0007.
+        assert_eq!(
+            roles_of("medical_viewer,administrator"),
+            DEFAULT_VISUAL_CHECK_ROLES
+        );
+        let all = [Role::General, Role::MedicalViewer, Role::Administrator];
+        assert_eq!(roles_of(&roles_text(&all)), all);
+        // An unknown code grants nothing.
+        assert_eq!(roles_of("root, general"), [Role::General]);
     }
 
     #[test]

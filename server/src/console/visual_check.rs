@@ -2,7 +2,15 @@
 //! device. The patient's reception session and choices are checked as for a card signature,
 //! then the registration is queued through the patient API's own function
 //! ([`crate::http::patient::registration`]) with the staff member named as the one who
-//! compared the face; the audit log records it.
+//! compared the face; the audit log records it in the reception's own transaction (no
+//! reception without its audit row, no audit row without its reception).
+//!
+//! Who may: the roles the institution's settings allow (`visual_check_roles`; default
+//! 医療情報閲覧 and 管理者, 一般利用者 only when an administrator adds it), else 403
+//! `visual_check_role_refused`. How often: at most [`PER_HOUR`] per staff member in any hour,
+//! counted over the audit log's own rows inside the transaction (so the limit holds across
+//! restarts and server instances, and two requests at once cannot both pass the last slot:
+//! the audit head's lock orders them); the next is 429 `visual_check_rate_limited`.
 
 use axum::{
     Json,
@@ -23,8 +31,43 @@ use crate::{
             registration::{Accepted, queue_registration},
         },
     },
-    storage::receptions::Identity,
+    storage::{StorageError, receptions::Identity},
 };
+
+/// 目視確認 per staff member in any 60 minutes.
+pub const PER_HOUR: i64 = 30;
+const HOUR_MS: i64 = 3600 * 1000;
+/// The audit action of a 目視確認.
+pub const ACTION: &str = "reception.visual_check";
+
+/// Writes the audit row of the 目視確認 that made `reception_id`, in the reception's
+/// transaction, and counts the staff member's rows of the last hour (this one included). `Ok(Err)`
+/// when over [`PER_HOUR`]: the caller rolls everything back.
+pub async fn audit_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    staff: &crate::console::audit::Actor,
+    reception_id: &str,
+    now_ms: i64,
+) -> Result<Result<(), ApiError>, StorageError> {
+    crate::console::audit::append(tx, staff, ACTION, Some(reception_id), now_ms).await?;
+    let count: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log \
+         WHERE institution_id = $1 AND account = $2 AND action = $3 AND at > $4",
+    )
+    .bind(&staff.institution_id)
+    .bind(&staff.account)
+    .bind(ACTION)
+    .bind(now_ms - HOUR_MS)
+    .fetch_one(&mut **tx)
+    .await?;
+    if count > PER_HOUR {
+        return Ok(Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "visual_check_rate_limited",
+        )));
+    }
+    Ok(Ok(()))
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +91,14 @@ pub async fn visual_check(
     body: JsonBody<VisualCheckBody>,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
     let body = json_body(body)?;
+    let allowed =
+        crate::console::settings::visual_check_roles(&state.db, &staff.institution_id).await?;
+    if !allowed.contains(&staff.role) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "visual_check_role_refused",
+        ));
+    }
     if !body.face_matches {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -92,16 +143,8 @@ pub async fn visual_check(
         &session,
         &link,
         choices,
-        (proof, identity),
+        (proof, identity, Some(&staff.actor())),
         &card_ref,
-        now_ms,
-    )
-    .await?;
-    crate::console::audit::record(
-        &state.db,
-        &staff.actor(),
-        "reception.visual_check",
-        Some(&accepted.reception_id),
         now_ms,
     )
     .await?;

@@ -3,6 +3,11 @@
 //! links, read and revoke them, record home visits. Described in `server/openapi.yaml`, served
 //! at `/api/v1/openapi.yaml`. Everything is scoped to the token's institution: another
 //! institution's link or reception is "not found".
+//!
+//! Each route needs a scope of the token ([`Scope`]; 403 `scope_missing` otherwise); an expired
+//! token is 401 `token_expired`, an unknown or revoked one 401 `token_invalid`. A token reads
+//! and revokes only the links it made (403 `link_other_token`). Every action is written to the
+//! audit log in the transaction of its change, as account `-api:<token id>` (never the secret).
 
 use super::body::{JsonBody, json_body};
 use axum::{
@@ -20,9 +25,12 @@ use super::error::ApiError;
 use crate::{
     AppState,
     clock::from_ms,
+    console::audit::{self, Actor},
     storage::{
+        StorageError,
         links::{self, LinkRecord, LinkRequest},
-        receptions, tokens,
+        receptions,
+        tokens::{self, Bearer, Refusal, Scope},
     },
 };
 
@@ -31,7 +39,8 @@ pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
 
 type ApiResult<T> = Result<T, ApiError>;
 
-async fn institution(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
+/// The live token of the request.
+async fn bearer(state: &AppState, headers: &HeaderMap) -> ApiResult<Bearer> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -40,9 +49,47 @@ async fn institution(state: &AppState, headers: &HeaderMap) -> ApiResult<String>
     let Some(token) = token else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "token_missing"));
     };
-    tokens::institution_of(&state.db, token, state.clock.now_ms())
+    match tokens::bearer(&state.db, token, state.clock.now_ms()).await? {
+        Ok(bearer) => Ok(bearer),
+        Err(Refusal::Expired) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "token_expired")),
+        Err(Refusal::Invalid) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "token_invalid")),
+    }
+}
+
+/// The live token of the request, if it has `scope`.
+async fn authorized(state: &AppState, headers: &HeaderMap, scope: Scope) -> ApiResult<Bearer> {
+    let bearer = bearer(state, headers).await?;
+    require(&bearer, scope)?;
+    Ok(bearer)
+}
+
+fn require(bearer: &Bearer, scope: Scope) -> ApiResult<()> {
+    if bearer.allows(scope) {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "scope_missing"))
+    }
+}
+
+/// The token, for the audit log: `-api:<token id>`.
+fn actor(bearer: &Bearer) -> Actor {
+    Actor {
+        institution_id: bearer.institution_id.clone(),
+        account: format!("-api:{}", bearer.id),
+        ip: None,
+    }
+}
+
+/// The link `id` if this token made it; another token's link is 403, a link of another
+/// institution or none at all 404.
+async fn own_link(state: &AppState, bearer: &Bearer, id: &str) -> ApiResult<LinkRecord> {
+    let record = links::get(&state.db, &bearer.institution_id, id)
         .await?
-        .ok_or(ApiError::new(StatusCode::UNAUTHORIZED, "token_invalid"))
+        .ok_or(ApiError::new(StatusCode::NOT_FOUND, "link_unknown"))?;
+    if !tokens::made_link(&state.db, &bearer.institution_id, id, &bearer.id).await? {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "link_other_token"));
+    }
+    Ok(record)
 }
 
 #[derive(Debug, Serialize)]
@@ -74,19 +121,31 @@ fn link_view(state: &AppState, record: LinkRecord) -> LinkView {
     }
 }
 
-/// `POST /api/v1/links`
+/// `POST /api/v1/links`: a per-appointment link (with `visit_date`) needs `links:appointment`,
+/// a long-lived one `links:standing`.
 pub async fn create_link(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: JsonBody<LinkRequest>,
 ) -> ApiResult<Response> {
-    let institution_id = institution(&state, &headers).await?;
+    let bearer = bearer(&state, &headers).await?;
     let body = json_body(body)?;
+    let scope = if body.visit_date.is_some() {
+        Scope::LinksAppointment
+    } else {
+        Scope::LinksStanding
+    };
+    require(&bearer, scope)?;
+    let now = state.clock.now_ms();
     let link = body
-        .check(&institution_id, state.clock.now())
+        .check(&bearer.institution_id, state.clock.now())
         .map_err(|code| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code))?;
-    let id = links::create(&state.db, &link, state.clock.now_ms()).await?;
-    let record = links::get(&state.db, &institution_id, &id)
+    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let id = links::create(&mut *tx, &link, now).await?;
+    tokens::mark_link_in(&mut tx, &id, &bearer.id).await?;
+    audit::append(&mut tx, &actor(&bearer), "api.link.create", Some(&id), now).await?;
+    tx.commit().await.map_err(StorageError::from)?;
+    let record = links::get(&state.db, &bearer.institution_id, &id)
         .await?
         .ok_or(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -95,29 +154,51 @@ pub async fn create_link(
     Ok((StatusCode::CREATED, Json(link_view(&state, record))).into_response())
 }
 
-/// `GET /api/v1/links/{id}`
+/// `GET /api/v1/links/{id}`: a link this token made (`links:appointment` or `links:standing`).
 pub async fn get_link(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Json<LinkView>> {
-    let institution_id = institution(&state, &headers).await?;
-    let record = links::get(&state.db, &institution_id, &id)
-        .await?
-        .ok_or(ApiError::new(StatusCode::NOT_FOUND, "link_unknown"))?;
+    let bearer = bearer(&state, &headers).await?;
+    if !bearer.allows(Scope::LinksAppointment) && !bearer.allows(Scope::LinksStanding) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "scope_missing"));
+    }
+    let record = own_link(&state, &bearer, &id).await?;
+    audit::record(
+        &state.db,
+        &actor(&bearer),
+        "api.link.read",
+        Some(&record.id),
+        state.clock.now_ms(),
+    )
+    .await?;
     Ok(Json(link_view(&state, record)))
 }
 
-/// `DELETE /api/v1/links/{id}`
+/// `DELETE /api/v1/links/{id}`: revokes a link this token made (`links:revoke`).
 pub async fn revoke_link(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let institution_id = institution(&state, &headers).await?;
-    if links::revoke(&state.db, &institution_id, &id, state.clock.now_ms()).await? {
+    let bearer = authorized(&state, &headers, Scope::LinksRevoke).await?;
+    let record = own_link(&state, &bearer, &id).await?;
+    let now = state.clock.now_ms();
+    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    audit::append(
+        &mut tx,
+        &actor(&bearer),
+        "api.link.revoke",
+        Some(&record.id),
+        now,
+    )
+    .await?;
+    if links::revoke(&mut *tx, &bearer.institution_id, &record.id, now).await? {
+        tx.commit().await.map_err(StorageError::from)?;
         Ok(StatusCode::NO_CONTENT)
     } else {
+        tx.rollback().await.map_err(StorageError::from)?;
         Err(ApiError::new(StatusCode::NOT_FOUND, "link_unknown"))
     }
 }
@@ -129,7 +210,8 @@ pub async fn record_home_visit(
     Path(id): Path<String>,
     body: JsonBody<HomeVisitRequest>,
 ) -> ApiResult<StatusCode> {
-    let institution_id = institution(&state, &headers).await?;
+    let bearer = authorized(&state, &headers, Scope::HomeVisitsWrite).await?;
+    let institution_id = bearer.institution_id.clone();
     let body = json_body(body)?;
     let reception = receptions::get(&state.db, &id)
         .await?
@@ -152,14 +234,24 @@ pub async fn record_home_visit(
         ));
     }
     let payload = serde_json::to_string(&body).unwrap_or_default();
-    let added = receptions::record_home_visit(
-        &state.db,
-        &reception.id,
-        body.visit_date,
-        &payload,
-        state.clock.now_ms(),
-    )
-    .await?;
+    let now = state.clock.now_ms();
+    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let added =
+        receptions::record_home_visit_in(&mut tx, &reception.id, body.visit_date, &payload, now)
+            .await?;
+    if added {
+        audit::append(
+            &mut tx,
+            &actor(&bearer),
+            "api.home_visit.record",
+            Some(&reception.id),
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(StorageError::from)?;
+    } else {
+        tx.rollback().await.map_err(StorageError::from)?;
+    }
     if added {
         state.relay_wake.notify_one();
         Ok(StatusCode::CREATED)

@@ -158,6 +158,23 @@ pub async fn submit(
     new: &NewReception<'_>,
     now_ms: i64,
 ) -> Result<Option<Submitted>, StorageError> {
+    let mut tx = db.begin().await?;
+    let submitted = submit_in(&mut tx, new, now_ms).await?;
+    if submitted.is_some() {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
+    Ok(submitted)
+}
+
+/// [`submit`] inside the caller's transaction (目視確認 adds its audit row to it); the caller
+/// commits, or rolls back on `None`.
+pub async fn submit_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    new: &NewReception<'_>,
+    now_ms: i64,
+) -> Result<Option<Submitted>, StorageError> {
     let reception_id = new_id();
     // 128 random bits, like every id here.
     let cancel_token = new_id();
@@ -165,7 +182,6 @@ pub async fn submit(
         Identity::Card => ("card", None),
         Identity::VisualCheck { staff_account } => ("visual_check", Some(staff_account.as_str())),
     };
-    let mut tx = db.begin().await?;
     if let Some(session_id) = new.session_id {
         let claimed = sqlx::query(
             "UPDATE reception_sessions SET reception_id = $1, cancel_token = $2 \
@@ -174,11 +190,10 @@ pub async fn submit(
         .bind(&reception_id)
         .bind(&cancel_token)
         .bind(session_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if claimed != 1 {
-            tx.rollback().await?;
             return Ok(None);
         }
     }
@@ -203,10 +218,10 @@ pub async fn submit(
     .bind(now_ms)
     .bind(sha256_hex(cancel_token.as_bytes()))
     .bind(new.card_ref)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     super::outbox::enqueue(
-        &mut tx,
+        tx,
         new.outbox_id,
         &reception_id,
         super::outbox::Operation::Register,
@@ -217,10 +232,9 @@ pub async fn submit(
     if let Some(link_id) = new.link_id {
         sqlx::query("UPDATE reception_links SET use_count = use_count + 1 WHERE id = $1")
             .bind(link_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
-    tx.commit().await?;
     Ok(Some(Submitted {
         reception_id,
         cancel_token,

@@ -262,9 +262,10 @@ async fn console_session(state: &AppState) -> String {
         .expect("a demo account")
         .get("id");
     let mut tx = state.db.begin().await.expect("begin");
-    let token = console::session::create_in(&mut tx, &account, state.clock.now_ms())
-        .await
-        .expect("session");
+    let token =
+        console::session::create_in(&mut tx, &account, "test-passkey", state.clock.now_ms())
+            .await
+            .expect("session");
     tx.commit().await.expect("commit");
     token
 }

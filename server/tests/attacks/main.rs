@@ -9,3 +9,4 @@ mod common;
 mod demo;
 mod floods;
 mod revocation;
+mod staff;

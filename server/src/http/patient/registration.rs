@@ -96,7 +96,7 @@ pub async fn register(
         &session,
         &link,
         choices,
-        (identity, Identity::Card),
+        (identity, Identity::Card, None),
         &card_ref,
         now_ms,
     )
@@ -110,7 +110,12 @@ pub(crate) async fn queue_registration(
     session: &receptions::Session,
     link: &OpenLink,
     choices: Choices,
-    (proof, identity): (IdentityProof, Identity),
+    // With the staff member who confirmed, for 目視確認 (audited in the reception's transaction).
+    (proof, identity, visual_check): (
+        IdentityProof,
+        Identity,
+        Option<&crate::console::audit::Actor>,
+    ),
     card_ref: &str,
     now_ms: i64,
 ) -> ApiResult<Accepted> {
@@ -126,8 +131,13 @@ pub(crate) async fn queue_registration(
     };
     let payload = serde_json::to_string(&request)
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"))?;
-    let submitted = receptions::submit(
-        &state.db,
+    let mut tx = state
+        .db
+        .begin()
+        .await
+        .map_err(crate::storage::StorageError::from)?;
+    let submitted = receptions::submit_in(
+        &mut tx,
         &NewReception {
             institution_id: &link.institution_id,
             link_id: Some(&link.id),
@@ -141,8 +151,28 @@ pub(crate) async fn queue_registration(
         },
         now_ms,
     )
-    .await?
-    .ok_or(ApiError::new(StatusCode::CONFLICT, "already_submitted"))?;
+    .await?;
+    let Some(submitted) = submitted else {
+        tx.rollback()
+            .await
+            .map_err(crate::storage::StorageError::from)?;
+        return Err(ApiError::new(StatusCode::CONFLICT, "already_submitted"));
+    };
+    // 目視確認: the staff member's audit row and rate limit in the reception's transaction.
+    if let Some(staff) = visual_check {
+        let limited =
+            crate::console::visual_check::audit_in(&mut tx, staff, &submitted.reception_id, now_ms)
+                .await?;
+        if let Err(refusal) = limited {
+            tx.rollback()
+                .await
+                .map_err(crate::storage::StorageError::from)?;
+            return Err(refusal);
+        }
+    }
+    tx.commit()
+        .await
+        .map_err(crate::storage::StorageError::from)?;
     state.relay_wake.notify_one();
     Ok(Accepted {
         reception_id: submitted.reception_id,
