@@ -6,4 +6,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod handoff;
+mod markup;
 mod revocation;
