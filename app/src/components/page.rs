@@ -21,9 +21,15 @@ pub fn Page(
     // signals may already be disposed (seen under concurrent requests: a panic in the render
     // task and a response that never finishes). On the server the title is therefore fixed
     // text computed now; in the browser it follows the language.
+    //
+    // leptos_meta (0.8.7, `ServerMetaContextOutput::inject_meta_context`) writes the title's
+    // text into the streamed head as it is, without escaping: an institution name such as
+    // `</title><meta http-equiv=refresh …>` would become markup in every patient's head. The
+    // server therefore hands it text already escaped for HTML; in the browser the title is set
+    // through `document.title`, which takes plain text.
     #[cfg(feature = "ssr")]
     let text = {
-        let fixed = format!("{} | {}", title.get_untracked(), t().product);
+        let fixed = escape_html(&format!("{} | {}", title.get_untracked(), t().product));
         move || fixed.clone()
     };
     #[cfg(not(feature = "ssr"))]
@@ -41,6 +47,40 @@ pub fn Page(
             </p>
         </Show>
         <main id="main" class="content">{children()}</main>
+    }
+}
+
+/// `text` escaped for HTML text and attribute values: `&`, `<`, `>`, `"` and `'` as character
+/// references.
+#[cfg(any(feature = "ssr", test))]
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_html;
+
+    #[test]
+    fn markup_becomes_text() {
+        assert_eq!(
+            escape_html(
+                r#"</title><meta http-equiv=refresh content="0;url=https://evil.example"> & 'x'"#
+            ),
+            "&lt;/title&gt;&lt;meta http-equiv=refresh content=&quot;0;url=https://evil.example&quot;&gt; &amp; &#39;x&#39;"
+        );
+        assert_eq!(escape_html("山田医院 | Uketsuke"), "山田医院 | Uketsuke");
     }
 }
 

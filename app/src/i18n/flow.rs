@@ -64,6 +64,16 @@ pub struct FlowTexts {
     pub app_demo_sign: &'static str,
     pub app_demo_cancel: &'static str,
     pub app_demo_bad: &'static str,
+    /// The practice app: the institution named in the signed text.
+    pub app_demo_institution: &'static str,
+    /// The practice app: the 医療機関等コード label.
+    pub app_demo_institution_code: &'static str,
+    /// The practice app: heading of what the signed text says.
+    pub app_demo_signing_for: &'static str,
+    /// The practice app: a 同意照会 text.
+    pub app_demo_manage: &'static str,
+    /// The practice app: the request was refused (see `code_message` for the reason).
+    pub app_refused_title: &'static str,
     pub method_title: &'static str,
     pub method_pin: &'static str,
     pub method_visual: &'static str,
@@ -193,6 +203,11 @@ static JA: FlowTexts = FlowTexts {
     app_demo_sign: "署名してブラウザに戻る",
     app_demo_cancel: "中止してブラウザに戻る",
     app_demo_bad: "このリンクはアプリで扱えません。受付のページから開き直してください。",
+    app_demo_institution: "医療機関",
+    app_demo_institution_code: "医療機関等コード",
+    app_demo_signing_for: "署名する内容",
+    app_demo_manage: "この医療機関での同意の照会・変更・取消",
+    app_refused_title: "署名しませんでした",
     method_title: "本人確認の方法",
     method_pin: "暗証番号（患者さんご本人が入力）",
     method_visual: "目視確認（職員がカードの顔写真とご本人を見比べる。暗証番号は使いません）",
@@ -314,6 +329,11 @@ static EN: FlowTexts = FlowTexts {
     app_demo_sign: "Sign and return to the browser",
     app_demo_cancel: "Stop and return to the browser",
     app_demo_bad: "The app cannot handle this link. Please open it again from the reception page.",
+    app_demo_institution: "Institution",
+    app_demo_institution_code: "Institution code",
+    app_demo_signing_for: "What you are signing",
+    app_demo_manage: "Viewing, changing or withdrawing your consents at this institution",
+    app_refused_title: "Not signed",
     method_title: "How identity is confirmed",
     method_pin: "PIN (typed by the patient)",
     method_visual: "Visual check (staff compare the card photo with the patient; no PIN)",
@@ -377,6 +397,20 @@ static EN: FlowTexts = FlowTexts {
 /// Words for a code from the server, the backend or the eligibility answer.
 pub fn code_message(lang: Lang, code: &str) -> &'static str {
     let (ja, en) = match code {
+        // Refusals of a card-reading app (pages::card_step::hand_off, the signer's rule).
+        "origin_mismatch" => (
+            "署名を求めたサイトが、署名する内容に書かれたサイトと一致しないため、署名しませんでした。偽のサイトから開かれた可能性があります。このページを閉じ、医療機関から案内された受付のページ（QRコードや予約の案内）から開き直してください。",
+            "This was not signed: the site that asked for the signature is not the site named in the text to sign. It may have been opened from a fake site. Close this page and open the reception page again from the institution's own QR code or appointment message.",
+        ),
+        "return_mismatch" => (
+            "結果の送り先が、署名する内容に書かれたサイトではないため、署名しませんでした。偽のサイトから開かれた可能性があります。このページを閉じ、医療機関から案内された受付のページから開き直してください。",
+            "This was not signed: the result would be sent to another site than the one named in the text to sign. It may have been opened from a fake site. Close this page and open the reception page again from the institution's own QR code or appointment message.",
+        ),
+        "challenge_mismatch" => (
+            "この依頼は正しい形式ではないため、署名しませんでした。このページを閉じ、受付のページからカードの読み取りをやり直してください。",
+            "This was not signed: the request is not in the right form. Close this page and read the card again from the reception page.",
+        ),
+        "text_invalid" | "request_invalid" => (JA.app_demo_bad, EN.app_demo_bad),
         "session_expired" | "session_missing" => (JA.session_gone_body, EN.session_gone_body),
         "visit_date_invalid" | "visit_date_required" => (
             "診療日を、今日から90日先までの日付で選んでください。",

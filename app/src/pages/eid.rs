@@ -4,15 +4,28 @@
 //! it from the address bar and submits the certificate and signature exactly as the card step
 //! does; and in demo mode the built-in practice app ([`PracticeApp`], `/r/{link}/eid-app`),
 //! which plays the app's part with the practice cards, so the whole round trip can be tried and
-//! tested here.
+//! tested here. The practice app keeps the signer's rule of the protocol ([`AppRequest::check`]):
+//! it shows the origin, institution and choices of the text it signs, and refuses a request
+//! from another origin (a relaying site) without ever opening its return address.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
+use uketsuke_backend::contract::{PrescriptionMethod, binding::SignedText};
+
 use crate::api::{LinkState, landing};
 use crate::components::Page;
-use crate::i18n::use_flow_texts;
+use crate::data::LandingView;
+use crate::i18n::{Lang, flow::code_message, format_date, use_flow_texts, use_lang, use_texts};
 use crate::pages::card_step::hand_off::AppRequest;
+
+/// A request the practice app accepted ([`AppRequest::check`]), with its text read back: only
+/// such a request is signed, shown or returned to.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub request: AppRequest,
+    pub text: SignedText,
+}
 
 /// `/r/{link}/eid-return`: the app's result arrives here and is submitted.
 #[component]
@@ -56,7 +69,7 @@ pub fn PracticeApp() -> impl IntoView {
         <Suspense fallback=move || view! { <p class="loading">{move || f().app_return_busy}</p> }>
             {move || Suspend::new(async move {
                 match state.await {
-                    Ok(LinkState::Open(landing)) if landing.demo => practice_app().into_any(),
+                    Ok(LinkState::Open(landing)) if landing.demo => practice_app(landing).into_any(),
                     _ => {
                         crate::pages::page_status(404);
                         view! { <crate::pages::not_found::NotFound/> }.into_any()
@@ -67,15 +80,17 @@ pub fn PracticeApp() -> impl IntoView {
     }
 }
 
-fn practice_app() -> impl IntoView {
+fn practice_app(landing: LandingView) -> impl IntoView {
     let f = use_flow_texts();
-    let request: RwSignal<Option<AppRequest>> = RwSignal::new(None);
+    let lang = use_lang();
+    let request: RwSignal<Option<Checked>> = RwSignal::new(None);
     let error: RwSignal<Option<String>> = RwSignal::new(None);
+    let refused: RwSignal<Option<&'static str>> = RwSignal::new(None);
     let person = RwSignal::new(1u32);
     let busy = RwSignal::new(false);
     let pin_ref = NodeRef::<leptos::html::Input>::new();
     #[cfg(feature = "hydrate")]
-    Effect::new(move |_| live::read_request(request, error));
+    Effect::new(move |_| live::read_request(request, error, refused));
     let sign = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let digits = pin_ref
@@ -102,11 +117,20 @@ fn practice_app() -> impl IntoView {
             <p class="card">{move || f().app_demo_lead}</p>
             <div role="alert" aria-live="assertive" class="alert-region" data-testid="card-error">
                 {move || error.get().map(|message| view! { <p class="card notice">{message}</p> })}
+                {move || refused.get().map(|code| view! {
+                    <section class="card notice" data-testid="app-refused" data-code=code>
+                        <h2>{move || f().app_refused_title}</h2>
+                        <p>{move || code_message(lang.get(), code)}</p>
+                    </section>
+                })}
             </div>
-            {move || request.get().map(|req| view! {
+            {move || request.get().map(|checked| {
+                let landing = landing.clone();
+                view! {
                 <form class="card pin-pad" aria-labelledby="app-heading" on:submit=sign>
                     <h2 id="app-heading">{move || f().app_demo_site}</h2>
-                    <p class="app-origin" data-testid="app-origin">{req.origin.clone()}</p>
+                    <p class="app-origin" data-testid="app-origin">{checked.text.origin().to_owned()}</p>
+                    <SignedDetails text=checked.text.clone() landing/>
                     <label for="app-person">{move || f().card_practice_person}</label>
                     <crate::pages::card_step::ways::DemoPersonSelect id="app-person" person/>
                     <label for="app-pin">{move || f().pin_label}</label>
@@ -129,8 +153,68 @@ fn practice_app() -> impl IntoView {
                         {move || f().app_demo_cancel}
                     </button>
                 </form>
-            })}
+            }})}
         </Page>
+    }
+}
+
+/// What the signed text says, in words: the institution (its 医療機関等コード from the text; the
+/// name the demo link gives for it), and the reception's kind, date and choices, or the
+/// 同意照会. Nothing here comes from the request's other fields.
+#[component]
+fn SignedDetails(text: SignedText, landing: LandingView) -> impl IntoView {
+    let f = use_flow_texts();
+    let t = use_texts();
+    let lang = use_lang();
+    let code = text.institution().as_str().to_owned();
+    let name = move || match lang.get() {
+        Lang::Ja => landing.institution_name_ja.clone(),
+        Lang::En => landing.institution_name_en.clone(),
+    };
+    let consent = move |yes: bool| if yes { f().agree } else { f().disagree };
+    let details = match text {
+        SignedText::Consent(c) => {
+            let kind = c.kind;
+            let date = c.visit_date.format("%Y-%m-%d").to_string();
+            let choices = c.consent;
+            view! {
+                <dt>{move || f().review_kind}</dt>
+                <dd data-testid="app-kind">{move || t().kind(kind).title}</dd>
+                <dt>{move || f().review_visit_date}</dt>
+                <dd data-testid="app-date">{move || format_date(lang.get(), &date)}</dd>
+                {kind.offers_medical_information().then(|| view! {
+                    <dt>{move || f().consent_clinical}</dt>
+                    <dd data-testid="app-clinical">{move || consent(choices.clinical_medication)}</dd>
+                    <dt>{move || f().consent_checkups}</dt>
+                    <dd data-testid="app-checkups">{move || consent(choices.checkups)}</dd>
+                })}
+                {c.prescription_method.map(|p| view! {
+                    <dt>{move || f().prescription}</dt>
+                    <dd data-testid="app-prescription">
+                        {move || match p {
+                            PrescriptionMethod::Paper => f().prescription_paper,
+                            PrescriptionMethod::Electronic => f().prescription_electronic,
+                        }}
+                    </dd>
+                })}
+            }
+            .into_any()
+        }
+        SignedText::Manage(_) => view! {
+            <dt>{move || f().review_kind}</dt>
+            <dd data-testid="app-manage">{move || f().app_demo_manage}</dd>
+        }
+        .into_any(),
+    };
+    view! {
+        <h3>{move || f().app_demo_signing_for}</h3>
+        <dl class="review" data-testid="app-signed">
+            <dt>{move || f().app_demo_institution}</dt>
+            <dd data-testid="app-institution">{name}</dd>
+            <dt>{move || f().app_demo_institution_code}</dt>
+            <dd data-testid="app-institution-code">{code}</dd>
+            {details}
+        </dl>
     }
 }
 
@@ -141,6 +225,7 @@ mod live {
     use leptos::task::spawn_local;
     use uketsuke_card::Pin;
 
+    use super::Checked;
     use crate::card::{CardError, people::DEMO_PEOPLE, reader::CardReader};
     use crate::i18n::{Lang, flow::texts, use_lang};
     use crate::pages::card_step::{
@@ -179,25 +264,33 @@ mod live {
         });
     }
 
-    /// The practice app: the request from the fragment, refused unless it returns to its origin.
-    pub fn read_request(request: RwSignal<Option<AppRequest>>, error: RwSignal<Option<String>>) {
+    /// The practice app: the request from the fragment, accepted only under the signer's rule
+    /// ([`AppRequest::check`]). A refused request is shown as refused and never answered: its
+    /// return address is not opened.
+    pub fn read_request(
+        request: RwSignal<Option<Checked>>,
+        error: RwSignal<Option<String>>,
+        refused: RwSignal<Option<&'static str>>,
+    ) {
         let hash = fragment::take();
-        match fragment::decode::<AppRequest>(&hash) {
-            Some(req) if req.v == PROTOCOL_VERSION && req.returns_to_origin() => {
-                request.set(Some(req));
-            }
-            _ => error.set(Some(texts(lang()).app_demo_bad.to_owned())),
+        let Some(req) = fragment::decode::<AppRequest>(&hash) else {
+            return error.set(Some(texts(lang()).app_demo_bad.to_owned()));
+        };
+        match req.check() {
+            Ok(text) => request.set(Some(Checked { request: req, text })),
+            Err(refusal) => refused.set(Some(refusal.code())),
         }
     }
 
-    fn back(req: &AppRequest, fragment: &str) {
+    /// Back to the browser: only a checked request's return address, on the origin signed for.
+    fn back(checked: &Checked, fragment: &str) {
         let _ = window()
             .location()
-            .replace(&format!("{}#{fragment}", req.return_uri));
+            .replace(&format!("{}#{fragment}", checked.request.return_uri));
     }
 
     /// Back to the browser with `#error=cancelled`.
-    pub fn cancel(request: RwSignal<Option<AppRequest>>) {
+    pub fn cancel(request: RwSignal<Option<Checked>>) {
         if let Some(req) = request.get_untracked() {
             back(&req, "error=cancelled");
         }
@@ -206,7 +299,7 @@ mod live {
     /// Signs with the practice card of `no` and returns the result to the browser. A wrong PIN
     /// stays in the app (tries left shown), as a real app would.
     pub fn sign(
-        request: RwSignal<Option<AppRequest>>,
+        request: RwSignal<Option<Checked>>,
         error: RwSignal<Option<String>>,
         busy: RwSignal<bool>,
         no: u32,
@@ -227,7 +320,8 @@ mod live {
         error.set(None);
         spawn_local(async move {
             let signed = match CardReader::practice(person) {
-                Ok(mut card) => card.authenticate(&pin, req.message.as_bytes()).await,
+                // Exactly the text that was checked and shown.
+                Ok(mut card) => card.authenticate(&pin, &req.text.message()).await,
                 Err(e) => Err(e),
             };
             drop(pin);
@@ -238,7 +332,7 @@ mod live {
                     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
                     let result = AppResult {
                         v: PROTOCOL_VERSION,
-                        challenge: req.challenge.clone(),
+                        challenge: req.text.challenge().to_owned(),
                         certificate: b64.encode(&auth.certificate_der),
                         signature: b64.encode(&auth.signature),
                     };

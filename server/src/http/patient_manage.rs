@@ -45,14 +45,9 @@ use uketsuke_domain::InstitutionCode;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// First line of the message the card signs to see or withdraw consents.
-pub const MANAGE_TAG: &str = "uketsuke-manage-binding-v1";
-
-/// The bytes the card signs for the management of consents at one institution.
-pub fn manage_message(origin: &str, challenge: &str, institution_code: &str) -> Vec<u8> {
-    format!("{MANAGE_TAG}\norigin={origin}\nchallenge={challenge}\ninstitution={institution_code}\naction=manage")
-        .into_bytes()
-}
+/// The text the card signs here is built beside the reception's, in the contract crate that
+/// card-reading apps also parse it with.
+pub use uketsuke_backend::contract::binding::{MANAGE_TAG, manage_message};
 
 /// `POST /api/session/manage/challenge`
 pub async fn challenge(

@@ -8,5 +8,7 @@ mod common;
 
 mod demo;
 mod floods;
+mod handoff;
+mod markup;
 mod revocation;
 mod staff;

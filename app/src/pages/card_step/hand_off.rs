@@ -15,12 +15,48 @@
 //!    certificate and signature exactly as the card step does; the server checks the challenge,
 //!    its binding to the session's choices and origin, the certificate and the signature.
 //!
-//! The app must refuse a request whose `return_uri` is not on `origin`. In demo mode the link
-//! opens the built-in practice app ([`crate::pages::eid::PracticeApp`], `/r/{link}/eid-app`),
-//! which plays the app's part with the practice cards, so the whole round trip can be tried and
+//! ## The signer's rule (the origin rule)
+//!
+//! The page that asks for a signature chooses every field of the request, and a phishing site
+//! can hold a real challenge and text: it opens a real reception link in its own session, and
+//! would send the patient to the app with its own `origin` and `return_uri`. The signature
+//! would then come back to the phishing site, which submits it in its own session, where the
+//! challenge is valid. So the app, not the page, decides what it signs for
+//! ([`AppRequest::check`], which is
+//! [`uketsuke_backend::contract::binding::check_signing_request`]), and signs only when all hold:
+//! 1. `v` is [`PROTOCOL_VERSION`];
+//! 2. `message` is, byte for byte, a text the server builds
+//!    ([`uketsuke_backend::contract::binding::parse_signed_text`]: the reception binding
+//!    `uketsuke-consent-binding-v1` or the 同意照会 binding `uketsuke-manage-binding-v1`; an
+//!    unknown tag or key, a line twice or missing, another order or spelling is refused);
+//! 3. `origin` is a web origin in the exact form browsers serialise it: `https://host[:port]`,
+//!    `http://` only on a loopback host (`localhost`, `127.x.y.z`, `[::1]`), host in lower
+//!    case ASCII (punycode for international names), no trailing dot, no default port, no
+//!    userinfo or path;
+//! 4. the text's `origin=` line equals `origin`, byte for byte;
+//! 5. the origin of `return_uri` (its text up to the path; no userinfo, backslash or spaces)
+//!    equals `origin`, byte for byte, and `return_uri` has a path;
+//! 6. the text's `challenge=` line equals `challenge`.
+//!
+//! The app shows the patient the origin, the institution and the choices FROM THE TEXT it
+//! signs, never from other fields of the request. Since the server puts its own origin in the
+//! text and checks the signature over it, a relaying site gets either a refusal here (its own
+//! origin is not the text's) or a result sent to the real origin, where the patient's own
+//! session never held that challenge (`challenge_unknown`).
+//!
+//! A refused request is never answered: the app shows the refusal and does not open
+//! `return_uri` (the address was chosen by whoever sent the request). The refusal's code
+//! ([`AppRefusal::code`]: `request_invalid`, `text_invalid`, `origin_mismatch`,
+//! `return_mismatch`, `challenge_mismatch`) names it in the app's words. `#error=<code>` goes
+//! back only for a checked request (`cancelled`, `pin_blocked`, `app_failed`).
+//!
+//! In demo mode the link opens the built-in practice app ([`crate::pages::eid::PracticeApp`],
+//! `/r/{link}/eid-app`), which plays the app's part with the practice cards and applies the
+//! same rule, so the whole round trip, and the refusal of a relayed request, can be tried and
 //! tested here.
 
 use serde::{Deserialize, Serialize};
+use uketsuke_backend::contract::binding::{SignedText, SigningRefusal, check_signing_request};
 #[cfg(feature = "hydrate")]
 use {
     super::{Controller, Purpose, Stage, submit::post_json},
@@ -58,12 +94,39 @@ pub struct AppResult {
     pub signature: String,
 }
 
+/// Why an app refuses a request (see the signer's rule above).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppRefusal {
+    /// Not a request of this protocol version (or not readable at all).
+    Request,
+    /// The rule of the signed text refused it.
+    Signing(SigningRefusal),
+}
+
+impl AppRefusal {
+    /// The refusal's code, shown in the app's words ([`crate::i18n::flow::code_message`]).
+    pub const fn code(&self) -> &'static str {
+        match self {
+            AppRefusal::Request => "request_invalid",
+            AppRefusal::Signing(refusal) => refusal.code(),
+        }
+    }
+}
+
 impl AppRequest {
-    /// True when the return address is on the origin signed for (an app must check this).
-    pub fn returns_to_origin(&self) -> bool {
-        self.return_uri
-            .strip_prefix(self.origin.as_str())
-            .is_some_and(|rest| rest.starts_with('/'))
+    /// The signer's rule (the module's doc): the text to sign, read back, when the app may sign
+    /// it for this request and return the result to `return_uri`; otherwise why not.
+    pub fn check(&self) -> Result<SignedText, AppRefusal> {
+        if self.v != PROTOCOL_VERSION {
+            return Err(AppRefusal::Request);
+        }
+        check_signing_request(
+            &self.origin,
+            &self.challenge,
+            &self.message,
+            &self.return_uri,
+        )
+        .map_err(AppRefusal::Signing)
     }
 }
 
@@ -211,30 +274,131 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uketsuke_backend::contract::binding::{TextError, manage_message};
 
-    fn request(return_uri: &str) -> AppRequest {
+    const REAL: &str = "https://uketsuke.example.jp";
+
+    fn challenge() -> String {
+        "Kioqg".repeat(9)[..43].to_owned()
+    }
+
+    /// The 同意照会 text the real server builds for its own origin.
+    fn text(origin: &str) -> String {
+        String::from_utf8(manage_message(origin, &challenge(), institution().as_str()))
+            .expect("utf-8")
+    }
+
+    fn institution() -> uketsuke_domain::InstitutionCode {
+        uketsuke_domain::InstitutionCode::with_check_digit("131234567").expect("valid prefix")
+    }
+
+    fn request(origin: &str, message: &str, return_uri: &str) -> AppRequest {
         AppRequest {
             v: PROTOCOL_VERSION,
-            origin: "https://uketsuke.example.jp".to_owned(),
-            challenge: "c".repeat(43),
-            message: "m".to_owned(),
+            origin: origin.to_owned(),
+            challenge: challenge(),
+            message: message.to_owned(),
             return_uri: return_uri.to_owned(),
         }
     }
 
+    fn code(req: &AppRequest) -> &'static str {
+        match req.check() {
+            Ok(_) => "ok",
+            Err(refusal) => refusal.code(),
+        }
+    }
+
     #[test]
-    fn the_app_returns_only_to_the_origin_it_signs_for() {
-        assert!(request("https://uketsuke.example.jp/r/abc/eid-return").returns_to_origin());
-        for foreign in [
-            "https://uketsuke.example.jp.evil.example/r/abc/eid-return",
+    fn the_real_request_is_signed_and_read_from_the_text() {
+        let req = request(
+            REAL,
+            &text(REAL),
+            "https://uketsuke.example.jp/r/abc/manage",
+        );
+        let signed = req.check().expect("signable");
+        assert_eq!(signed.origin(), REAL);
+        assert_eq!(signed.institution(), &institution());
+        let local = "http://localhost:3000";
+        let req = request(local, &text(local), "http://localhost:3000/r/abc/manage");
+        assert_eq!(code(&req), "ok");
+    }
+
+    /// The relaying site's requests: the real text, with the attacker's or a look-alike origin
+    /// and return address.
+    #[test]
+    fn relayed_and_look_alike_requests_are_refused() {
+        let real = text(REAL);
+        for look_alike in [
+            "https://evil.example",
+            "https://uketsuke.example.jp.evil.example",
+            "https://xn--uketsuke-p63c.example.jp",
+            "https://uketsukе.example.jp",
+            "https://www.uketsuke.example.jp",
+            "https://uketsuke.example.jp:8443",
+            "https://uketsuke.example.jp.",
+            "https://UKETSUKE.example.jp",
+            "https://uketsuke.example.jp:443",
+            "http://uketsuke.example.jp",
+            "https://user@uketsuke.example.jp",
+        ] {
+            let back = format!("{look_alike}/r/abc/manage");
+            assert_eq!(
+                code(&request(look_alike, &real, &back)),
+                "origin_mismatch",
+                "{look_alike}"
+            );
+            // The real origin claimed, the result sent elsewhere.
+            assert_eq!(
+                code(&request(REAL, &real, &back)),
+                "return_mismatch",
+                "{look_alike}"
+            );
+        }
+        for back in [
             "https://uketsuke.example.jp@evil.example/r/abc",
-            "https://uketsuke.example.jp:8443/r/abc",
-            "http://uketsuke.example.jp/r/abc",
             "https://evil.example/https://uketsuke.example.jp/",
             "https://uketsuke.example.jp",
             "",
         ] {
-            assert!(!request(foreign).returns_to_origin(), "{foreign}");
+            assert_eq!(
+                code(&request(REAL, &real, back)),
+                "return_mismatch",
+                "{back}"
+            );
         }
+        // A text naming the attacker, sent as if for the real site.
+        let theirs = text("https://evil.example");
+        assert_eq!(
+            code(&request(
+                REAL,
+                &theirs,
+                "https://uketsuke.example.jp/r/abc/manage"
+            )),
+            "origin_mismatch"
+        );
+        // origin= twice.
+        let twice = real.replace("\nchallenge=", "\norigin=https://evil.example\nchallenge=");
+        assert_eq!(
+            request(REAL, &twice, "https://uketsuke.example.jp/r/abc/manage").check(),
+            Err(AppRefusal::Signing(SigningRefusal::Text(
+                TextError::DuplicateLine { key: "origin" }
+            )))
+        );
+        // Another challenge than the text's, and another version.
+        let mut other = request(REAL, &real, "https://uketsuke.example.jp/r/abc/manage");
+        other.challenge = "A".repeat(43);
+        assert_eq!(code(&other), "challenge_mismatch");
+        let mut old = request(REAL, &real, "https://uketsuke.example.jp/r/abc/manage");
+        old.v = 0;
+        assert_eq!(code(&old), "request_invalid");
+        assert_eq!(
+            code(&request(
+                REAL,
+                "sign anything",
+                "https://uketsuke.example.jp/r/abc/manage"
+            )),
+            "text_invalid"
+        );
     }
 }
