@@ -18,7 +18,6 @@ use uketsuke_domain::{InstitutionCode, normalize_digits, window::jst_date};
 use super::{
     accounts::{self, NewAccount, login_id_ok},
     audit::{self, Actor},
-    text_ok,
 };
 use crate::{
     clock::from_ms,
@@ -88,8 +87,11 @@ pub async fn admin_create(
                 .institution_name
                 .clone()
                 .unwrap_or_else(|| code.as_str().to_owned());
-            if name.trim().is_empty() || !text_ok(&name, 100) {
+            if name.trim().is_empty() {
                 return Err("--institution-name must be 1 to 100 characters".to_owned());
+            }
+            if let Err(error) = uketsuke_domain::text::check_short_text(&name, 100) {
+                return Err(format!("--institution-name: {}", error.message_en()));
             }
             let id = new_id();
             sqlx::query(
@@ -186,8 +188,11 @@ pub async fn api_token_create(
     now_ms: i64,
 ) -> Result<String, String> {
     let code = parse_code(code)?;
-    if label.trim().is_empty() || !text_ok(label, 100) {
+    if label.trim().is_empty() {
         return Err("--label must be 1 to 100 characters".to_owned());
+    }
+    if let Err(error) = uketsuke_domain::text::check_short_text(label, 100) {
+        return Err(format!("--label: {}", error.message_en()));
     }
     let institution_id = institutions::id_by_code(db, code.as_str())
         .await

@@ -203,8 +203,9 @@ pub fn csv_field(value: &str) -> String {
     }
 }
 
-/// Free text from staff: at most `max` characters, no control characters.
-pub use crate::storage::links::text_ok;
+/// Free text from staff: at most `max` characters, no control characters, bidirectional
+/// controls or zero-width characters ([`uketsuke_domain::text`]).
+pub use crate::storage::links::{text_ok, text_refusal};
 
 #[cfg(test)]
 mod tests {
