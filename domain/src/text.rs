@@ -53,8 +53,9 @@ impl TextError {
     pub fn message_ja(self) -> String {
         match self {
             TextError::TooLong { max } => format!("{max}文字以内で入力してください。"),
-            TextError::Control => "改行や制御文字は使えません。削除してから保存してください。"
-                .to_owned(),
+            TextError::Control => {
+                "改行や制御文字は使えません。削除してから保存してください。".to_owned()
+            }
             TextError::BidiControl(c) => format!(
                 "文字の向きを変える見えない制御文字（U+{:04X}）が含まれています。貼り付けた文字を削除し、直接入力し直してください。",
                 u32::from(c)

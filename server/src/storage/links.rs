@@ -200,12 +200,10 @@ impl LinkRequest {
         institution_id: &'a str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<NewLink<'a>, &'static str> {
-        let refusal = [&self.booking_ref, &self.label]
-            .iter()
-            .find_map(|t| {
-                t.as_deref()
-                    .and_then(|t| text_refusal(t, MAX_LINK_TEXT, "text_invalid"))
-            });
+        let refusal = [&self.booking_ref, &self.label].iter().find_map(|t| {
+            t.as_deref()
+                .and_then(|t| text_refusal(t, MAX_LINK_TEXT, "text_invalid"))
+        });
         if let Some(code) = refusal {
             return Err(code);
         }
