@@ -424,6 +424,15 @@ async fn forward(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_withdrawal_during_the_backend_call_leaves_no_medical_data() {
+    // SQLite always; PostgreSQL too when the test cluster is there (row lock instead of the
+    // database's write lock).
+    for db in crate::common::engines().await {
+        eprintln!("engine: {}", db.engine);
+        withdrawal_during_the_backend_call(&db.url).await;
+    }
+}
+
+async fn withdrawal_during_the_backend_call(url: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
     let sim_path = dir.path().join("sim.db");
     let sim = simulator::spawn_with(
@@ -454,8 +463,7 @@ async fn a_withdrawal_during_the_backend_call_leaves_no_medical_data() {
         .fallback(forward)
         .with_state(proxy.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let url = format!("sqlite://{}/server.db", dir.path().display());
-    let (base, links, state) = server(&url, &proxy_base, dir.path(), None).await;
+    let (base, links, state) = server(url, &proxy_base, dir.path(), None).await;
     let stack = Stack {
         base,
         links,
