@@ -29,6 +29,18 @@ pub async fn flow(link_id: String) -> Result<FlowState, ServerFnError> {
         .map_err(|e| ServerFnError::new(e.to_string()))
 }
 
+/// The flow state of `link_id` for 同意照会・取消: a revoked, expired or switched-off link is
+/// still shown (the patient can see and withdraw their consents); only an unknown one is not.
+#[server(endpoint = "manage-flow")]
+pub async fn manage_flow(link_id: String) -> Result<FlowState, ServerFnError> {
+    let data = crate::ssr::portal_data()?;
+    let session = crate::ssr::session_cookie();
+    let staff = crate::ssr::request_cookie(crate::ssr::CONSOLE_COOKIE);
+    data.manage_flow(&link_id, session.as_deref(), staff.as_deref())
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
 /// The reception of a cancel token, if the token is known.
 #[server(endpoint = "cancel-view")]
 pub async fn cancel_view(token: String) -> Result<Option<CancelInfo>, ServerFnError> {

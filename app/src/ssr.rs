@@ -28,6 +28,15 @@ pub trait PortalData: Send + Sync + 'static {
         session: Option<&str>,
         staff_session: Option<&str>,
     ) -> Result<FlowState, DataError>;
+    /// [`PortalData::flow`] for 同意照会・取消: any link that ever was, even one revoked,
+    /// expired or of a kind switched off (withdrawal never depends on the clinic); only an
+    /// unknown link is `Invalid`.
+    async fn manage_flow(
+        &self,
+        link_id: &str,
+        session: Option<&str>,
+        staff_session: Option<&str>,
+    ) -> Result<FlowState, DataError>;
     async fn cancel_view(&self, token: &str) -> Result<Option<CancelInfo>, DataError>;
 }
 

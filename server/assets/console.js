@@ -49,8 +49,17 @@
     if (region) region.textContent = text;
   };
 
+  // Refusals that need words, not only a code (uketsuke_domain::text).
+  const explained = {
+    text_bidi_control: ['文字の向きを変える見えない制御文字が含まれています。貼り付けた文字を削除し、直接入力し直してください。',
+      'The text contains an invisible character that changes the text direction. Delete the pasted text and type it again.'],
+    text_zero_width: ['幅のない見えない文字が含まれています。貼り付けた文字を削除し、直接入力し直してください。',
+      'The text contains an invisible zero-width character. Delete the pasted text and type it again.'],
+  };
   const errorText = (result) => {
     const code = (result.data && result.data.error) || `http_${result.status}`;
+    const words = explained[code];
+    if (words) return say(`${words[0]}（${code}）`, `${words[1]} (${code})`);
     return say(`できませんでした（${code}）`, `Not done (${code})`);
   };
 

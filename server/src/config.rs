@@ -532,6 +532,13 @@ fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
             if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
                 return Err(r.error("must be \"simulator\" or an http(s) URL"));
             }
+            if mode == Mode::Production && url.scheme() == "http" && !is_loopback(&url) {
+                return Err(r.error(
+                    "production mode needs an https:// backend URL: the relay carries patients' \
+                     consents and medical information (plain http is allowed only to a loopback \
+                     host, 127.0.0.0/8, ::1 or localhost, e.g. the simulator on the same machine)",
+                ));
+            }
             BackendTarget::Remote(url)
         }
         None => BackendTarget::Simulator,
@@ -764,6 +771,18 @@ fn path_list(raw: Option<&Raw>) -> Result<Vec<PathBuf>, ConfigError> {
     Ok(paths)
 }
 
+/// The URL's host is this machine: a loopback address (127.0.0.0/8, ::1) or `localhost`
+/// (RFC 6761 §6.3 reserves the name for loopback). Traffic to it never leaves the machine, so a
+/// clinic testing against the simulator on the same machine may use plain http in production.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 fn parse_origin(r: &Raw) -> Result<Url, ConfigError> {
     let url = Url::parse(r.value.trim())
         .map_err(|_| r.error("not a URL (expected e.g. https://uketsuke.example.jp)"))?;
@@ -981,6 +1000,43 @@ mod tests {
         ];
         pairs.extend_from_slice(extra);
         Config::from_sources(None, &env(&pairs))
+    }
+
+    #[test]
+    fn production_refuses_a_plain_http_backend_except_on_loopback() {
+        let ca = ("UKETSUKE_JPKI_CA", "/etc/uketsuke/jpki-ca.pem");
+        let crl = ("UKETSUKE_JPKI_CRL", "/etc/uketsuke/jpki.crl");
+        for url in [
+            "http://oqs.example.jp/api",
+            "http://192.0.2.10:8080",
+            "http://[2001:db8::1]/",
+            "http://localhost.example.jp/",
+        ] {
+            let m = production(&[("UKETSUKE_BACKEND", url), ca, crl])
+                .expect_err(url)
+                .to_string();
+            assert!(m.contains("UKETSUKE_BACKEND: \""), "{m}");
+            assert!(
+                m.contains("production mode needs an https:// backend URL"),
+                "{m}"
+            );
+        }
+        for url in [
+            "http://127.0.0.1:8081",
+            "http://127.8.0.1/",
+            "http://[::1]:8081/",
+            "http://LOCALHOST:8081",
+            "https://oqs.example.jp/api",
+        ] {
+            let c = production(&[("UKETSUKE_BACKEND", url), ca, crl]).expect(url);
+            assert!(matches!(c.backend, BackendTarget::Remote(_)), "{url}");
+        }
+        // Demo mode may use any http backend.
+        let demo = Config::from_sources(
+            None,
+            &env(&[("UKETSUKE_BACKEND", "http://oqs.example.jp/api")]),
+        );
+        assert!(demo.is_ok());
     }
 
     #[test]

@@ -211,15 +211,64 @@ pub async fn medical_information(
     }
     let json = serde_json::to_string(&answer.information)
         .map_err(|e| GateError::Backend(CallError::NoAnswer(e.to_string())))?;
+    if !store_if_still_consented(db, &reception.id, category, &json, clock.now_ms()).await? {
+        // The patient withdrew, or took this category back, while the backend was answering:
+        // the answer was asked for under a consent that no longer holds. Nothing is kept and
+        // nothing is shown.
+        return Err(GateError::Refused(GateRefusal::WindowClosed));
+    }
+    Ok(answer.information)
+}
+
+/// Keeps the backend's answer only if the reception is, at the instant of the write, still not
+/// withdrawn and still consented to `category`; returns whether it is. The backend call takes
+/// time, and a withdrawal (or a consent taken back) that commits during it has already deleted
+/// the reception's medical data: an answer written after it would outlive the consent.
+///
+/// Portable to SQLite and PostgreSQL: the transaction's first statement is an update of the
+/// reception's row that matches only while the consent holds. On PostgreSQL it locks the row,
+/// so a withdrawal (which updates the same row first) either committed before — the update then
+/// re-reads the row, matches nothing and nothing is written — or waits for this commit and then
+/// deletes what was written. On SQLite it takes the database's write lock, which serialises the
+/// two the same way. The update writes the value already there, so nothing else moves.
+async fn store_if_still_consented(
+    db: &Db,
+    reception_id: &str,
+    category: MedicalCategory,
+    json: &str,
+    now_ms: i64,
+) -> Result<bool, GateError> {
+    // The column name comes from this match, never from outside.
+    let still_consented = match category {
+        MedicalCategory::ClinicalMedication => {
+            "UPDATE receptions SET clinical_medication = clinical_medication \
+             WHERE id = $1 AND withdrawn_at IS NULL AND clinical_medication = 1"
+        }
+        MedicalCategory::Checkups => {
+            "UPDATE receptions SET checkups = checkups \
+             WHERE id = $1 AND withdrawn_at IS NULL AND checkups = 1"
+        }
+    };
+    let mut tx = db.begin().await?;
+    let held = sqlx::query(still_consented)
+        .bind(reception_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if held != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
     sqlx::query(
         "INSERT INTO medical_data (reception_id, category, body_json, fetched_at) \
          VALUES ($1, $2, $3, $4) ON CONFLICT (reception_id, category) DO NOTHING",
     )
-    .bind(&reception.id)
+    .bind(reception_id)
     .bind(category_code(category))
     .bind(json)
-    .bind(clock.now_ms())
-    .execute(db)
+    .bind(now_ms)
+    .execute(&mut *tx)
     .await?;
-    Ok(answer.information)
+    tx.commit().await?;
+    Ok(true)
 }

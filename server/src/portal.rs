@@ -96,6 +96,40 @@ impl PortalData for Portal {
             Ok(link) => link,
             Err(invalid) => return Ok(FlowState::Invalid(invalid)),
         };
+        self.flow_of(link, session, staff_session).await
+    }
+
+    async fn manage_flow(
+        &self,
+        link_id: &str,
+        session: Option<&str>,
+        staff_session: Option<&str>,
+    ) -> Result<FlowState, DataError> {
+        // 同意照会・取消 takes a revoked, expired or switched-off link too (withdrawal never
+        // depends on the clinic); only a link that never was is unknown.
+        match links::resolve_for_manage(&self.db, link_id, self.clock.now_ms())
+            .await
+            .map_err(hide)?
+        {
+            Some(managed) => self.flow_of(managed.link, session, staff_session).await,
+            None => Ok(FlowState::Invalid(uketsuke_app::api::InvalidLink::Unknown)),
+        }
+    }
+
+    async fn cancel_view(&self, token: &str) -> Result<Option<CancelInfo>, DataError> {
+        self.cancel_view_of(token).await
+    }
+}
+
+impl Portal {
+    /// The flow state of a link already resolved (open, or for management any known link).
+    async fn flow_of(
+        &self,
+        link: links::OpenLink,
+        session: Option<&str>,
+        staff_session: Option<&str>,
+    ) -> Result<FlowState, DataError> {
+        let now_ms = self.clock.now_ms();
         let now = self.clock.now();
         let today = jst_date(now);
         let session = match session {
@@ -172,7 +206,7 @@ impl PortalData for Portal {
         })))
     }
 
-    async fn cancel_view(&self, token: &str) -> Result<Option<CancelInfo>, DataError> {
+    async fn cancel_view_of(&self, token: &str) -> Result<Option<CancelInfo>, DataError> {
         let Some(id) = receptions::by_cancel_token(&self.db, token)
             .await
             .map_err(hide)?

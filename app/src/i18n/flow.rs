@@ -133,6 +133,8 @@ pub struct FlowTexts {
     pub manage_prove_again: &'static str,
     /// The backend could not name the person: receptions of an earlier card are not listed.
     pub manage_earlier_cards_unknown: &'static str,
+    /// The link no longer takes receptions: consents can be seen and withdrawn, not given.
+    pub manage_link_closed: &'static str,
 }
 
 pub fn texts(lang: Lang) -> &'static FlowTexts {
@@ -266,6 +268,7 @@ static JA: FlowTexts = FlowTexts {
     manage_not_changeable: "この受付は期限が過ぎたか取り消されたため、変更できません。",
     manage_prove_again: "もう一度、マイナンバーカードで本人確認からやり直してください。",
     manage_earlier_cards_unknown: "いまは、以前のカード（電子証明書の更新前や、カードの再交付前）で行った同意を確認できないため、ここには表示していません。時間をおいてもう一度確認すると表示されることがあります。以前のカードで行った同意を取り消すには、この医療機関の窓口にお申し出いただくか、マイナポータルをご利用ください。",
+    manage_link_closed: "この受付リンクでの受付は終了しています。これまでの同意の確認と取消はできますが、新たに同意することはできません。新たに同意する場合は、医療機関の新しい受付リンクか受付窓口をご利用ください。",
 };
 
 static EN: FlowTexts = FlowTexts {
@@ -392,6 +395,7 @@ static EN: FlowTexts = FlowTexts {
     manage_not_changeable: "This reception has ended or was withdrawn, so it can no longer be changed.",
     manage_prove_again: "Please start again and confirm with your My Number Card.",
     manage_earlier_cards_unknown: "Consents you gave with an earlier card (before your certificate was renewed or your card was reissued) cannot be looked up right now, so they are not shown here. Checking again later may show them. To withdraw consents given with an earlier card, ask this institution at its reception desk, or use Mynaportal (マイナポータル).",
+    manage_link_closed: "This link no longer takes receptions. You can still see and withdraw the consents you gave, but you cannot give new ones here. To consent again, use a new link from the institution or its reception desk.",
 };
 
 /// Words for a code from the server, the backend or the eligibility answer.

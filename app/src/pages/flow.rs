@@ -532,7 +532,8 @@ pub fn Cancel() -> impl IntoView {
 pub fn Manage() -> impl IntoView {
     let params = use_params_map();
     let link = move || params.read().get("link").unwrap_or_default();
-    let state = Resource::new(link, flow);
+    // Any link that ever was: withdrawal never depends on the clinic.
+    let state = Resource::new(link, crate::api::manage_flow);
     let t = use_texts();
     view! {
         <Suspense fallback=move || view! { <p class="loading">{move || t().loading}</p> }>

@@ -35,6 +35,8 @@ pub fn Landing() -> impl IntoView {
 #[component]
 fn LandingOpen(landing: LandingView, link: String) -> impl IntoView {
     let t = use_texts();
+    // A kind switched off still leads to 同意照会・取消: withdrawal never depends on the clinic.
+    let f = use_flow_texts();
     let lang = use_lang();
     let kind = landing.kind;
     let name = {
@@ -67,6 +69,9 @@ fn LandingOpen(landing: LandingView, link: String) -> impl IntoView {
                         <h2>{move || t().landing_not_accepting_title}</h2>
                         <p>{move || t().landing_not_accepting_body}</p>
                     </section>
+                    <p class="manage-link">
+                        <a href=format!("/r/{link}/manage") data-testid="manage-link">{move || f().manage_link}</a>
+                    </p>
                 }.into_any()
             }}
         </Page>

@@ -24,6 +24,7 @@ pub fn outcome_message(lang: Lang, outcome: &Outcome) -> &'static str {
         Outcome::Saved => f.manage_saved,
         Outcome::Refused(code) => match code.as_str() {
             "consent_unchanged" => f.manage_unchanged,
+            "link_closed_withdraw_only" => f.manage_link_closed,
             "reception_withdrawn"
             | "window_closed"
             | "not_confirmed"

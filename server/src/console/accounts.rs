@@ -20,7 +20,7 @@ use webauthn_rs::prelude::Uuid;
 use super::{
     Staff, audit, require_role,
     roles::{role_code, role_from_code},
-    session, text_ok,
+    session, text_refusal,
 };
 use crate::{
     AppState,
@@ -150,11 +150,14 @@ impl NewAccount {
         if !login_id_ok(&self.id) {
             return Some("account_id_invalid");
         }
-        if self.name.trim().is_empty() || !text_ok(&self.name, 50) {
+        if self.name.trim().is_empty() {
             return Some("name_invalid");
         }
-        if !text_ok(&self.kana, 50) {
-            return Some("kana_invalid");
+        if let Some(code) = text_refusal(&self.name, 50, "name_invalid") {
+            return Some(code);
+        }
+        if let Some(code) = text_refusal(&self.kana, 50, "kana_invalid") {
+            return Some(code);
         }
         None
     }

@@ -25,7 +25,6 @@ use uketsuke_domain::{InstitutionCode, normalize_digits, window::jst_date};
 use super::{
     accounts::{self, NewAccount, login_id_ok},
     audit::{self, Actor},
-    text_ok,
 };
 use crate::{
     clock::from_ms,
@@ -104,8 +103,11 @@ pub async fn admin_create(
                 .institution_name
                 .clone()
                 .unwrap_or_else(|| code.as_str().to_owned());
-            if name.trim().is_empty() || !text_ok(&name, 100) {
+            if name.trim().is_empty() {
                 return Err("--institution-name must be 1 to 100 characters".to_owned());
+            }
+            if let Err(error) = uketsuke_domain::text::check_short_text(&name, 100) {
+                return Err(format!("--institution-name: {}", error.message_en()));
             }
             let id = new_id();
             sqlx::query(
@@ -235,6 +237,9 @@ pub async fn api_token_create_with(
 ) -> Result<TokenCreated, String> {
     if label.trim().is_empty() || !text_ok(label, 100) {
         return Err("--label must be 1 to 100 characters".to_owned());
+    }
+    if let Err(error) = uketsuke_domain::text::check_short_text(label, 100) {
+        return Err(format!("--label: {}", error.message_en()));
     }
     let scopes = match scopes {
         Some(text) => Scope::parse_list(text).map_err(|unknown| {

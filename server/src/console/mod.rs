@@ -198,11 +198,20 @@ pub fn jst_day_range(text: &str) -> Option<(i64, i64)> {
     Some((to_ms(jst_start_of_day(date)), to_ms(jst_start_of_day(next))))
 }
 
-/// One CSV field: quoted when it holds a comma, quote or line break; and a leading `=`, `+`,
-/// `-`, `@`, tab or carriage return is defused with an apostrophe, so that a spreadsheet opening
-/// the file does not run it as a formula.
+/// What a CSV field must not start with (OWASP's "CSV injection"): the formula starters `=`,
+/// `+`, `-`, `@` and their full-width forms `＝＋－＠` (Excel and LibreOffice read a full-width
+/// `＝` typed in a Japanese IME as `=`), and tab, line breaks and spaces (ASCII and the
+/// ideographic space U+3000), which spreadsheets may strip before they look for a formula.
+pub const CSV_FORMULA_STARTERS: [char; 11] = [
+    '=', '+', '-', '@', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}', '\t', '\r', '\n',
+];
+
+/// One CSV field: quoted when it holds a comma, quote or line break; and a field starting with
+/// one of [`CSV_FORMULA_STARTERS`] or a space is defused with an apostrophe, so that a
+/// spreadsheet opening the file does not run it as a formula.
 pub fn csv_field(value: &str) -> String {
-    let defused = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    let defused = if value.starts_with(CSV_FORMULA_STARTERS) || value.starts_with([' ', '\u{3000}'])
+    {
         format!("'{value}")
     } else {
         value.to_owned()
@@ -214,8 +223,9 @@ pub fn csv_field(value: &str) -> String {
     }
 }
 
-/// Free text from staff: at most `max` characters, no control characters.
-pub use crate::storage::links::text_ok;
+/// Free text from staff: at most `max` characters, no control characters, bidirectional
+/// controls or zero-width characters ([`uketsuke_domain::text`]).
+pub use crate::storage::links::{text_ok, text_refusal};
 
 #[cfg(test)]
 mod tests {
@@ -229,6 +239,15 @@ mod tests {
         assert_eq!(csv_field("=1+1"), "'=1+1");
         assert_eq!(csv_field("-5,3"), "\"'-5,3\"");
         assert_eq!(csv_field(""), "");
+        assert_eq!(
+            csv_field("＝HYPERLINK(\"x\")"),
+            "\"'＝HYPERLINK(\"\"x\"\")\""
+        );
+        for starter in ["＋1", "－1", "＠SUM(A1)", " =1", "\u{3000}=1", "\t=1"] {
+            assert_eq!(csv_field(starter), format!("'{starter}"), "{starter:?}");
+        }
+        assert_eq!(csv_field("\n=1"), "\"'\n=1\"");
+        assert_eq!(csv_field("A＝B"), "A＝B");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use uketsuke_domain::{InstitutionCode, codes::normalize_digits};
 
-use super::{Staff, audit, require_role, text_ok};
+use super::{Staff, audit, require_role, text_refusal};
 use crate::{
     AppState,
     gate::Role,
@@ -109,11 +109,17 @@ pub async fn get_settings(
 pub fn validated(mut settings: Settings) -> Result<Settings, &'static str> {
     settings.name_ja = settings.name_ja.trim().to_owned();
     settings.name_en = settings.name_en.trim().to_owned();
-    if settings.name_ja.is_empty() || !text_ok(&settings.name_ja, 100) {
+    if settings.name_ja.is_empty() {
         return Err("name_ja_invalid");
     }
-    if settings.name_en.is_empty() || !text_ok(&settings.name_en, 100) {
+    if let Some(code) = text_refusal(&settings.name_ja, 100, "name_ja_invalid") {
+        return Err(code);
+    }
+    if settings.name_en.is_empty() {
         return Err("name_en_invalid");
+    }
+    if let Some(code) = text_refusal(&settings.name_en, 100, "name_en_invalid") {
+        return Err(code);
     }
     let code: InstitutionCode = normalize_digits(&settings.code)
         .parse()

@@ -91,6 +91,10 @@ pub fn router(state: AppState) -> Router {
 
     let api = Router::new()
         .route("/api/r/{link}/session", post(patient::session::start))
+        .route(
+            "/api/r/{link}/manage/session",
+            post(patient_manage::start_session),
+        )
         .route("/api/session/choices", put(patient::session::choose))
         .route(
             "/api/session/challenge",

@@ -14,7 +14,7 @@ use axum::{
 };
 use chrono::NaiveDate;
 use serde::Deserialize;
-use uketsuke_backend::contract::{PrescriptionMethod, WithdrawalRequest, WithdrawnBy};
+use uketsuke_backend::contract::PrescriptionMethod;
 use uketsuke_domain::window::jst_date;
 
 use super::{
@@ -23,6 +23,7 @@ use super::{
         current_session, open_link, same_origin,
         session::{ChoicesBody, validate_choices},
     },
+    patient_manage::{manage_link, withdraw_by_patient},
 };
 use crate::{
     AppState,
@@ -63,9 +64,18 @@ pub async fn start(
     let Some(link) = checked(&link) else {
         return failure(StatusCode::NOT_FOUND, "link_unknown");
     };
-    let open = match open_link(&state, link).await {
-        Ok(open) => open,
-        Err(_) => return back(&format!("/r/{link}")),
+    // 同意照会・取消 takes a closed link too (withdrawal never depends on the clinic); its
+    // reception steps stay closed.
+    let open = if manage {
+        match manage_link(&state, link).await {
+            Ok(managed) => managed.link,
+            Err(_) => return back(&format!("/r/{link}")),
+        }
+    } else {
+        match open_link(&state, link).await {
+            Ok(open) => open,
+            Err(_) => return back(&format!("/r/{link}")),
+        }
     };
     let session = match challenges::start_session(&state.db, &open.id, state.clock.now_ms()).await {
         Ok(id) => id,
@@ -228,11 +238,16 @@ pub async fn cancel(
             return back(&format!("/cancel/{token}?error=temporarily_unavailable"));
         }
     };
-    let payload = serde_json::to_string(&WithdrawalRequest {
-        requested: WithdrawnBy::Patient,
-    })
-    .unwrap_or_default();
-    match receptions::withdraw(&state.db, &id, &payload, state.clock.now_ms()).await {
+    let institution_id = match receptions::get(&state.db, &id).await {
+        Ok(Some(reception)) => reception.institution_id,
+        Ok(None) => return back(&format!("/cancel/{token}")),
+        Err(error) => {
+            tracing::error!(%error, "cannot read a reception");
+            return back(&format!("/cancel/{token}?error=temporarily_unavailable"));
+        }
+    };
+    // The withdrawal and its audit row commit together.
+    match withdraw_by_patient(&state, &institution_id, &id, "consent.cancel").await {
         Ok(changed) => {
             if changed {
                 state.relay_wake.notify_one();

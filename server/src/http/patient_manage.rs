@@ -9,11 +9,21 @@
 //! and with a reissued card — and those made with this card before person references existed.
 //! When the backend cannot name the person, the list holds this card's receptions only and says
 //! so (`earlier_cards_unknown`), with where else to withdraw.
+//!
+//! Withdrawal never depends on the clinic: every step here (starting the session, the
+//! challenge, the proof, the list, withdrawing) takes any link that ever was, even one the
+//! institution revoked, one whose per-appointment date has passed, or one whose kind it switched
+//! off ([`links::resolve_for_manage`]). Through such a closed link the patient may only see and
+//! withdraw: a change of consent that grants anything is refused (`link_closed_withdraw_only`).
+//! The reception steps stay closed for it, since they check the link again themselves. Every
+//! change the patient makes — a change of consent, a withdrawal, a cancel with the done screen's
+//! token ([`withdraw_by_patient`]) — writes its audit row in the change's own transaction.
 
 use axum::{
     Json,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
 use uketsuke_backend::contract::{
@@ -23,10 +33,11 @@ use uketsuke_domain::window::is_open;
 
 use super::{
     body::{JsonBody, json_body},
+    cookies::session_cookie,
     error::ApiError,
     patient::{
         challenge::{ChallengeIssued, challenge_error, issue_challenge},
-        current_session, open_link,
+        current_session,
         reception::{ReceptionView, view},
         same_origin,
     },
@@ -34,9 +45,10 @@ use super::{
 use crate::{
     AppState,
     backend_client::{self, CallError},
+    console::audit::{self, Actor},
     storage::{
         StorageError, challenges, institutions,
-        links::OpenLink,
+        links::{self, ManagedLink, OpenLink},
         receptions::{self, ProvenPatient, Reception, Status},
     },
 };
@@ -49,6 +61,41 @@ type ApiResult<T> = Result<T, ApiError>;
 /// card-reading apps also parse it with.
 pub use uketsuke_backend::contract::binding::{MANAGE_TAG, manage_message};
 
+/// The account name of the patient's own acts in the audit log (staff IDs are 2–8 letters or
+/// digits, so it never collides with one).
+pub const PATIENT_ACCOUNT: &str = "-patient";
+
+/// The link of a 同意照会・取消 session, whatever the institution did to it since; only a link
+/// that never was is refused (404 `link_unknown`).
+pub(crate) async fn manage_link(state: &AppState, link_id: &str) -> ApiResult<ManagedLink> {
+    links::resolve_for_manage(&state.db, link_id, state.clock.now_ms())
+        .await?
+        .ok_or(ApiError::new(StatusCode::NOT_FOUND, "link_unknown"))
+}
+
+/// `POST /api/r/{link}/manage/session`: starts a session for 同意照会・取消 and sets its
+/// cookie. Unlike `POST /api/r/{link}/session` it takes a closed link too (revoked, expired,
+/// kind switched off); the reception steps of such a session stay refused.
+pub async fn start_session(
+    State(state): State<AppState>,
+    Path(link_id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    same_origin(&state, &headers)?;
+    let managed = manage_link(&state, &link_id).await?;
+    let now = state.clock.now_ms();
+    let session_id = challenges::start_session(&state.db, &managed.link.id, now).await?;
+    let body = serde_json::json!({
+        "expires_at": now + challenges::SESSION_TTL_MS,
+        "link_closed": managed.closed,
+    });
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&session_cookie(&state, &session_id)) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
 /// `POST /api/session/manage/challenge`
 pub async fn challenge(
     State(state): State<AppState>,
@@ -56,7 +103,7 @@ pub async fn challenge(
 ) -> ApiResult<Json<ChallengeIssued>> {
     same_origin(&state, &headers)?;
     let session = current_session(&state, &headers).await?;
-    let link = open_link(&state, &session.link_id).await?;
+    let link = manage_link(&state, &session.link_id).await?.link;
     let origin = state.config.origin_string();
     issue_challenge(&state, &session.id, |value| {
         manage_message(&origin, value, &link.institution_code)
@@ -83,6 +130,9 @@ pub struct Managed {
     /// person is linked to ([`receptions::unlinked_open_elsewhere`]). The page says so, and
     /// where to withdraw those (the institution, or マイナポータル).
     pub earlier_cards_unknown: bool,
+    /// The link no longer takes receptions (revoked, expired, kind switched off): the patient
+    /// can see and withdraw, not grant.
+    pub link_closed: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -122,9 +172,10 @@ fn unchangeable(reception: &Reception, now: chrono::DateTime<chrono::Utc>) -> Op
 
 async fn list(
     state: &AppState,
-    link: &OpenLink,
+    managed: &ManagedLink,
     patient: &ProvenPatient,
 ) -> Result<Managed, StorageError> {
+    let link = &managed.link;
     let all = receptions::of_card(&state.db, &link.institution_id, patient).await?;
     let now = state.clock.now();
     let earlier_cards_unknown = patient.person_ref.is_none()
@@ -137,6 +188,7 @@ async fn list(
         .await?;
     Ok(Managed {
         earlier_cards_unknown,
+        link_closed: managed.closed,
         receptions: all
             .iter()
             .map(|r| ManagedReception {
@@ -159,7 +211,8 @@ pub async fn prove(
     same_origin(&state, &headers)?;
     let body = json_body(body)?;
     let session = current_session(&state, &headers).await?;
-    let link = open_link(&state, &session.link_id).await?;
+    let managed = manage_link(&state, &session.link_id).await?;
+    let link = &managed.link;
     if body.origin != state.config.origin_string() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -186,7 +239,7 @@ pub async fn prove(
         .verify_with_legacy(&certificate, &message, &signature, now_ms.div_euclid(1000))
         .await
         .map_err(|r| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, r.code()))?;
-    let person_ref = person_of(&state, &link, &certificate).await?;
+    let person_ref = person_of(&state, link, &certificate).await?;
     receptions::adopt_card_ref(&state.db, &link.institution_id, &legacy_card_ref, &card_ref)
         .await?;
     let patient = ProvenPatient {
@@ -195,7 +248,7 @@ pub async fn prove(
     };
     receptions::prove_card(&state.db, &session.id, &patient).await?;
     receptions::link_person(&state.db, &link.institution_id, &patient).await?;
-    Ok(Json(list(&state, &link, &patient).await?))
+    Ok(Json(list(&state, &managed, &patient).await?))
 }
 
 /// The backend's reference of the person who holds the verified certificate at this
@@ -245,9 +298,9 @@ async fn person_of(
     }
 }
 
-async fn proven(state: &AppState, headers: &HeaderMap) -> ApiResult<(OpenLink, ProvenPatient)> {
+async fn proven(state: &AppState, headers: &HeaderMap) -> ApiResult<(ManagedLink, ProvenPatient)> {
     let session = current_session(state, headers).await?;
-    let link = open_link(state, &session.link_id).await?;
+    let link = manage_link(state, &session.link_id).await?;
     let patient = receptions::proven_card(&state.db, &session.id)
         .await?
         .ok_or(ApiError::new(StatusCode::UNAUTHORIZED, "card_not_proven"))?;
@@ -270,16 +323,54 @@ pub async fn withdraw_all(
 ) -> ApiResult<Json<Managed>> {
     same_origin(&state, &headers)?;
     let (link, patient) = proven(&state, &headers).await?;
+    let ids = receptions::open_ids_of_card(&state.db, &link.link.institution_id, &patient).await?;
+    for id in ids {
+        withdraw_by_patient(&state, &link.link.institution_id, &id, "consent.withdraw").await?;
+    }
+    state.relay_wake.notify_one();
+    Ok(Json(list(&state, &link, &patient).await?))
+}
+
+/// Withdraws all consents of one reception on the patient's request (同意の取消 from
+/// 同意照会, or the done screen's cancel token): the withdrawal, its outbox entry and the audit
+/// row `action` (`consent.withdraw`, `consent.cancel`) by [`PATIENT_ACCOUNT`] in one
+/// transaction. False when it was withdrawn already (then nothing is written, no audit row).
+/// The caller wakes the relay.
+pub(crate) async fn withdraw_by_patient(
+    state: &AppState,
+    institution_id: &str,
+    reception_id: &str,
+    action: &str,
+) -> Result<bool, StorageError> {
     let payload = serde_json::to_string(&WithdrawalRequest {
         requested: WithdrawnBy::Patient,
     })
     .unwrap_or_default();
     let now = state.clock.now_ms();
-    for id in receptions::open_ids_of_card(&state.db, &link.institution_id, &patient).await? {
-        receptions::withdraw(&state.db, &id, &payload, now).await?;
+    let mut tx = state.db.begin().await?;
+    audit::append(
+        &mut tx,
+        &patient_actor(institution_id),
+        action,
+        Some(reception_id),
+        now,
+    )
+    .await?;
+    if !receptions::withdraw_in(&mut tx, reception_id, &payload, now).await? {
+        tx.rollback().await?;
+        return Ok(false);
     }
-    state.relay_wake.notify_one();
-    Ok(Json(list(&state, &link, &patient).await?))
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The patient, for the audit log: no IP address is kept of patients.
+fn patient_actor(institution_id: &str) -> Actor {
+    Actor {
+        institution_id: institution_id.to_owned(),
+        account: PATIENT_ACCOUNT.to_owned(),
+        ip: None,
+    }
 }
 
 /// The consents as the patient saves them: both categories, 同意する = `true`.
@@ -291,8 +382,10 @@ pub struct ConsentBody {
 }
 
 /// `PUT /api/session/manage/receptions/{id}/consent`: 同意の更新 of one of this patient's
-/// receptions at this institution (as listed: [`receptions::of_card`]). Granting is allowed as well as revoking, since the card and
-/// PIN were proven again in this session. The visit date and the window stay as they are.
+/// receptions at this institution (as listed: [`receptions::of_card`]). Granting is allowed as
+/// well as revoking, since the card and PIN were proven again in this session — except through
+/// a closed link (403 `link_closed_withdraw_only`). The visit date and the window stay as they
+/// are. The change and its audit row (`consent.update`) commit together.
 /// Another card's or another institution's reception is "not found", like one that never was.
 pub async fn update_consent(
     State(state): State<AppState>,
@@ -303,7 +396,7 @@ pub async fn update_consent(
     same_origin(&state, &headers)?;
     let (link, patient) = proven(&state, &headers).await?;
     let body = json_body(body)?;
-    let reception = receptions::of_card_by_id(&state.db, &link.institution_id, &patient, &id)
+    let reception = receptions::of_card_by_id(&state.db, &link.link.institution_id, &patient, &id)
         .await?
         .ok_or(ApiError::new(StatusCode::NOT_FOUND, "reception_unknown"))?;
     if let Some(refusal) = unchangeable(&reception, state.clock.now()) {
@@ -316,9 +409,35 @@ pub async fn update_consent(
     if consent == reception.consent {
         return Err(ApiError::new(StatusCode::CONFLICT, "consent_unchanged"));
     }
+    let grants = (consent.clinical_medication && !reception.consent.clinical_medication)
+        || (consent.checkups && !reception.consent.checkups);
+    if link.closed && grants {
+        // Through a link the institution closed, the patient may take consents back but not
+        // give new ones: granting is a new reception's business, and the institution ended it.
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "link_closed_withdraw_only",
+        ));
+    }
     let payload = serde_json::to_string(&ConsentUpdateRequest { consent }).unwrap_or_default();
     let now = state.clock.now_ms();
-    if !receptions::update_consent(&state.db, &reception.id, consent, &payload, now).await? {
+    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    audit::append(
+        &mut tx,
+        &patient_actor(&link.link.institution_id),
+        "consent.update",
+        Some(&reception.id),
+        now,
+    )
+    .await?;
+    let changed =
+        receptions::update_consent_in(&mut tx, &reception.id, consent, &payload, now).await?;
+    if changed {
+        tx.commit().await.map_err(StorageError::from)?;
+    } else {
+        tx.rollback().await.map_err(StorageError::from)?;
+    }
+    if !changed {
         // Another request withdrew it, or saved the same consents, in between.
         let again = receptions::get(&state.db, &reception.id).await?;
         let withdrawn = again.is_some_and(|r| r.withdrawn_at.is_some());

@@ -30,8 +30,64 @@ pub async fn resolve(
     link_id: &str,
     now_ms: i64,
 ) -> Result<Result<OpenLink, InvalidLink>, StorageError> {
+    Ok(match lookup(db, link_id).await? {
+        None => Err(InvalidLink::Unknown),
+        Some(found) => match found.closure(now_ms) {
+            Some(invalid) => Err(invalid),
+            None => Ok(found.link),
+        },
+    })
+}
+
+/// A known link as 同意照会・取消 sees it: the patient may always see and withdraw the consents
+/// given at its institution, whatever the institution did to the link since (revoked it, let a
+/// per-appointment link expire, switched its kind off) — withdrawal never depends on the
+/// clinic. `closed` says the link no longer takes receptions, and then nothing new may be
+/// granted through it (views and withdrawals only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedLink {
+    pub link: OpenLink,
+    /// Revoked, expired, or its kind switched off at `now_ms`.
+    pub closed: bool,
+}
+
+/// The link for 同意照会・取消 at `now_ms`; `None` only for a link that never was (or that this
+/// code cannot read), which stays "not found".
+pub async fn resolve_for_manage(
+    db: &Db,
+    link_id: &str,
+    now_ms: i64,
+) -> Result<Option<ManagedLink>, StorageError> {
+    Ok(lookup(db, link_id).await?.map(|found| ManagedLink {
+        closed: found.closure(now_ms).is_some() || !found.link.accepting,
+        link: found.link,
+    }))
+}
+
+/// A link row with its end instants, before any check of them.
+struct Found {
+    link: OpenLink,
+    revoked_at: Option<i64>,
+    expires_at: Option<i64>,
+}
+
+impl Found {
+    /// Why the link takes no receptions at `now_ms` (revocation first), if it does not.
+    fn closure(&self, now_ms: i64) -> Option<InvalidLink> {
+        if self.revoked_at.is_some_and(|t| t <= now_ms) {
+            return Some(InvalidLink::Revoked);
+        }
+        if self.expires_at.is_some_and(|t| t <= now_ms) {
+            return Some(InvalidLink::Expired);
+        }
+        None
+    }
+}
+
+/// The link `link_id` whatever its state; `None` when unknown, malformed or unreadable.
+async fn lookup(db: &Db, link_id: &str) -> Result<Option<Found>, StorageError> {
     if !looks_like_id(link_id) {
-        return Ok(Err(InvalidLink::Unknown));
+        return Ok(None);
     }
     let row = sqlx::query(
         "SELECT l.kind, l.visit_date, l.expires_at, l.revoked_at, l.institution_id, \
@@ -43,22 +99,16 @@ pub async fn resolve(
     .fetch_optional(db)
     .await?;
     let Some(row) = row else {
-        return Ok(Err(InvalidLink::Unknown));
+        return Ok(None);
     };
     let revoked_at: Option<i64> = row.try_get("revoked_at")?;
-    if revoked_at.is_some_and(|t| t <= now_ms) {
-        return Ok(Err(InvalidLink::Revoked));
-    }
     let expires_at: Option<i64> = row.try_get("expires_at")?;
-    if expires_at.is_some_and(|t| t <= now_ms) {
-        return Ok(Err(InvalidLink::Expired));
-    }
     let kind_code: String = row.try_get("kind")?;
     let Some(kind) = ReceptionKind::from_code(&kind_code) else {
         // A row the code no longer understands is not the patient's problem: show it as
         // unknown, and let the log say why.
         tracing::warn!(kind = %kind_code, "reception link with an unknown kind");
-        return Ok(Err(InvalidLink::Unknown));
+        return Ok(None);
     };
     let visit_date: Option<String> = row.try_get("visit_date")?;
     let visit_date = match visit_date {
@@ -66,23 +116,27 @@ pub async fn resolve(
             Ok(date) => Some(date),
             Err(_) => {
                 tracing::warn!("reception link with an unreadable visit date");
-                return Ok(Err(InvalidLink::Unknown));
+                return Ok(None);
             }
         },
         None => None,
     };
     let accepts_remote: i64 = row.try_get("accepts_remote")?;
     let is_demo: i64 = row.try_get("is_demo")?;
-    Ok(Ok(OpenLink {
-        id: link_id.to_owned(),
-        institution_id: row.try_get("institution_id")?,
-        institution_code: row.try_get("code")?,
-        institution_name_ja: row.try_get("name_ja")?,
-        institution_name_en: row.try_get("name_en")?,
-        kind,
-        visit_date,
-        accepting: !kind.behind_feature_switch() || accepts_remote != 0,
-        demo: is_demo != 0,
+    Ok(Some(Found {
+        link: OpenLink {
+            id: link_id.to_owned(),
+            institution_id: row.try_get("institution_id")?,
+            institution_code: row.try_get("code")?,
+            institution_name_ja: row.try_get("name_ja")?,
+            institution_name_en: row.try_get("name_en")?,
+            kind,
+            visit_date,
+            accepting: !kind.behind_feature_switch() || accepts_remote != 0,
+            demo: is_demo != 0,
+        },
+        revoked_at,
+        expires_at,
     }))
 }
 
@@ -119,24 +173,39 @@ pub struct LinkRequest {
 /// Longest booking reference or label.
 pub const MAX_LINK_TEXT: usize = 100;
 
-/// Short free text without control characters.
+/// Short free text of at most `max` characters without control characters, bidirectional
+/// controls or zero-width characters ([`uketsuke_domain::text`]).
 pub fn text_ok(text: &str, max: usize) -> bool {
-    text.chars().count() <= max && !text.chars().any(char::is_control)
+    uketsuke_domain::text::check_short_text(text, max).is_ok()
+}
+
+/// The refusal's code for a short text set by staff or an administrator: `None` when it is
+/// fine; `text_bidi_control` or `text_zero_width` for a character that changes how the text
+/// looks without being seen (the console says so in Japanese and English); `field_code` (the
+/// field's own code, e.g. `name_invalid`) for the rest (too long, control characters).
+pub fn text_refusal(text: &str, max: usize, field_code: &'static str) -> Option<&'static str> {
+    match uketsuke_domain::text::check_short_text(text, max) {
+        Ok(()) => None,
+        Err(error) if error.is_invisible() => Some(error.code()),
+        Err(_) => Some(field_code),
+    }
 }
 
 impl LinkRequest {
     /// Checks the request at `now` and gives the link to create, or the refusal's code
-    /// (`text_invalid`, `visit_date_past`, `expires_at_past`).
+    /// (`text_invalid`, `text_bidi_control`, `text_zero_width`, `visit_date_past`,
+    /// `expires_at_past`).
     pub fn check<'a>(
         &'a self,
         institution_id: &'a str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<NewLink<'a>, &'static str> {
-        let texts_ok = [&self.booking_ref, &self.label]
-            .iter()
-            .all(|t| t.as_deref().is_none_or(|t| text_ok(t, MAX_LINK_TEXT)));
-        if !texts_ok {
-            return Err("text_invalid");
+        let refusal = [&self.booking_ref, &self.label].iter().find_map(|t| {
+            t.as_deref()
+                .and_then(|t| text_refusal(t, MAX_LINK_TEXT, "text_invalid"))
+        });
+        if let Some(code) = refusal {
+            return Err(code);
         }
         if self
             .visit_date

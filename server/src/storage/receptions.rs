@@ -440,6 +440,23 @@ pub async fn update_consent(
     now_ms: i64,
 ) -> Result<bool, StorageError> {
     let mut tx = db.begin().await?;
+    if !update_consent_in(&mut tx, reception_id, consent, payload, now_ms).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// [`update_consent`] inside the caller's transaction (the patient's change writes its audit
+/// row in it too). On `false` nothing was written, and the caller rolls back or commits.
+pub async fn update_consent_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    reception_id: &str,
+    consent: ConsentChoices,
+    payload: &str,
+    now_ms: i64,
+) -> Result<bool, StorageError> {
     let changed = sqlx::query(
         "UPDATE receptions SET clinical_medication = $1, checkups = $2, updated_at = $3 \
          WHERE id = $4 AND withdrawn_at IS NULL \
@@ -449,11 +466,10 @@ pub async fn update_consent(
     .bind(i64::from(consent.checkups))
     .bind(now_ms)
     .bind(reception_id)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
     .rows_affected();
     if changed != 1 {
-        tx.rollback().await?;
         return Ok(false);
     }
     let revoked = [
@@ -464,11 +480,11 @@ pub async fn update_consent(
         sqlx::query("DELETE FROM medical_data WHERE reception_id = $1 AND category = $2")
             .bind(reception_id)
             .bind(category)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
     super::outbox::enqueue(
-        &mut tx,
+        tx,
         &new_id(),
         reception_id,
         super::outbox::Operation::ConsentUpdate,
@@ -476,7 +492,6 @@ pub async fn update_consent(
         now_ms,
     )
     .await?;
-    tx.commit().await?;
     Ok(true)
 }
 

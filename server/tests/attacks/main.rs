@@ -10,5 +10,6 @@ mod demo;
 mod floods;
 mod handoff;
 mod markup;
+mod patient;
 mod revocation;
 mod staff;

@@ -15,7 +15,7 @@ use super::own_reception;
 use crate::{
     AppState,
     clock::from_ms,
-    console::{Staff, audit, text_ok},
+    console::{Staff, audit, text_refusal},
     http::{
         body::{JsonBody, json_body},
         error::{ApiError, ApiResult},
@@ -45,14 +45,11 @@ pub async fn set_patient_ref(
         .patient_ref
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty());
-    if value
+    if let Some(code) = value
         .as_deref()
-        .is_some_and(|v| !text_ok(v, PATIENT_REF_MAX))
+        .and_then(|v| text_refusal(v, PATIENT_REF_MAX, "patient_ref_invalid"))
     {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "patient_ref_invalid",
-        ));
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code));
     }
     let reception = own_reception(&state, &staff, &id).await?;
     let now = state.clock.now_ms();

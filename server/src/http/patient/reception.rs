@@ -8,10 +8,10 @@ use axum::{
 };
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use uketsuke_backend::contract::{WithdrawalRequest, WithdrawnBy};
 use uketsuke_domain::ReceptionKind;
 
 use super::{current_session, same_origin};
+use crate::http::patient_manage::withdraw_by_patient;
 use crate::{
     AppState,
     clock::to_ms,
@@ -97,11 +97,11 @@ pub async fn cancel(
     let id = receptions::by_cancel_token(&state.db, &body.token)
         .await?
         .ok_or(not_found)?;
-    let payload = serde_json::to_string(&WithdrawalRequest {
-        requested: WithdrawnBy::Patient,
-    })
-    .unwrap_or_default();
-    if receptions::withdraw(&state.db, &id, &payload, state.clock.now_ms()).await? {
+    let reception = receptions::get(&state.db, &id)
+        .await?
+        .ok_or(ApiError::new(StatusCode::NOT_FOUND, "cancel_token_unknown"))?;
+    // The withdrawal and its audit row commit together.
+    if withdraw_by_patient(&state, &reception.institution_id, &id, "consent.cancel").await? {
         state.relay_wake.notify_one();
     }
     let reception = receptions::get(&state.db, &id)
