@@ -25,10 +25,10 @@ use super::{
     body::{JsonBody, json_body},
     error::ApiError,
     patient::{
+        api_request,
         challenge::{ChallengeIssued, challenge_error, issue_challenge},
         current_session, open_link,
         reception::{ReceptionView, view},
-        same_origin,
     },
 };
 use crate::{
@@ -37,7 +37,7 @@ use crate::{
     storage::{
         StorageError, challenges, institutions,
         links::OpenLink,
-        receptions::{self, ProvenPatient, Reception, Status},
+        receptions::{self, ProvenCard, ProvenPatient, Reception, Status},
     },
 };
 use uketsuke_backend::contract::ErrorCode;
@@ -59,7 +59,7 @@ pub async fn challenge(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> ApiResult<Json<ChallengeIssued>> {
-    same_origin(&state, &headers)?;
+    api_request(&state, &headers)?;
     let session = current_session(&state, &headers).await?;
     let link = open_link(&state, &session.link_id).await?;
     let origin = state.config.origin_string();
@@ -161,7 +161,7 @@ pub async fn prove(
     headers: HeaderMap,
     body: JsonBody<Proof>,
 ) -> ApiResult<Json<Managed>> {
-    same_origin(&state, &headers)?;
+    api_request(&state, &headers)?;
     let body = json_body(body)?;
     let session = current_session(&state, &headers).await?;
     let link = open_link(&state, &session.link_id).await?;
@@ -198,7 +198,7 @@ pub async fn prove(
         card_ref,
         person_ref,
     };
-    receptions::prove_card(&state.db, &session.id, &patient).await?;
+    receptions::prove_card(&state.db, &session.id, &patient, now_ms).await?;
     receptions::link_person(&state.db, &link.institution_id, &patient).await?;
     Ok(Json(list(&state, &link, &patient).await?))
 }
@@ -253,9 +253,17 @@ async fn person_of(
 async fn proven(state: &AppState, headers: &HeaderMap) -> ApiResult<(OpenLink, ProvenPatient)> {
     let session = current_session(state, headers).await?;
     let link = open_link(state, &session.link_id).await?;
-    let patient = receptions::proven_card(&state.db, &session.id)
-        .await?
-        .ok_or(ApiError::new(StatusCode::UNAUTHORIZED, "card_not_proven"))?;
+    // A proof lapses after `receptions::CARD_IDLE_MS` without use (a shared device left open).
+    let patient =
+        match receptions::proven_card(&state.db, &session.id, state.clock.now_ms()).await? {
+            ProvenCard::Proven(patient) => patient,
+            ProvenCard::Idle => {
+                return Err(ApiError::new(StatusCode::UNAUTHORIZED, "card_proof_idle"));
+            }
+            ProvenCard::None => {
+                return Err(ApiError::new(StatusCode::UNAUTHORIZED, "card_not_proven"));
+            }
+        };
     Ok((link, patient))
 }
 
@@ -264,6 +272,7 @@ pub async fn current(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Managed>> {
+    api_request(&state, &headers)?;
     let (link, patient) = proven(&state, &headers).await?;
     Ok(Json(list(&state, &link, &patient).await?))
 }
@@ -273,7 +282,7 @@ pub async fn withdraw_all(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Managed>> {
-    same_origin(&state, &headers)?;
+    api_request(&state, &headers)?;
     let (link, patient) = proven(&state, &headers).await?;
     let payload = serde_json::to_string(&WithdrawalRequest {
         requested: WithdrawnBy::Patient,
@@ -305,7 +314,7 @@ pub async fn update_consent(
     Path(id): Path<String>,
     body: JsonBody<ConsentBody>,
 ) -> ApiResult<Json<Managed>> {
-    same_origin(&state, &headers)?;
+    api_request(&state, &headers)?;
     let (link, patient) = proven(&state, &headers).await?;
     let body = json_body(body)?;
     let reception = receptions::of_card_by_id(&state.db, &link.institution_id, &patient, &id)
