@@ -11,6 +11,9 @@
 //! - the JSON patient API needs its header and refuses `Origin: null`;
 //! - the no-JS forms need the session's form token;
 //! - a server function posted with another site's `Referer` does not redirect there.
+//!
+//! The attacks that read or change stored sessions run on SQLite and, when
+//! `UKETSUKE_TEST_POSTGRES_URL` is set, on PostgreSQL as well.
 
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
@@ -19,6 +22,7 @@ use uketsuke_backend::simulator::population::CertificateCase;
 use uketsuke_server::storage::challenges::session_key;
 
 use crate::common::{
+    engines,
     patient::{card_sign, choices_for},
     stack::{Stack, stack},
 };
@@ -146,7 +150,16 @@ async fn texts(stack: &Stack, table: &str, columns: &[&str]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_holds_no_session_id_or_cancel_token_and_its_hashes_open_nothing() {
-    let stack = stack(None, None).await;
+    for db in engines().await {
+        the_database_holds_no_session_id_or_cancel_token_and_its_hashes_open_nothing_on(&db.url)
+            .await;
+    }
+}
+
+async fn the_database_holds_no_session_id_or_cancel_token_and_its_hashes_open_nothing_on(
+    url: &str,
+) {
+    let stack = stack(Some(url), None).await;
     let link = stack.link("online_care");
     let token = start(&stack, &link, "uk_session").await;
     let cancel = register_settled(&stack, "online_care", &token, 3).await;
@@ -223,7 +236,13 @@ async fn the_database_holds_no_session_id_or_cancel_token_and_its_hashes_open_no
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cancel_token_is_shown_once() {
-    let stack = stack(None, None).await;
+    for db in engines().await {
+        the_cancel_token_is_shown_once_on(&db.url).await;
+    }
+}
+
+async fn the_cancel_token_is_shown_once_on(url: &str) {
+    let stack = stack(Some(url), None).await;
     let link = stack.link("online_care");
     let token = start(&stack, &link, "uk_session").await;
     let cancel = register_settled(&stack, "online_care", &token, 3).await;
@@ -301,7 +320,13 @@ async fn staff_on_device(stack: &Stack, link: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_done_screen_on_an_institution_device_ends_the_patients_session() {
-    let stack = stack(None, None).await;
+    for db in engines().await {
+        the_done_screen_on_an_institution_device_ends_the_patients_session_on(&db.url).await;
+    }
+}
+
+async fn the_done_screen_on_an_institution_device_ends_the_patients_session_on(url: &str) {
+    let stack = stack(Some(url), None).await;
     let link = stack.link("online_care");
     let staff = staff_on_device(&stack, &link).await;
     let token = start(&stack, &link, "uk_session").await;
@@ -362,7 +387,13 @@ async fn the_done_screen_on_an_institution_device_ends_the_patients_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_proof_of_the_card_lapses_after_five_minutes() {
-    let stack = stack(None, None).await;
+    for db in engines().await {
+        an_idle_proof_of_the_card_lapses_after_five_minutes_on(&db.url).await;
+    }
+}
+
+async fn an_idle_proof_of_the_card_lapses_after_five_minutes_on(url: &str) {
+    let stack = stack(Some(url), None).await;
     let link = stack.link("online_care");
     let token = start(&stack, &link, "uk_session").await;
     let http = client();
@@ -606,7 +637,13 @@ async fn page_form_token(stack: &Stack, link: &str, token: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_post_needs_the_sessions_form_token() {
-    let stack = stack(None, None).await;
+    for db in engines().await {
+        a_form_post_needs_the_sessions_form_token_on(&db.url).await;
+    }
+}
+
+async fn a_form_post_needs_the_sessions_form_token_on(url: &str) {
+    let stack = stack(Some(url), None).await;
     let link = stack.link("online_care");
     let victim = start(&stack, &link, "uk_session").await;
     let attacker = start(&stack, &link, "uk_session").await;
