@@ -24,9 +24,16 @@ pub async fn flow(link_id: String) -> Result<FlowState, ServerFnError> {
     let data = crate::ssr::portal_data()?;
     let session = crate::ssr::session_cookie();
     let staff = crate::ssr::request_cookie(crate::ssr::CONSOLE_COOKIE);
-    data.flow(&link_id, session.as_deref(), staff.as_deref())
+    // Taken before the call: the session may end with this page (the done screen on an
+    // institution device), and then the browser is told to drop its cookie.
+    let state = data
+        .flow(&link_id, session.as_deref(), staff.as_deref())
         .await
-        .map_err(|e| ServerFnError::new(e.to_string()))
+        .map_err(|e| ServerFnError::new(e.to_string()))?;
+    if matches!(&state, FlowState::Open(view) if view.session_ended) {
+        crate::ssr::clear_session_cookie();
+    }
+    Ok(state)
 }
 
 /// The flow state of `link_id` for 同意照会・取消: a revoked, expired or switched-off link is

@@ -60,7 +60,8 @@ pub struct SubmittedView {
     /// (`under_jlis_review`, `card_not_registered_for_insurance`, `no_qualification`, or a
     /// backend refusal code).
     pub eligibility_problem: Option<String>,
-    /// For the cancel link (while the session lives).
+    /// For the cancel link: on the first showing of the done screen only (the server hands it
+    /// out once).
     pub cancel_token: Option<String>,
     pub visit_date: String,
 }
@@ -81,6 +82,14 @@ pub struct FlowView {
     /// A staff member of this link's institution is signed in on this device (an institution
     /// device): the card step may offer 目視確認 and the done screen skips the photo-ID step.
     pub staff: Option<StaffOnDevice>,
+    /// The session's form token, written into the forms that change the session (the server
+    /// refuses those posts without it).
+    #[serde(default)]
+    pub form_token: Option<String>,
+    /// The session ended with this page (the done screen on an institution device): the
+    /// response tells the browser to drop the session cookie.
+    #[serde(default)]
+    pub session_ended: bool,
 }
 
 /// The staff member signed in on an institution device.

@@ -38,9 +38,15 @@ pub trait PortalData: Send + Sync + 'static {
         staff_session: Option<&str>,
     ) -> Result<FlowState, DataError>;
     async fn cancel_view(&self, token: &str) -> Result<Option<CancelInfo>, DataError>;
+    /// The reception session cookie's name in this deployment (`__Host-uk_session` over https,
+    /// [`SESSION_COOKIE`] over plain http).
+    fn session_cookie_name(&self) -> &'static str;
+    /// The `Set-Cookie` value that drops the session cookie.
+    fn clear_session_cookie(&self) -> String;
 }
 
-/// Name of the reception session cookie (set by the server's patient routes).
+/// Name of the reception session cookie over plain http (set by the server's patient routes;
+/// over https the server names it `__Host-uk_session`: [`PortalData::session_cookie_name`]).
 pub const SESSION_COOKIE: &str = "uk_session";
 /// Name of the staff console's session cookie (set at passkey sign-in).
 pub const CONSOLE_COOKIE: &str = "uk_console";
@@ -53,9 +59,24 @@ pub fn request_cookie(name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The reception session id this request carries, if any.
+/// The reception session cookie's value this request carries, if any (the server has already
+/// refused a request with two).
 pub fn session_cookie() -> Option<String> {
-    request_cookie(SESSION_COOKIE)
+    let name = use_context::<Portal>()
+        .map(|p| p.0.session_cookie_name())
+        .unwrap_or(SESSION_COOKIE);
+    request_cookie(name)
+}
+
+/// Tells the browser, with this response, to drop its session cookie.
+pub fn clear_session_cookie() {
+    let (Some(options), Some(portal)) = (use_context::<ResponseOptions>(), use_context::<Portal>())
+    else {
+        return;
+    };
+    if let Ok(value) = http::HeaderValue::from_str(&portal.0.clear_session_cookie()) {
+        options.append_header(http::header::SET_COOKIE, value);
+    }
 }
 
 /// Handle to the server's data, provided as context for every request.

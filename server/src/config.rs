@@ -532,7 +532,7 @@ fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
             if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
                 return Err(r.error("must be \"simulator\" or an http(s) URL"));
             }
-            if mode == Mode::Production && url.scheme() == "http" && !is_loopback(&url) {
+            if mode == Mode::Production && url.scheme() == "http" && !is_loopback_url(&url) {
                 return Err(r.error(
                     "production mode needs an https:// backend URL: the relay carries patients' \
                      consents and medical information (plain http is allowed only to a loopback \
@@ -774,7 +774,7 @@ fn path_list(raw: Option<&Raw>) -> Result<Vec<PathBuf>, ConfigError> {
 /// The URL's host is this machine: a loopback address (127.0.0.0/8, ::1) or `localhost`
 /// (RFC 6761 §6.3 reserves the name for loopback). Traffic to it never leaves the machine, so a
 /// clinic testing against the simulator on the same machine may use plain http in production.
-fn is_loopback(url: &Url) -> bool {
+fn is_loopback_url(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),

@@ -207,7 +207,12 @@ impl Server {
             .site_addr(addr)
             .env(Env::PROD)
             .build();
-        let portal: Arc<dyn PortalData> = Arc::new(portal::Portal::new(db.clone(), clock.clone()));
+        let config = Arc::new(config);
+        let portal: Arc<dyn PortalData> = Arc::new(portal::Portal::new(
+            db.clone(),
+            clock.clone(),
+            config.clone(),
+        ));
         let limits = match config.rate_limits {
             RateLimits::On => http::rate_limit::Limits::production(&config.floods),
             RateLimits::Off => http::rate_limit::Limits::unlimited(&config.floods),
@@ -227,7 +232,7 @@ impl Server {
             }
         }
         let state = AppState {
-            config: Arc::new(config),
+            config,
             db,
             backend,
             leptos,

@@ -13,8 +13,11 @@ use uketsuke_app::{
 use uketsuke_backend::contract::PrescriptionMethod;
 use uketsuke_domain::{WindowInput, eligibility::EligibilityOutcome, window, window::jst_date};
 
+use std::sync::Arc;
+
 use crate::{
     clock::Clock,
+    config::Config,
     relay::StoredEligibility,
     storage::{self, Db, links, receptions},
 };
@@ -22,11 +25,13 @@ use crate::{
 pub struct Portal {
     db: Db,
     clock: Clock,
+    /// The session cookie's name and attributes follow the public origin's scheme.
+    config: Arc<Config>,
 }
 
 impl Portal {
-    pub fn new(db: Db, clock: Clock) -> Self {
-        Portal { db, clock }
+    pub fn new(db: Db, clock: Clock, config: Arc<Config>) -> Self {
+        Portal { db, clock, config }
     }
 }
 
@@ -119,6 +124,14 @@ impl PortalData for Portal {
     async fn cancel_view(&self, token: &str) -> Result<Option<CancelInfo>, DataError> {
         self.cancel_view_of(token).await
     }
+
+    fn session_cookie_name(&self) -> &'static str {
+        crate::http::cookies::session_cookie_name(&self.config)
+    }
+
+    fn clear_session_cookie(&self) -> String {
+        crate::http::cookies::clear_session_cookie(&self.config)
+    }
 }
 
 impl Portal {
@@ -162,21 +175,38 @@ impl Portal {
             })
             .display_end_jst()
         });
-        let submitted = match session.as_ref().and_then(|s| s.reception_id.clone()) {
-            Some(id) => {
+        let mut session_ended = false;
+        let submitted = match session
+            .as_ref()
+            .zip(session.as_ref().and_then(|s| s.reception_id.clone()))
+        {
+            Some((session, id)) => {
                 let eligibility = crate::relay::eligibility(&self.db, &id)
                     .await
                     .map_err(hide)?;
-                receptions::get(&self.db, &id)
-                    .await
-                    .map_err(hide)?
-                    .map(|r| {
-                        submitted_view(
-                            &r,
-                            session.as_ref().and_then(|s| s.cancel_token.clone()),
-                            eligibility,
-                        )
-                    })
+                match receptions::get(&self.db, &id).await.map_err(hide)? {
+                    Some(r) => {
+                        let settled = !matches!(r.status, receptions::Status::Queued { .. });
+                        // The done screen shows the cancel token once: the first rendering of
+                        // the confirmed screen takes it, a reload (or a second tab) finds none.
+                        let show_cancel = r.status == receptions::Status::Confirmed
+                            && r.withdrawn_at.is_none()
+                            && receptions::take_cancel_token(&self.db, session)
+                                .await
+                                .map_err(hide)?;
+                        let cancel = session.cancel_token.clone().filter(|_| show_cancel);
+                        // On an institution device the patient's session ends with the done
+                        // screen: the next patient at the device cannot reopen it.
+                        if settled && staff.is_some() {
+                            receptions::end_session(&self.db, &session.id)
+                                .await
+                                .map_err(hide)?;
+                            session_ended = true;
+                        }
+                        Some(submitted_view(&r, cancel, eligibility))
+                    }
+                    None => None,
+                }
             }
             None => None,
         };
@@ -203,6 +233,11 @@ impl Portal {
             window_preview,
             submitted,
             staff,
+            form_token: session
+                .as_ref()
+                .filter(|_| !session_ended)
+                .map(|s| crate::http::patient_forms::form_token(&s.token)),
+            session_ended,
         })))
     }
 

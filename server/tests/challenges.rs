@@ -45,6 +45,7 @@ async fn session(db: &storage::Db, now: i64) -> String {
     challenges::start_session(db, &links[0].id, now)
         .await
         .expect("session")
+        .id
 }
 
 #[tokio::test]

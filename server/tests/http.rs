@@ -158,7 +158,7 @@ fn assert_security_headers(response: &reqwest::Response, what: &str) {
     assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
     assert!(!csp.contains("unsafe-inline"), "{what}: {csp}");
     assert_eq!(get("x-content-type-options"), "nosniff", "{what}");
-    assert_eq!(get("referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(get("referrer-policy"), "same-origin", "{what}");
     assert_eq!(get("x-frame-options"), "DENY", "{what}");
 }
 

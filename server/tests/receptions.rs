@@ -308,7 +308,14 @@ async fn every_forgery_is_refused_with_its_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_need_their_cookie_and_our_origin() {
     let stack = stack(None).await;
-    let http = reqwest::Client::new();
+    // The patient API's header, as the app sends it (issue 12 §6).
+    let http = reqwest::Client::builder()
+        .default_headers(reqwest::header::HeaderMap::from_iter([(
+            reqwest::header::HeaderName::from_static("x-uketsuke-csrf"),
+            reqwest::header::HeaderValue::from_static("1"),
+        )]))
+        .build()
+        .expect("client");
     let answer = http
         .post(format!("{}/api/session/challenge", stack.base))
         .send()

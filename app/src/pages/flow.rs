@@ -151,8 +151,16 @@ fn SessionGone(link: String, view: FlowView) -> impl IntoView {
     }
 }
 
+/// The session's form token, as a hidden field of a form that changes the session (checked by
+/// the server: `server/src/http/patient_forms.rs`).
+#[component]
+fn FormToken(token: Option<String>) -> impl IntoView {
+    token.map(|token| view! { <input type="hidden" name="form_token" value=token/> })
+}
+
 #[component]
 fn Date(link: String, view: FlowView) -> impl IntoView {
+    let form_token = view.form_token.clone();
     let f = use_flow_texts();
     let chosen = view
         .choices
@@ -163,6 +171,7 @@ fn Date(link: String, view: FlowView) -> impl IntoView {
     view! {
         <Screen view step=Step::Date heading=Signal::derive(move || f().date_title.to_owned())>
             <form class="card" method="post" action=format!("/r/{link}/date")>
+                <FormToken token=form_token/>
                 <label for="visit-date">{move || f().date_label}</label>
                 <input
                     id="visit-date"
@@ -213,6 +222,7 @@ fn YesNo(
 
 #[component]
 fn Consent(link: String, view: FlowView) -> impl IntoView {
+    let form_token = view.form_token.clone();
     let f = use_flow_texts();
     let query = use_query_map();
     let kind = view.landing.kind;
@@ -234,6 +244,7 @@ fn Consent(link: String, view: FlowView) -> impl IntoView {
     view! {
         <Screen view step=Step::Consent heading=Signal::derive(move || f().consent_title.to_owned())>
             <form class="card" method="post" action=format!("/r/{link}/consent")>
+                <FormToken token=form_token/>
                 {visit_date.map(|d| view! { <input type="hidden" name="visit_date" value=d/> })}
                 {if kind.offers_medical_information() {
                     view! {

@@ -187,6 +187,10 @@ pub async fn save_consent(
     });
     let response =
         gloo_net::http::Request::put(&format!("/api/session/manage/receptions/{id}/consent"))
+            .header(
+                crate::pages::card_step::submit::API_HEADER.0,
+                crate::pages::card_step::submit::API_HEADER.1,
+            )
             .json(&body)
             .map_err(|_| "body_invalid".to_owned())?
             .send()

@@ -235,7 +235,7 @@ pub async fn api_token_create_with(
     expires_in_days: Option<&str>,
     now_ms: i64,
 ) -> Result<TokenCreated, String> {
-    if label.trim().is_empty() || !text_ok(label, 100) {
+    if label.trim().is_empty() || !crate::storage::links::text_ok(label, 100) {
         return Err("--label must be 1 to 100 characters".to_owned());
     }
     if let Err(error) = uketsuke_domain::text::check_short_text(label, 100) {

@@ -138,6 +138,7 @@ pub fn router(state: AppState) -> Router {
 
     let policy = SecurityPolicy {
         https: state.config.serves_https(),
+        origin: state.config.origin_string(),
     };
     let pages = match demo {
         Some(demo) => pages.merge(demo),
@@ -160,6 +161,14 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(CompressionLayer::new().quality(CompressionLevel::Precise(5)))
+        .layer(middleware::from_fn_with_state(
+            state.config.clone(),
+            cookies::refuse_duplicate_session_cookies,
+        ))
+        .layer(middleware::from_fn_with_state(
+            policy.clone(),
+            security::same_origin_redirects,
+        ))
         .layer(middleware::from_fn_with_state(
             state.limits.clone(),
             rate_limit::limit_requests,

@@ -4,6 +4,10 @@
 //! checks; these handlers only translate forms and redirects.
 //!
 //! A form error goes back to the same screen with `?error=<code>`; the page shows the words.
+//!
+//! Forms that change a session carry its form token ([`form_token`], a hidden field the page
+//! writes): derived from the session cookie's value, which another site cannot read, so a form
+//! posted from elsewhere is refused (`403 form_token_invalid`) even if a browser sent the cookie.
 
 use axum::{
     Form,
@@ -14,6 +18,7 @@ use axum::{
 };
 use chrono::NaiveDate;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use uketsuke_backend::contract::PrescriptionMethod;
 use uketsuke_domain::window::jst_date;
 
@@ -29,6 +34,40 @@ use crate::{
     AppState,
     storage::{challenges, ids::looks_like_id, receptions},
 };
+
+/// Label of the hash that derives a session's form token.
+const FORM_TOKEN_LABEL: &[u8] = b"uketsuke-form-token-v1\n";
+
+/// The form token of the session whose cookie value is `session_token`: the first 128 bits of
+/// SHA-256 of a label and that value, lower-case hex (32 characters). Stored nowhere; the page
+/// writes it into its forms, and the post is checked against the cookie it comes with.
+pub fn form_token(session_token: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(FORM_TOKEN_LABEL);
+    hasher.update(session_token.as_bytes());
+    hasher.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `presented` is the form token of `session` (compared without early exit).
+fn form_token_matches(session: &receptions::Session, presented: Option<&str>) -> bool {
+    let expected = form_token(&session.token);
+    let Some(presented) = presented else {
+        return false;
+    };
+    presented.len() == expected.len()
+        && presented
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+fn refused_form() -> Response {
+    failure(StatusCode::FORBIDDEN, "form_token_invalid")
+}
 
 fn back(to: &str) -> Response {
     Redirect::to(to).into_response()
@@ -78,7 +117,7 @@ pub async fn start(
         }
     };
     let session = match challenges::start_session(&state.db, &open.id, state.clock.now_ms()).await {
-        Ok(id) => id,
+        Ok(started) => started.token,
         Err(error) => {
             tracing::error!(%error, "cannot start a session");
             return back(&format!("/r/{link}?error=temporarily_unavailable"));
@@ -101,6 +140,7 @@ pub async fn start(
 #[derive(Debug, Deserialize)]
 pub struct DateForm {
     pub visit_date: String,
+    pub form_token: Option<String>,
 }
 
 /// `POST /r/{link}/date`: the visit date of online care, carried to the consent screen.
@@ -116,13 +156,18 @@ pub async fn date(
     if same_origin(&state, &headers).is_err() {
         return failure(StatusCode::FORBIDDEN, "foreign_origin");
     }
-    if current_session(&state, &headers).await.is_err() {
+    let Ok(session) = current_session(&state, &headers).await else {
         return back(&format!("/r/{link}?error=session_expired"));
+    };
+    let form = form.ok().map(|Form(f)| f);
+    if !form_token_matches(
+        &session,
+        form.as_ref().and_then(|f| f.form_token.as_deref()),
+    ) {
+        return refused_form();
     }
     let today = jst_date(state.clock.now());
-    let date = form
-        .ok()
-        .and_then(|Form(f)| NaiveDate::parse_from_str(f.visit_date.trim(), "%Y-%m-%d").ok());
+    let date = form.and_then(|f| NaiveDate::parse_from_str(f.visit_date.trim(), "%Y-%m-%d").ok());
     match date {
         Some(date) if date >= today && date <= today + chrono::Days::new(90) => {
             back(&format!("/r/{link}/consent?visit_date={date}"))
@@ -139,6 +184,7 @@ pub struct ConsentForm {
     pub checkups: Option<String>,
     /// `electronic` / `paper`
     pub prescription_method: Option<String>,
+    pub form_token: Option<String>,
 }
 
 fn yes_no(value: &Option<String>) -> Option<bool> {
@@ -171,6 +217,13 @@ pub async fn consent(
     let Ok(open) = open_link(&state, link).await else {
         return back(&format!("/r/{link}"));
     };
+    let presented = form
+        .as_ref()
+        .ok()
+        .and_then(|Form(f)| f.form_token.as_deref());
+    if !form_token_matches(&session, presented) {
+        return refused_form();
+    }
     let Ok(Form(form)) = form else {
         return back(&format!("/r/{link}/consent?error=answer_missing"));
     };

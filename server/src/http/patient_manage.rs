@@ -36,10 +36,10 @@ use super::{
     cookies::session_cookie,
     error::ApiError,
     patient::{
+        api_request,
         challenge::{ChallengeIssued, challenge_error, issue_challenge},
         current_session,
         reception::{ReceptionView, view},
-        same_origin,
     },
 };
 use crate::{
@@ -49,7 +49,7 @@ use crate::{
     storage::{
         StorageError, challenges, institutions,
         links::{self, ManagedLink, OpenLink},
-        receptions::{self, ProvenPatient, Reception, Status},
+        receptions::{self, ProvenCard, ProvenPatient, Reception, Status},
     },
 };
 use uketsuke_backend::contract::ErrorCode;
@@ -81,16 +81,16 @@ pub async fn start_session(
     Path(link_id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    same_origin(&state, &headers)?;
+    api_request(&state, &headers)?;
     let managed = manage_link(&state, &link_id).await?;
     let now = state.clock.now_ms();
-    let session_id = challenges::start_session(&state.db, &managed.link.id, now).await?;
+    let started = challenges::start_session(&state.db, &managed.link.id, now).await?;
     let body = serde_json::json!({
         "expires_at": now + challenges::SESSION_TTL_MS,
         "link_closed": managed.closed,
     });
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&session_cookie(&state, &session_id)) {
+    if let Ok(value) = HeaderValue::from_str(&session_cookie(&state, &started.token)) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)
@@ -101,7 +101,7 @@ pub async fn challenge(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> ApiResult<Json<ChallengeIssued>> {
-    same_origin(&state, &headers)?;
+    api_request(&state, &headers)?;
     let session = current_session(&state, &headers).await?;
     let link = manage_link(&state, &session.link_id).await?.link;
     let origin = state.config.origin_string();
@@ -208,7 +208,7 @@ pub async fn prove(
     headers: HeaderMap,
     body: JsonBody<Proof>,
 ) -> ApiResult<Json<Managed>> {
-    same_origin(&state, &headers)?;
+    api_request(&state, &headers)?;
     let body = json_body(body)?;
     let session = current_session(&state, &headers).await?;
     let managed = manage_link(&state, &session.link_id).await?;
@@ -246,7 +246,7 @@ pub async fn prove(
         card_ref,
         person_ref,
     };
-    receptions::prove_card(&state.db, &session.id, &patient).await?;
+    receptions::prove_card(&state.db, &session.id, &patient, now_ms).await?;
     receptions::link_person(&state.db, &link.institution_id, &patient).await?;
     Ok(Json(list(&state, &managed, &patient).await?))
 }
@@ -301,9 +301,17 @@ async fn person_of(
 async fn proven(state: &AppState, headers: &HeaderMap) -> ApiResult<(ManagedLink, ProvenPatient)> {
     let session = current_session(state, headers).await?;
     let link = manage_link(state, &session.link_id).await?;
-    let patient = receptions::proven_card(&state.db, &session.id)
-        .await?
-        .ok_or(ApiError::new(StatusCode::UNAUTHORIZED, "card_not_proven"))?;
+    // A proof lapses after `receptions::CARD_IDLE_MS` without use (a shared device left open).
+    let patient =
+        match receptions::proven_card(&state.db, &session.id, state.clock.now_ms()).await? {
+            ProvenCard::Proven(patient) => patient,
+            ProvenCard::Idle => {
+                return Err(ApiError::new(StatusCode::UNAUTHORIZED, "card_proof_idle"));
+            }
+            ProvenCard::None => {
+                return Err(ApiError::new(StatusCode::UNAUTHORIZED, "card_not_proven"));
+            }
+        };
     Ok((link, patient))
 }
 
@@ -312,6 +320,7 @@ pub async fn current(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Managed>> {
+    api_request(&state, &headers)?;
     let (link, patient) = proven(&state, &headers).await?;
     Ok(Json(list(&state, &link, &patient).await?))
 }
@@ -321,7 +330,7 @@ pub async fn withdraw_all(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Managed>> {
-    same_origin(&state, &headers)?;
+    api_request(&state, &headers)?;
     let (link, patient) = proven(&state, &headers).await?;
     let ids = receptions::open_ids_of_card(&state.db, &link.link.institution_id, &patient).await?;
     for id in ids {
@@ -393,7 +402,7 @@ pub async fn update_consent(
     Path(id): Path<String>,
     body: JsonBody<ConsentBody>,
 ) -> ApiResult<Json<Managed>> {
-    same_origin(&state, &headers)?;
+    api_request(&state, &headers)?;
     let (link, patient) = proven(&state, &headers).await?;
     let body = json_body(body)?;
     let reception = receptions::of_card_by_id(&state.db, &link.link.institution_id, &patient, &id)

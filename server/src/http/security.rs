@@ -1,5 +1,6 @@
-//! Security headers on every response, and the per-request nonce that lets exactly the page's
-//! own inline scripts run under the Content-Security-Policy.
+//! Security headers on every response, the per-request nonce that lets exactly the page's
+//! own inline scripts run under the Content-Security-Policy, and the rule that no response
+//! redirects to another site.
 
 use axum::{
     extract::{Request, State},
@@ -12,10 +13,12 @@ use rand::RngCore;
 use uketsuke_app::ssr::CspNonce;
 
 /// What the middleware needs to know about this deployment.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SecurityPolicy {
     /// Send HSTS: only when browsers reach the server over https.
     pub https: bool,
+    /// Our public origin as browsers write it (`https://clinic.example`, no trailing slash).
+    pub origin: String,
 }
 
 /// The policy for a page whose inline scripts carry `nonce`. WASM needs `'wasm-unsafe-eval'`;
@@ -52,7 +55,9 @@ pub async fn security_headers(
     }
     let fixed: [(HeaderName, &'static str); 6] = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Our own origin in `Origin` (not `null`) on our own forms and calls, so the patient
+        // API can refuse `Origin: null`; other sites get no referrer at all.
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (HeaderName::from_static("permissions-policy"), PERMISSIONS),
         (
@@ -84,6 +89,57 @@ pub async fn security_headers(
     response
 }
 
+/// Whether `target` (a `Location` or `Referer` value) stays on `origin`: a path on this host
+/// (`/…`, but not `//host` or `/\\host`, which browsers read as another host), or an absolute
+/// URL on exactly our origin.
+pub fn same_origin_target(target: &str, origin: &str) -> bool {
+    let path_only = |t: &str| {
+        t.starts_with('/')
+            && !t.starts_with("//")
+            && !t.starts_with("/\\")
+            && !t.bytes().any(|b| b.is_ascii_control())
+    };
+    if path_only(target) {
+        return true;
+    }
+    match target.strip_prefix(origin) {
+        Some("") => true,
+        Some(rest) => path_only(rest),
+        None => false,
+    }
+}
+
+/// Middleware: no response of ours sends a browser to another site. Leptos answers a server
+/// function posted by a plain HTML form with a redirect to the request's `Referer`; another site
+/// can post such a form with its own address as the referrer and use us as an open redirect
+/// (a trusted link that lands on a phishing page). A `Referer` that is not ours is removed before
+/// any handler sees it, and a `Location` that is not ours is replaced by `/`.
+pub async fn same_origin_redirects(
+    State(policy): State<SecurityPolicy>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let foreign_referer = request.headers().get(header::REFERER).is_some_and(|r| {
+        !r.to_str()
+            .is_ok_and(|r| same_origin_target(r, &policy.origin))
+    });
+    if foreign_referer {
+        request.headers_mut().remove(header::REFERER);
+    }
+    let mut response = next.run(request).await;
+    let foreign_location = response.headers().get(header::LOCATION).is_some_and(|l| {
+        !l.to_str()
+            .is_ok_and(|l| same_origin_target(l, &policy.origin))
+    });
+    if foreign_location {
+        tracing::warn!("a redirect to another site was replaced");
+        response
+            .headers_mut()
+            .insert(header::LOCATION, HeaderValue::from_static("/"));
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +153,31 @@ mod tests {
             a.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
+    }
+
+    #[test]
+    fn redirect_targets_stay_on_our_origin() {
+        let ours = "https://clinic.example";
+        for good in [
+            "/",
+            "/r/abc/done?x=1",
+            "https://clinic.example",
+            "https://clinic.example/r/a",
+        ] {
+            assert!(same_origin_target(good, ours), "{good}");
+        }
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example/",
+            "https://clinic.example.evil.example/",
+            "https://clinic.example@evil.example/",
+            "http://clinic.example/",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert!(!same_origin_target(bad, ours), "{bad}");
+        }
     }
 
     #[test]

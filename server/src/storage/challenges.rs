@@ -9,7 +9,10 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::{Db, StorageError, ids::new_id};
+use super::{
+    Db, StorageError,
+    ids::{looks_like_id, new_id},
+};
 
 /// How long a challenge may be answered (SPEC §5: short-lived).
 pub const CHALLENGE_TTL_MS: i64 = 5 * 60 * 1000;
@@ -18,9 +21,30 @@ pub const SESSION_TTL_MS: i64 = 30 * 60 * 1000;
 /// Challenge entropy: 256 bits.
 const CHALLENGE_BYTES: usize = 32;
 
-/// Starts a reception session for a link; returns its id.
-pub async fn start_session(db: &Db, link_id: &str, now_ms: i64) -> Result<String, StorageError> {
-    let id = new_id();
+/// A session just started: the value for the patient's cookie, and the key it is stored under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedSession {
+    /// 128 random bits (see [`new_id`]): goes into the cookie and nowhere else.
+    pub token: String,
+    /// [`session_key`] of the token: the row's id, by which challenges and receptions name it.
+    pub id: String,
+}
+
+/// The key a session is stored under: the SHA-256 (lower-case hex) of the cookie's value, so
+/// that a copy of the database holds no cookie that would open a session. `None` for a value
+/// that is not a well-formed id (junk never reaches SQL).
+pub fn session_key(token: &str) -> Option<String> {
+    looks_like_id(token).then(|| sha256_hex(token.as_bytes()))
+}
+
+/// Starts a reception session for a link.
+pub async fn start_session(
+    db: &Db,
+    link_id: &str,
+    now_ms: i64,
+) -> Result<StartedSession, StorageError> {
+    let token = new_id();
+    let id = sha256_hex(token.as_bytes());
     sqlx::query(
         "INSERT INTO reception_sessions (id, link_id, created_at, expires_at) \
          VALUES ($1, $2, $3, $4)",
@@ -31,7 +55,7 @@ pub async fn start_session(db: &Db, link_id: &str, now_ms: i64) -> Result<String
     .bind(now_ms + SESSION_TTL_MS)
     .execute(db)
     .await?;
-    Ok(id)
+    Ok(StartedSession { token, id })
 }
 
 /// A challenge handed to the browser.

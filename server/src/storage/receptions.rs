@@ -23,12 +23,61 @@ pub struct Choices {
 /// A live session as the patient API sees it.
 #[derive(Debug, Clone)]
 pub struct Session {
+    /// The stored key ([`super::challenges::session_key`] of `token`).
     pub id: String,
+    /// The cookie's value, as this request presented it; never stored.
+    pub token: String,
     pub link_id: String,
     pub expires_at: i64,
     pub choices: Option<Choices>,
     pub reception_id: Option<String>,
+    /// The cancel token of the submitted reception, until the done screen has shown it
+    /// ([`take_cancel_token`]); opened from its sealed copy with `token`.
     pub cancel_token: Option<String>,
+}
+
+/// Label of the pad that seals a session's cancel token (see [`seal_cancel_token`]).
+const CANCEL_SEAL_LABEL: &[u8] = b"uketsuke-cancel-token-seal-v1\n";
+
+/// The pad for `session_token`: SHA-256 of a label and the cookie's value, which only the
+/// patient's browser holds.
+fn cancel_pad(session_token: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(CANCEL_SEAL_LABEL);
+    hasher.update(session_token.as_bytes());
+    hasher.finalize().into()
+}
+
+/// Seals a cancel token (26 ASCII characters) for storage in its session row: XOR with the pad
+/// of the session's cookie value, as lower-case hex. A reader of the database, who has only the
+/// session's hash, cannot open it.
+pub fn seal_cancel_token(cancel_token: &str, session_token: &str) -> String {
+    let pad = cancel_pad(session_token);
+    cancel_token
+        .bytes()
+        .zip(pad.iter().cycle())
+        .map(|(b, p)| format!("{:02x}", b ^ p))
+        .collect()
+}
+
+/// Opens [`seal_cancel_token`]'s result; `None` when it is not well formed or was sealed for
+/// another session.
+pub fn open_cancel_token(sealed: &str, session_token: &str) -> Option<String> {
+    if !sealed.len().is_multiple_of(2) || !sealed.is_ascii() {
+        return None;
+    }
+    let pad = cancel_pad(session_token);
+    let bytes = (0..sealed.len())
+        .step_by(2)
+        .zip(pad.iter().cycle())
+        .map(|(i, p)| {
+            u8::from_str_radix(&sealed[i..i + 2], 16)
+                .ok()
+                .map(|b| b ^ p)
+        })
+        .collect::<Option<Vec<u8>>>()?;
+    let token = String::from_utf8(bytes).ok()?;
+    looks_like_id(&token).then_some(token)
 }
 
 fn date_text(date: NaiveDate) -> String {
@@ -54,17 +103,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The session `id` if it exists and has not expired at `now_ms`.
-pub async fn session(db: &Db, id: &str, now_ms: i64) -> Result<Option<Session>, StorageError> {
-    if !looks_like_id(id) {
+/// The session whose cookie value is `token`, if it exists and has not expired at `now_ms`.
+pub async fn session(db: &Db, token: &str, now_ms: i64) -> Result<Option<Session>, StorageError> {
+    let Some(key) = super::challenges::session_key(token) else {
         return Ok(None);
-    }
+    };
     let row = sqlx::query(
         "SELECT id, link_id, expires_at, visit_date, clinical_medication, checkups, \
-                prescription, reception_id, cancel_token \
+                prescription, reception_id, cancel_token_sealed \
          FROM reception_sessions WHERE id = $1 AND expires_at > $2",
     )
-    .bind(id)
+    .bind(&key)
     .bind(now_ms)
     .fetch_optional(db)
     .await?;
@@ -87,14 +136,51 @@ pub async fn session(db: &Db, id: &str, now_ms: i64) -> Result<Option<Session>, 
         }),
         _ => None,
     };
+    let sealed: Option<String> = row.try_get("cancel_token_sealed")?;
     Ok(Some(Session {
         id: row.try_get("id")?,
+        token: token.to_owned(),
         link_id: row.try_get("link_id")?,
         expires_at: row.try_get("expires_at")?,
         choices,
         reception_id: row.try_get("reception_id")?,
-        cancel_token: row.try_get("cancel_token")?,
+        cancel_token: sealed.and_then(|s| open_cancel_token(&s, token)),
     }))
+}
+
+/// Takes the session's cancel token for the one showing of the done screen: clears its sealed
+/// copy, and returns true only to the one caller that cleared it (a reload, a second tab, finds
+/// it gone).
+pub async fn take_cancel_token(db: &Db, session: &Session) -> Result<bool, StorageError> {
+    let Some(token) = session.cancel_token.as_deref() else {
+        return Ok(false);
+    };
+    let taken = sqlx::query(
+        "UPDATE reception_sessions SET cancel_token_sealed = NULL \
+         WHERE id = $1 AND cancel_token_sealed = $2",
+    )
+    .bind(&session.id)
+    .bind(seal_cancel_token(token, &session.token))
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(taken == 1)
+}
+
+/// Ends a session at once (the done screen on an institution device): its row and its
+/// challenges go, so its cookie opens nothing any more. The reception it made stays.
+pub async fn end_session(db: &Db, session_id: &str) -> Result<(), StorageError> {
+    let mut tx = db.begin().await?;
+    sqlx::query("DELETE FROM challenges WHERE session_id = $1")
+        .bind(session_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM reception_sessions WHERE id = $1")
+        .bind(session_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Records the choices of a session that has not been submitted yet; false otherwise.
@@ -132,6 +218,8 @@ pub struct NewReception<'a> {
     pub institution_id: &'a str,
     pub link_id: Option<&'a str>,
     pub session_id: Option<&'a str>,
+    /// The cookie value of that session: seals the cancel token kept for its done screen.
+    pub session_token: Option<&'a str>,
     pub kind: ReceptionKind,
     pub choices: Choices,
     pub identity: Identity,
@@ -184,11 +272,14 @@ pub async fn submit_in(
     };
     if let Some(session_id) = new.session_id {
         let claimed = sqlx::query(
-            "UPDATE reception_sessions SET reception_id = $1, cancel_token = $2 \
+            "UPDATE reception_sessions SET reception_id = $1, cancel_token_sealed = $2 \
              WHERE id = $3 AND reception_id IS NULL",
         )
         .bind(&reception_id)
-        .bind(&cancel_token)
+        .bind(
+            new.session_token
+                .map(|session_token| seal_cancel_token(&cancel_token, session_token)),
+        )
         .bind(session_id)
         .execute(&mut **tx)
         .await?
@@ -565,28 +656,36 @@ pub struct ProvenPatient {
     pub person_ref: Option<String>,
 }
 
-/// Records that this session proved `patient` (同意照会).
+/// Records that this session proved `patient` (同意照会) at `now_ms`.
 pub async fn prove_card(
     db: &Db,
     session_id: &str,
     patient: &ProvenPatient,
+    now_ms: i64,
 ) -> Result<(), StorageError> {
-    sqlx::query("UPDATE reception_sessions SET card_ref = $1, person_ref = $2 WHERE id = $3")
-        .bind(&patient.card_ref)
-        .bind(patient.person_ref.as_deref())
-        .bind(session_id)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "UPDATE reception_sessions SET card_ref = $1, person_ref = $2, card_used_at = $3 \
+         WHERE id = $4",
+    )
+    .bind(&patient.card_ref)
+    .bind(patient.person_ref.as_deref())
+    .bind(now_ms)
+    .bind(session_id)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 /// Forgets any card this session proved earlier: a new proof that fails after its challenge
 /// was used must not leave the previous patient's proof in force (a shared device).
 pub async fn forget_card(db: &Db, session_id: &str) -> Result<(), StorageError> {
-    sqlx::query("UPDATE reception_sessions SET card_ref = NULL, person_ref = NULL WHERE id = $1")
-        .bind(session_id)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "UPDATE reception_sessions SET card_ref = NULL, person_ref = NULL, card_used_at = NULL \
+         WHERE id = $1",
+    )
+    .bind(session_id)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -609,16 +708,63 @@ pub async fn adopt_card_ref(
     Ok(done.rows_affected())
 }
 
-/// The patient this session proved, if any.
-pub async fn proven_card(db: &Db, session_id: &str) -> Result<Option<ProvenPatient>, StorageError> {
-    let row = sqlx::query("SELECT card_ref, person_ref FROM reception_sessions WHERE id = $1")
-        .bind(session_id)
-        .fetch_optional(db)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
+/// How long a proof of 同意照会 lasts without use: five minutes after the last request that
+/// used it, the list of someone's consents is no longer shown on a device left open (a shared
+/// device, a waiting-room tablet). The patient proves the card again.
+pub const CARD_IDLE_MS: i64 = 5 * 60 * 1000;
+
+/// What a session proved on the management page, as of now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProvenCard {
+    /// No card was proven in this session.
+    None,
+    /// A card was proven, but not used for [`CARD_IDLE_MS`]: the proof is forgotten.
+    Idle,
+    Proven(ProvenPatient),
+}
+
+/// The patient this session proved, if the proof was used within [`CARD_IDLE_MS`] of `now_ms`;
+/// a live proof's idle time starts again, a lapsed one is forgotten.
+pub async fn proven_card(
+    db: &Db,
+    session_id: &str,
+    now_ms: i64,
+) -> Result<ProvenCard, StorageError> {
+    let row = sqlx::query(
+        "SELECT card_ref, person_ref, card_used_at FROM reception_sessions WHERE id = $1",
+    )
+    .bind(session_id)
+    .fetch_optional(db)
+    .await?;
+    let Some(row) = row else {
+        return Ok(ProvenCard::None);
+    };
     let card_ref: Option<String> = row.try_get("card_ref")?;
     let person_ref: Option<String> = row.try_get("person_ref")?;
-    Ok(card_ref.map(|card_ref| ProvenPatient {
+    let used_at: Option<i64> = row.try_get("card_used_at")?;
+    let Some(card_ref) = card_ref else {
+        return Ok(ProvenCard::None);
+    };
+    // Touch only a proof that is still live, and only if nobody touched or forgot it since.
+    let touched = match used_at {
+        Some(used_at) if now_ms.saturating_sub(used_at) < CARD_IDLE_MS => sqlx::query(
+            "UPDATE reception_sessions SET card_used_at = $1 \
+             WHERE id = $2 AND card_ref = $3 AND card_used_at >= $4",
+        )
+        .bind(now_ms.max(used_at))
+        .bind(session_id)
+        .bind(&card_ref)
+        .bind(now_ms - CARD_IDLE_MS + 1)
+        .execute(db)
+        .await?
+        .rows_affected(),
+        _ => 0,
+    };
+    if touched != 1 {
+        forget_card(db, session_id).await?;
+        return Ok(ProvenCard::Idle);
+    }
+    Ok(ProvenCard::Proven(ProvenPatient {
         card_ref,
         person_ref,
     }))

@@ -476,7 +476,7 @@ async fn expired_sessions_and_challenges_are_swept_on(url: &str) {
         let session = challenges::start_session(db, &link, now)
             .await
             .expect("session");
-        challenges::issue(db, &session, |c| c.as_bytes().to_vec(), now)
+        challenges::issue(db, &session.id, |c| c.as_bytes().to_vec(), now)
             .await
             .expect("challenge");
     }

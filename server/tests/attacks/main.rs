@@ -12,4 +12,5 @@ mod handoff;
 mod markup;
 mod patient;
 mod revocation;
+mod sessions;
 mod staff;

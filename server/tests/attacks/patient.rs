@@ -552,9 +552,14 @@ async fn admin_console(stack: &Stack) -> reqwest::Client {
         .expect("read")
         .expect("demo administrator");
     let mut tx = state.db.begin().await.expect("tx");
-    let token = console::session::create_in(&mut tx, &account.internal_id, state.clock.now_ms())
-        .await
-        .expect("session");
+    let token = console::session::create_in(
+        &mut tx,
+        &account.internal_id,
+        "test-passkey",
+        state.clock.now_ms(),
+    )
+    .await
+    .expect("session");
     tx.commit().await.expect("commit");
     let mut headers = reqwest::header::HeaderMap::new();
     let cookie = format!("{}={token}", console::session::COOKIE);

@@ -10,7 +10,8 @@ use uketsuke_backend::contract::b64_encode;
 use uketsuke_backend::simulator::population::{self, CertificateCase};
 use uketsuke_card::{jpki::authenticate, pin::Pin};
 
-/// One browser: a cookie jar of its own.
+/// One browser: a cookie jar of its own. Every request carries the patient API's header
+/// (`x-uketsuke-csrf: 1`), as the app's own calls do.
 pub struct Patient {
     pub http: reqwest::Client,
     pub base: String,
@@ -34,6 +35,10 @@ impl Patient {
         Patient {
             http: reqwest::Client::builder()
                 .cookie_store(true)
+                .default_headers(reqwest::header::HeaderMap::from_iter([(
+                    reqwest::header::HeaderName::from_static("x-uketsuke-csrf"),
+                    reqwest::header::HeaderValue::from_static("1"),
+                )]))
                 .build()
                 .expect("client"),
             base: base.trim_end_matches('/').to_owned(),

@@ -8,17 +8,19 @@ use {
     leptos::prelude::*,
 };
 
+/// The header every call of our JSON API carries (the patient API's and the console's; the
+/// server refuses calls without it: `server/src/http/patient/mod.rs`).
+#[cfg(feature = "hydrate")]
+pub(crate) const API_HEADER: (&str, &str) = ("x-uketsuke-csrf", "1");
+
 /// `POST` to our API from the browser: the answer's JSON, or the refusal's code (its code, or
-/// "offline" when nothing answered). Console calls (目視確認) carry the console's CSRF header.
+/// "offline" when nothing answered). Every call carries [`API_HEADER`].
 #[cfg(feature = "hydrate")]
 pub(crate) async fn post_json(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> Result<serde_json::Value, String> {
-    let mut request = gloo_net::http::Request::post(path);
-    if path.starts_with("/api/console/") {
-        request = request.header("x-uketsuke-csrf", "1");
-    }
+    let request = gloo_net::http::Request::post(path).header(API_HEADER.0, API_HEADER.1);
     let sent = match body {
         Some(json) => {
             request
@@ -62,6 +64,7 @@ pub(crate) fn go_done(link: &str) {
 #[cfg(feature = "hydrate")]
 pub async fn withdraw_all() -> Result<crate::api::ManagedList, String> {
     let response = gloo_net::http::Request::post("/api/session/manage/withdraw-all")
+        .header(API_HEADER.0, API_HEADER.1)
         .send()
         .await
         .map_err(|_| "offline".to_owned())?;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use uketsuke_backend::contract::binding::ChallengeBinding;
 use uketsuke_domain::InstitutionCode;
 
-use super::{current_session, open_link, per_link, same_origin};
+use super::{api_request, current_session, open_link, per_link};
 use crate::{
     AppState,
     http::error::{ApiError, ApiResult},
@@ -71,7 +71,7 @@ pub async fn challenge(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> ApiResult<Json<ChallengeIssued>> {
-    same_origin(&state, &headers)?;
+    api_request(&state, &headers)?;
     let session = current_session(&state, &headers).await?;
     per_link(&state, &session.link_id)?;
     let choices = ready_to_sign(&session)?;

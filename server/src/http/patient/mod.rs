@@ -1,7 +1,8 @@
 //! The patient's reception API, used by the patient pages (and by any client that speaks it):
 //! start a session from a link, record the choices, get a challenge for the card to sign, submit
 //! the signed registration, follow its status, cancel. The session lives in an HttpOnly,
-//! SameSite=Strict cookie; state-changing calls from a browser must come from our own origin.
+//! SameSite=Strict cookie (`__Host-` over https) whose value the database keeps only hashed;
+//! every call carries the [`API_HEADER`] and, from a browser, our own origin.
 //!
 //! Every refusal is `{"error": "<code>"}` with a status that fits; the pages turn codes into
 //! words. One file per step of a reception:
@@ -12,7 +13,8 @@
 //!   console's 目視確認)
 //! - `reception` — the reception as it stands, and its cancellation
 //!
-//! This file holds the checks every step makes: origin, live session, open link, rate limit.
+//! This file holds the checks every step makes: origin and API header, live session, open link,
+//! rate limit.
 
 pub mod challenge;
 pub mod reception;
@@ -23,7 +25,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use uketsuke_app::api::InvalidLink;
 
 use super::{
-    cookies::{SESSION_COOKIE, cookie_value},
+    cookies::session_token,
     error::{ApiError, ApiResult},
     rate_limit::Decision,
 };
@@ -43,28 +45,49 @@ fn invalid_link(invalid: InvalidLink) -> ApiError {
     }
 }
 
-/// Browsers send `Origin` on every POST/PUT; when it names a site it must be ours (CSRF).
-/// Clients that are not browsers send none. Under our `Referrer-Policy: no-referrer` browsers
-/// send `Origin: null` for our own forms and calls; that is accepted, since the session cookie
-/// is SameSite=Strict (another site's request never carries it) and JSON bodies need a CORS
-/// preflight this server never grants.
+/// The request header every call of the JSON patient API carries (the same as the console's,
+/// [`crate::console::CSRF_HEADER`], with the value `1`). A form or a link on another site cannot
+/// send it, and a script of another site can only after a CORS preflight, which this server
+/// never grants: so a request with it was made by our own pages (or by a client that is not a
+/// browser, and then carries no cookie of a patient's).
+pub const API_HEADER: &str = crate::console::CSRF_HEADER;
+
+/// `Origin` check shared by the JSON API and the forms: browsers send `Origin` on every
+/// POST/PUT, and it must be ours. Our pages are served with `Referrer-Policy: same-origin`, under
+/// which browsers send our own origin, not `null`, on our own forms and calls; `Origin: null`
+/// comes from sandboxed frames, `data:` documents and redirects through other sites, and is
+/// refused. Clients that are not browsers send none.
 pub(crate) fn same_origin(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
     match headers.get(header::ORIGIN) {
         None => Ok(()),
         Some(origin) if origin.as_bytes() == state.config.origin_string().as_bytes() => Ok(()),
-        Some(origin) if origin.as_bytes() == b"null" => Ok(()),
         Some(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "foreign_origin")),
     }
 }
 
+/// The checks at the door of every JSON patient API call, reading or writing: our origin (or
+/// none) and the [`API_HEADER`] (`403 {"error": "api_header_missing"}` without it).
+pub(crate) fn api_request(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
+    same_origin(state, headers)?;
+    let marked = headers
+        .get(API_HEADER)
+        .is_some_and(|v| v.as_bytes() == b"1");
+    if !marked {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "api_header_missing"));
+    }
+    Ok(())
+}
+
+/// The live session of the request's cookie: 401 `session_missing` / `session_expired`,
+/// 400 `session_cookie_duplicate` with two session cookies.
 pub(crate) async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> ApiResult<receptions::Session> {
-    let Some(id) = cookie_value(headers, SESSION_COOKIE) else {
+    let Some(token) = session_token(&state.config, headers)? else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "session_missing"));
     };
-    receptions::session(&state.db, id, state.clock.now_ms())
+    receptions::session(&state.db, token, state.clock.now_ms())
         .await?
         .ok_or(ApiError::new(StatusCode::UNAUTHORIZED, "session_expired"))
 }

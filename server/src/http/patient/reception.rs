@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use uketsuke_domain::ReceptionKind;
 
-use super::{current_session, same_origin};
+use super::{api_request, current_session};
 use crate::http::patient_manage::withdraw_by_patient;
 use crate::{
     AppState,
@@ -68,6 +68,7 @@ pub async fn status(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> ApiResult<Json<ReceptionView>> {
+    api_request(&state, &headers)?;
     let session = current_session(&state, &headers).await?;
     let Some(id) = session.reception_id else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_submitted"));
@@ -91,7 +92,7 @@ pub async fn cancel(
     headers: HeaderMap,
     body: JsonBody<CancelBody>,
 ) -> ApiResult<Json<ReceptionView>> {
-    same_origin(&state, &headers)?;
+    api_request(&state, &headers)?;
     let body = json_body(body)?;
     let not_found = ApiError::new(StatusCode::NOT_FOUND, "cancel_token_unknown");
     let id = receptions::by_cancel_token(&state.db, &body.token)

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use uketsuke_backend::contract::{IdentityProof, RegistrationRequest, b64_decode};
 
 use super::{
+    api_request,
     challenge::{binding_message, challenge_error, institution_code, ready_to_sign},
-    current_session, open_link, same_origin,
+    current_session, open_link,
 };
 use crate::{
     AppState,
@@ -50,7 +51,7 @@ pub async fn register(
     headers: HeaderMap,
     body: JsonBody<SignedRegistration>,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
-    same_origin(&state, &headers)?;
+    api_request(&state, &headers)?;
     let body = json_body(body)?;
     let session = current_session(&state, &headers).await?;
     let choices = ready_to_sign(&session)?;
@@ -142,6 +143,7 @@ pub(crate) async fn queue_registration(
             institution_id: &link.institution_id,
             link_id: Some(&link.id),
             session_id: Some(&session.id),
+            session_token: Some(&session.token),
             kind: link.kind,
             choices,
             identity,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use uketsuke_backend::contract::{ConsentChoices, PrescriptionMethod};
 use uketsuke_domain::{ReceptionKind, WindowInput, window, window::jst_date};
 
-use super::{current_session, open_link, same_origin};
+use super::{api_request, current_session, open_link};
 use crate::{
     AppState,
     http::{
@@ -45,11 +45,11 @@ pub async fn start(
     Path(link_id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    same_origin(&state, &headers)?;
+    api_request(&state, &headers)?;
     let link = open_link(&state, &link_id).await?;
     let now = state.clock.now_ms();
-    let session_id = challenges::start_session(&state.db, &link.id, now).await?;
-    let cookie = session_cookie(&state, &session_id);
+    let started = challenges::start_session(&state.db, &link.id, now).await?;
+    let cookie = session_cookie(&state, &started.token);
     let body = SessionStarted {
         kind: link.kind,
         visit_date: link.visit_date,
@@ -133,7 +133,7 @@ pub async fn choose(
     headers: HeaderMap,
     body: JsonBody<ChoicesBody>,
 ) -> ApiResult<Json<Review>> {
-    same_origin(&state, &headers)?;
+    api_request(&state, &headers)?;
     let body = json_body(body)?;
     let session = current_session(&state, &headers).await?;
     let link = open_link(&state, &session.link_id).await?;
