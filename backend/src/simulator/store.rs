@@ -566,3 +566,74 @@ fn person_from_row(r: &SqliteRow) -> Result<StoredPerson, StoreError> {
         medical: serde_json::from_str(&medical).map_err(corrupt)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration<'a>(key: &'a str, challenge: &'a str) -> NewRegistration<'a> {
+        NewRegistration {
+            institution_code: "1310000001",
+            key_id: "inst-1",
+            idempotency_key: key,
+            request_hash: "hash",
+            person_no: 1,
+            kind: ReceptionKind::SeparateRoute,
+            visit_date: NaiveDate::from_ymd_opt(2026, 12, 1).expect("date"),
+            clinical_medication: true,
+            checkups: false,
+            challenge: Some(challenge),
+            registered_at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_registrations_and_each_kind_of_resend() {
+        let store = Store::open(None).await.expect("store");
+        assert_eq!(
+            store
+                .registration_counts()
+                .await
+                .expect("counts")
+                .registrations,
+            0
+        );
+        for (key, challenge) in [("key-1", "c1"), ("key-2", "c2")] {
+            store
+                .insert_registration(&registration(key, challenge), |id, _| Ok(id.to_owned()))
+                .await
+                .expect("insert");
+        }
+        let at = Utc::now();
+        for kind in ["idempotent_replay", "idempotent_replay", "challenge_reused"] {
+            store
+                .record_resend(kind, "inst-1", "key-1", at)
+                .await
+                .expect("resend");
+        }
+        let counts = store.registration_counts().await.expect("counts");
+        assert_eq!(
+            (
+                counts.registrations,
+                counts.distinct_idempotency_keys,
+                counts.distinct_challenges
+            ),
+            (2, 2, 2)
+        );
+        assert_eq!(
+            (
+                counts.idempotent_replays,
+                counts.idempotency_conflicts,
+                counts.challenge_reused
+            ),
+            (2, 0, 1)
+        );
+        assert_eq!(
+            counts.keys,
+            vec![
+                ["reg-00000001".to_owned(), "key-1".to_owned()],
+                ["reg-00000002".to_owned(), "key-2".to_owned()],
+            ]
+        );
+    }
+}
