@@ -56,7 +56,7 @@ const PEOPLE: usize = 8;
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// After the last kill, how long the queue may take to drain: a row held by a killed worker
 /// waits out its 30 s lease, a row that failed through the outage waits up to 75 s of backoff.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(900);
 /// Share of kills aimed at a process that may still be starting (migrations, seeding).
 const KILL_DURING_START: f64 = 0.2;
 /// Longest a serving instance lives before its kill.
@@ -555,7 +555,7 @@ async fn main() -> Result<(), BoxError> {
     // The kills, one instance at a time; the backend goes away after a quarter of them and
     // comes back after the outage while the kills go on.
     let outage_after = args.kills / 4;
-    let mut outage: Option<(Instant, tokio::task::JoinHandle<Result<Backend, String>>)> = None;
+    let mut outage: Option<tokio::task::JoinHandle<Result<(Backend, Duration), String>>> = None;
     let mut backend = Some(backend);
     let mut kills_during_start = 0usize;
     for kill in 0..args.kills {
@@ -565,14 +565,14 @@ async fn main() -> Result<(), BoxError> {
             away.kill();
             let length = args.outage;
             println!("  backend killed after {kill} server kills, away for {length:?}");
-            outage = Some((
-                Instant::now(),
-                tokio::spawn(async move {
-                    tokio::time::sleep(length).await;
-                    away.start().await.map_err(|e| e.to_string())?;
-                    Ok(away)
-                }),
-            ));
+            let since = Instant::now();
+            outage = Some(tokio::spawn(async move {
+                tokio::time::sleep(length).await;
+                away.start().await.map_err(|e| e.to_string())?;
+                let away_for = since.elapsed();
+                println!("  backend back after {away_for:.0?}");
+                Ok((away, away_for))
+            }));
         }
         let target = kill % instances.len();
         // Never both down: the other instance must be serving before this one dies.
@@ -608,11 +608,9 @@ async fn main() -> Result<(), BoxError> {
         }
     }
     let backend_away = match outage {
-        Some((since, back)) => {
-            let returned = back.await?.map_err(|e| format!("backend restart: {e}"))?;
-            let away = since.elapsed();
+        Some(back) => {
+            let (returned, away) = back.await?.map_err(|e| format!("backend restart: {e}"))?;
             backend = Some(returned);
-            println!("  backend back after {away:.0?}");
             away
         }
         None => Duration::ZERO,
@@ -726,12 +724,14 @@ async fn main() -> Result<(), BoxError> {
     let mut confirmed = 0usize;
     let mut lost = Vec::new();
     let mut longest_ms = 0i64;
+    let mut queued_ms: Vec<i64> = Vec::with_capacity(accepted.len());
     for id in &accepted {
         let Some(h) = held.get(*id) else {
             lost.push(format!("{id}: not in the server's database"));
             continue;
         };
         longest_ms = longest_ms.max(h.queued_ms.unwrap_or(0));
+        queued_ms.extend(h.queued_ms);
         let at_backend = registrations_of.get(*id);
         let matches = match (&h.registration_id, at_backend) {
             (Some(reg), Some(regs)) => regs.contains(&reg.as_str()),
@@ -772,6 +772,16 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "  longest queued               {:>8.1} s (submit → the backend's answer recorded)",
         longest_ms as f64 / 1e3
+    );
+    queued_ms.sort_unstable();
+    let percentile = |p: f64| {
+        let index = ((queued_ms.len() as f64 - 1.0) * p).round() as usize;
+        queued_ms.get(index).copied().unwrap_or(0) as f64 / 1e3
+    };
+    println!(
+        "  queued p50 / p99              {:>7.1} s / {:.1} s",
+        percentile(0.5),
+        percentile(0.99)
     );
     println!("  --");
     println!(
