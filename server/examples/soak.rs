@@ -558,6 +558,7 @@ async fn main() -> Result<(), BoxError> {
     let mut outage: Option<tokio::task::JoinHandle<Result<(Backend, Duration), String>>> = None;
     let mut backend = Some(backend);
     let mut kills_during_start = 0usize;
+    let (mut turn, mut previous) = (0usize, 0usize);
     for kill in 0..args.kills {
         if kill == outage_after
             && let Some(mut away) = backend.take()
@@ -574,22 +575,32 @@ async fn main() -> Result<(), BoxError> {
                 Ok((away, away_for))
             }));
         }
-        let target = kill % instances.len();
+        // Now and then the instance killed last is killed again while it starts (migrations,
+        // seeding, the relay's first claims); otherwise the instances take turns.
+        let during_start = kill > 0 && rand::rng().random_bool(KILL_DURING_START);
+        let target = if during_start {
+            previous
+        } else {
+            turn += 1;
+            turn % instances.len()
+        };
+        previous = target;
         // Never both down: the other instance must be serving before this one dies.
         for (i, other) in instances.iter_mut().enumerate() {
             if i != target && !other.serving() {
                 other.ready().await?;
             }
         }
-        let during_start = rand::rng().random_bool(KILL_DURING_START);
-        if during_start && !instances[target].serving() {
-            kills_during_start += 1;
+        if during_start {
             tokio::time::sleep(random_ms(1_000)).await;
         } else {
             if !instances[target].serving() {
                 instances[target].ready().await?;
             }
             tokio::time::sleep(random_ms(MAX_UPTIME_MS)).await;
+        }
+        if !instances[target].serving() {
+            kills_during_start += 1;
         }
         instances[target].kill();
         instances[target].start(&setup)?;
@@ -793,7 +804,9 @@ async fn main() -> Result<(), BoxError> {
         "  backend away                 {:>8.0} s (killed and restarted on its SQLite file)",
         backend_away.as_secs_f64()
     );
-    println!("  kills aimed at start-up      {kills_during_start:>8}");
+    println!(
+        "  kills during start-up        {kills_during_start:>8}   (before the instance served)"
+    );
     println!(
         "  flows cut by a kill          {:>8}   (connection refused or broken: no 202)",
         seen.connection_failures
