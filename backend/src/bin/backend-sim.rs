@@ -10,21 +10,42 @@
 //!   --malformed-rate R        cut a share R of answer bodies short
 //!   --bad-signature-rate R    corrupt the signature of a share R of answers
 //!   --seed N                  seed of the fault generator
+//!   --stats                   also answer `GET /v1/_stats` (unsigned JSON counts of the
+//!                             registrations held and of resends answered without registering),
+//!                             for `scripts/soak.sh` to count registrations doubled at the
+//!                             backend; only this binary has the route, and only when asked
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use uketsuke_backend::simulator::{FaultConfig, SimClock, SimOptions, keys, spawn_with};
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use uketsuke_backend::simulator::service::Sim;
+use uketsuke_backend::simulator::{FaultConfig, SimClock, SimOptions, build, keys, router_with};
+
+/// The soak run's counting route (see `--stats`).
+const STATS_PATH: &str = "/v1/_stats";
 
 fn fail(message: &str) -> ! {
     eprintln!("backend-sim: {message}");
     std::process::exit(2);
 }
 
-fn parse_args() -> (SocketAddr, SimOptions) {
+/// What the command line asks for.
+struct Args {
+    addr: SocketAddr,
+    options: SimOptions,
+    stats: bool,
+}
+
+fn parse_args() -> Args {
     let mut addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 3900));
     let mut options = SimOptions::default();
     let mut faults = FaultConfig::default();
+    let mut stats = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
@@ -55,6 +76,7 @@ fn parse_args() -> (SocketAddr, SimOptions) {
             "--malformed-rate" => faults.malformed_rate = rate(value(&arg), &arg),
             "--bad-signature-rate" => faults.bad_signature_rate = rate(value(&arg), &arg),
             "--seed" => faults.seed = number(value(&arg), &arg),
+            "--stats" => stats = true,
             other if !other.starts_with("--") => {
                 addr = other.parse().unwrap_or_else(|_| {
                     fail("the address must be a socket address such as 127.0.0.1:3900")
@@ -64,28 +86,55 @@ fn parse_args() -> (SocketAddr, SimOptions) {
         }
     }
     options.faults = faults;
-    (addr, options)
+    Args {
+        addr,
+        options,
+        stats,
+    }
+}
+
+/// `GET /v1/_stats`: the registration counts as JSON, or 500 with the storage error.
+async fn stats(sim: Arc<Sim>) -> Response {
+    match sim.store.registration_counts().await {
+        Ok(counts) => Json(counts).into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let (addr, options) = parse_args();
-    match spawn_with(addr, options).await {
-        Ok(running) => {
-            println!("backend simulator listening on {}", running.base_url());
-            println!(
-                "backend key {} = {}",
-                keys::BACKEND_KEY_ID,
-                uketsuke_backend::contract::signing::encode_verifying_key(
-                    &keys::backend_verifying_key()
-                )
-            );
-            // Serve until the process is stopped.
-            std::future::pending::<()>().await;
-        }
+    let Args {
+        addr,
+        options,
+        stats: with_stats,
+    } = parse_args();
+    let sim = match build(&options).await {
+        Ok(sim) => sim,
+        Err(error) => fail(&format!("cannot start: {error}")),
+    };
+    let mut app = router_with(sim.clone());
+    if with_stats {
+        app = app.route(STATS_PATH, get(move || stats(sim.clone())));
+    }
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
         Err(error) => {
             eprintln!("backend-sim: cannot start on {addr}: {error}");
             std::process::exit(1);
         }
+    };
+    let bound = listener.local_addr().unwrap_or(addr);
+    println!("backend simulator listening on http://{bound}");
+    println!(
+        "backend key {} = {}",
+        keys::BACKEND_KEY_ID,
+        uketsuke_backend::contract::signing::encode_verifying_key(&keys::backend_verifying_key())
+    );
+    if with_stats {
+        println!("registration counts at http://{bound}{STATS_PATH}");
+    }
+    // Serve until the process is stopped.
+    if let Err(error) = axum::serve(listener, app).await {
+        fail(&format!("stopped: {error}"));
     }
 }

@@ -239,7 +239,16 @@ impl Sim {
             .idempotent_answer(&inst.key_id, &req.idempotency_key)
             .await?
         {
-            return if hash == request_hash {
+            let replay = hash == request_hash;
+            let kind = if replay {
+                "idempotent_replay"
+            } else {
+                "idempotency_conflict"
+            };
+            self.store
+                .record_resend(kind, &inst.key_id, &req.idempotency_key, self.clock.now())
+                .await?;
+            return if replay {
                 Ok(answer.into_bytes())
             } else {
                 refuse(
@@ -278,6 +287,9 @@ impl Sim {
                     );
                 }
                 if self.store.challenge_used(challenge).await? {
+                    self.store
+                        .record_resend("challenge_reused", &inst.key_id, &req.idempotency_key, now)
+                        .await?;
                     return refuse(ErrorCode::ChallengeReused, "challenge already registered");
                 }
                 (cert, Some(challenge.as_str()))

@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS registrations (
     clinical_medication INTEGER NOT NULL, checkups INTEGER NOT NULL, challenge TEXT UNIQUE,
     registered_at TEXT NOT NULL, withdrawn_at TEXT, answer TEXT NOT NULL,
     UNIQUE (key_id, idempotency_key));
+CREATE TABLE IF NOT EXISTS resends (
+    kind TEXT NOT NULL, key_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS home_visits (
     registration_id TEXT NOT NULL, visit_date TEXT NOT NULL,
     PRIMARY KEY (registration_id, visit_date));
@@ -470,6 +472,79 @@ impl Store {
     }
 }
 
+/// What a soak run needs to know of the registrations the simulator holds (see
+/// [`Store::registration_counts`]).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RegistrationCounts {
+    /// Registrations stored.
+    pub registrations: i64,
+    /// Distinct `(key id, idempotency key)` pairs among them (a UNIQUE constraint too).
+    pub distinct_idempotency_keys: i64,
+    /// Distinct card challenges among them (a UNIQUE constraint too).
+    pub distinct_challenges: i64,
+    /// Resends of a known idempotency key with the same body, answered from the record.
+    pub idempotent_replays: i64,
+    /// Resends of a known idempotency key with another body (refused).
+    pub idempotency_conflicts: i64,
+    /// A new idempotency key with an already registered challenge (refused): the same
+    /// reception sent as a new registration.
+    pub challenge_reused: i64,
+    /// `[registration id, idempotency key]` of every registration, in order.
+    pub keys: Vec<[String; 2]>,
+}
+
+impl Store {
+    /// Notes a request the simulator answered without registering: `kind` is
+    /// `idempotent_replay`, `idempotency_conflict` or `challenge_reused`. Kept in the database,
+    /// so the counts of a file database survive the simulator's own restart.
+    pub async fn record_resend(
+        &self,
+        kind: &str,
+        key_id: &str,
+        idempotency_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO resends (kind, key_id, idempotency_key, at) VALUES (?, ?, ?, ?)")
+            .bind(kind)
+            .bind(key_id)
+            .bind(idempotency_key)
+            .bind(at.to_rfc3339())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Counts of registrations and resends, for the soak run's "doubled at the backend".
+    pub async fn registration_counts(&self) -> Result<RegistrationCounts, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), COUNT(DISTINCT key_id || ' ' || idempotency_key), \
+                    COUNT(DISTINCT challenge) FROM registrations",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let resends = |kind: &'static str| {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM resends WHERE kind = ?")
+                .bind(kind)
+                .fetch_one(&self.pool)
+        };
+        let keys = sqlx::query("SELECT id, idempotency_key FROM registrations ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| [r.get::<String, _>(0), r.get::<String, _>(1)])
+            .collect();
+        Ok(RegistrationCounts {
+            registrations: row.try_get(0)?,
+            distinct_idempotency_keys: row.try_get(1)?,
+            distinct_challenges: row.try_get(2)?,
+            idempotent_replays: resends("idempotent_replay").await?,
+            idempotency_conflicts: resends("idempotency_conflict").await?,
+            challenge_reused: resends("challenge_reused").await?,
+            keys,
+        })
+    }
+}
+
 fn parse_instant(text: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
@@ -490,4 +565,75 @@ fn person_from_row(r: &SqliteRow) -> Result<StoredPerson, StoreError> {
         insurance_registered: r.try_get("insurance_registered")?,
         medical: serde_json::from_str(&medical).map_err(corrupt)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration<'a>(key: &'a str, challenge: &'a str) -> NewRegistration<'a> {
+        NewRegistration {
+            institution_code: "1310000001",
+            key_id: "inst-1",
+            idempotency_key: key,
+            request_hash: "hash",
+            person_no: 1,
+            kind: ReceptionKind::SeparateRoute,
+            visit_date: NaiveDate::from_ymd_opt(2026, 12, 1).expect("date"),
+            clinical_medication: true,
+            checkups: false,
+            challenge: Some(challenge),
+            registered_at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_registrations_and_each_kind_of_resend() {
+        let store = Store::open(None).await.expect("store");
+        assert_eq!(
+            store
+                .registration_counts()
+                .await
+                .expect("counts")
+                .registrations,
+            0
+        );
+        for (key, challenge) in [("key-1", "c1"), ("key-2", "c2")] {
+            store
+                .insert_registration(&registration(key, challenge), |id, _| Ok(id.to_owned()))
+                .await
+                .expect("insert");
+        }
+        let at = Utc::now();
+        for kind in ["idempotent_replay", "idempotent_replay", "challenge_reused"] {
+            store
+                .record_resend(kind, "inst-1", "key-1", at)
+                .await
+                .expect("resend");
+        }
+        let counts = store.registration_counts().await.expect("counts");
+        assert_eq!(
+            (
+                counts.registrations,
+                counts.distinct_idempotency_keys,
+                counts.distinct_challenges
+            ),
+            (2, 2, 2)
+        );
+        assert_eq!(
+            (
+                counts.idempotent_replays,
+                counts.idempotency_conflicts,
+                counts.challenge_reused
+            ),
+            (2, 0, 1)
+        );
+        assert_eq!(
+            counts.keys,
+            vec![
+                ["reg-00000001".to_owned(), "key-1".to_owned()],
+                ["reg-00000002".to_owned(), "key-2".to_owned()],
+            ]
+        );
+    }
 }
