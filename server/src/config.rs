@@ -859,7 +859,10 @@ mod tests {
         // Demo mode on PostgreSQL: a key file per database in the temporary folder.
         let c = Config::from_sources(
             None,
-            &env(&[("UKETSUKE_DATABASE_URL", "postgres://u@db.example/uk")]),
+            &env(&[
+                ("UKETSUKE_MODE", "demo"),
+                ("UKETSUKE_DATABASE_URL", "postgres://u@db.example/uk"),
+            ]),
         )
         .expect("valid");
         assert!(c.audit_key_file.starts_with(std::env::temp_dir()));
@@ -1034,9 +1037,12 @@ mod tests {
         // Demo mode may use any http backend.
         let demo = Config::from_sources(
             None,
-            &env(&[("UKETSUKE_BACKEND", "http://oqs.example.jp/api")]),
+            &env(&[
+                ("UKETSUKE_MODE", "demo"),
+                ("UKETSUKE_BACKEND", "http://oqs.example.jp/api"),
+            ]),
         );
-        assert!(demo.is_ok());
+        assert!(demo.is_ok(), "{demo:?}");
     }
 
     #[test]

@@ -295,6 +295,21 @@ async fn the_demo_routes_answer_only_this_machine() {
     assert_eq!(issued, 5);
 }
 
+/// The audit key file demo mode uses for `database_url` (its default), which production must be
+/// given to keep verifying the same chain.
+fn demo_audit_key_file(database_url: &str) -> std::path::PathBuf {
+    let env: Vec<(String, String)> = [
+        ("UKETSUKE_MODE", "demo"),
+        ("UKETSUKE_DATABASE_URL", database_url),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    Config::from_sources(None, &env)
+        .expect("demo configuration")
+        .audit_key_file
+}
+
 /// A production server on `database_url`: the test CA from files as its trust (production needs
 /// CA and CRL files), a backend it never calls (background off).
 async fn production_server(database_url: &str, dir: &Path) -> Server {
@@ -329,6 +344,11 @@ async fn production_server(database_url: &str, dir: &Path) -> Server {
         ("UKETSUKE_JPKI_CA", ca_path.display().to_string()),
         ("UKETSUKE_JPKI_CRL", crl_path.display().to_string()),
         ("UKETSUKE_SITE_ROOT", dir.join("site").display().to_string()),
+        // The key the demo chained its audit log with (its default for this database).
+        (
+            "UKETSUKE_AUDIT_KEY_FILE",
+            demo_audit_key_file(database_url).display().to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -381,6 +381,7 @@ async fn patient_session(stack: &Stack, kind: &str) -> String {
     let http = reqwest::Client::new();
     let started = http
         .post(format!("{}/api/r/{}/session", stack.base, stack.link(kind)))
+        .header("x-uketsuke-csrf", "1")
         .send()
         .await
         .expect("server answers");
@@ -396,6 +397,7 @@ async fn patient_session(stack: &Stack, kind: &str) -> String {
         .to_owned();
     let chosen = http
         .put(format!("{}/api/session/choices", stack.base))
+        .header("x-uketsuke-csrf", "1")
         .header("cookie", format!("uk_session={cookie}"))
         .json(&crate::common::patient::choices_for(kind, stack.today()))
         .send()
