@@ -23,7 +23,7 @@ pub async fn landing(link_id: String) -> Result<LinkState, ServerFnError> {
 pub async fn flow(link_id: String) -> Result<FlowState, ServerFnError> {
     let data = crate::ssr::portal_data()?;
     let session = crate::ssr::session_cookie();
-    let staff = crate::ssr::request_cookie(crate::ssr::CONSOLE_COOKIE);
+    let staff = crate::ssr::console_cookie();
     // Taken before the call: the session may end with this page (the done screen on an
     // institution device), and then the browser is told to drop its cookie.
     let state = data
@@ -42,7 +42,7 @@ pub async fn flow(link_id: String) -> Result<FlowState, ServerFnError> {
 pub async fn manage_flow(link_id: String) -> Result<FlowState, ServerFnError> {
     let data = crate::ssr::portal_data()?;
     let session = crate::ssr::session_cookie();
-    let staff = crate::ssr::request_cookie(crate::ssr::CONSOLE_COOKIE);
+    let staff = crate::ssr::console_cookie();
     data.manage_flow(&link_id, session.as_deref(), staff.as_deref())
         .await
         .map_err(|e| ServerFnError::new(e.to_string()))

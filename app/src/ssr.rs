@@ -43,12 +43,16 @@ pub trait PortalData: Send + Sync + 'static {
     fn session_cookie_name(&self) -> &'static str;
     /// The `Set-Cookie` value that drops the session cookie.
     fn clear_session_cookie(&self) -> String;
+    /// The staff console's session cookie's name in this deployment (`__Host-uk_console` over
+    /// https, [`CONSOLE_COOKIE`] over plain http).
+    fn console_cookie_name(&self) -> &'static str;
 }
 
 /// Name of the reception session cookie over plain http (set by the server's patient routes;
 /// over https the server names it `__Host-uk_session`: [`PortalData::session_cookie_name`]).
 pub const SESSION_COOKIE: &str = "uk_session";
-/// Name of the staff console's session cookie (set at passkey sign-in).
+/// Name of the staff console's session cookie over plain http (set at passkey sign-in; over
+/// https `__Host-uk_console`: [`PortalData::console_cookie_name`]).
 pub const CONSOLE_COOKIE: &str = "uk_console";
 
 /// The value of cookie `name` on this request, if any.
@@ -66,6 +70,18 @@ pub fn session_cookie() -> Option<String> {
         .map(|p| p.0.session_cookie_name())
         .unwrap_or(SESSION_COOKIE);
     request_cookie(name)
+}
+
+/// The staff console's session cookie on this request, if it carries exactly one (an
+/// institution device): two are ignored, as the console itself refuses them.
+pub fn console_cookie() -> Option<String> {
+    let name = use_context::<Portal>()
+        .map(|p| p.0.console_cookie_name())
+        .unwrap_or(CONSOLE_COOKIE);
+    let parts = use_context::<Parts>()?;
+    let mut values = crate::cookie::values(&parts.headers, name);
+    let first = values.next()?;
+    values.next().is_none().then(|| first.to_owned())
 }
 
 /// Tells the browser, with this response, to drop its session cookie.

@@ -132,6 +132,10 @@ impl PortalData for Portal {
     fn clear_session_cookie(&self) -> String {
         crate::http::cookies::clear_session_cookie(&self.config)
     }
+
+    fn console_cookie_name(&self) -> &'static str {
+        crate::console::session::cookie_name(&self.config)
+    }
 }
 
 impl Portal {

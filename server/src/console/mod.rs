@@ -158,18 +158,19 @@ pub fn demo_router(state: AppState) -> Option<Router> {
 /// Refuses a state-changing request (anything but GET, HEAD, OPTIONS) unless its `Origin` is
 /// our public origin and it carries `x-uketsuke-csrf: 1`. Browsers always send `Origin` on such
 /// requests, so a missing one means a client we do not serve. Our pages are served with
-/// `Referrer-Policy: no-referrer`, under which browsers send `Origin: null` even for our own
-/// same-origin calls; `null` is accepted because the custom header is what stops other sites:
-/// a cross-origin request carrying it needs a CORS preflight, which this server never grants.
+/// `Referrer-Policy: same-origin`, so our own calls carry our origin; `Origin: null` (a
+/// sandboxed frame, a `data:` page, a privacy redirect) is refused like any foreign origin. The
+/// custom header is a second lock: a cross-origin request carrying it needs a CORS preflight,
+/// which this server never grants.
 pub async fn csrf(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let method = request.method();
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(request).await;
     }
     let headers = request.headers();
-    let origin_ok = headers.get(header::ORIGIN).is_some_and(|o| {
-        o.as_bytes() == state.config.origin_string().as_bytes() || o.as_bytes() == b"null"
-    });
+    let origin_ok = headers
+        .get(header::ORIGIN)
+        .is_some_and(|o| o.as_bytes() == state.config.origin_string().as_bytes());
     if !origin_ok {
         return ApiError::new(StatusCode::FORBIDDEN, "origin_refused").into_response();
     }

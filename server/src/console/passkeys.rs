@@ -575,7 +575,7 @@ pub async fn signin_finish(
     };
     let mut tx = state.db.begin().await.map_err(StorageError::from)?;
     audit::append(&mut tx, &actor, "signin", None, now).await?;
-    if let Some(previous) = session::session_of(&headers) {
+    if let Some(previous) = session::session_of(&state.config, &headers) {
         session::end_in(&mut tx, &previous).await?;
     }
     if updated {

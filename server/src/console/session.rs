@@ -24,6 +24,20 @@ use crate::{
 
 /// The cookie's name.
 pub const COOKIE: &str = "uk_console";
+/// The cookie's name over https (production): `__Host-` makes browsers take it only with
+/// `Secure`, `Path=/` and no `Domain`, so a sibling subdomain or a plain-http attacker cannot
+/// plant a session of their own on a ward laptop (see `http::cookies` for the patient's).
+pub const COOKIE_HOST: &str = "__Host-uk_console";
+
+/// The console cookie's name for this deployment: [`COOKIE_HOST`] over https, [`COOKIE`] on
+/// the plain-http loopback demo.
+pub fn cookie_name(config: &crate::config::Config) -> &'static str {
+    if config.serves_https() {
+        COOKIE_HOST
+    } else {
+        COOKIE
+    }
+}
 /// Idle timeout.
 pub const IDLE_MS: i64 = 30 * 60 * 1000;
 /// Absolute lifetime.
@@ -185,7 +199,8 @@ pub fn set_cookie(state: &AppState, token: &str) -> Option<HeaderValue> {
         ""
     };
     HeaderValue::from_str(&format!(
-        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        cookie_name(&state.config),
         ABSOLUTE_MS / 1000
     ))
     .ok()
@@ -199,22 +214,35 @@ pub fn clear_cookie(state: &AppState) -> Option<HeaderValue> {
         ""
     };
     HeaderValue::from_str(&format!(
-        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
+        cookie_name(&state.config)
     ))
     .ok()
 }
 
-/// The client's IP address from the connection.
+/// The client's IP address: the one the rate limiter found (behind a trusted proxy, the
+/// forwarded client's), else the connection's peer.
 pub fn client_ip(parts: &Parts) -> Option<String> {
+    if let Some(client) = parts.extensions.get::<crate::http::rate_limit::ClientIp>() {
+        return Some(client.0.to_string());
+    }
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
 }
 
-/// The SHA-256 of the request's session cookie, if it carries a well-formed one.
-pub fn session_of(headers: &HeaderMap) -> Option<String> {
-    crate::http::cookies::cookie_value(headers, COOKIE).and_then(hash_token)
+/// The SHA-256 of the request's session cookie (under this deployment's name), if it carries
+/// one well-formed cookie; none when it carries two, since which one is the staff member's
+/// cannot be known.
+pub fn session_of(config: &crate::config::Config, headers: &HeaderMap) -> Option<String> {
+    let name = cookie_name(config);
+    let mut values = crate::http::cookies::cookie_values(headers, name);
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    hash_token(first)
 }
 
 /// The stored form (SHA-256) of a session id taken from a cookie, if it is well formed.
@@ -226,7 +254,7 @@ impl FromRequestParts<AppState> for Staff {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(session) = session_of(&parts.headers) else {
+        let Some(session) = session_of(&state.config, &parts.headers) else {
             return Err(ApiError::new(StatusCode::UNAUTHORIZED, "signin_required"));
         };
         let mut staff = lookup(&state.db, &session, state.clock.now_ms(), true)

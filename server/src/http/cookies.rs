@@ -34,7 +34,7 @@ pub fn session_cookie_name(config: &Config) -> &'static str {
 }
 
 /// The values of cookie `name` in the request's `Cookie` headers, in the order sent.
-fn cookie_values<'a, 'n>(
+pub(crate) fn cookie_values<'a, 'n>(
     headers: &'a HeaderMap,
     name: &'n str,
 ) -> impl Iterator<Item = &'a str> + use<'a, 'n> {

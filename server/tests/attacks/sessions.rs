@@ -748,3 +748,73 @@ async fn a_server_function_post_never_redirects_to_another_site() {
         );
     }
 }
+
+/// The staff console's cookie follows the patient's: over https only `__Host-uk_console` opens
+/// the session (a plain `uk_console`, which a sibling subdomain could plant, is ignored), and a
+/// request carrying two is refused, so a planted second session cannot turn a ward laptop into
+/// another institution's device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_the_console_cookie_is_host_prefixed_and_one_only() {
+    let stack = stack(None, Some("https://clinic.example")).await;
+    let token = staff_on_device(&stack, &stack.link("online_care")).await;
+    let me = |cookie: String| {
+        let url = format!("{}/api/console/me", stack.base);
+        async move {
+            client()
+                .get(url)
+                .header(header::COOKIE, cookie)
+                .send()
+                .await
+                .expect("answers")
+                .status()
+        }
+    };
+    assert_eq!(
+        me(format!("__Host-uk_console={token}")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        me(format!("uk_console={token}")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        me(format!(
+            "__Host-uk_console={token}; __Host-uk_console={token}"
+        ))
+        .await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// The console's state-changing routes refuse `Origin: null` (a sandboxed frame or a `data:`
+/// page of another site) even with the custom header; our own origin is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_refuses_origin_null() {
+    let stack = stack(None, None).await;
+    let token = staff_on_device(&stack, &stack.link("online_care")).await;
+    let signout = |origin: String| {
+        let url = format!("{}/api/console/signout", stack.base);
+        let cookie = format!("uk_console={token}");
+        async move {
+            json_of(
+                client()
+                    .post(url)
+                    .header(API_HEADER, "1")
+                    .header(header::ORIGIN, origin)
+                    .header(header::COOKIE, cookie)
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .expect("answers"),
+            )
+            .await
+        }
+    };
+    let (status, body) = signout("null".to_owned()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("origin_refused"))
+    );
+    let (status, _) = signout(stack.origin()).await;
+    assert!((200..300).contains(&status), "our own origin: {status}");
+}

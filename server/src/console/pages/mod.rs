@@ -14,7 +14,7 @@ mod signin;
 use axum::{
     Router,
     extract::{FromRequestParts, OriginalUri, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
@@ -466,11 +466,6 @@ pub fn path_of(uri: &OriginalUri) -> String {
 /// Demo mode: the sign-in screen offers the demo accounts.
 pub fn is_demo(state: &AppState) -> bool {
     state.config.mode == crate::config::Mode::Demo
-}
-
-/// A cookie header map has a session cookie at all (for the sign-in screen's hint).
-pub fn has_session_cookie(headers: &HeaderMap) -> bool {
-    super::session::session_of(headers).is_some()
 }
 
 #[cfg(test)]
