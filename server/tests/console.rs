@@ -7,16 +7,17 @@
 
 mod common;
 
-use std::{sync::Mutex, time::Duration};
+use std::time::Duration;
 
-use base64::Engine as _;
 use chrono::NaiveDate;
+use common::console::{
+    Answer, Console, ConsoleClient, SoftPasskey, b64, b64d, demo_code, demo_staff, enrol, signin,
+    try_signin,
+};
 use common::patient::{Patient, register};
 use common::stack::Stack;
-use p256::ecdsa::{Signature, SigningKey, signature::Signer as _};
 use reqwest::Method;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use uketsuke_backend::simulator::population::{self, CertificateCase};
 use uketsuke_card::jpki::{EF_USER_AUTH_CERT, JpkiAp};
 use uketsuke_domain::InstitutionCode;
@@ -56,370 +57,6 @@ async fn server(
     common::stack::server(url, sim_base, dir, Some(origin)).await
 }
 
-/// A console client for the stack's server.
-trait ConsoleClient {
-    fn console(&self) -> Console;
-}
-
-impl ConsoleClient for Stack {
-    fn console(&self) -> Console {
-        Console::new(&self.base, &self.origin())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// A console client: sends our Origin and the CSRF header on state-changing requests, keeps the
-// `uk_console` cookie by hand so tests can copy and replay it.
-
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    text: String,
-    body: Value,
-}
-
-impl Answer {
-    fn error(&self) -> Option<&str> {
-        self.body.get("error").and_then(Value::as_str)
-    }
-}
-
-struct Console {
-    http: reqwest::Client,
-    base: String,
-    origin: String,
-    cookie: Mutex<Option<String>>,
-}
-
-impl Console {
-    fn new(base: &str, origin: &str) -> Console {
-        Console {
-            http: reqwest::Client::new(),
-            base: base.trim_end_matches('/').to_owned(),
-            origin: origin.to_owned(),
-            cookie: Mutex::new(None),
-        }
-    }
-
-    fn token(&self) -> Option<String> {
-        self.cookie.lock().expect("lock").clone()
-    }
-
-    fn with_token(&self, token: Option<String>) -> Console {
-        let other = Console::new(&self.base, &self.origin);
-        *other.cookie.lock().expect("lock") = token;
-        other
-    }
-
-    /// A request with the session cookie and nothing else.
-    fn bare(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = self.token() {
-            request = request.header("cookie", format!("uk_console={token}"));
-        }
-        request
-    }
-
-    /// A request as the console page sends it.
-    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let state_changing = !matches!(method, Method::GET | Method::HEAD);
-        let mut request = self.bare(method, path);
-        if state_changing {
-            request = request
-                .header("origin", &self.origin)
-                .header("x-uketsuke-csrf", "1");
-        }
-        request
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
-        let response = request.send().await.expect("server answers");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        for cookie in headers.get_all("set-cookie") {
-            let text = cookie.to_str().expect("ascii cookie");
-            if let Some(rest) = text.strip_prefix("uk_console=") {
-                let value = rest.split(';').next().unwrap_or_default();
-                *self.cookie.lock().expect("lock") = (!value.is_empty()).then(|| value.to_owned());
-            }
-        }
-        let text = response.text().await.unwrap_or_default();
-        Answer {
-            status,
-            headers,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        let mut request = self.request(method, path);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        self.send(request).await
-    }
-
-    async fn get(&self, path: &str) -> Answer {
-        self.call(Method::GET, path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Answer {
-        self.call(Method::POST, path, Some(body)).await
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// A software passkey: what a platform authenticator does, reduced to the bytes.
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn b64d(text: &str) -> Vec<u8> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .expect("base64url")
-}
-
-fn cbor_head(major: u8, len: usize, out: &mut Vec<u8>) {
-    let major = major << 5;
-    match len {
-        0..=23 => out.push(major | len as u8),
-        24..=0xff => out.extend([major | 24, len as u8]),
-        _ => {
-            out.push(major | 25);
-            out.extend((len as u16).to_be_bytes());
-        }
-    }
-}
-
-fn cbor_text(text: &str, out: &mut Vec<u8>) {
-    cbor_head(3, text.len(), out);
-    out.extend(text.as_bytes());
-}
-
-fn cbor_bytes(bytes: &[u8], out: &mut Vec<u8>) {
-    cbor_head(2, bytes.len(), out);
-    out.extend(bytes);
-}
-
-/// A small integer key or value (-24..=23).
-fn cbor_small(n: i8, out: &mut Vec<u8>) {
-    if n >= 0 {
-        cbor_head(0, n as usize, out);
-    } else {
-        cbor_head(1, (-1 - i16::from(n)) as usize, out);
-    }
-}
-
-fn der_integer(bytes: &[u8]) -> Vec<u8> {
-    let mut v: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
-    if v.first().is_none_or(|b| b & 0x80 != 0) {
-        v.insert(0, 0);
-    }
-    let mut out = vec![0x02, v.len() as u8];
-    out.extend(v);
-    out
-}
-
-fn der_signature(signature: &Signature) -> Vec<u8> {
-    let bytes = signature.to_bytes();
-    let (r, s) = bytes.split_at(32);
-    let mut body = der_integer(r);
-    body.extend(der_integer(s));
-    let mut out = vec![0x30, body.len() as u8];
-    out.extend(body);
-    out
-}
-
-#[derive(Clone)]
-struct SoftPasskey {
-    key: SigningKey,
-    credential_id: Vec<u8>,
-    user_handle: Vec<u8>,
-    counter: u32,
-    origin: String,
-    /// Whether it claims user verification (a security key without a PIN would not).
-    verifies_user: bool,
-}
-
-impl SoftPasskey {
-    fn client_data(&self, kind: &str, challenge: &str) -> Vec<u8> {
-        json!({
-            "type": kind,
-            "challenge": challenge,
-            "origin": self.origin,
-            "crossOrigin": false,
-        })
-        .to_string()
-        .into_bytes()
-    }
-
-    fn flags(&self) -> u8 {
-        // UP, and UV when it verifies the user.
-        if self.verifies_user { 0x05 } else { 0x01 }
-    }
-
-    /// `navigator.credentials.create` for `options` (the server's creation options).
-    fn create(origin: &str, options: &Value) -> (SoftPasskey, Value) {
-        let public_key = &options["publicKey"];
-        let rp_id = public_key["rp"]["id"].as_str().expect("rp id");
-        let challenge = public_key["challenge"].as_str().expect("challenge");
-        let passkey = SoftPasskey {
-            key: storage::institutions::generate_key(),
-            credential_id: rand::random::<[u8; 16]>().to_vec(),
-            user_handle: b64d(public_key["user"]["id"].as_str().expect("user id")),
-            counter: 0,
-            origin: origin.to_owned(),
-            verifies_user: true,
-        };
-        let point = passkey.key.verifying_key().to_encoded_point(false);
-        let mut cose = Vec::new();
-        cbor_head(5, 5, &mut cose);
-        for (k, v) in [(1i8, 2i8), (3, -7), (-1, 1)] {
-            cbor_small(k, &mut cose);
-            cbor_small(v, &mut cose);
-        }
-        cbor_small(-2, &mut cose);
-        cbor_bytes(point.x().expect("x"), &mut cose);
-        cbor_small(-3, &mut cose);
-        cbor_bytes(point.y().expect("y"), &mut cose);
-        let mut auth_data = Sha256::digest(rp_id.as_bytes()).to_vec();
-        auth_data.push(passkey.flags() | 0x40);
-        auth_data.extend(passkey.counter.to_be_bytes());
-        auth_data.extend([0u8; 16]);
-        auth_data.extend((passkey.credential_id.len() as u16).to_be_bytes());
-        auth_data.extend(&passkey.credential_id);
-        auth_data.extend(cose);
-        let mut attestation = Vec::new();
-        cbor_head(5, 3, &mut attestation);
-        cbor_text("fmt", &mut attestation);
-        cbor_text("none", &mut attestation);
-        cbor_text("attStmt", &mut attestation);
-        cbor_head(5, 0, &mut attestation);
-        cbor_text("authData", &mut attestation);
-        cbor_bytes(&auth_data, &mut attestation);
-        let client_data = passkey.client_data("webauthn.create", challenge);
-        let credential = json!({
-            "id": b64(&passkey.credential_id),
-            "rawId": b64(&passkey.credential_id),
-            "type": "public-key",
-            "response": {
-                "attestationObject": b64(&attestation),
-                "clientDataJSON": b64(&client_data),
-            },
-            "extensions": {},
-        });
-        (passkey, credential)
-    }
-
-    /// `navigator.credentials.get` for `options` (discoverable: no allow list).
-    fn get(&mut self, options: &Value) -> Value {
-        let public_key = &options["publicKey"];
-        let rp_id = public_key["rpId"].as_str().expect("rp id");
-        let challenge = public_key["challenge"].as_str().expect("challenge");
-        self.counter += 1;
-        let mut auth_data = Sha256::digest(rp_id.as_bytes()).to_vec();
-        auth_data.push(self.flags());
-        auth_data.extend(self.counter.to_be_bytes());
-        let client_data = self.client_data("webauthn.get", challenge);
-        let mut signed = auth_data.clone();
-        signed.extend(Sha256::digest(&client_data));
-        let signature: Signature = self.key.sign(&signed);
-        json!({
-            "id": b64(&self.credential_id),
-            "rawId": b64(&self.credential_id),
-            "type": "public-key",
-            "response": {
-                "authenticatorData": b64(&auth_data),
-                "clientDataJSON": b64(&client_data),
-                "signature": b64(&der_signature(&signature)),
-                "userHandle": b64(&self.user_handle),
-            },
-            "extensions": {},
-        })
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Ceremonies.
-
-async fn demo_code(stack: &Stack, account: &str) -> String {
-    let answer = stack
-        .console()
-        .post(
-            "/api/console/demo/enrolment-code",
-            json!({ "account": account }),
-        )
-        .await;
-    assert_eq!(answer.status, 201, "{answer:?}");
-    let link = answer.body["link"].as_str().expect("link");
-    assert!(link.starts_with(&format!("{}/console/enrol#", stack.origin())));
-    answer.body["code"].as_str().expect("code").to_owned()
-}
-
-async fn enrol(stack: &Stack, code: &str) -> SoftPasskey {
-    let console = stack.console();
-    let start = console
-        .post("/api/console/enrol/start", json!({ "code": code }))
-        .await;
-    assert_eq!(start.status, 200, "{start:?}");
-    let options = &start.body["options"];
-    let selection = &options["publicKey"]["authenticatorSelection"];
-    assert_eq!(selection["residentKey"], "required");
-    assert_eq!(selection["requireResidentKey"], true);
-    assert_eq!(selection["userVerification"], "required");
-    assert_eq!(options["publicKey"]["rp"]["id"], "localhost");
-    let (passkey, credential) = SoftPasskey::create(&stack.origin(), options);
-    let finish = console
-        .post(
-            "/api/console/enrol/finish",
-            json!({ "code": code, "credential": credential }),
-        )
-        .await;
-    assert_eq!(finish.status, 201, "{finish:?}");
-    passkey
-}
-
-async fn try_signin(console: &Console, passkey: &mut SoftPasskey) -> Answer {
-    let start = console.post("/api/console/signin/start", json!({})).await;
-    assert_eq!(start.status, 200, "{start:?}");
-    let options = &start.body["options"];
-    assert_eq!(options["publicKey"]["userVerification"], "required");
-    assert!(
-        options["publicKey"]["allowCredentials"]
-            .as_array()
-            .is_none_or(Vec::is_empty),
-        "discoverable: {options}"
-    );
-    assert!(options.get("mediation").is_none(), "{options}");
-    let credential = passkey.get(options);
-    console
-        .post(
-            "/api/console/signin/finish",
-            json!({ "ceremony": start.body["ceremony"], "credential": credential }),
-        )
-        .await
-}
-
-async fn signin(stack: &Stack, passkey: &mut SoftPasskey) -> Console {
-    let console = stack.console();
-    let answer = try_signin(&console, passkey).await;
-    assert_eq!(answer.status, 200, "{answer:?}");
-    assert!(console.token().is_some());
-    console
-}
-
-/// A demo account with an enrolled passkey, signed in.
-async fn demo_staff(stack: &Stack, account: &str) -> (Console, SoftPasskey) {
-    let code = demo_code(stack, account).await;
-    let mut passkey = enrol(stack, &code).await;
-    let console = signin(stack, &mut passkey).await;
-    (console, passkey)
-}
-
 /// A second institution with its administrator, signed in.
 async fn other_institution(stack: &Stack) -> (Console, String) {
     let code = InstitutionCode::with_check_digit("271234567").expect("code");
@@ -438,7 +75,7 @@ async fn other_institution(stack: &Stack) -> (Console, String) {
     .await
     .expect("admin created");
     assert!(created.institution_created);
-    let mut passkey = enrol(stack, &created.code).await;
+    let (mut passkey, _) = enrol(stack, &created.code).await;
     (signin(stack, &mut passkey).await, created.institution_id)
 }
 
@@ -672,7 +309,7 @@ const FAKE_ID: &str = "0000000000000000000000000z";
 async fn a_passkey_is_enrolled_with_a_one_time_code_and_signs_in() {
     let stack = stack().await;
     let code = demo_code(&stack, "admin").await;
-    let mut passkey = enrol(&stack, &code).await;
+    let (mut passkey, _) = enrol(&stack, &code).await;
 
     // The code is spent.
     let again = stack
@@ -770,7 +407,7 @@ async fn a_passkey_is_enrolled_with_a_one_time_code_and_signs_in() {
 
     // A second passkey for the same account, from a new code.
     let code = demo_code(&stack, "admin").await;
-    let mut second_key = enrol(&stack, &code).await;
+    let (mut second_key, _) = enrol(&stack, &code).await;
     let admin = signin(&stack, &mut second_key).await;
     let keys = admin.get("/api/console/accounts/admin/passkeys").await;
     assert_eq!(keys.body.as_array().map(Vec::len), Some(2), "{keys:?}");
@@ -890,7 +527,7 @@ async fn another_institutions_receptions_links_and_accounts_are_not_found() {
         .post("/api/console/accounts/doc2/enrolment-code", json!({}))
         .await;
     assert_eq!(code.status, 201);
-    let mut key = enrol(&stack, code.body["code"].as_str().expect("code")).await;
+    let (mut key, _) = enrol(&stack, code.body["code"].as_str().expect("code")).await;
     let other_doctor = signin(&stack, &mut key).await;
 
     for route in routes(&id, &link, stack.today()) {
@@ -1312,7 +949,7 @@ async fn links_settings_and_accounts_for_administrators() {
         .post("/api/console/accounts/Nurse1/enrolment-code", json!({}))
         .await;
     assert_eq!(code.status, 201);
-    let mut nurse_key = enrol(&stack, code.body["code"].as_str().expect("code")).await;
+    let (mut nurse_key, _) = enrol(&stack, code.body["code"].as_str().expect("code")).await;
     let nurse = signin(&stack, &mut nurse_key).await;
     assert_eq!(nurse.get("/api/console/me").await.body["role"], "general");
     let keys = admin.get("/api/console/accounts/Nurse1/passkeys").await;
@@ -1372,7 +1009,7 @@ async fn links_settings_and_accounts_for_administrators() {
     let code = admin
         .post("/api/console/accounts/later1/enrolment-code", json!({}))
         .await;
-    let mut later_key = enrol(&stack, code.body["code"].as_str().expect("code")).await;
+    let (mut later_key, _) = enrol(&stack, code.body["code"].as_str().expect("code")).await;
     assert_eq!(
         try_signin(&stack.console(), &mut later_key).await.status,
         401
@@ -1610,7 +1247,7 @@ async fn the_command_line_creates_the_first_administrator_and_tokens() {
         .post("/api/console/enrol/start", json!({ "code": created.code }))
         .await;
     assert_eq!(old.status, 404);
-    let mut key = enrol(&stack, &again.code).await;
+    let (mut key, _) = enrol(&stack, &again.code).await;
     let admin = signin(&stack, &mut key).await;
     let me = admin.get("/api/console/me").await;
     assert_eq!(me.body["institution"]["code"], good.as_str());

@@ -10,15 +10,12 @@
 //! title's text into the head unescaped), and a `<meta http-equiv=refresh>` sent every patient
 //! who scanned the printed QR code to another site.
 
-use std::sync::Mutex;
+use reqwest::Method;
+use serde_json::json;
 
-use base64::Engine as _;
-use p256::ecdsa::{Signature, SigningKey, signature::Signer as _};
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-
+use crate::common::console::{Answer, demo_staff};
 use crate::common::patient::{Patient, choices_for};
-use crate::common::stack::{Stack, stack};
+use crate::common::stack::stack;
 
 /// WebAuthn refuses IP addresses as relying party ids: the console runs on `localhost`.
 const ORIGIN: &str = "http://localhost:0";
@@ -40,251 +37,6 @@ const RAW: [&str; 5] = [
     r#"<script>alert("en")"#,
     "<script>l</script>",
 ];
-
-// ---------------------------------------------------------------------------------------------
-// The administrator: a demo account with a software passkey (P-256, "none" attestation,
-// discoverable, user verification claimed), as `server/tests/console.rs` signs in.
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// A CBOR item head (major type, length) for the few short items a credential needs.
-fn cbor_head(major: u8, len: usize, out: &mut Vec<u8>) {
-    let major = major << 5;
-    match len {
-        0..=23 => out.push(major | len as u8),
-        24..=0xff => out.extend([major | 24, len as u8]),
-        _ => {
-            out.push(major | 25);
-            out.extend((len as u16).to_be_bytes());
-        }
-    }
-}
-
-fn cbor_text(text: &str, out: &mut Vec<u8>) {
-    cbor_head(3, text.len(), out);
-    out.extend(text.as_bytes());
-}
-
-fn cbor_bytes(bytes: &[u8], out: &mut Vec<u8>) {
-    cbor_head(2, bytes.len(), out);
-    out.extend(bytes);
-}
-
-/// A small integer (-24..=23).
-fn cbor_small(n: i8, out: &mut Vec<u8>) {
-    if n >= 0 {
-        cbor_head(0, n as usize, out);
-    } else {
-        cbor_head(1, (-1 - i16::from(n)) as usize, out);
-    }
-}
-
-/// An ECDSA signature as the DER SEQUENCE of two INTEGERs WebAuthn carries.
-fn der_signature(signature: &Signature) -> Vec<u8> {
-    let integer = |bytes: &[u8]| {
-        let mut v: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
-        if v.first().is_none_or(|b| b & 0x80 != 0) {
-            v.insert(0, 0);
-        }
-        let mut out = vec![0x02, v.len() as u8];
-        out.extend(v);
-        out
-    };
-    let bytes = signature.to_bytes();
-    let (r, s) = bytes.split_at(32);
-    let mut body = integer(r);
-    body.extend(integer(s));
-    let mut out = vec![0x30, body.len() as u8];
-    out.extend(body);
-    out
-}
-
-struct Passkey {
-    key: SigningKey,
-    id: Vec<u8>,
-    user: Vec<u8>,
-    counter: u32,
-}
-
-fn client_data(kind: &str, challenge: &str, origin: &str) -> Vec<u8> {
-    json!({ "type": kind, "challenge": challenge, "origin": origin, "crossOrigin": false })
-        .to_string()
-        .into_bytes()
-}
-
-/// A console client: our Origin and the CSRF header on every request, the `uk_console` cookie
-/// kept by hand.
-struct Console {
-    http: reqwest::Client,
-    base: String,
-    origin: String,
-    cookie: Mutex<Option<String>>,
-}
-
-impl Console {
-    fn new(stack: &Stack) -> Console {
-        Console {
-            http: reqwest::Client::new(),
-            base: stack.base.trim_end_matches('/').to_owned(),
-            origin: stack.origin(),
-            cookie: Mutex::new(None),
-        }
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, String) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header("origin", &self.origin)
-            .header("x-uketsuke-csrf", "1");
-        if let Some(token) = self.cookie.lock().expect("lock").clone() {
-            request = request.header("cookie", format!("uk_console={token}"));
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("server answers");
-        let status = response.status().as_u16();
-        for cookie in response.headers().get_all("set-cookie") {
-            if let Some(rest) = cookie
-                .to_str()
-                .ok()
-                .and_then(|c| c.strip_prefix("uk_console="))
-            {
-                let value = rest.split(';').next().unwrap_or_default();
-                *self.cookie.lock().expect("lock") = (!value.is_empty()).then(|| value.to_owned());
-            }
-        }
-        (status, response.text().await.unwrap_or_default())
-    }
-
-    async fn json(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let (status, text) = self.send(method, path, body).await;
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-}
-
-/// The demo administrator, enrolled with a new passkey and signed in.
-async fn administrator(stack: &Stack) -> Console {
-    let console = Console::new(stack);
-    let post = reqwest::Method::POST;
-    let (status, code) = console
-        .json(
-            post.clone(),
-            "/api/console/demo/enrolment-code",
-            Some(json!({ "account": "admin" })),
-        )
-        .await;
-    assert_eq!(status, 201, "{code}");
-    let code = code["code"].as_str().expect("code").to_owned();
-    let (status, start) = console
-        .json(
-            post.clone(),
-            "/api/console/enrol/start",
-            Some(json!({ "code": code })),
-        )
-        .await;
-    assert_eq!(status, 200, "{start}");
-    let options = &start["options"]["publicKey"];
-    let rp_id = options["rp"]["id"].as_str().expect("rp id");
-    let mut passkey = Passkey {
-        key: uketsuke_server::storage::institutions::generate_key(),
-        id: rand::random::<[u8; 16]>().to_vec(),
-        user: base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(options["user"]["id"].as_str().expect("user id"))
-            .expect("base64url"),
-        counter: 0,
-    };
-    let point = passkey.key.verifying_key().to_encoded_point(false);
-    let mut cose = Vec::new();
-    cbor_head(5, 5, &mut cose);
-    for (k, v) in [(1i8, 2i8), (3, -7), (-1, 1)] {
-        cbor_small(k, &mut cose);
-        cbor_small(v, &mut cose);
-    }
-    cbor_small(-2, &mut cose);
-    cbor_bytes(point.x().expect("x"), &mut cose);
-    cbor_small(-3, &mut cose);
-    cbor_bytes(point.y().expect("y"), &mut cose);
-    let mut auth_data = Sha256::digest(rp_id.as_bytes()).to_vec();
-    auth_data.push(0x45); // UP, UV, attested credential data
-    auth_data.extend(passkey.counter.to_be_bytes());
-    auth_data.extend([0u8; 16]);
-    auth_data.extend((passkey.id.len() as u16).to_be_bytes());
-    auth_data.extend(&passkey.id);
-    auth_data.extend(cose);
-    let mut attestation = Vec::new();
-    cbor_head(5, 3, &mut attestation);
-    cbor_text("fmt", &mut attestation);
-    cbor_text("none", &mut attestation);
-    cbor_text("attStmt", &mut attestation);
-    cbor_head(5, 0, &mut attestation);
-    cbor_text("authData", &mut attestation);
-    cbor_bytes(&auth_data, &mut attestation);
-    let challenge = options["challenge"].as_str().expect("challenge");
-    let credential = json!({
-        "id": b64(&passkey.id),
-        "rawId": b64(&passkey.id),
-        "type": "public-key",
-        "response": {
-            "attestationObject": b64(&attestation),
-            "clientDataJSON": b64(&client_data("webauthn.create", challenge, &console.origin)),
-        },
-        "extensions": {},
-    });
-    let (status, finish) = console
-        .json(
-            post.clone(),
-            "/api/console/enrol/finish",
-            Some(json!({ "code": code, "credential": credential })),
-        )
-        .await;
-    assert_eq!(status, 201, "{finish}");
-
-    let (status, start) = console
-        .json(post.clone(), "/api/console/signin/start", Some(json!({})))
-        .await;
-    assert_eq!(status, 200, "{start}");
-    let options = &start["options"]["publicKey"];
-    let rp_id = options["rpId"].as_str().expect("rp id");
-    let challenge = options["challenge"].as_str().expect("challenge");
-    passkey.counter += 1;
-    let mut auth_data = Sha256::digest(rp_id.as_bytes()).to_vec();
-    auth_data.push(0x05); // UP, UV
-    auth_data.extend(passkey.counter.to_be_bytes());
-    let client = client_data("webauthn.get", challenge, &console.origin);
-    let mut signed = auth_data.clone();
-    signed.extend(Sha256::digest(&client));
-    let signature: Signature = passkey.key.sign(&signed);
-    let credential = json!({
-        "id": b64(&passkey.id),
-        "rawId": b64(&passkey.id),
-        "type": "public-key",
-        "response": {
-            "authenticatorData": b64(&auth_data),
-            "clientDataJSON": b64(&client),
-            "signature": b64(&der_signature(&signature)),
-            "userHandle": b64(&passkey.user),
-        },
-        "extensions": {},
-    });
-    let (status, answer) = console
-        .json(
-            post,
-            "/api/console/signin/finish",
-            Some(json!({ "ceremony": start["ceremony"], "credential": credential })),
-        )
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    console
-}
 
 // ---------------------------------------------------------------------------------------------
 // The checks.
@@ -383,38 +135,49 @@ async fn page(http: &reqwest::Client, base: &str, path: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn markup_set_by_an_administrator_stays_text_in_every_head() {
     let stack = stack(None, Some(ORIGIN)).await;
-    let admin = administrator(&stack).await;
+    // The administrator: a demo account with a software passkey, signed in.
+    let (admin, _) = demo_staff(&stack, "admin").await;
 
     // The administrator's edits, through the console API.
-    let (status, settings) = admin
-        .json(reqwest::Method::GET, "/api/console/settings", None)
-        .await;
+    let Answer {
+        status,
+        body: settings,
+        ..
+    } = admin.get("/api/console/settings").await;
     assert_eq!(status, 200, "{settings}");
     let mut changed = settings.clone();
     changed["name_ja"] = json!(NAME_JA);
     changed["name_en"] = json!(NAME_EN);
-    let (status, answer) = admin
-        .json(reqwest::Method::PUT, "/api/console/settings", Some(changed))
+    let Answer {
+        status,
+        body: answer,
+        ..
+    } = admin
+        .call(Method::PUT, "/api/console/settings", Some(changed))
         .await;
     assert_eq!(status, 200, "{answer}");
-    let (status, link) = admin
-        .json(
-            reqwest::Method::POST,
+    let Answer {
+        status, body: link, ..
+    } = admin
+        .post(
             "/api/console/links",
-            Some(json!({ "kind": "separate_route", "label": LABEL, "booking_ref": BOOKING })),
+            json!({ "kind": "separate_route", "label": LABEL, "booking_ref": BOOKING }),
         )
         .await;
     assert_eq!(status, 201, "{link}");
     let link = link["id"].as_str().expect("link id").to_owned();
-    let (status, online) = admin
-        .json(
-            reqwest::Method::POST,
+    let Answer {
+        status,
+        body: online,
+        ..
+    } = admin
+        .post(
             "/api/console/links",
-            Some(json!({
+            json!({
                 "kind": "online_care",
                 "label": LABEL,
                 "visit_date": stack.today().format("%Y-%m-%d").to_string(),
-            })),
+            }),
         )
         .await;
     assert_eq!(status, 201, "{online}");
@@ -474,18 +237,16 @@ async fn markup_set_by_an_administrator_stays_text_in_every_head() {
             "/console/audit".to_owned(),
         ] {
             let path = format!("{path}?lang={lang}");
-            let (status, html) = admin.send(reqwest::Method::GET, &path, None).await;
+            let Answer {
+                status, text: html, ..
+            } = admin.get(&path).await;
             assert_eq!(status, 200, "{path}: {html}");
             assert_inert(&path, &html);
         }
     }
     // The names and the label did reach the console pages (escaped, as text).
-    let (_, settings_page) = admin
-        .send(reqwest::Method::GET, "/console/settings", None)
-        .await;
-    let (_, links_page) = admin
-        .send(reqwest::Method::GET, "/console/links", None)
-        .await;
+    let settings_page = admin.get("/console/settings").await.text;
+    let links_page = admin.get("/console/links").await.text;
     for (html, text) in [(&settings_page, NAME_JA), (&links_page, LABEL)] {
         assert!(
             escaped_forms(text)

@@ -1,5 +1,6 @@
 //! Section 7, "Staff, tokens and audit" (the staff half), each attack against a running server
-//! (demo mode, a `localhost` origin for WebAuthn, the software passkey of `tests/console.rs`):
+//! (demo mode, a `localhost` origin for WebAuthn, the software passkey of
+//! `tests/common/console.rs`):
 //! - 目視確認 by a 一般利用者 (受付) account: refused (403 `visual_check_role_refused`) until an
 //!   administrator allows the role in the institution's settings;
 //! - 目視確認 over the per-staff hourly limit: the 31st in an hour is refused (429), nothing
@@ -15,10 +16,6 @@
 //! - a database writer who edits an audit row and recomputes the unkeyed SHA-256 chain, or
 //!   strips the key's record and rewrites the whole chain unkeyed: found by `audit verify`.
 
-use std::sync::Mutex;
-
-use base64::Engine as _;
-use p256::ecdsa::{Signature, SigningKey, signature::Signer as _};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -32,337 +29,17 @@ use uketsuke_server::{
     storage::{self, tokens::Scope},
 };
 
-use crate::common::{self, stack::Stack};
+use crate::common::{
+    self,
+    console::{Answer, Console, b64, demo_code, demo_staff, enrol, signin},
+    stack::Stack,
+};
 
 /// WebAuthn refuses IP addresses as relying party ids: the console runs on `localhost`.
 const ORIGIN: &str = "http://localhost:0";
 
 async fn stack() -> Stack {
     common::stack::stack(None, Some(ORIGIN)).await
-}
-
-fn console_of(stack: &Stack) -> Console {
-    Console::new(&stack.base, &stack.origin())
-}
-
-// ---------------------------------------------------------------------------------------------
-// The console client and software passkey of `tests/console.rs`.
-
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    body: Value,
-}
-
-impl Answer {
-    fn error(&self) -> Option<&str> {
-        self.body.get("error").and_then(Value::as_str)
-    }
-}
-
-struct Console {
-    http: reqwest::Client,
-    base: String,
-    origin: String,
-    cookie: Mutex<Option<String>>,
-}
-
-impl Console {
-    fn new(base: &str, origin: &str) -> Console {
-        Console {
-            http: reqwest::Client::new(),
-            base: base.trim_end_matches('/').to_owned(),
-            origin: origin.to_owned(),
-            cookie: Mutex::new(None),
-        }
-    }
-
-    fn token(&self) -> Option<String> {
-        self.cookie.lock().expect("lock").clone()
-    }
-
-    /// A request with the session cookie and nothing else.
-    fn bare(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = self.token() {
-            request = request.header("cookie", format!("uk_console={token}"));
-        }
-        request
-    }
-
-    /// A request as the console page sends it.
-    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let state_changing = !matches!(method, Method::GET | Method::HEAD);
-        let mut request = self.bare(method, path);
-        if state_changing {
-            request = request
-                .header("origin", &self.origin)
-                .header("x-uketsuke-csrf", "1");
-        }
-        request
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
-        let response = request.send().await.expect("server answers");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        for cookie in headers.get_all("set-cookie") {
-            let text = cookie.to_str().expect("ascii cookie");
-            if let Some(rest) = text.strip_prefix("uk_console=") {
-                let value = rest.split(';').next().unwrap_or_default();
-                *self.cookie.lock().expect("lock") = (!value.is_empty()).then(|| value.to_owned());
-            }
-        }
-        let text = response.text().await.unwrap_or_default();
-        Answer {
-            status,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        let mut request = self.request(method, path);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        self.send(request).await
-    }
-
-    async fn get(&self, path: &str) -> Answer {
-        self.call(Method::GET, path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Answer {
-        self.call(Method::POST, path, Some(body)).await
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// A software passkey: what a platform authenticator does, reduced to the bytes.
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn b64d(text: &str) -> Vec<u8> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .expect("base64url")
-}
-
-fn cbor_head(major: u8, len: usize, out: &mut Vec<u8>) {
-    let major = major << 5;
-    match len {
-        0..=23 => out.push(major | len as u8),
-        24..=0xff => out.extend([major | 24, len as u8]),
-        _ => {
-            out.push(major | 25);
-            out.extend((len as u16).to_be_bytes());
-        }
-    }
-}
-
-fn cbor_text(text: &str, out: &mut Vec<u8>) {
-    cbor_head(3, text.len(), out);
-    out.extend(text.as_bytes());
-}
-
-fn cbor_bytes(bytes: &[u8], out: &mut Vec<u8>) {
-    cbor_head(2, bytes.len(), out);
-    out.extend(bytes);
-}
-
-/// A small integer key or value (-24..=23).
-fn cbor_small(n: i8, out: &mut Vec<u8>) {
-    if n >= 0 {
-        cbor_head(0, n as usize, out);
-    } else {
-        cbor_head(1, (-1 - i16::from(n)) as usize, out);
-    }
-}
-
-fn der_integer(bytes: &[u8]) -> Vec<u8> {
-    let mut v: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
-    if v.first().is_none_or(|b| b & 0x80 != 0) {
-        v.insert(0, 0);
-    }
-    let mut out = vec![0x02, v.len() as u8];
-    out.extend(v);
-    out
-}
-
-fn der_signature(signature: &Signature) -> Vec<u8> {
-    let bytes = signature.to_bytes();
-    let (r, s) = bytes.split_at(32);
-    let mut body = der_integer(r);
-    body.extend(der_integer(s));
-    let mut out = vec![0x30, body.len() as u8];
-    out.extend(body);
-    out
-}
-
-#[derive(Clone)]
-struct SoftPasskey {
-    key: SigningKey,
-    credential_id: Vec<u8>,
-    user_handle: Vec<u8>,
-    counter: u32,
-    origin: String,
-    /// Whether it claims user verification (a security key without a PIN would not).
-    verifies_user: bool,
-}
-
-impl SoftPasskey {
-    fn client_data(&self, kind: &str, challenge: &str) -> Vec<u8> {
-        json!({
-            "type": kind,
-            "challenge": challenge,
-            "origin": self.origin,
-            "crossOrigin": false,
-        })
-        .to_string()
-        .into_bytes()
-    }
-
-    fn flags(&self) -> u8 {
-        // UP, and UV when it verifies the user.
-        if self.verifies_user { 0x05 } else { 0x01 }
-    }
-
-    /// `navigator.credentials.create` for `options` (the server's creation options).
-    fn create(origin: &str, options: &Value) -> (SoftPasskey, Value) {
-        let public_key = &options["publicKey"];
-        let rp_id = public_key["rp"]["id"].as_str().expect("rp id");
-        let challenge = public_key["challenge"].as_str().expect("challenge");
-        let passkey = SoftPasskey {
-            key: storage::institutions::generate_key(),
-            credential_id: rand::random::<[u8; 16]>().to_vec(),
-            user_handle: b64d(public_key["user"]["id"].as_str().expect("user id")),
-            counter: 0,
-            origin: origin.to_owned(),
-            verifies_user: true,
-        };
-        let point = passkey.key.verifying_key().to_encoded_point(false);
-        let mut cose = Vec::new();
-        cbor_head(5, 5, &mut cose);
-        for (k, v) in [(1i8, 2i8), (3, -7), (-1, 1)] {
-            cbor_small(k, &mut cose);
-            cbor_small(v, &mut cose);
-        }
-        cbor_small(-2, &mut cose);
-        cbor_bytes(point.x().expect("x"), &mut cose);
-        cbor_small(-3, &mut cose);
-        cbor_bytes(point.y().expect("y"), &mut cose);
-        let mut auth_data = Sha256::digest(rp_id.as_bytes()).to_vec();
-        auth_data.push(passkey.flags() | 0x40);
-        auth_data.extend(passkey.counter.to_be_bytes());
-        auth_data.extend([0u8; 16]);
-        auth_data.extend((passkey.credential_id.len() as u16).to_be_bytes());
-        auth_data.extend(&passkey.credential_id);
-        auth_data.extend(cose);
-        let mut attestation = Vec::new();
-        cbor_head(5, 3, &mut attestation);
-        cbor_text("fmt", &mut attestation);
-        cbor_text("none", &mut attestation);
-        cbor_text("attStmt", &mut attestation);
-        cbor_head(5, 0, &mut attestation);
-        cbor_text("authData", &mut attestation);
-        cbor_bytes(&auth_data, &mut attestation);
-        let client_data = passkey.client_data("webauthn.create", challenge);
-        let credential = json!({
-            "id": b64(&passkey.credential_id),
-            "rawId": b64(&passkey.credential_id),
-            "type": "public-key",
-            "response": {
-                "attestationObject": b64(&attestation),
-                "clientDataJSON": b64(&client_data),
-            },
-            "extensions": {},
-        });
-        (passkey, credential)
-    }
-
-    /// `navigator.credentials.get` for `options` (discoverable: no allow list).
-    fn get(&mut self, options: &Value) -> Value {
-        let public_key = &options["publicKey"];
-        let rp_id = public_key["rpId"].as_str().expect("rp id");
-        let challenge = public_key["challenge"].as_str().expect("challenge");
-        self.counter += 1;
-        let mut auth_data = Sha256::digest(rp_id.as_bytes()).to_vec();
-        auth_data.push(self.flags());
-        auth_data.extend(self.counter.to_be_bytes());
-        let client_data = self.client_data("webauthn.get", challenge);
-        let mut signed = auth_data.clone();
-        signed.extend(Sha256::digest(&client_data));
-        let signature: Signature = self.key.sign(&signed);
-        json!({
-            "id": b64(&self.credential_id),
-            "rawId": b64(&self.credential_id),
-            "type": "public-key",
-            "response": {
-                "authenticatorData": b64(&auth_data),
-                "clientDataJSON": b64(&client_data),
-                "signature": b64(&der_signature(&signature)),
-                "userHandle": b64(&self.user_handle),
-            },
-            "extensions": {},
-        })
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Ceremonies.
-
-async fn demo_code(stack: &Stack, account: &str) -> String {
-    let answer = console_of(stack)
-        .post(
-            "/api/console/demo/enrolment-code",
-            json!({ "account": account }),
-        )
-        .await;
-    assert_eq!(answer.status, 201, "{answer:?}");
-    answer.body["code"].as_str().expect("code").to_owned()
-}
-
-/// Enrols a passkey with `code`; returns it and its id on the server.
-async fn enrol(stack: &Stack, code: &str) -> (SoftPasskey, String) {
-    let console = console_of(stack);
-    let start = console
-        .post("/api/console/enrol/start", json!({ "code": code }))
-        .await;
-    assert_eq!(start.status, 200, "{start:?}");
-    let (passkey, credential) = SoftPasskey::create(&stack.origin(), &start.body["options"]);
-    let finish = console
-        .post(
-            "/api/console/enrol/finish",
-            json!({ "code": code, "credential": credential }),
-        )
-        .await;
-    assert_eq!(finish.status, 201, "{finish:?}");
-    let id = finish.body["passkey"].as_str().expect("id").to_owned();
-    (passkey, id)
-}
-
-async fn signin(stack: &Stack, passkey: &mut SoftPasskey) -> Console {
-    let console = console_of(stack);
-    let start = console.post("/api/console/signin/start", json!({})).await;
-    assert_eq!(start.status, 200, "{start:?}");
-    let credential = passkey.get(&start.body["options"]);
-    let answer = console
-        .post(
-            "/api/console/signin/finish",
-            json!({ "ceremony": start.body["ceremony"], "credential": credential }),
-        )
-        .await;
-    assert_eq!(answer.status, 200, "{answer:?}");
-    console
-}
-
-/// A demo account with an enrolled passkey, signed in.
-async fn demo_staff(stack: &Stack, account: &str) -> Console {
-    let code = demo_code(stack, account).await;
-    let (mut passkey, _) = enrol(stack, &code).await;
-    signin(stack, &mut passkey).await
 }
 
 async fn card_certificate(no: u32, case: CertificateCase) -> String {
@@ -444,8 +121,8 @@ async fn demo_institution(stack: &Stack) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn general_staff_are_refused_visual_check_until_the_administrator_allows_it() {
     let stack = stack().await;
-    let staff = demo_staff(&stack, "staff").await;
-    let admin = demo_staff(&stack, "admin").await;
+    let (staff, _) = demo_staff(&stack, "staff").await;
+    let (admin, _) = demo_staff(&stack, "admin").await;
     let body = json!({
         "certificate": card_certificate(1, CertificateCase::Valid).await,
         "face_matches": true,
@@ -505,7 +182,7 @@ async fn general_staff_are_refused_visual_check_until_the_administrator_allows_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_visual_check_limit_refuses_the_thirty_first_in_an_hour() {
     let stack = stack().await;
-    let doctor = demo_staff(&stack, "doctor").await;
+    let (doctor, _) = demo_staff(&stack, "doctor").await;
     let certificate = card_certificate(1, CertificateCase::Valid).await;
     let body = json!({ "certificate": certificate, "face_matches": true });
     // 29 confirmations in the last hour, as the log holds them (written the way the server
@@ -552,14 +229,14 @@ async fn the_visual_check_limit_refuses_the_thirty_first_in_an_hour() {
         1
     );
     // Another staff member has a budget of their own.
-    let admin = demo_staff(&stack, "admin").await;
+    let (admin, _) = demo_staff(&stack, "admin").await;
     assert_eq!(visual_check(&admin, &session, body).await.status, 202);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reception_is_never_left_without_its_audit_row() {
     let stack = stack().await;
-    let doctor = demo_staff(&stack, "doctor").await;
+    let (doctor, _) = demo_staff(&stack, "doctor").await;
     let body = json!({
         "certificate": card_certificate(1, CertificateCase::Valid).await,
         "face_matches": true,
@@ -615,7 +292,7 @@ async fn a_reception_is_never_left_without_its_audit_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_passkey_ends_the_sessions_it_opened() {
     let stack = stack().await;
-    let admin = demo_staff(&stack, "admin").await;
+    let (admin, _) = demo_staff(&stack, "admin").await;
     let (mut lost, lost_id) = enrol(&stack, &demo_code(&stack, "staff").await).await;
     let (mut kept, _) = enrol(&stack, &demo_code(&stack, "staff").await).await;
     let on_lost = signin(&stack, &mut lost).await;
@@ -643,7 +320,7 @@ async fn a_removed_passkey_ends_the_sessions_it_opened() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_passkey_an_administrator_enrolled_for_another_account_says_so() {
     let stack = stack().await;
-    let admin = demo_staff(&stack, "admin").await;
+    let (admin, _) = demo_staff(&stack, "admin").await;
     let issued = admin
         .post("/api/console/accounts/staff/enrolment-code", json!({}))
         .await;
@@ -1005,7 +682,7 @@ async fn rewrite_unkeyed(db: &storage::Db, institution_id: &str, edit: impl Fn(&
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_writer_cannot_rewrite_the_audit_chain() {
     let stack = stack().await;
-    let doctor = demo_staff(&stack, "doctor").await;
+    let (doctor, _) = demo_staff(&stack, "doctor").await;
     assert_eq!(doctor.get("/api/console/me").await.status, 200);
     let db = &stack.state.db;
     let institution_id = demo_institution(&stack).await;
