@@ -98,6 +98,18 @@ describe('institution console', () => {
       await screenshot(admin.page, `console-7-${name}`);
     }
     assert.match(await admin.page.getByTestId('audit').textContent(), /medical\.view/);
+    // 目視確認's roles are a setting: tick 一般利用者 on the settings screen, and the API says so.
+    await admin.page.goto(`${server.base}/console/settings`);
+    const roles = admin.page.getByTestId('visual-check-roles');
+    assert.equal(await roles.locator('input[value="general"]').isChecked(), false);
+    assert.equal(await roles.locator('input[value="medical_viewer"]').isChecked(), true);
+    await roles.locator('input[value="general"]').check();
+    await admin.page.locator('form[data-api="/api/console/settings"] button[type=submit]').click();
+    await admin.page.waitForLoadState('load');
+    await admin.page.getByTestId('visual-check-roles').locator('input[value="general"]:checked').waitFor();
+    const saved = await admin.page.evaluate(async () =>
+      (await (await fetch('/api/console/settings')).json()).visual_check_roles);
+    assert.deepEqual([...saved].sort(), ['administrator', 'general', 'medical_viewer']);
     await admin.page.goto(`${server.base}/console/links`);
     await admin.page.locator('a[href$="/sheet"]').first().click();
     await admin.page.getByTestId('sheet-url').waitFor();

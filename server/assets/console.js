@@ -69,7 +69,11 @@
     let fields = 0;
     for (const el of form.elements) {
       if (!el.name || el.disabled) continue;
-      if (el.type === 'checkbox') {
+      if (el.type === 'checkbox' && el.dataset.type === 'list') {
+        // A group of boxes with one name: the values of the ticked ones (an empty list too).
+        if (!Array.isArray(body[el.name])) body[el.name] = [];
+        if (el.checked) body[el.name].push(el.value);
+      } else if (el.type === 'checkbox') {
         body[el.name] = el.checked;
       } else if (el.type === 'radio') {
         if (el.checked) body[el.name] = el.value === 'true' ? true : el.value === 'false' ? false : el.value;

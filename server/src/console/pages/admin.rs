@@ -23,6 +23,27 @@ pub async fn settings(State(state): State<AppState>, lang: PageLang, signed: Sig
         Err(error) => return signed.refused(lang, error),
     };
     let l = lang.lang;
+    let allowed = current
+        .visual_check_roles
+        .clone()
+        .unwrap_or_else(|| settings::DEFAULT_VISUAL_CHECK_ROLES.to_vec());
+    // One box per role; the form sends the ticked ones as a list (`data-type="list"`).
+    let visual_check_roles = [Role::MedicalViewer, Role::Administrator, Role::General]
+        .into_iter()
+        .map(|role| {
+            let value = serde_json::to_value(role)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            view! {
+                <label class="check">
+                    <input type="checkbox" name="visual_check_roles" data-type="list" value=value
+                        checked=allowed.contains(&role)/>
+                    {role_name(l, role)}
+                </label>
+            }
+        })
+        .collect::<Vec<_>>();
     let body = view! {
         <h1>{tr(l, "設定", "Settings")}</h1>
         <form data-api="/api/console/settings" data-method="PUT" data-reload="true" class="stack-form panel">
@@ -49,6 +70,12 @@ pub async fn settings(State(state): State<AppState>, lang: PageLang, signed: Sig
             <label>{tr(l, "資格情報の保存期間（日）", "Keep eligibility records (days)")}
                 <input type="number" name="eligibility_retention_days" data-type="number" min="1" max="3650"
                     value=current.eligibility_retention_days.to_string() required/></label>
+            <fieldset data-testid="visual-check-roles">
+                <legend>{tr(l, "目視確認（暗証番号なしの受付）を行える権限", "Roles that may register with 目視確認 (no PIN)")}</legend>
+                {visual_check_roles}
+                <p class="muted small">{tr(l, "どれも選ばないと、目視確認は使えません。",
+                    "With none ticked, nobody can use 目視確認.")}</p>
+            </fieldset>
             <button type="submit">{tr(l, "保存", "Save")}</button>
             <p class="form-message" role="status"></p>
         </form>
