@@ -104,8 +104,10 @@ describe('institution console', () => {
     assert.equal(await roles.locator('input[value="general"]').isChecked(), false);
     assert.equal(await roles.locator('input[value="medical_viewer"]').isChecked(), true);
     await roles.locator('input[value="general"]').check();
+    // The form reloads the page once saved.
+    const reloaded = admin.page.waitForEvent('load');
     await admin.page.locator('form[data-api="/api/console/settings"] button[type=submit]').click();
-    await admin.page.waitForLoadState('load');
+    await reloaded;
     await admin.page.getByTestId('visual-check-roles').locator('input[value="general"]:checked').waitFor();
     const saved = await admin.page.evaluate(async () =>
       (await (await fetch('/api/console/settings')).json()).visual_check_roles);
