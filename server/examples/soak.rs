@@ -347,8 +347,15 @@ async fn one_registration(
     no: u32,
     today: chrono::NaiveDate,
 ) -> Result<Accepted, Failure> {
+    // The patient API's header, as the app's own calls send it (CSRF: `x-uketsuke-csrf: 1`).
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::HeaderName::from_static("x-uketsuke-csrf"),
+        reqwest::header::HeaderValue::from_static("1"),
+    );
     let http = reqwest::Client::builder()
         .cookie_store(true)
+        .default_headers(headers)
         .timeout(Duration::from_secs(15))
         .build()
         .map_err(|e| Failure::Refused(format!("client: {e}")))?;

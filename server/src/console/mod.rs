@@ -168,9 +168,12 @@ pub async fn csrf(State(state): State<AppState>, request: Request, next: Next) -
         return next.run(request).await;
     }
     let headers = request.headers();
-    let origin_ok = headers
-        .get(header::ORIGIN)
-        .is_some_and(|o| o.as_bytes() == state.config.origin_string().as_bytes());
+    // Exactly one Origin, ours (no browser sends two).
+    let mut origins = headers.get_all(header::ORIGIN).iter();
+    let origin_ok = origins
+        .next()
+        .is_some_and(|o| o.as_bytes() == state.config.origin_string().as_bytes())
+        && origins.next().is_none();
     if !origin_ok {
         return ApiError::new(StatusCode::FORBIDDEN, "origin_refused").into_response();
     }

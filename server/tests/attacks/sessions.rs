@@ -818,3 +818,42 @@ async fn the_console_refuses_origin_null() {
     let (status, _) = signout(stack.origin()).await;
     assert!((200..300).contains(&status), "our own origin: {status}");
 }
+
+/// Two `Origin` headers (ours first, then another site's) are refused by the patient API and
+/// the console alike: only the first was read before, and no browser sends two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_origin_headers_are_refused() {
+    let stack = stack(None, None).await;
+    let link = stack.link("online_care");
+    let token = staff_on_device(&stack, &link).await;
+    let twice = |request: reqwest::RequestBuilder| {
+        request
+            .header(API_HEADER, "1")
+            .header(header::ORIGIN, stack.origin())
+            .header(header::ORIGIN, "https://evil.example")
+    };
+    let (status, body) = json_of(
+        twice(client().post(format!("{}/api/r/{link}/session", stack.base)))
+            .send()
+            .await
+            .expect("answers"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("foreign_origin"))
+    );
+    let (status, body) = json_of(
+        twice(client().post(format!("{}/api/console/signout", stack.base)))
+            .header(header::COOKIE, format!("uk_console={token}"))
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("answers"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("origin_refused"))
+    );
+}

@@ -56,8 +56,12 @@ pub const API_HEADER: &str = crate::console::CSRF_HEADER;
 /// POST/PUT, and it must be ours. Our pages are served with `Referrer-Policy: same-origin`, under
 /// which browsers send our own origin, not `null`, on our own forms and calls; `Origin: null`
 /// comes from sandboxed frames, `data:` documents and redirects through other sites, and is
-/// refused. Clients that are not browsers send none.
+/// refused. Clients that are not browsers send none. A request with two `Origin` headers (no
+/// browser sends that) is refused whatever their order.
 pub(crate) fn same_origin(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
+    if headers.get_all(header::ORIGIN).iter().count() > 1 {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "foreign_origin"));
+    }
     match headers.get(header::ORIGIN) {
         None => Ok(()),
         Some(origin) if origin.as_bytes() == state.config.origin_string().as_bytes() => Ok(()),
