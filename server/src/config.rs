@@ -163,6 +163,21 @@ fn floods(raw: &BTreeMap<&'static str, Raw>) -> Result<Floods, ConfigError> {
     };
     let secs = std::time::Duration::from_secs;
     let as_u32 = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    // `{area}_request_burst` and `{area}_requests_per_minute`, each 1 to 1,000,000.
+    let budget = |area: &str, default: RequestBudget| -> Result<RequestBudget, ConfigError> {
+        Ok(RequestBudget {
+            burst: as_u32(number(
+                &format!("{area}_request_burst"),
+                1..=1_000_000,
+                u64::from(default.burst),
+            )?),
+            per_minute: as_u32(number(
+                &format!("{area}_requests_per_minute"),
+                1..=1_000_000,
+                u64::from(default.per_minute),
+            )?),
+        })
+    };
     let trusted_proxies = match raw.get("trusted_proxies") {
         None => Vec::new(),
         Some(r) => {
@@ -209,30 +224,8 @@ fn floods(raw: &BTreeMap<&'static str, Raw>) -> Result<Floods, ConfigError> {
         )?)
         .unwrap_or(defaults.event_streams_per_session),
         trusted_proxies,
-        patient_budget: RequestBudget {
-            burst: as_u32(number(
-                "patient_request_burst",
-                1..=1_000_000,
-                u64::from(defaults.patient_budget.burst),
-            )?),
-            per_minute: as_u32(number(
-                "patient_requests_per_minute",
-                1..=1_000_000,
-                u64::from(defaults.patient_budget.per_minute),
-            )?),
-        },
-        console_budget: RequestBudget {
-            burst: as_u32(number(
-                "console_request_burst",
-                1..=1_000_000,
-                u64::from(defaults.console_budget.burst),
-            )?),
-            per_minute: as_u32(number(
-                "console_requests_per_minute",
-                1..=1_000_000,
-                u64::from(defaults.console_budget.per_minute),
-            )?),
-        },
+        patient_budget: budget("patient", defaults.patient_budget)?,
+        console_budget: budget("console", defaults.console_budget)?,
     })
 }
 
