@@ -10,7 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { hydrated, launchBrowser, phonePage, startServer } from './harness.mjs';
+import { hydrated, launchBrowser, phonePage, screenshot, startServer } from './harness.mjs';
 import { toReview } from './patient.mjs';
 
 let server;
@@ -125,6 +125,7 @@ async function assertRefused(page, code, words) {
   assert.equal(await page.getByTestId('pin').count(), 0, 'no PIN asked');
   assert.equal(new URL(page.url()).origin, new URL(server.base).origin, 'still on the real site');
   assert.deepEqual(attacker.stolen(), [], 'nothing was sent to the attacker');
+  await screenshot(page, `attack-relay-refused-${code}`);
 }
 
 describe('a relaying site (issue 12, section 1)', () => {
@@ -205,6 +206,7 @@ describe('a relaying site (issue 12, section 1)', () => {
     assert.match(await refusal.textContent(), /fake site/);
     assert.match(await refusal.textContent(), /open the reception page again/);
     assert.deepEqual(attacker.stolen(), []);
+    await screenshot(page, 'attack-relay-refused-en');
     await context.close();
   });
 
