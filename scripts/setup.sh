@@ -35,6 +35,16 @@ if [ "$purpose" = test ]; then
   # A face with the registry's 外字 outside the BMP (𠮷 U+20BB7) and variation sequences, as
   # clinics' laptops have (Yu Gothic, Hiragino): the console's name check looks for real glyphs.
   fc-list ':charset=20bb7' 2>/dev/null | grep -q . || missing+=(fonts-noto-cjk)
+  # The desktop card helper (helper/): pcsc-lite to build and run it, its daemon and
+  # vsmartcard's virtual reader for the tests, and Xvfb with Mesa's software OpenGL and
+  # xdotool for its window's screenshots and keyboard test.
+  [ -e /usr/include/PCSC/winscard.h ] || missing+=(libpcsclite-dev)
+  [ -x /usr/sbin/pcscd ] || missing+=(pcscd)
+  [ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || missing+=(vsmartcard-vpcd)
+  command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
+  command -v xdotool >/dev/null 2>&1 || missing+=(xdotool)
+  dpkg -s libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 >/dev/null 2>&1 \
+    || missing+=(libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6)
 fi
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 

@@ -24,6 +24,13 @@ export UKETSUKE_TEST_POSTGRES_URL
 echo "== cargo test (all crates; storage on SQLite and PostgreSQL)"
 cargo test --workspace --all-targets
 
+# The desktop card helper against a real pcsc-lite (its own pcscd with vsmartcard's vpcd and
+# the virtual card), and its test-mode binaries for the browser suite (PIN from standard input;
+# never in a release build).
+echo "== card helper through pcsc-lite (pcscd + vpcd)"
+cargo test -p uketsuke-card-helper --features test-mode --test pcsc
+cargo build -p uketsuke-card-helper --features test-mode --bins
+
 # Card access compiled to WebAssembly and run in headless Chromium by wasm-bindgen-test-runner
 # (the wasm32 runner in .cargo/config.toml; webdriver.json beside each crate's Cargo.toml):
 # the JPKI flow through each framing, and the WebUSB transport against a fake USB device.
