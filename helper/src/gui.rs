@@ -298,22 +298,24 @@ impl HelperApp {
         };
         ui.label(t.lead);
         ui.add_space(8.0);
+        let rows = i18n::rows(self.lang, &checked.text);
+        // The origin first and large, on its own line: the patient compares it with the
+        // browser's address bar. Then the rest of the signed text.
+        if let Some((label, origin)) = rows.first() {
+            let label = ui.label(RichText::new(*label).strong());
+            ui.add(egui::Label::new(RichText::new(origin).size(22.0).monospace().strong()).wrap())
+                .labelled_by(label.id);
+            ui.add_space(6.0);
+        }
         egui::Grid::new("signed")
             .num_columns(2)
             .spacing([16.0, 6.0])
             .striped(true)
             .show(ui, |ui| {
-                for (index, (label, value)) in
-                    i18n::rows(self.lang, &checked.text).into_iter().enumerate()
-                {
-                    let label = ui.label(RichText::new(label).strong());
-                    let value = if index == 0 {
-                        // The origin, large: the patient compares it with the address bar.
-                        ui.label(RichText::new(value).size(20.0).monospace().strong())
-                    } else {
-                        ui.label(value)
-                    };
-                    value.labelled_by(label.id);
+                for (label, value) in rows.iter().skip(1) {
+                    let label = ui.label(RichText::new(*label).strong());
+                    ui.add(egui::Label::new(value.as_str()).wrap())
+                        .labelled_by(label.id);
                     ui.end_row();
                 }
             });
