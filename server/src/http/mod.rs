@@ -151,7 +151,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::console::pages::router(state.clone()))
         .nest_service("/pkg", pkg)
         .route_service("/favicon.svg", public_files.clone())
-        .route_service("/robots.txt", public_files)
+        .route_service("/robots.txt", public_files.clone())
+        // How to install the desktop card helper (helper/), linked from the card step.
+        .route_service("/card-helper.html", public_files)
         // Each Router::layer call wraps the ones before it: the last added sees the request
         // first. Security headers sit outside everything but tracing, so that they are set on
         // every response, including the 408 and 413 answers of the layers inside them.

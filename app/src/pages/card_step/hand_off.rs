@@ -48,7 +48,8 @@
 //! `return_uri` (the address was chosen by whoever sent the request). The refusal's code
 //! ([`AppRefusal::code`]: `request_invalid`, `text_invalid`, `origin_mismatch`,
 //! `return_mismatch`, `challenge_mismatch`) names it in the app's words. `#error=<code>` goes
-//! back only for a checked request (`cancelled`, `pin_blocked`, `app_failed`).
+//! back only for a checked request (`cancelled`, `pin_blocked`, `app_failed`; the desktop card
+//! helper, `helper/`, also `no_reader`, `no_card`, `card_removed`, `not_my_number_card`).
 //!
 //! In demo mode the link opens the built-in practice app ([`crate::pages::eid::PracticeApp`],
 //! `/r/{link}/eid-app`), which plays the app's part with the practice cards and applies the
@@ -136,6 +137,15 @@ pub fn app_error_message(lang: crate::i18n::Lang, code: &str) -> String {
     match code {
         "cancelled" => crate::i18n::flow::texts(lang).app_cancelled.to_owned(),
         "pin_blocked" => crate::card::CardError::PinBlocked.message(lang),
+        // The desktop card helper's card errors (helper/src/protocol.rs, `ErrorCode`).
+        "card_removed" => crate::card::CardError::CardRemoved.message(lang),
+        "no_card" => crate::card::CardError::NoCard.message(lang),
+        "not_my_number_card" => crate::card::CardError::NotMyNumberCard.message(lang),
+        "no_reader" => match lang {
+            crate::i18n::Lang::Ja => "カードリーダーが見つかりませんでした。リーダーをパソコンに接続してから、もう一度お試しください。",
+            crate::i18n::Lang::En => "No card reader was found. Connect the reader to the computer and try again.",
+        }
+        .to_owned(),
         other => crate::i18n::flow::code_message(lang, other).to_owned(),
     }
 }

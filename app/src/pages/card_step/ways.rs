@@ -27,7 +27,13 @@ pub(super) fn Ways(
     let f = use_flow_texts();
     let for_usb = controller.clone();
     let for_practice = controller.clone();
-    let for_app = controller;
+    let for_app = controller.clone();
+    let for_helper = controller;
+    let lang = use_lang();
+    // The desktop card helper: offered on computers (where a PC/SC reader is the usual way to
+    // the card and browsers cannot reach it), never on phones.
+    let desktop = RwSignal::new(false);
+    Effect::new(move |_| desktop.set(is_desktop()));
     view! {
         <section class="card" aria-labelledby="ways-heading">
             {visual.then(|| view! {
@@ -80,6 +86,24 @@ pub(super) fn Ways(
                     <p class="hint-text">{move || f().card_app_hint}</p>
                 }
             })}
+            {move || (method.get() == Method::Pin && desktop.get()).then(|| {
+                let controller = for_helper.clone();
+                let words = move || helper_texts(lang.get());
+                view! {
+                    <button
+                        type="button"
+                        class="button secondary"
+                        data-testid="use-helper"
+                        on:click=move |_| controller.use_app(false)
+                    >
+                        {move || words().0}
+                    </button>
+                    <p class="hint-text">
+                        {move || words().1}" "
+                        <a href="/card-helper.html" data-testid="helper-install">{move || words().2}</a>
+                    </p>
+                }
+            })}
             {demo.then(|| {
                 let controller = for_practice.clone();
                 view! {
@@ -101,6 +125,44 @@ pub(super) fn Ways(
             })}
         </section>
     }
+}
+
+/// The words of the desktop card helper's offer: button, hint, install link.
+fn helper_texts(lang: Lang) -> (&'static str, &'static str, &'static str) {
+    match lang {
+        Lang::Ja => (
+            "パソコンのカード読み取りアプリで読み取る",
+            "ICカードリーダーをつないだパソコンで、Uketsuke カード読み取りアプリ（カードヘルパー）が開きます。暗証番号はアプリに入力します。",
+            "アプリの入れ方",
+        ),
+        Lang::En => (
+            "Read with the card helper on this computer",
+            "Opens the Uketsuke card helper on a computer with a card reader; you enter your PIN in the helper.",
+            "How to install the helper",
+        ),
+    }
+}
+
+/// True on a computer: not a phone or tablet by its user agent (Client Hints' `mobile` where the
+/// browser has them).
+#[cfg(feature = "hydrate")]
+fn is_desktop() -> bool {
+    let navigator = window().navigator();
+    let hints = js_sys::Reflect::get(&navigator, &"userAgentData".into()).ok();
+    let mobile_hint = hints
+        .filter(|h| h.is_object())
+        .and_then(|h| js_sys::Reflect::get(&h, &"mobile".into()).ok())
+        .and_then(|m| m.as_bool());
+    let agent = navigator.user_agent().unwrap_or_default();
+    let mobile_agent = ["Android", "iPhone", "iPad", "Mobile"]
+        .iter()
+        .any(|word| agent.contains(word));
+    !mobile_hint.unwrap_or(false) && !mobile_agent
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn is_desktop() -> bool {
+    false
 }
 
 /// The demo people to choose a practice card from (the card step and the practice app).
