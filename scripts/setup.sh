@@ -2,7 +2,7 @@
 # Installs what Uketsuke needs, skipping everything already present at the right version, so a
 # second run costs seconds. Usage: scripts/setup.sh run|test
 #   run  — the wasm32 target, cargo-leptos, wasm-bindgen-cli, wasm-opt (binaryen from npm), brotli
-#   test — all of that, plus Chromium and the e2e suite's npm packages
+#   test — all of that, plus Chromium, nginx, openssl and the e2e suite's npm packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +35,9 @@ if [ "$purpose" = test ]; then
   # A face with the registry's 外字 outside the BMP (𠮷 U+20BB7) and variation sequences, as
   # clinics' laptops have (Yu Gothic, Hiragino): the console's name check looks for real glyphs.
   fc-list ':charset=20bb7' 2>/dev/null | grep -q . || missing+=(fonts-noto-cjk)
+  # The deployment tests: nginx in front of the server, throw-away certificates by openssl.
+  [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 fi
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
