@@ -2,7 +2,7 @@
 # Installs what Uketsuke needs, skipping everything already present at the right version, so a
 # second run costs seconds. Usage: scripts/setup.sh run|test
 #   run  — the wasm32 target, cargo-leptos, wasm-bindgen-cli, wasm-opt (binaryen from npm), brotli
-#   test — all of that, plus Chromium and the e2e suite's npm packages
+#   test — all of that, plus Chromium, nginx, openssl and the e2e suite's npm packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +46,9 @@ if [ "$purpose" = test ]; then
   command -v xdg-mime >/dev/null 2>&1 || missing+=(xdg-utils)
   dpkg -s libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 >/dev/null 2>&1 \
     || missing+=(libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6)
+  # The deployment tests: nginx in front of the server, throw-away certificates by openssl.
+  [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 fi
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 

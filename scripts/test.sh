@@ -18,8 +18,10 @@ root=$PWD
 pg_dir=$(mktemp -d)
 # Stop the cluster however the run ends (absolute path: later steps change directory).
 trap '"$root/scripts/pg-cluster.sh" stop "$pg_dir/cluster" || true; rm -rf "$pg_dir"' EXIT
-UKETSUKE_TEST_POSTGRES_URL=$(scripts/pg-cluster.sh start "$pg_dir/cluster")
-export UKETSUKE_TEST_POSTGRES_URL
+# TLS on (a throw-away CA in the cluster's folder): the storage tests connect as before, and
+# server/tests/postgres_tls.rs tries sslmode=require and verify-full with that CA.
+UKETSUKE_TEST_POSTGRES_URL=$(scripts/pg-cluster.sh start "$pg_dir/cluster" --ssl)
+export UKETSUKE_TEST_POSTGRES_URL UKETSUKE_TEST_POSTGRES_CA="$pg_dir/cluster/ca.crt"
 
 echo "== cargo test (all crates; storage on SQLite and PostgreSQL)"
 cargo test --workspace --all-targets

@@ -4,6 +4,7 @@
 //! `Cargo.toml` is the same contract in prose, for teams implementing it in other languages.
 
 pub mod binding;
+pub mod key_registration;
 pub mod signing;
 
 use chrono::{DateTime, NaiveDate, Utc};

@@ -146,6 +146,11 @@ fn known_keys() -> impl Iterator<Item = &'static str> {
     KEYS.iter().chain(FLOOD_KEYS.iter()).copied()
 }
 
+/// The name of every setting, as the file writes it (for `deploy/uketsuke.toml`'s test).
+pub fn setting_names() -> Vec<&'static str> {
+    known_keys().collect()
+}
+
 /// Reads the [`Floods`] keys; each bad value names its key.
 fn floods(raw: &BTreeMap<&'static str, Raw>) -> Result<Floods, ConfigError> {
     let defaults = Floods::default();

@@ -16,11 +16,15 @@
 //! - `sweeper` — deletes medical data after its window and eligibility after retention, and
 //!   expired sessions and challenges
 //! - `clock`, `telemetry` — business time; structured logs without personal data
+//! - `check_config`, `deploy_cli` — `check-config` (every configuration problem at once) and
+//!   `institution key` (the request key as the backend registers it)
 
 pub mod backend_client;
+pub mod check_config;
 pub mod clock;
 pub mod config;
 pub mod console;
+pub mod deploy_cli;
 pub mod gate;
 pub mod http;
 pub mod portal;

@@ -2,6 +2,13 @@
 //!
 //! Usage: `backend-sim [ADDR] [options]` (default address 127.0.0.1:3900)
 //!   --db PATH                 SQLite file (default: in memory)
+//!   --institution-key FILE    register an institution's request-signing key: the document
+//!                             `uketsuke-server institution key` prints (`-` reads standard
+//!                             input); repeat for more; kept in the --db file across restarts
+//!   --write-jpki DIR          write the test CA that issues the population's cards
+//!                             (DIR/test-ca.der) and its current revocation list
+//!                             (DIR/test-ca.crl, next update in 7 days), for a production-mode
+//!                             server's jpki_ca and jpki_crl in a trial on one machine
 //!   --clock RFC3339           freeze the business clock at this instant
 //!   --latency-ms N            add N ms to every answer
 //!   --error-rate R            answer 503 unavailable to a share R (0..1) of requests
@@ -23,8 +30,11 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use uketsuke_backend::contract::key_registration::KeyRegistration;
 use uketsuke_backend::simulator::service::Sim;
-use uketsuke_backend::simulator::{FaultConfig, SimClock, SimOptions, build, keys, router_with};
+use uketsuke_backend::simulator::{
+    FaultConfig, InstitutionKey, SimClock, SimOptions, build, keys, router_with,
+};
 
 /// The soak run's counting route (see `--stats`).
 const STATS_PATH: &str = "/v1/_stats";
@@ -39,6 +49,7 @@ struct Args {
     addr: SocketAddr,
     options: SimOptions,
     stats: bool,
+    write_jpki: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -46,6 +57,7 @@ fn parse_args() -> Args {
     let mut options = SimOptions::default();
     let mut faults = FaultConfig::default();
     let mut stats = false;
+    let mut write_jpki = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
@@ -62,6 +74,10 @@ fn parse_args() -> Args {
         };
         match arg.as_str() {
             "--db" => options.database_path = Some(value("--db")),
+            "--institution-key" => {
+                let path = value("--institution-key");
+                options.institutions.push(institution_key(&path));
+            }
             "--clock" => match chrono::DateTime::parse_from_rfc3339(&value("--clock")) {
                 Ok(at) => options.clock = SimClock::frozen(at.with_timezone(&chrono::Utc)),
                 Err(_) => {
@@ -77,6 +93,7 @@ fn parse_args() -> Args {
             "--bad-signature-rate" => faults.bad_signature_rate = rate(value(&arg), &arg),
             "--seed" => faults.seed = number(value(&arg), &arg),
             "--stats" => stats = true,
+            "--write-jpki" => write_jpki = Some(value(&arg)),
             other if !other.starts_with("--") => {
                 addr = other.parse().unwrap_or_else(|_| {
                     fail("the address must be a socket address such as 127.0.0.1:3900")
@@ -90,6 +107,50 @@ fn parse_args() -> Args {
         addr,
         options,
         stats,
+        write_jpki,
+    }
+}
+
+/// `--write-jpki DIR`: the test CA (DER) and its revocation list of the population's revoked
+/// and renewed cards, current for 7 days from the business clock's now.
+fn write_jpki(dir: &str, clock: &SimClock) {
+    use uketsuke_backend::simulator::population;
+    let ca = keys::test_ca().unwrap_or_else(|e| fail(&format!("test CA: {e}")));
+    let now = clock.now();
+    let revoked = population::revoked_serials(&population::population(
+        uketsuke_domain::window::jst_date(now),
+    ));
+    let now_unix = now.timestamp();
+    let crl = ca
+        .issue_crl(&revoked, now_unix - 3600, now_unix + 7 * 86_400)
+        .unwrap_or_else(|e| fail(&format!("test CA's revocation list: {e}")));
+    let dir = std::path::Path::new(dir);
+    if let Err(e) = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(dir.join("test-ca.der"), ca.certificate_der()))
+        .and_then(|()| std::fs::write(dir.join("test-ca.crl"), crl))
+    {
+        fail(&format!("--write-jpki {}: {e}", dir.display()));
+    }
+    println!(
+        "test CA and revocation list written: {0}/test-ca.der, {0}/test-ca.crl (TEST ONLY: anyone can derive this CA's key)",
+        dir.display()
+    );
+}
+
+/// Reads and checks one key registration document (`-`: standard input).
+fn institution_key(path: &str) -> InstitutionKey {
+    let text = if path == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .unwrap_or_else(|e| fail(&format!("--institution-key {path}: cannot read: {e}")));
+    let checked = KeyRegistration::parse(&text)
+        .unwrap_or_else(|e| fail(&format!("--institution-key {path}: {e}")));
+    InstitutionKey {
+        key_id: checked.key_id,
+        institution_code: checked.institution_code.as_str().to_owned(),
+        verifying_key: checked.verifying_key,
     }
 }
 
@@ -107,7 +168,16 @@ async fn main() {
         addr,
         options,
         stats: with_stats,
+        write_jpki: jpki_dir,
     } = parse_args();
+    if let Some(dir) = &jpki_dir {
+        write_jpki(dir, &options.clock);
+    }
+    let options_summary: Vec<String> = options
+        .institutions
+        .iter()
+        .map(|k| format!("{} of {}", k.key_id, k.institution_code))
+        .collect();
     let sim = match build(&options).await {
         Ok(sim) => sim,
         Err(error) => fail(&format!("cannot start: {error}")),
@@ -125,9 +195,14 @@ async fn main() {
     };
     let bound = listener.local_addr().unwrap_or(addr);
     println!("backend simulator listening on http://{bound}");
+    for institution in &options_summary {
+        println!("registered institution key {institution}");
+    }
+    // The answer key as uketsuke.toml takes it (a test key: anyone can derive it).
+    println!("answer-signing key, for uketsuke.toml:");
+    println!("  backend_key_id = \"{}\"", keys::BACKEND_KEY_ID);
     println!(
-        "backend key {} = {}",
-        keys::BACKEND_KEY_ID,
+        "  backend_key = \"{}\"",
         uketsuke_backend::contract::signing::encode_verifying_key(&keys::backend_verifying_key())
     );
     if with_stats {

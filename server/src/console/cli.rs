@@ -452,10 +452,14 @@ fn check_known(flags: &[(String, String)], known: &[&str]) -> Result<(), String>
 
 /// Runs a subcommand; `None` when there is none (start the server).
 pub async fn run(args: &[String]) -> Option<ExitCode> {
+    // `check-config` and `institution key` (deployment).
+    if let Some(code) = crate::deploy_cli::run(args).await {
+        return Some(code);
+    }
     let (group, command, rest) = match args {
         [] => return None,
         [one] if one == "help" || one == "--help" || one == "-h" => {
-            println!("{USAGE}");
+            println!("{USAGE}\n{}", crate::deploy_cli::USAGE);
             return Some(ExitCode::SUCCESS);
         }
         [group, command, rest @ ..] => (group.as_str(), command.as_str(), rest),
@@ -634,7 +638,11 @@ fn print_admin(done: &AdminCreated) {
         println!("New request-signing key for {}:", done.institution_code);
         println!("  key id:     {key_id}");
         println!("  public key: {public}  (P-256, SEC1 uncompressed, base64url)");
-        println!("  Register it with the confirmation backend before receptions can be relayed.");
+        println!("  Register it with the confirmation backend before receptions can be relayed;");
+        println!(
+            "  `uketsuke-server institution key --institution {}` prints it as the backend takes it.",
+            done.institution_code
+        );
     }
     let what = if done.reissued {
         "New enrolment link for administrator"

@@ -7,6 +7,7 @@
 pub mod console;
 pub mod patient;
 pub mod stack;
+pub mod tls;
 
 use rand::RngCore;
 
