@@ -94,6 +94,10 @@ pub enum StartError {
     AuditKey(String),
     #[error(transparent)]
     AuditKeyMismatch(#[from] console::audit::KeyError),
+    #[error("key_encryption_key_file: {0}")]
+    KeyEncryptionKey(String),
+    #[error(transparent)]
+    KeyEncryption(#[from] storage::institutions::KekError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -123,6 +127,14 @@ impl Server {
             console::audit::AuditKey::load(&config.audit_key_file, config.mode == Mode::Demo)
                 .map_err(StartError::AuditKey)?;
         console::audit::install(&db, &audit_key, clock.now_ms()).await?;
+        // The key that seals institutions' request-signing keys; keys stored in the clear by an
+        // earlier version are sealed now (audited).
+        let kek = storage::sealing::KeyEncryptionKey::load(
+            &config.keeping.key_encryption_key_file,
+            config.mode == Mode::Demo,
+        )
+        .map_err(StartError::KeyEncryptionKey)?;
+        storage::institutions::install_key_encryption(&db, &kek, clock.now_ms()).await?;
         let demo_links = match config.mode {
             Mode::Demo => storage::seed::ensure_demo(&db).await?,
             Mode::Production => {
@@ -226,7 +238,7 @@ impl Server {
                 wake: relay_wake.clone(),
             }
             .spawn(config.relay_workers);
-            sweeper::spawn(db.clone(), clock.clone());
+            sweeper::spawn(db.clone(), clock.clone(), config.keeping.retention);
             if !config.jpki_crl.is_empty() {
                 spawn_crl_reload(trust.clone(), config.jpki_crl.clone(), clock.clone());
             }
