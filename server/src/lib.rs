@@ -13,8 +13,8 @@
 //! - `gate` — the one gate for every read of medical information
 //! - `console/` — the institution console's API: passkeys, staff, receptions, audit log, 目視確認
 //! - `serve` — connections: header-read and idle timeouts, the connection cap, shutdown
-//! - `sweeper` — deletes medical data after its window and eligibility after retention, and
-//!   expired sessions and challenges
+//! - `sweeper` — deletes medical data after its window, eligibility, receptions and audit rows
+//!   after their retention, and expired sessions and challenges
 //! - `clock`, `telemetry` — business time; structured logs without personal data
 
 pub mod backend_client;

@@ -4,6 +4,10 @@
 //!
 //! The SQLite file holds patients' data and the audit log: it is readable by the server's user
 //! only (mode 0600, and so are its `-wal` and `-shm` files).
+//!
+//! A database migrated by a newer build is refused before anything is applied
+//! ([`StorageError::NewerDatabase`]); `backup` copies and restores SQLite files; `sealing` keeps
+//! institutions' signing keys encrypted under a key outside the database.
 
 pub mod backup;
 pub mod challenges;
@@ -72,6 +76,9 @@ pub async fn open(database_url: &str) -> Result<Db, StorageError> {
     }
     let pool = AnyPoolOptions::new()
         .max_connections(8)
+        // One connection always open: `restore` tells a running server by its lock on the
+        // SQLite file, even after a quiet spell.
+        .min_connections(1)
         .acquire_timeout(Duration::from_secs(5))
         .after_connect(|conn, _meta| {
             Box::pin(async move {
