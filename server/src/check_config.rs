@@ -158,6 +158,9 @@ pub async fn check_sources(
     if !stand_ins.contains("audit_key_file") {
         audit_key(&config, report);
     }
+    if !stand_ins.contains("key_encryption_key_file") {
+        key_encryption_key(&config, report);
+    }
     if !stand_ins.contains("jpki_ca") && !stand_ins.contains("jpki_crl") {
         trust_files(&config.jpki_ca, &config.jpki_crl, now_unix, report);
     }
@@ -193,6 +196,10 @@ fn stand_in(key: &str) -> Option<Vec<(&'static str, String)>> {
         "audit_key_file" => vec![(
             "audit_key_file",
             "/check-config.invalid/audit.key".to_owned(),
+        )],
+        "key_encryption_key_file" => vec![(
+            "key_encryption_key_file",
+            "/check-config.invalid/key-encryption.key".to_owned(),
         )],
         _ => return None,
     })
@@ -311,12 +318,31 @@ fn audit_key(config: &Config, report: &mut Report) {
         report.problem(format!("audit_key_file: {message}"));
         return;
     }
+    world_readable("audit_key_file", path, report);
+}
+
+/// The key-encryption key: readable, the right length, and not readable by every user.
+fn key_encryption_key(config: &Config, report: &mut Report) {
+    let path = &config.keeping.key_encryption_key_file;
+    if config.mode == Mode::Demo && !path.exists() {
+        // Demo mode makes the key at first start.
+        return;
+    }
+    if let Err(message) = crate::storage::sealing::KeyEncryptionKey::load(path, false) {
+        report.problem(format!("key_encryption_key_file: {message}"));
+        return;
+    }
+    world_readable("key_encryption_key_file", path, report);
+}
+
+/// A secret file every user of the machine can read is a problem.
+fn world_readable(key: &str, path: &std::path::Path, report: &mut Report) {
     #[cfg(unix)]
     if let Ok(meta) = std::fs::metadata(path) {
         use std::os::unix::fs::PermissionsExt as _;
         if meta.permissions().mode() & 0o004 != 0 {
             report.problem(format!(
-                "audit_key_file: {}: every user of this machine can read it; \
+                "{key}: {}: every user of this machine can read it; \
                  chmod 0600 (or 0640 with the server's group)",
                 path.display()
             ));

@@ -69,6 +69,64 @@ pub struct Config {
     /// PostgreSQL: in the system's temporary folder, named after the database URL's hash), made
     /// when missing.
     pub audit_key_file: PathBuf,
+    /// Keeping data: the key-encryption key file and the retention periods (issue 17).
+    pub keeping: Keeping,
+}
+
+/// Keeping data (see the README's retention table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keeping {
+    /// `key_encryption_key_file`: 32 random bytes (or 64 hex digits) that seal the
+    /// institutions' request-signing keys in the database (AES-256-GCM, `storage::sealing`).
+    /// Required in production; in demo mode, default `key-encryption.key` beside the SQLite file
+    /// (for PostgreSQL: in the system's temporary folder), made when missing.
+    pub key_encryption_key_file: PathBuf,
+    /// How long the sweeper keeps receptions and audit rows.
+    pub retention: crate::sweeper::Retention,
+}
+
+/// The settings of [`Keeping`].
+const KEEPING_KEYS: [&str; 3] = [
+    "key_encryption_key_file",
+    "reception_retention_days",
+    "audit_retention_days",
+];
+
+/// Reads the [`Keeping`] keys; each bad value names its key.
+fn keeping(
+    raw: &BTreeMap<&'static str, Raw>,
+    mode: Mode,
+    database_url: &str,
+) -> Result<Keeping, ConfigError> {
+    let key_encryption_key_file = match raw.get("key_encryption_key_file") {
+        Some(r) if r.value.trim().is_empty() => return Err(r.error("must name a file")),
+        Some(r) => PathBuf::from(r.value.trim()),
+        None if mode == Mode::Production => {
+            return Err(ConfigError {
+                source: "UKETSUKE_KEY_ENCRYPTION_KEY_FILE".to_owned(),
+                message: "production mode needs the key-encryption key file that seals the \
+                          institutions' request-signing keys (32 random bytes, e.g. `head -c 32 \
+                          /dev/urandom > /etc/uketsuke/key-encryption.key`, mode 0600)"
+                    .to_owned(),
+            });
+        }
+        None => demo_secret_file(database_url, "key-encryption.key", "kek"),
+    };
+    let defaults = crate::sweeper::Retention::default();
+    let days = |key: &str, default: i64| match raw.get(key) {
+        Some(r) => match r.value.trim().parse::<i64>() {
+            Ok(n) if (365..=36_500).contains(&n) => Ok(n),
+            _ => Err(r.error("must be a whole number of days from 365 to 36500")),
+        },
+        None => Ok(default),
+    };
+    Ok(Keeping {
+        key_encryption_key_file,
+        retention: crate::sweeper::Retention {
+            reception_days: days("reception_retention_days", defaults.reception_days)?,
+            audit_days: days("audit_retention_days", defaults.audit_days)?,
+        },
+    })
 }
 
 /// Limits against floods: how long a connection may take to send its headers or sit idle, how
@@ -143,7 +201,10 @@ const FLOOD_KEYS: [&str; 9] = [
 
 /// Every known key: `KEYS` then `FLOOD_KEYS`.
 fn known_keys() -> impl Iterator<Item = &'static str> {
-    KEYS.iter().chain(FLOOD_KEYS.iter()).copied()
+    KEYS.iter()
+        .chain(FLOOD_KEYS.iter())
+        .chain(KEEPING_KEYS.iter())
+        .copied()
 }
 
 /// The name of every setting, as the file writes it (for `deploy/uketsuke.toml`'s test).
@@ -646,10 +707,12 @@ fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
         None => demo_audit_key_file(&database_url),
     };
     let floods = floods(raw)?;
+    let keeping = keeping(raw, mode, &database_url)?;
 
     Ok(Config {
         floods,
         audit_key_file,
+        keeping,
         jpki_ca,
         jpki_crl,
         backend_key,
@@ -735,6 +798,12 @@ pub fn is_loopback(ip: std::net::IpAddr) -> bool {
 /// Demo mode's audit key file: `audit.key` beside the SQLite database, or for PostgreSQL (and
 /// an in-memory SQLite) one per database URL in the system's temporary folder.
 fn demo_audit_key_file(database_url: &str) -> PathBuf {
+    demo_secret_file(database_url, "audit.key", "audit")
+}
+
+/// A demo-mode secret file: `name` beside the SQLite database, or for PostgreSQL (and an
+/// in-memory SQLite) `uketsuke-{kind}-{hash of the URL}.key` in the temporary folder.
+fn demo_secret_file(database_url: &str, name: &str, kind: &str) -> PathBuf {
     use std::str::FromStr as _;
     if database_url.starts_with("sqlite:")
         && let Ok(options) = sqlx::sqlite::SqliteConnectOptions::from_str(database_url)
@@ -742,13 +811,13 @@ fn demo_audit_key_file(database_url: &str) -> PathBuf {
         let file = options.get_filename();
         if file != std::path::Path::new(":memory:") {
             let parent = file.parent().unwrap_or(std::path::Path::new(""));
-            return parent.join("audit.key");
+            return parent.join(name);
         }
     }
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(database_url.as_bytes());
-    let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    std::env::temp_dir().join(format!("uketsuke-audit-{name}.key"))
+    let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    std::env::temp_dir().join(format!("uketsuke-{kind}-{hash}.key"))
 }
 
 /// A list of files: a TOML array's items, or one string split like `PATH` (`a.pem:b.pem`; `;`
@@ -900,6 +969,10 @@ mod tests {
                 ),
                 ("UKETSUKE_BACKEND_KEY_ID", "oqs-1"),
                 ("UKETSUKE_AUDIT_KEY_FILE", "/etc/uketsuke/audit.key"),
+                (
+                    "UKETSUKE_KEY_ENCRYPTION_KEY_FILE",
+                    "/etc/uketsuke/key-encryption.key",
+                ),
             ]),
         )
         .expect("valid");
@@ -998,9 +1071,80 @@ mod tests {
             ("UKETSUKE_BACKEND_KEY", key.as_str()),
             ("UKETSUKE_BACKEND_KEY_ID", "oqs-1"),
             ("UKETSUKE_AUDIT_KEY_FILE", "/etc/uketsuke/audit.key"),
+            (
+                "UKETSUKE_KEY_ENCRYPTION_KEY_FILE",
+                "/etc/uketsuke/key-encryption.key",
+            ),
         ];
         pairs.extend_from_slice(extra);
         Config::from_sources(None, &env(&pairs))
+    }
+
+    #[test]
+    fn keeping_data_settings() {
+        let ca = ("UKETSUKE_JPKI_CA", "/etc/uketsuke/jpki-ca.pem");
+        let crl = ("UKETSUKE_JPKI_CRL", "/etc/uketsuke/jpki.crl");
+        let c = production(&[ca, crl]).expect("valid");
+        assert_eq!(
+            c.keeping.key_encryption_key_file,
+            PathBuf::from("/etc/uketsuke/key-encryption.key")
+        );
+        assert_eq!(c.keeping.retention, crate::sweeper::Retention::default());
+        assert_eq!(c.keeping.retention.reception_days, 1095);
+        assert_eq!(c.keeping.retention.audit_days, 1825);
+        // Production needs the key-encryption key file.
+        let m = production(&[ca, crl, ("UKETSUKE_KEY_ENCRYPTION_KEY_FILE", "")])
+            .expect_err("empty")
+            .to_string();
+        assert!(m.contains("UKETSUKE_KEY_ENCRYPTION_KEY_FILE"), "{m}");
+        let key = uketsuke_backend::contract::signing::encode_verifying_key(
+            &uketsuke_backend::simulator::keys::backend_verifying_key(),
+        );
+        let m = err(
+            None,
+            &[
+                ("UKETSUKE_MODE", "production"),
+                ("UKETSUKE_PUBLIC_ORIGIN", "https://uketsuke.example.jp"),
+                ("UKETSUKE_BACKEND", "https://oqs.example.jp/api"),
+                ("UKETSUKE_BACKEND_KEY", key.as_str()),
+                ("UKETSUKE_BACKEND_KEY_ID", "oqs-1"),
+                ("UKETSUKE_AUDIT_KEY_FILE", "/etc/uketsuke/audit.key"),
+                ca,
+                crl,
+            ],
+        );
+        assert!(
+            m.contains("UKETSUKE_KEY_ENCRYPTION_KEY_FILE: production mode needs"),
+            "{m}"
+        );
+        // Demo mode: beside the SQLite file, like audit.key.
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("UKETSUKE_MODE", "demo"),
+                ("UKETSUKE_DATABASE_URL", "sqlite://data/uk.db"),
+                ("UKETSUKE_RECEPTION_RETENTION_DAYS", "3650"),
+            ]),
+        )
+        .expect("demo");
+        assert_eq!(
+            c.keeping.key_encryption_key_file,
+            PathBuf::from("data/key-encryption.key")
+        );
+        assert_eq!(c.keeping.retention.reception_days, 3650);
+        for bad in ["364", "36501", "three years", "-1"] {
+            let m = err(
+                None,
+                &[
+                    ("UKETSUKE_MODE", "demo"),
+                    ("UKETSUKE_AUDIT_RETENTION_DAYS", bad),
+                ],
+            );
+            assert!(
+                m.contains("UKETSUKE_AUDIT_RETENTION_DAYS") && m.contains("365 to 36500"),
+                "{bad}: {m}"
+            );
+        }
     }
 
     #[test]

@@ -82,6 +82,23 @@ async fn print_key(code: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // The private key is sealed in the database; opening it needs the key-encryption key.
+    let kek = match storage::sealing::KeyEncryptionKey::load(
+        &config.keeping.key_encryption_key_file,
+        false,
+    ) {
+        Ok(kek) => kek,
+        Err(message) => {
+            eprintln!("uketsuke: key_encryption_key_file: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) =
+        institutions::install_key_encryption(&db, &kek, storage::now_millis()).await
+    {
+        eprintln!("uketsuke: {error}");
+        return ExitCode::from(1);
+    }
     match institution_key(&db, code).await {
         Ok(document) => {
             print!("{}", document.to_json());

@@ -13,8 +13,8 @@
 //! - `gate` — the one gate for every read of medical information
 //! - `console/` — the institution console's API: passkeys, staff, receptions, audit log, 目視確認
 //! - `serve` — connections: header-read and idle timeouts, the connection cap, shutdown
-//! - `sweeper` — deletes medical data after its window and eligibility after retention, and
-//!   expired sessions and challenges
+//! - `sweeper` — deletes medical data after its window, eligibility, receptions and audit rows
+//!   after their retention, and expired sessions and challenges
 //! - `clock`, `telemetry` — business time; structured logs without personal data
 //! - `check_config`, `deploy_cli` — `check-config` (every configuration problem at once) and
 //!   `institution key` (the request key as the backend registers it)
@@ -98,6 +98,10 @@ pub enum StartError {
     AuditKey(String),
     #[error(transparent)]
     AuditKeyMismatch(#[from] console::audit::KeyError),
+    #[error("key_encryption_key_file: {0}")]
+    KeyEncryptionKey(String),
+    #[error(transparent)]
+    KeyEncryption(#[from] storage::institutions::KekError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -127,6 +131,14 @@ impl Server {
             console::audit::AuditKey::load(&config.audit_key_file, config.mode == Mode::Demo)
                 .map_err(StartError::AuditKey)?;
         console::audit::install(&db, &audit_key, clock.now_ms()).await?;
+        // The key that seals institutions' request-signing keys; keys stored in the clear by an
+        // earlier version are sealed now (audited).
+        let kek = storage::sealing::KeyEncryptionKey::load(
+            &config.keeping.key_encryption_key_file,
+            config.mode == Mode::Demo,
+        )
+        .map_err(StartError::KeyEncryptionKey)?;
+        storage::institutions::install_key_encryption(&db, &kek, clock.now_ms()).await?;
         let demo_links = match config.mode {
             Mode::Demo => storage::seed::ensure_demo(&db).await?,
             Mode::Production => {
@@ -230,7 +242,7 @@ impl Server {
                 wake: relay_wake.clone(),
             }
             .spawn(config.relay_workers);
-            sweeper::spawn(db.clone(), clock.clone());
+            sweeper::spawn(db.clone(), clock.clone(), config.keeping.retention);
             if !config.jpki_crl.is_empty() {
                 spawn_crl_reload(trust.clone(), config.jpki_crl.clone(), clock.clone());
             }

@@ -157,13 +157,17 @@ struct Prepared {
     key_document: String,
 }
 
-async fn prepare(database_url: &str, audit_key: &Path, origin: &str) -> Prepared {
+async fn prepare(database_url: &str, audit_key: &Path, kek: &Path, origin: &str) -> Prepared {
     let db = storage::open(database_url).await.expect("database");
     let key = console::audit::AuditKey::load(audit_key, false).expect("audit key");
     let now = storage::now_millis();
     console::audit::install(&db, &key, now)
         .await
         .expect("audit key installed");
+    let kek = storage::sealing::KeyEncryptionKey::load(kek, false).expect("key-encryption key");
+    storage::institutions::install_key_encryption(&db, &kek, now)
+        .await
+        .expect("key-encryption key installed");
     let institution =
         uketsuke_domain::InstitutionCode::with_check_digit("131765432").expect("institution code");
     let made = console::cli::admin_create(
@@ -289,10 +293,12 @@ async fn production_behind_nginx(site: &str) -> bool {
     std::fs::write(d.join("jpki.crl"), crl).expect("CRL file");
     let audit_key = d.join("audit.key");
     std::fs::write(&audit_key, rand::random::<[u8; 32]>()).expect("audit key");
+    let kek = d.join("key-encryption.key");
+    std::fs::write(&kek, rand::random::<[u8; 32]>()).expect("key-encryption key");
     std::fs::create_dir_all(d.join("site/pkg")).expect("site");
 
     let database_url = format!("sqlite://{}/uketsuke.db", d.display());
-    let prepared = prepare(&database_url, &audit_key, &origin).await;
+    let prepared = prepare(&database_url, &audit_key, &kek, &origin).await;
 
     // The backend: the simulator, the institution's key registered from the printed document.
     let checked = KeyRegistration::parse(&prepared.key_document).expect("the document reads");
@@ -332,6 +338,7 @@ async fn production_behind_nginx(site: &str) -> bool {
             d.join("jpki.crl").display().to_string(),
         ),
         ("UKETSUKE_AUDIT_KEY_FILE", audit_key.display().to_string()),
+        ("UKETSUKE_KEY_ENCRYPTION_KEY_FILE", kek.display().to_string()),
         ("UKETSUKE_SITE_ROOT", d.join("site").display().to_string()),
         ("UKETSUKE_TRUSTED_PROXIES", "127.0.0.1, ::1".to_owned()),
     ]

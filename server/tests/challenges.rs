@@ -41,6 +41,11 @@ fn refused(result: Result<(), ChallengeError>) -> Refusal {
 }
 
 async fn session(db: &storage::Db, now: i64) -> String {
+    // The demo institution's key is stored sealed: the server installs this key before seeding.
+    let kek = storage::sealing::KeyEncryptionKey::from_bytes(&[7; 32]).expect("key");
+    storage::institutions::install_key_encryption(db, &kek, now)
+        .await
+        .expect("key-encryption key");
     let links = seed::ensure_demo(db).await.expect("seed");
     challenges::start_session(db, &links[0].id, now)
         .await

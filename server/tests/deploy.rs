@@ -51,6 +51,9 @@ fn good_production(dir: &Path, backend_url: &str) -> Vec<(&'static str, String)>
     let audit = dir.join("audit.key");
     std::fs::write(&audit, rand::random::<[u8; 32]>()).expect("audit key");
     set_mode(&audit, 0o600);
+    let kek = dir.join("key-encryption.key");
+    std::fs::write(&kek, rand::random::<[u8; 32]>()).expect("key-encryption key");
+    set_mode(&kek, 0o600);
     std::fs::create_dir_all(dir.join("site/pkg")).expect("site");
     vec![
         ("UKETSUKE_MODE", "production".to_owned()),
@@ -77,6 +80,7 @@ fn good_production(dir: &Path, backend_url: &str) -> Vec<(&'static str, String)>
             dir.join("ca.crl").display().to_string(),
         ),
         ("UKETSUKE_AUDIT_KEY_FILE", audit.display().to_string()),
+        ("UKETSUKE_KEY_ENCRYPTION_KEY_FILE", kek.display().to_string()),
         ("UKETSUKE_SITE_ROOT", dir.join("site").display().to_string()),
     ]
 }

@@ -6,14 +6,25 @@ use uketsuke_app::api::{InvalidLink, LinkState};
 use uketsuke_domain::ReceptionKind;
 use uketsuke_server::storage::{self, links, now_millis, seed};
 
+/// Opens the database with a key-encryption key installed, as the server does before seeding
+/// (the demo institution's key is stored sealed).
+async fn open(url: &str) -> storage::Db {
+    let pool = storage::open(url).await.expect("opens");
+    let kek = storage::sealing::KeyEncryptionKey::from_bytes(&[7; 32]).expect("key");
+    storage::institutions::install_key_encryption(&pool, &kek, now_millis())
+        .await
+        .expect("key-encryption key");
+    pool
+}
+
 #[tokio::test]
 async fn migrations_apply_once_and_reopening_keeps_data() {
     for db in common::engines().await {
-        let pool = storage::open(&db.url).await.expect(db.engine);
+        let pool = open(&db.url).await;
         storage::ping(&pool).await.expect(db.engine);
         let first = seed::ensure_demo(&pool).await.expect(db.engine);
         pool.close().await;
-        let pool = storage::open(&db.url).await.expect(db.engine);
+        let pool = open(&db.url).await;
         let again = seed::ensure_demo(&pool).await.expect(db.engine);
         let ids = |l: &[seed::DemoLink]| l.iter().map(|l| l.id.clone()).collect::<Vec<_>>();
         assert_eq!(
@@ -30,7 +41,7 @@ async fn migrations_apply_once_and_reopening_keeps_data() {
 #[tokio::test]
 async fn link_states_on_every_engine() {
     for db in common::engines().await {
-        let pool = storage::open(&db.url).await.expect(db.engine);
+        let pool = open(&db.url).await;
         let demo = seed::ensure_demo(&pool).await.expect(db.engine);
         let now = now_millis();
         let id_of = |kind| {

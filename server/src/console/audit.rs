@@ -110,7 +110,7 @@ impl AuditKey {
 }
 
 #[cfg(unix)]
-fn write_new_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_new_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = std::fs::OpenOptions::new()
@@ -123,7 +123,7 @@ fn write_new_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn write_new_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_new_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -413,6 +413,100 @@ pub async fn record(
     Ok(())
 }
 
+/// The target of an `audit.pruned` row: the anchor the chain continues from.
+fn anchor_text(through: i64, hash: &str) -> String {
+    format!("through={through} hash={hash}")
+}
+
+/// Deletes every institution's audit rows written before `cutoff_ms`, rounded down to a UTC day
+/// so that a chain is pruned at most once a day. The chain then continues from an anchor: the
+/// last deleted row's sequence number and hash, kept in `audit_heads` (`pruned_through`,
+/// `pruned_hash`) and named by a keyed row `audit.pruned` (by `-server`) appended in the same
+/// transaction, which the deletion cannot reach. [`verify_with`] starts from the anchor and
+/// requires the chain's latest `audit.pruned` row to name it, so moving the anchor on (to hide
+/// more rows) needs the audit key. Returns the number of rows deleted.
+pub async fn prune(db: &Db, cutoff_ms: i64, now_ms: i64) -> Result<u64, StorageError> {
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    let cutoff = cutoff_ms.div_euclid(DAY_MS) * DAY_MS;
+    let heads = sqlx::query(
+        "SELECT h.institution_id, h.pruned_through, \
+                (SELECT MIN(l.seq) FROM audit_log l \
+                  WHERE l.institution_id = h.institution_id AND l.at >= $1) AS first_kept, \
+                (SELECT MIN(l.seq) FROM audit_log l \
+                  WHERE l.institution_id = h.institution_id AND l.at < $1) AS first_old, \
+                h.seq \
+         FROM audit_heads h ORDER BY h.institution_id",
+    )
+    .bind(cutoff)
+    .fetch_all(db)
+    .await?;
+    let mut deleted = 0;
+    for head in heads {
+        let institution_id: String = head.try_get("institution_id")?;
+        let pruned_through: Option<i64> = head.try_get("pruned_through")?;
+        let first_old: Option<i64> = head.try_get("first_old")?;
+        let first_kept: Option<i64> = head.try_get("first_kept")?;
+        let head_seq: i64 = head.try_get("seq")?;
+        if first_old.is_none() {
+            continue;
+        }
+        // Everything before the first row still within retention (a clock set back never
+        // takes a younger row with it).
+        let through = first_kept.map_or(head_seq, |kept| kept - 1);
+        if through < 1 || pruned_through.is_some_and(|p| p >= through) {
+            continue;
+        }
+        let hash: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM audit_log WHERE institution_id = $1 AND seq = $2")
+                .bind(&institution_id)
+                .bind(through)
+                .fetch_optional(db)
+                .await?;
+        let Some(hash) = hash else { continue };
+        let actor = Actor {
+            institution_id: institution_id.clone(),
+            account: "-server".to_owned(),
+            ip: None,
+        };
+        let mut tx = db.begin().await?;
+        append(
+            &mut tx,
+            &actor,
+            "audit.pruned",
+            Some(&anchor_text(through, &hash)),
+            now_ms,
+        )
+        .await?;
+        // Another instance may have pruned meanwhile: then this one writes nothing.
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT pruned_through FROM audit_heads WHERE institution_id = $1")
+                .bind(&institution_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if current.is_some_and(|p| p >= through) {
+            tx.rollback().await?;
+            continue;
+        }
+        deleted += sqlx::query("DELETE FROM audit_log WHERE institution_id = $1 AND seq <= $2")
+            .bind(&institution_id)
+            .bind(through)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(
+            "UPDATE audit_heads SET pruned_through = $1, pruned_hash = $2 \
+             WHERE institution_id = $3",
+        )
+        .bind(through)
+        .bind(&hash)
+        .bind(&institution_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(deleted)
+}
+
 /// Where a chain breaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broken {
@@ -445,8 +539,8 @@ pub async fn verify_with(
     let heads = match institution_id {
         Some(id) => {
             sqlx::query(
-                "SELECT institution_id, seq, hash, keyed_from FROM audit_heads \
-                 WHERE institution_id = $1",
+                "SELECT institution_id, seq, hash, keyed_from, pruned_through, pruned_hash \
+                 FROM audit_heads WHERE institution_id = $1",
             )
             .bind(id)
             .fetch_all(db)
@@ -454,8 +548,8 @@ pub async fn verify_with(
         }
         None => {
             sqlx::query(
-                "SELECT institution_id, seq, hash, keyed_from FROM audit_heads \
-                 ORDER BY institution_id",
+                "SELECT institution_id, seq, hash, keyed_from, pruned_through, pruned_hash \
+                 FROM audit_heads ORDER BY institution_id",
             )
             .fetch_all(db)
             .await?
@@ -468,6 +562,8 @@ pub async fn verify_with(
         let head_seq: i64 = head.try_get("seq")?;
         let head_hash: String = head.try_get("hash")?;
         let keyed_from: Option<i64> = head.try_get("keyed_from")?;
+        let pruned_through: Option<i64> = head.try_get("pruned_through")?;
+        let pruned_hash: Option<String> = head.try_get("pruned_hash")?;
         let broken = |seq, reason| Broken {
             institution_id: institution.clone(),
             seq,
@@ -491,8 +587,18 @@ pub async fn verify_with(
                 "audit key needed to check this chain",
             )));
         }
-        let mut prev = GENESIS.to_owned();
-        let mut expected_seq = 1i64;
+        // Rows pruned under `audit_retention_days`: the chain continues from the anchor, which
+        // the latest `audit.pruned` row must name (checked below).
+        let (mut prev, mut expected_seq, anchor) = match (pruned_through, pruned_hash) {
+            (None, None) => (GENESIS.to_owned(), 1i64, None),
+            (Some(through), Some(hash)) if through >= 1 && through <= head_seq => {
+                let anchor = anchor_text(through, &hash);
+                (hash, through + 1, Some(anchor))
+            }
+            _ => return Ok(Err(broken(1, "pruning anchor not well formed"))),
+        };
+        let first_seq = expected_seq;
+        let mut last_pruned_row: Option<String> = None;
         // Read in pages so a long log does not sit in memory at once.
         loop {
             let rows = sqlx::query(
@@ -523,15 +629,23 @@ pub async fn verify_with(
                 if expected != entry.hash {
                     return Ok(Err(broken(entry.seq, "row altered")));
                 }
+                if entry.action == "audit.pruned" {
+                    last_pruned_row = entry.target.clone();
+                }
                 prev = entry.hash;
                 expected_seq += 1;
             }
         }
-        let count = expected_seq - 1;
-        if count != head_seq || prev != head_hash {
-            return Ok(Err(broken(count + 1, "rows missing at the end")));
+        if expected_seq - 1 != head_seq || prev != head_hash {
+            return Ok(Err(broken(expected_seq, "rows missing at the end")));
         }
-        checked.push((institution, count));
+        if anchor.is_some() && last_pruned_row != anchor {
+            return Ok(Err(broken(
+                first_seq,
+                "pruning anchor not recorded in the chain (rows missing at the start)",
+            )));
+        }
+        checked.push((institution, expected_seq - first_seq));
     }
     Ok(Ok(checked))
 }

@@ -47,7 +47,9 @@ const USAGE: &str = "usage:
                   [--expires-in-days <1-3650, default 365>]
   uketsuke-server api-token list --institution <code>
   uketsuke-server api-token revoke --institution <code> --id <token id>
-  uketsuke-server audit verify [--institution <code>]";
+  uketsuke-server audit verify [--institution <code>]
+  uketsuke-server backup FILE          copy the SQLite database (server running) into a new FILE
+  uketsuke-server restore FILE         replace the SQLite database with a backup (server stopped)";
 
 /// What `admin create` is asked to do.
 #[derive(Debug, Clone)]
@@ -456,6 +458,12 @@ pub async fn run(args: &[String]) -> Option<ExitCode> {
     if let Some(code) = crate::deploy_cli::run(args).await {
         return Some(code);
     }
+    // Keeping data: `backup FILE`, `restore FILE` (storage::backup).
+    if let [command, rest @ ..] = args
+        && matches!(command.as_str(), "backup" | "restore")
+    {
+        return Some(storage::backup::run(command, rest).await);
+    }
     let (group, command, rest) = match args {
         [] => return None,
         [one] if one == "help" || one == "--help" || one == "-h" => {
@@ -520,6 +528,21 @@ pub async fn run(args: &[String]) -> Option<ExitCode> {
     };
     if writes {
         if let Err(error) = audit::install(&db, &key, now).await {
+            eprintln!("uketsuke: {error}");
+            return Some(ExitCode::from(1));
+        }
+        // Institution keys are sealed with the key-encryption key (`admin create` makes one).
+        let kek = match storage::sealing::KeyEncryptionKey::load(
+            &config.keeping.key_encryption_key_file,
+            config.mode == crate::config::Mode::Demo,
+        ) {
+            Ok(kek) => kek,
+            Err(message) => {
+                eprintln!("uketsuke: key_encryption_key_file: {message}");
+                return Some(ExitCode::from(2));
+            }
+        };
+        if let Err(error) = institutions::install_key_encryption(&db, &kek, now).await {
             eprintln!("uketsuke: {error}");
             return Some(ExitCode::from(1));
         }

@@ -2,16 +2,21 @@
 //! keys. Each institution signs what the relay sends on its behalf with its own ECDSA P-256 key,
 //! registered with the backend under `key_id`.
 //!
-//! The private scalar is kept in the database, so whoever can read the database can sign for
-//! the institution; a deployment that wants the key out of the database puts it in an HSM and
-//! replaces [`signer`], the one place that reads it.
+//! The private scalar is stored sealed under the key-encryption key (`storage::sealing`,
+//! config `key_encryption_key_file`), never in the clear: whoever reads the database (or a
+//! backup of it) without the key file cannot sign for the institution. [`install_key_encryption`]
+//! seals, at start, keys stored in the clear by earlier versions. A deployment that wants the
+//! key in an HSM replaces [`signer`] and [`all_keys`], the places that open it.
 
 use p256::ecdsa::SigningKey;
 use rand::RngCore;
 use sqlx::Row;
-use uketsuke_backend::contract::{b64_decode, b64_encode, signing::RequestSigner};
+use uketsuke_backend::contract::{b64_decode, signing::RequestSigner};
 
-use super::{Db, StorageError};
+use super::{
+    Db, StorageError,
+    sealing::{self, KeyEncryptionKey, SealError},
+};
 
 /// What the relay needs of an institution.
 #[derive(Debug, Clone)]
@@ -23,51 +28,268 @@ pub struct RelayIdentity {
     pub uses_welfare_info: bool,
 }
 
+/// Opens a row's sealed key; `None` (logged, naming the institution code) when it cannot be.
+fn open_key(code: &str, key_id: &str, sealed: &str) -> Option<SigningKey> {
+    match sealing::open_sealed(code, key_id, sealed) {
+        Ok(bytes) => match SigningKey::from_slice(&bytes) {
+            Ok(key) => Some(key),
+            Err(_) => {
+                tracing::error!(
+                    institution = code,
+                    "an institution's signing key is not a P-256 key"
+                );
+                None
+            }
+        },
+        Err(error) => {
+            tracing::error!(institution = code, %error, "an institution's signing key cannot be opened");
+            None
+        }
+    }
+}
+
 /// The relay identity of `institution_id`, or `None` if it has no usable key.
 pub async fn signer(db: &Db, institution_id: &str) -> Result<Option<RelayIdentity>, StorageError> {
     let row = sqlx::query(
-        "SELECT code, key_id, signing_key, uses_welfare_info FROM institutions WHERE id = $1",
+        "SELECT code, key_id, signing_key_sealed, uses_welfare_info FROM institutions \
+         WHERE id = $1",
     )
     .bind(institution_id)
     .fetch_optional(db)
     .await?;
     let Some(row) = row else { return Ok(None) };
+    let code: String = row.try_get("code")?;
     let key_id: Option<String> = row.try_get("key_id")?;
-    let secret: Option<String> = row.try_get("signing_key")?;
-    let (Some(key_id), Some(secret)) = (key_id, secret) else {
+    let sealed: Option<String> = row.try_get("signing_key_sealed")?;
+    let (Some(key_id), Some(sealed)) = (key_id, sealed) else {
         return Ok(None);
     };
-    let Some(key) = b64_decode(&secret).and_then(|b| SigningKey::from_slice(&b).ok()) else {
-        tracing::error!("an institution's signing key cannot be read");
+    let Some(key) = open_key(&code, &key_id, &sealed) else {
         return Ok(None);
     };
     let Ok(signer) = RequestSigner::new(key_id, key) else {
-        tracing::error!("an institution's key id is not well formed");
+        tracing::error!(institution = %code, "an institution's key id is not well formed");
         return Ok(None);
     };
     let welfare: i64 = row.try_get("uses_welfare_info")?;
     Ok(Some(RelayIdentity {
         institution_id: institution_id.to_owned(),
-        code: row.try_get("code")?,
+        code,
         signer,
         uses_welfare_info: welfare != 0,
     }))
 }
 
-/// Stores `key` as the institution's signing key under `key_id`.
+/// The key-encryption key this database's keys are sealed with (`key_encryption`), loaded in
+/// this process.
+async fn database_kek(db: &Db) -> Result<KeyEncryptionKey, StorageError> {
+    let kek_id: Option<String> =
+        sqlx::query_scalar("SELECT key_id FROM key_encryption WHERE id = 1")
+            .fetch_optional(db)
+            .await?;
+    kek_id
+        .as_deref()
+        .and_then(sealing::registered)
+        .ok_or_else(|| {
+            StorageError::Query(sqlx::Error::Protocol(
+                "the key-encryption key of this database is not loaded \
+                 (key_encryption_key_file)"
+                    .to_owned(),
+            ))
+        })
+}
+
+/// Stores `key` as the institution's signing key under `key_id`, sealed under the database's
+/// key-encryption key (which [`install_key_encryption`] has loaded).
 pub async fn set_key(
     db: &Db,
     institution_id: &str,
     key_id: &str,
     key: &SigningKey,
 ) -> Result<(), StorageError> {
-    sqlx::query("UPDATE institutions SET key_id = $1, signing_key = $2 WHERE id = $3")
-        .bind(key_id)
-        .bind(b64_encode(&key.to_bytes()))
+    let kek = database_kek(db).await?;
+    let code: Option<String> = sqlx::query_scalar("SELECT code FROM institutions WHERE id = $1")
         .bind(institution_id)
-        .execute(db)
+        .fetch_optional(db)
         .await?;
+    let Some(code) = code else { return Ok(()) };
+    let sealed = kek.seal(&code, key_id, &key.to_bytes());
+    sqlx::query(
+        "UPDATE institutions SET key_id = $1, signing_key_sealed = $2, signing_key = NULL \
+         WHERE id = $3",
+    )
+    .bind(key_id)
+    .bind(sealed)
+    .bind(institution_id)
+    .execute(db)
+    .await?;
     Ok(())
+}
+
+/// Why the key-encryption key cannot be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum KekError {
+    #[error(
+        "the key-encryption key (fingerprint {given}) is not the key this database's \
+         institution keys are sealed with (fingerprint {stored}); restore the original \
+         key_encryption_key_file"
+    )]
+    Mismatch { given: String, stored: String },
+    #[error("institution {code}: its request-signing key does not open: {error}")]
+    Unreadable { code: String, error: SealError },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// At start-up: registers `kek`, records it as the database's key-encryption key if none is
+/// recorded (refusing a different one), checks that every sealed key opens, and seals every key
+/// an earlier version stored in the clear, each in a transaction of its own with an audit row
+/// `institution.key_sealed` (by `-server`, naming the key id). On SQLite the clear value is
+/// overwritten in the file (`secure_delete`) and the write-ahead log truncated. Returns the
+/// number of keys sealed.
+pub async fn install_key_encryption(
+    db: &Db,
+    kek: &KeyEncryptionKey,
+    now_ms: i64,
+) -> Result<u64, KekError> {
+    sealing::register(kek);
+    sqlx::query(
+        "INSERT INTO key_encryption (id, key_id, installed_at) VALUES (1, $1, $2) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(kek.id())
+    .bind(now_ms)
+    .execute(db)
+    .await
+    .map_err(StorageError::from)?;
+    let stored: String = sqlx::query_scalar("SELECT key_id FROM key_encryption WHERE id = 1")
+        .fetch_one(db)
+        .await
+        .map_err(StorageError::from)?;
+    if stored != kek.id() {
+        return Err(KekError::Mismatch {
+            given: kek.id().to_owned(),
+            stored,
+        });
+    }
+    let sealed_rows = sqlx::query(
+        "SELECT code, key_id, signing_key_sealed FROM institutions \
+         WHERE signing_key_sealed IS NOT NULL ORDER BY code",
+    )
+    .fetch_all(db)
+    .await
+    .map_err(StorageError::from)?;
+    for row in sealed_rows {
+        let code: String = row.try_get("code").map_err(StorageError::from)?;
+        let key_id: Option<String> = row.try_get("key_id").map_err(StorageError::from)?;
+        let sealed: String = row
+            .try_get("signing_key_sealed")
+            .map_err(StorageError::from)?;
+        if let Err(error) = kek.open(&code, key_id.as_deref().unwrap_or(""), &sealed) {
+            return Err(match error {
+                SealError::KeyNotLoaded(stored) => KekError::Mismatch {
+                    given: kek.id().to_owned(),
+                    stored,
+                },
+                error => KekError::Unreadable { code, error },
+            });
+        }
+    }
+    seal_clear_keys(db, kek, now_ms).await
+}
+
+/// Seals the keys stored in the clear (before migration 0012).
+async fn seal_clear_keys(db: &Db, kek: &KeyEncryptionKey, now_ms: i64) -> Result<u64, KekError> {
+    let clear = sqlx::query(
+        "SELECT id, code, key_id, signing_key FROM institutions WHERE signing_key IS NOT NULL \
+         ORDER BY code",
+    )
+    .fetch_all(db)
+    .await
+    .map_err(StorageError::from)?;
+    if clear.is_empty() {
+        return Ok(0);
+    }
+    let sqlite = db
+        .acquire()
+        .await
+        .map_err(StorageError::from)?
+        .backend_name()
+        == "SQLite";
+    let mut sealed_count = 0;
+    for row in clear {
+        let id: String = row.try_get("id").map_err(StorageError::from)?;
+        let code: String = row.try_get("code").map_err(StorageError::from)?;
+        let key_id: Option<String> = row.try_get("key_id").map_err(StorageError::from)?;
+        let secret: String = row.try_get("signing_key").map_err(StorageError::from)?;
+        let Some(key_id) = key_id else {
+            tracing::error!(institution = %code, "a signing key without a key id is left as it is");
+            continue;
+        };
+        // A value that is not a key is kept as found (nothing is lost) and never used.
+        let Some(key) = b64_decode(&secret).and_then(|b| SigningKey::from_slice(&b).ok()) else {
+            tracing::error!(institution = %code, "a stored signing key is not a P-256 key; left as it is");
+            continue;
+        };
+        let sealed = kek.seal(&code, &key_id, &key.to_bytes());
+        let mut conn = db.acquire().await.map_err(StorageError::from)?;
+        if sqlite {
+            // The clear value's bytes are overwritten in the file, not merely unlinked.
+            sqlx::query("PRAGMA secure_delete = ON")
+                .execute(&mut *conn)
+                .await
+                .map_err(StorageError::from)?;
+        }
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(StorageError::from)?;
+        crate::console::audit::append(
+            &mut tx,
+            &crate::console::audit::Actor {
+                institution_id: id.clone(),
+                account: "-server".to_owned(),
+                ip: None,
+            },
+            "institution.key_sealed",
+            Some(&key_id),
+            now_ms,
+        )
+        .await?;
+        let changed = sqlx::query(
+            "UPDATE institutions SET signing_key_sealed = $1, signing_key = NULL \
+             WHERE id = $2 AND signing_key = $3",
+        )
+        .bind(&sealed)
+        .bind(&id)
+        .bind(&secret)
+        .execute(&mut *tx)
+        .await
+        .map_err(StorageError::from)?
+        .rows_affected();
+        if changed == 1 {
+            tx.commit().await.map_err(StorageError::from)?;
+            sealed_count += 1;
+            tracing::info!(institution = %code, key_id = %key_id, "request-signing key sealed");
+        } else {
+            // Another instance sealed it meanwhile.
+            tx.rollback().await.map_err(StorageError::from)?;
+        }
+        if sqlite {
+            sqlx::query("PRAGMA secure_delete = OFF")
+                .execute(&mut *conn)
+                .await
+                .map_err(StorageError::from)?;
+        }
+    }
+    if sqlite && sealed_count > 0 {
+        // The write-ahead log still holds the pages with the clear value: copy the new pages
+        // into the database file and empty the log.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(db)
+            .await
+            .map_err(StorageError::from)?;
+    }
+    Ok(sealed_count)
 }
 
 /// A fresh P-256 key from the operating system's CSPRNG.
@@ -82,19 +304,22 @@ pub fn generate_key() -> SigningKey {
     }
 }
 
-/// Every institution key, for registering with the built-in simulator at start.
+/// Every institution key that opens, for registering with the built-in simulator at start:
+/// (key id, institution code, key).
 pub async fn all_keys(db: &Db) -> Result<Vec<(String, String, SigningKey)>, StorageError> {
     let rows = sqlx::query(
-        "SELECT code, key_id, signing_key FROM institutions \
-         WHERE key_id IS NOT NULL AND signing_key IS NOT NULL",
+        "SELECT code, key_id, signing_key_sealed FROM institutions \
+         WHERE key_id IS NOT NULL AND signing_key_sealed IS NOT NULL",
     )
     .fetch_all(db)
     .await?;
     let mut keys = Vec::new();
     for row in rows {
-        let secret: String = row.try_get("signing_key")?;
-        if let Some(key) = b64_decode(&secret).and_then(|b| SigningKey::from_slice(&b).ok()) {
-            keys.push((row.try_get("key_id")?, row.try_get("code")?, key));
+        let code: String = row.try_get("code")?;
+        let key_id: String = row.try_get("key_id")?;
+        let sealed: String = row.try_get("signing_key_sealed")?;
+        if let Some(key) = open_key(&code, &key_id, &sealed) {
+            keys.push((key_id, code, key));
         }
     }
     Ok(keys)

@@ -4,13 +4,19 @@
 //!
 //! The SQLite file holds patients' data and the audit log: it is readable by the server's user
 //! only (mode 0600, and so are its `-wal` and `-shm` files).
+//!
+//! A database migrated by a newer build is refused before anything is applied
+//! ([`StorageError::NewerDatabase`]); `backup` copies and restores SQLite files; `sealing` keeps
+//! institutions' signing keys encrypted under a key outside the database.
 
+pub mod backup;
 pub mod challenges;
 pub mod ids;
 pub mod institutions;
 pub mod links;
 pub mod outbox;
 pub mod receptions;
+pub mod sealing;
 pub mod seed;
 pub mod tokens;
 
@@ -37,6 +43,16 @@ pub enum StorageError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    #[error(
+        "this database was migrated by a newer Uketsuke (migration {version}: {description}); \
+         this one knows migrations up to {known}: install that version or newer (or restore a \
+         backup made before the upgrade)"
+    )]
+    NewerDatabase {
+        version: i64,
+        description: String,
+        known: i64,
+    },
     #[error("cannot create the database file {path} readable by this user only: {source}")]
     Permissions {
         path: String,
@@ -60,6 +76,9 @@ pub async fn open(database_url: &str) -> Result<Db, StorageError> {
     }
     let pool = AnyPoolOptions::new()
         .max_connections(8)
+        // One connection always open: `restore` tells a running server by its lock on the
+        // SQLite file, even after a quiet spell.
+        .min_connections(1)
         .acquire_timeout(Duration::from_secs(5))
         .after_connect(|conn, _meta| {
             Box::pin(async move {
@@ -84,8 +103,50 @@ pub async fn open(database_url: &str) -> Result<Db, StorageError> {
             make_private(&path)?;
         }
     }
+    check_not_newer(&pool).await?;
     MIGRATOR.run(&pool).await?;
     Ok(pool)
+}
+
+/// The latest migration this build knows.
+pub fn latest_migration() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The latest migration applied to the database (version, description); `None` for a database
+/// never migrated.
+pub async fn applied_migration(db: &Db) -> Result<Option<(i64, String)>, StorageError> {
+    // A database never migrated has no bookkeeping table: its absence is not an error.
+    let Ok(row) = sqlx::query(
+        "SELECT version, description FROM _sqlx_migrations ORDER BY version DESC LIMIT 1",
+    )
+    .fetch_optional(db)
+    .await
+    else {
+        return Ok(None);
+    };
+    Ok(match row {
+        Some(row) => Some((
+            sqlx::Row::try_get(&row, "version")?,
+            sqlx::Row::try_get(&row, "description")?,
+        )),
+        None => None,
+    })
+}
+
+/// Refuses a database that a newer build has migrated, naming the migration, before sqlx would
+/// refuse it with "migration N was previously applied but is missing in the resolved
+/// migrations".
+async fn check_not_newer(db: &Db) -> Result<(), StorageError> {
+    let known = latest_migration();
+    match applied_migration(db).await? {
+        Some((version, description)) if version > known => Err(StorageError::NewerDatabase {
+            version,
+            description,
+            known,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The database file a `sqlite:` URL names, unless it is an in-memory database.

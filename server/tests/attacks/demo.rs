@@ -298,6 +298,16 @@ async fn the_demo_routes_answer_only_this_machine() {
 /// The audit key file demo mode uses for `database_url` (its default), which production must be
 /// given to keep verifying the same chain.
 fn demo_audit_key_file(database_url: &str) -> std::path::PathBuf {
+    demo_config(database_url).audit_key_file
+}
+
+/// The key-encryption key file demo mode uses for `database_url`, which production must be
+/// given to open the institution keys the demo sealed.
+fn demo_kek_file(database_url: &str) -> std::path::PathBuf {
+    demo_config(database_url).keeping.key_encryption_key_file
+}
+
+fn demo_config(database_url: &str) -> Config {
     let env: Vec<(String, String)> = [
         ("UKETSUKE_MODE", "demo"),
         ("UKETSUKE_DATABASE_URL", database_url),
@@ -305,9 +315,7 @@ fn demo_audit_key_file(database_url: &str) -> std::path::PathBuf {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    Config::from_sources(None, &env)
-        .expect("demo configuration")
-        .audit_key_file
+    Config::from_sources(None, &env).expect("demo configuration")
 }
 
 /// A production server on `database_url`: the test CA from files as its trust (production needs
@@ -348,6 +356,10 @@ async fn production_server(database_url: &str, dir: &Path) -> Server {
         (
             "UKETSUKE_AUDIT_KEY_FILE",
             demo_audit_key_file(database_url).display().to_string(),
+        ),
+        (
+            "UKETSUKE_KEY_ENCRYPTION_KEY_FILE",
+            demo_kek_file(database_url).display().to_string(),
         ),
     ]
     .into_iter()

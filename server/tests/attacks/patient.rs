@@ -727,6 +727,10 @@ fn production_refuses_a_plain_http_backend() {
             ("UKETSUKE_JPKI_CA", "/etc/uketsuke/jpki-ca.pem"),
             ("UKETSUKE_JPKI_CRL", "/etc/uketsuke/jpki.crl"),
             ("UKETSUKE_AUDIT_KEY_FILE", "/etc/uketsuke/audit.key"),
+            (
+                "UKETSUKE_KEY_ENCRYPTION_KEY_FILE",
+                "/etc/uketsuke/key-encryption.key",
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
