@@ -24,6 +24,10 @@ export UKETSUKE_TEST_POSTGRES_URL
 echo "== cargo test (all crates; storage on SQLite and PostgreSQL)"
 cargo test --workspace --all-targets
 
+# The institution API's document against a live server (Schemathesis, a few minutes at most).
+echo "== contract test: server/openapi.yaml against a running server (Schemathesis)"
+scripts/contract-test.sh
+
 # Card access compiled to WebAssembly and run in headless Chromium by wasm-bindgen-test-runner
 # (the wasm32 runner in .cargo/config.toml; webdriver.json beside each crate's Cargo.toml):
 # the JPKI flow through each framing, and the WebUSB transport against a fake USB device.

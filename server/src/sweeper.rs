@@ -2,7 +2,7 @@
 //! its reception's window has closed; eligibility answers go when the institution's retention
 //! period (default 90 days) has passed since the reception; expired patient sessions,
 //! challenges, console sessions (idle or past their absolute limit) and unfinished passkey
-//! ceremonies go as soon as they have expired, so that a flood of started sessions leaves
+//! ceremonies, and the institution API's idempotency keys go as soon as they have expired, so that a flood of started sessions leaves
 //! nothing behind. Runs every minute on every instance;
 //! the deletes are idempotent, so instances do not need to agree on who sweeps.
 
@@ -27,6 +27,7 @@ pub struct Swept {
     pub patient_sessions: u64,
     pub console_sessions: u64,
     pub ceremonies: u64,
+    pub idempotency_keys: u64,
 }
 
 pub async fn sweep(db: &Db, now_ms: i64) -> Result<Swept, StorageError> {
@@ -74,6 +75,7 @@ pub async fn sweep(db: &Db, now_ms: i64) -> Result<Swept, StorageError> {
         .execute(db)
         .await?
         .rows_affected();
+    swept.idempotency_keys = crate::storage::idempotency::sweep_expired(db, now_ms).await?;
     Ok(swept)
 }
 
@@ -105,6 +107,7 @@ pub fn spawn(db: Db, clock: Clock) {
                     patient_sessions = s.patient_sessions,
                     console_sessions = s.console_sessions,
                     ceremonies = s.ceremonies,
+                    idempotency_keys = s.idempotency_keys,
                     "swept expired data"
                 ),
                 Ok(_) => {}

@@ -6,6 +6,7 @@
 //! only (mode 0600, and so are its `-wal` and `-shm` files).
 
 pub mod challenges;
+pub mod idempotency;
 pub mod ids;
 pub mod institutions;
 pub mod links;
