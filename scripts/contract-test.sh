@@ -37,6 +37,12 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$work/site/pkg"
+# The server's configuration is this script's alone: no uketsuke.toml, and no UKETSUKE_*
+# variable of the caller (scripts/test.sh exports UKETSUKE_TEST_POSTGRES_URL, which the server
+# would refuse as an unknown setting).
+while IFS= read -r name; do unset "$name"; done < <(compgen -e | grep '^UKETSUKE_' || true)
+echo "# contract test: everything comes from the environment" >"$work/uketsuke.toml"
+export UKETSUKE_CONFIG="$work/uketsuke.toml"
 export UKETSUKE_MODE=demo
 export UKETSUKE_DATABASE_URL="sqlite://$work/db/uketsuke.db"
 export UKETSUKE_AUDIT_KEY_FILE="$work/audit.key"
@@ -47,7 +53,6 @@ export UKETSUKE_LOG=warn
 # is checked by the Rust tests).
 export UKETSUKE_CONSOLE_REQUEST_BURST=1000000
 export UKETSUKE_CONSOLE_REQUESTS_PER_MINUTE=1000000
-unset UKETSUKE_CONFIG UKETSUKE_PUBLIC_ORIGIN UKETSUKE_BACKEND
 
 "$bin" >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
