@@ -2,11 +2,14 @@
 # Installs what Uketsuke needs, skipping everything already present at the right version, so a
 # second run costs seconds. Usage: scripts/setup.sh run|test
 #   run  — the wasm32 target, cargo-leptos, wasm-bindgen-cli, wasm-opt (binaryen from npm), brotli
-#   test — all of that, plus Chromium, nginx, openssl and the e2e suite's npm packages
+#   test — all of that, plus Chromium, nginx, openssl, the e2e suite's npm packages, and
+#          Schemathesis (PyPI, in a virtual environment under target/) for the API contract test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 purpose=${1:-run}
+# The contract test of server/openapi.yaml (scripts/contract-test.sh).
+SCHEMATHESIS_VERSION=4.32.5
 # cargo-leptos 0.3.2 is the newest that builds with this machine's rustc (see ARCHITECTURE.md).
 CARGO_LEPTOS_VERSION=0.3.2
 # The CLI must equal the wasm-bindgen crate in Cargo.lock exactly.
@@ -49,6 +52,9 @@ if [ "$purpose" = test ]; then
   # The deployment tests: nginx in front of the server, throw-away certificates by openssl.
   [ -x /usr/sbin/nginx ] || missing+=(nginx)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  # Python with venv, for Schemathesis.
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 fi
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
@@ -85,4 +91,15 @@ npm_install() {
 }
 npm_install tools
 if [ "$purpose" = test ]; then npm_install e2e; fi
+
+# Schemathesis, pinned, in its own virtual environment (nothing installed system-wide).
+if [ "$purpose" = test ]; then
+  st_venv=target/schemathesis
+  if [ "$("$st_venv/bin/st" --version 2>/dev/null)" != "st, version $SCHEMATHESIS_VERSION" ]; then
+    say "installing Schemathesis $SCHEMATHESIS_VERSION (PyPI) into $st_venv"
+    rm -rf "$st_venv"
+    python3 -m venv "$st_venv"
+    "$st_venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+fi
 say "ready ($purpose)"

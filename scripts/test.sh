@@ -32,6 +32,9 @@ cargo test --workspace --all-targets
 echo "== card helper through pcsc-lite (pcscd + vpcd)"
 cargo test -p uketsuke-card-helper --features test-mode --test pcsc
 cargo build -p uketsuke-card-helper --features test-mode --bins
+# The institution API's document against a live server (Schemathesis, a few minutes at most).
+echo "== contract test: server/openapi.yaml against a running server (Schemathesis)"
+scripts/contract-test.sh
 
 # Card access compiled to WebAssembly and run in headless Chromium by wasm-bindgen-test-runner
 # (the wasm32 runner in .cargo/config.toml; webdriver.json beside each crate's Cargo.toml):

@@ -2,7 +2,7 @@
 //! its reception's window has closed; eligibility answers go when the institution's retention
 //! period (default 90 days) has passed since the reception; expired patient sessions,
 //! challenges, console sessions (idle or past their absolute limit) and unfinished passkey
-//! ceremonies go as soon as they have expired, so that a flood of started sessions leaves
+//! ceremonies and the institution API's idempotency keys go as soon as they have expired, so that a flood of started sessions leaves
 //! nothing behind. A reception's cancel token (its hash) goes once its window has closed.
 //! Receptions go [`Retention::reception_days`] after they were submitted (with their visits and
 //! relay rows), never while their window is open or a request to the backend is pending; audit
@@ -59,6 +59,7 @@ pub struct Swept {
     pub cancel_tokens: u64,
     pub receptions: u64,
     pub audit_rows: u64,
+    pub idempotency_keys: u64,
 }
 
 /// One sweep with the default [`Retention`].
@@ -120,6 +121,7 @@ pub async fn sweep_with(
     swept.receptions = sweep_receptions(db, now_ms, retention.reception_days).await?;
     swept.audit_rows =
         crate::console::audit::prune(db, now_ms - retention.audit_days * DAY_MS, now_ms).await?;
+    swept.idempotency_keys = crate::storage::idempotency::sweep_expired(db, now_ms).await?;
     Ok(swept)
 }
 
@@ -274,6 +276,7 @@ pub fn spawn(db: Db, clock: Clock, retention: Retention) {
                     cancel_tokens = s.cancel_tokens,
                     receptions = s.receptions,
                     audit_rows = s.audit_rows,
+                    idempotency_keys = s.idempotency_keys,
                     "swept expired data"
                 ),
                 Ok(_) => {}

@@ -125,10 +125,17 @@ pub fn router(state: AppState) -> Router {
         .route("/r/{link}/consent", post(patient_forms::consent))
         .route("/cancel/{token}", post(patient_forms::cancel))
         .route("/api/v1/openapi.yaml", get(institution_api::openapi))
-        .route("/api/v1/links", post(institution_api::create_link))
+        .route(
+            "/api/v1/links",
+            post(institution_api::create_link).get(institution_api::list_links),
+        )
         .route(
             "/api/v1/links/{id}",
             get(institution_api::get_link).delete(institution_api::revoke_link),
+        )
+        .route(
+            "/api/v1/links/{id}/receptions",
+            get(institution_api::link_receptions),
         )
         .route(
             "/api/v1/receptions/{id}/home-visits",

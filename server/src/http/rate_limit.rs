@@ -371,13 +371,17 @@ pub async fn limit_requests(
 }
 
 /// 429 with `Retry-After` (whole seconds, at least 1): the API's JSON error
-/// `{"error":"rate_limited"}`, or for pages a short text in Japanese and English.
+/// `{"error":"rate_limited","message":…}`, or for pages a short text in Japanese and English.
 pub fn too_many(retry_after: Duration, api: bool) -> Response {
     let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
     let mut response = if api {
         (
             StatusCode::TOO_MANY_REQUESTS,
-            Json(serde_json::json!({ "error": "rate_limited" })),
+            Json(super::error::error_body(
+                "rate_limited",
+                super::error::message_of("rate_limited", StatusCode::TOO_MANY_REQUESTS),
+                None,
+            )),
         )
             .into_response()
     } else {
@@ -539,6 +543,26 @@ mod tests {
             client_ip(ip("10.0.0.2"), &xff(&["198.51.100.1"]), &[]),
             ip("10.0.0.2")
         );
+    }
+
+    #[tokio::test]
+    async fn api_refusals_are_json_with_a_message_and_retry_after() {
+        let answer = too_many(Duration::from_millis(1500), true);
+        assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(answer.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(answer.headers()[header::CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(answer.into_body(), 4096)
+            .await
+            .expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(body["error"], "rate_limited");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Retry-After"))
+        );
+        let page = too_many(Duration::from_millis(10), false);
+        assert_eq!(page.headers()[header::RETRY_AFTER], "1");
     }
 
     #[test]

@@ -156,7 +156,7 @@ pub async fn landing(db: &Db, link_id: &str, now_ms: i64) -> Result<LinkState, S
 }
 
 /// A link asked for by the institution (console or institution API), before its checks.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
     pub kind: ReceptionKind,
@@ -200,21 +200,40 @@ impl LinkRequest {
         institution_id: &'a str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<NewLink<'a>, &'static str> {
-        let refusal = [&self.booking_ref, &self.label].iter().find_map(|t| {
-            t.as_deref()
+        self.check_fields(institution_id, now).map_err(|r| r.code)
+    }
+
+    /// As [`LinkRequest::check`], with the refusal naming the field at fault (`booking_ref`,
+    /// `label`, `visit_date`, `expires_at`).
+    pub fn check_fields<'a>(
+        &'a self,
+        institution_id: &'a str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<NewLink<'a>, FieldRefusal> {
+        for (field, text) in [("booking_ref", &self.booking_ref), ("label", &self.label)] {
+            if let Some(code) = text
+                .as_deref()
                 .and_then(|t| text_refusal(t, MAX_LINK_TEXT, "text_invalid"))
-        });
-        if let Some(code) = refusal {
-            return Err(code);
+            {
+                return Err(FieldRefusal { field, code });
+            }
         }
         if self
             .visit_date
             .is_some_and(|date| date < uketsuke_domain::window::jst_date(now))
         {
-            return Err("visit_date_past");
+            return Err(FieldRefusal {
+                field: "visit_date",
+                code: "visit_date_past",
+            });
         }
         let expires_at = match (self.expires_at, self.visit_date) {
-            (Some(at), _) if at <= now => return Err("expires_at_past"),
+            (Some(at), _) if at <= now => {
+                return Err(FieldRefusal {
+                    field: "expires_at",
+                    code: "expires_at_past",
+                });
+            }
             (Some(at), _) => Some(at.timestamp_millis()),
             (None, Some(date)) => date
                 .checked_add_days(chrono::Days::new(2))
@@ -230,6 +249,13 @@ impl LinkRequest {
             expires_at,
         })
     }
+}
+
+/// Why a link request was refused: the field at fault and the refusal's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldRefusal {
+    pub field: &'static str,
+    pub code: &'static str,
 }
 
 /// A new link: long-lived (no visit date) or per appointment.
@@ -328,6 +354,48 @@ pub async fn list(
     Ok(records)
 }
 
+/// Where a page of [`list_by_token`] starts: after the link created at `created_at` (ms) with
+/// `id`, in the order newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct After {
+    pub created_at: i64,
+    pub id: String,
+}
+
+/// The links of `institution_id` that the API token `token_id` made, newest first (ties by
+/// id), at most `limit`, only those with `booking_ref` when given, starting after `after`.
+pub async fn list_by_token(
+    db: &Db,
+    institution_id: &str,
+    token_id: &str,
+    booking_ref: Option<&str>,
+    after: Option<&After>,
+    limit: i64,
+) -> Result<Vec<LinkRecord>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT id, kind, visit_date, booking_ref, label, expires_at, revoked_at, use_count, \
+                created_at \
+         FROM reception_links \
+         WHERE institution_id = $1 AND created_by_token = $2 \
+           AND ($3 IS NULL OR booking_ref = $3) \
+           AND ($4 IS NULL OR created_at < $4 OR (created_at = $4 AND id > $5)) \
+         ORDER BY created_at DESC, id LIMIT $6",
+    )
+    .bind(institution_id)
+    .bind(token_id)
+    .bind(booking_ref)
+    .bind(after.map(|a| a.created_at))
+    .bind(after.map(|a| a.id.as_str()))
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    let mut records = Vec::with_capacity(rows.len());
+    for row in &rows {
+        records.extend(record_of(row)?);
+    }
+    Ok(records)
+}
+
 /// A link row; `None` for a kind this code no longer knows.
 fn record_of(row: &sqlx::any::AnyRow) -> Result<Option<LinkRecord>, StorageError> {
     let kind: String = row.try_get("kind")?;
@@ -369,4 +437,32 @@ pub async fn revoke<'e>(
     .await?
     .rows_affected();
     Ok(found == 1)
+}
+
+/// The ids of the receptions made through the link `link_id` of `institution_id`, newest
+/// first (ties by id), at most `limit`, starting after the reception submitted at
+/// `after.created_at` (ms) with `after.id`.
+pub async fn reception_ids(
+    db: &Db,
+    institution_id: &str,
+    link_id: &str,
+    after: Option<&After>,
+    limit: i64,
+) -> Result<Vec<String>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT id FROM receptions \
+         WHERE link_id = $1 AND institution_id = $2 \
+           AND ($3 IS NULL OR submitted_at < $3 OR (submitted_at = $3 AND id > $4)) \
+         ORDER BY submitted_at DESC, id LIMIT $5",
+    )
+    .bind(link_id)
+    .bind(institution_id)
+    .bind(after.map(|a| a.created_at))
+    .bind(after.map(|a| a.id.as_str()))
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|row| row.try_get("id").map_err(StorageError::from))
+        .collect()
 }

@@ -11,6 +11,7 @@
 
 pub mod backup;
 pub mod challenges;
+pub mod idempotency;
 pub mod ids;
 pub mod institutions;
 pub mod links;
