@@ -297,6 +297,15 @@ pub async fn hold(
         tx.rollback().await?;
         return Ok(false);
     }
+    // The console's live list follows `updated_at`: it shows the hold without a reload.
+    sqlx::query(
+        "UPDATE receptions SET updated_at = $1 \
+         WHERE id = (SELECT reception_id FROM outbox WHERE id = $2)",
+    )
+    .bind(now_ms)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
     // A cause recorded earlier whose rows are all gone (delivered after a resume, or deleted)
     // is over: forget it, so that this hold is a new cause and is logged.
     sqlx::query(
@@ -386,6 +395,15 @@ pub async fn held_code(db: &Db, reception_id: &str) -> Result<Option<String>, St
 /// A cause still there holds the rows again after one more send each, and is logged again.
 pub async fn resume(db: &Db, institution_id: &str, now_ms: i64) -> Result<u64, StorageError> {
     let mut tx = db.begin().await?;
+    sqlx::query(
+        "UPDATE receptions SET updated_at = $1 \
+         WHERE institution_id = $2 AND id IN \
+           (SELECT reception_id FROM outbox WHERE held_code IS NOT NULL AND done_at IS NULL)",
+    )
+    .bind(now_ms)
+    .bind(institution_id)
+    .execute(&mut *tx)
+    .await?;
     let resumed = sqlx::query(
         "UPDATE outbox SET held_code = NULL, next_attempt_at = $1 \
          WHERE held_code IS NOT NULL AND done_at IS NULL \
