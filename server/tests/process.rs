@@ -728,3 +728,28 @@ fn a_production_start_creates_no_database_unless_asked() {
     let _rest: Vec<String> = lines.collect();
     assert!(child.wait().expect("wait").success());
 }
+
+#[test]
+fn a_configuration_error_is_a_json_line_when_json_logs_are_asked_for() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(BIN)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("UKETSUKE_MODE", "demo")
+        .env("UKETSUKE_LOG_FORMAT", "json")
+        .env("UKETSUKE_LISTEN", "nowhere")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let line: serde_json::Value = serde_json::from_str(stderr.trim()).expect("a JSON line");
+    assert_eq!(line["level"], "ERROR");
+    assert!(
+        line["fields"]["message"]
+            .as_str()
+            .expect("message")
+            .starts_with("configuration error: UKETSUKE_LISTEN: "),
+        "{line}"
+    );
+}
