@@ -13,4 +13,5 @@ if [ -z "${UKETSUKE_MODE:-}" ] &&
   ! { [ -f "$config_file" ] && grep -Eq '^[[:space:]]*mode[[:space:]]*=' "$config_file"; }; then
   export UKETSUKE_MODE=demo
 fi
-exec target/release/uketsuke-server
+# A demo start creates its database; a production first start needs --create (pass it here).
+exec target/release/uketsuke-server "$@"

@@ -233,6 +233,14 @@ struct Instance {
 impl Instance {
     fn start(&mut self, setup: &ServerSetup) -> Result<(), BoxError> {
         self.runs += 1;
+        // A folder shaped like the built site: start-up checks it is there.
+        for file in uketsuke_server::config::SITE_FILES {
+            let path = setup.dir.join("site").join(file);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(path, b"")?;
+        }
         let log = setup
             .dir
             .join(format!("server-{}-{}.log", self.no, self.runs));

@@ -60,6 +60,39 @@ impl CallError {
     }
 }
 
+impl CallError {
+    /// Refusals that no retry can cure and that belong to how this server or its institution
+    /// is set up, not to one request: the request key is not registered (`unknown_key`), the
+    /// signature does not verify against the key the backend holds (`bad_signature`,
+    /// `missing_authentication`), or the request is not of the backend's contract
+    /// (`malformed_request`, `body_too_large`, `not_found`: another contract version).
+    /// The relay holds such a row for an operator instead of retrying it forever. Transient
+    /// failures (no answer, `unavailable`, `internal`, `replayed_nonce`, and `stale_timestamp`,
+    /// which fixing the clock cures by itself) are not among them.
+    pub fn needs_operator(&self) -> bool {
+        match self {
+            CallError::NoAnswer(_) => false,
+            CallError::Refused(body) => matches!(
+                body.code,
+                ErrorCode::UnknownKey
+                    | ErrorCode::BadSignature
+                    | ErrorCode::MissingAuthentication
+                    | ErrorCode::MalformedRequest
+                    | ErrorCode::BodyTooLarge
+                    | ErrorCode::NotFound
+            ),
+        }
+    }
+
+    /// The backend's refusal code, or `unavailable` when there was no verified answer.
+    pub fn code(&self) -> String {
+        match self {
+            CallError::Refused(body) => body.code.as_str(),
+            CallError::NoAnswer(_) => ErrorCode::Unavailable.as_str(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error("backend URL cannot be joined with {0}")]
@@ -70,6 +103,8 @@ pub enum BackendError {
     Status(u16),
     #[error("backend answer is not understood: {0}")]
     Malformed(String),
+    #[error("backend speaks contract version {0}, this server {CONTRACT_VERSION}")]
+    ContractMismatch(u32),
 }
 
 impl BackendClient {
@@ -215,11 +250,62 @@ pub async fn check(client: &BackendClient) -> Result<(), BackendError> {
         .json()
         .await
         .map_err(|e| BackendError::Malformed(e.to_string()))?;
-    if health.status != "ok" || health.contract != CONTRACT_VERSION {
+    if health.contract != CONTRACT_VERSION {
+        return Err(BackendError::ContractMismatch(health.contract));
+    }
+    if health.status != "ok" {
         return Err(BackendError::Malformed(format!(
             "status {:?}, contract {}",
             health.status, health.contract
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: ErrorCode) -> CallError {
+        CallError::Refused(ErrorBody {
+            code,
+            message: String::new(),
+        })
+    }
+
+    #[test]
+    fn refusals_are_final_held_for_an_operator_or_retried() {
+        use ErrorCode::*;
+        for code in [
+            UnknownKey,
+            BadSignature,
+            MissingAuthentication,
+            MalformedRequest,
+            BodyTooLarge,
+            NotFound,
+        ] {
+            let error = refused(code);
+            assert!(error.needs_operator() && !error.is_final(), "{code:?}");
+        }
+        for code in [Unavailable, Internal, ReplayedNonce, StaleTimestamp] {
+            let error = refused(code);
+            assert!(
+                !error.needs_operator() && !error.is_final(),
+                "{code:?} is retried"
+            );
+        }
+        for code in [
+            PersonNotFound,
+            CertificateRevoked,
+            InstitutionMismatch,
+            ConsentWithdrawn,
+        ] {
+            let error = refused(code);
+            assert!(error.is_final() && !error.needs_operator(), "{code:?}");
+        }
+        let none = CallError::NoAnswer("timeout".to_owned());
+        assert!(!none.needs_operator() && !none.is_final());
+        assert_eq!(refused(UnknownKey).code(), "unknown_key");
+        assert_eq!(none.code(), "unavailable");
+    }
 }

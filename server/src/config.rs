@@ -46,6 +46,9 @@ pub struct Config {
     pub backend: BackendTarget,
     /// Folder with the built site (`pkg/` with the WASM, JS and CSS, and the public files).
     pub site_root: PathBuf,
+    /// Where `site_root` came from (`UKETSUKE_SITE_ROOT`, `site_root (uketsuke.toml)`, or the
+    /// default), for [`Config::check_site_root`]'s message.
+    pub site_root_source: String,
     pub log_filter: String,
     pub log_format: LogFormat,
     /// The JPKI user-authentication CA bundle: files of one or more CA certificates (PEM
@@ -611,10 +614,13 @@ fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
         });
     }
 
-    let site_root = match get("site_root") {
+    let (site_root, site_root_source) = match get("site_root") {
         Some(r) if r.value.trim().is_empty() => return Err(r.error("must not be empty")),
-        Some(r) => PathBuf::from(r.value.trim()),
-        None => PathBuf::from("target/site"),
+        Some(r) => (PathBuf::from(r.value.trim()), r.source.clone()),
+        None => (
+            PathBuf::from("target/site"),
+            "UKETSUKE_SITE_ROOT (default)".to_owned(),
+        ),
     };
 
     let log_filter = match get("log") {
@@ -725,9 +731,42 @@ fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
         demo_public,
         backend,
         site_root,
+        site_root_source,
         log_filter,
         log_format,
     })
+}
+
+/// The files of the built site the pages load; a `site_root` without them serves pages that
+/// never come alive.
+pub const SITE_FILES: [&str; 3] = ["pkg/uketsuke.js", "pkg/uketsuke.wasm", "pkg/uketsuke.css"];
+
+impl Config {
+    /// Whether `site_root` holds the built site ([`SITE_FILES`]). The server checks this at
+    /// start-up and stops, like on any bad value, naming the key and the first missing file
+    /// (relative paths are relative to the working directory). The command line's other
+    /// commands do not serve pages and do not check it.
+    pub fn check_site_root(&self) -> Result<(), ConfigError> {
+        let error = |message: String| ConfigError {
+            source: self.site_root_source.clone(),
+            message: format!("{:?}: {message}", self.site_root.display().to_string()),
+        };
+        if !self.site_root.is_dir() {
+            return Err(error(
+                "no such folder: build the site (scripts/build-site.sh) or set site_root to \
+                 the folder that holds it"
+                    .to_owned(),
+            ));
+        }
+        for file in SITE_FILES {
+            if !self.site_root.join(file).is_file() {
+                return Err(error(format!(
+                    "{file} is missing: this is not a built site (scripts/build-site.sh makes one)"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The mode has no default: a server that hands out administrator enrolment codes to anyone

@@ -75,6 +75,28 @@ async fn print_key(code: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    eprintln!(
+        "uketsuke: database {} ({}), origin {}",
+        storage::redacted_url(&config.database_url),
+        storage::kind(&config.database_url),
+        config.origin_string()
+    );
+    // Printing a key never makes a database: a new one has no institution to print.
+    match storage::is_new(&config.database_url).await {
+        Ok(true) => {
+            eprintln!(
+                "uketsuke: the database {} does not exist yet (or holds no Uketsuke tables); \
+                 check database_url",
+                storage::redacted_url(&config.database_url)
+            );
+            return ExitCode::from(1);
+        }
+        Ok(false) => {}
+        Err(error) => {
+            eprintln!("uketsuke: {error}");
+            return ExitCode::from(1);
+        }
+    }
     let db = match storage::open(&config.database_url).await {
         Ok(db) => db,
         Err(error) => {

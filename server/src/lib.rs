@@ -299,17 +299,26 @@ impl Server {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight (see `serve`
-    /// for the connection limits and timeouts).
+    /// Serves until `shutdown` completes, then finishes the requests in flight, cutting what
+    /// is still open after the drain time, and closes the database (see `serve` for the
+    /// connection limits, timeouts and the shutdown's steps). Returns within
+    /// [`SHUTDOWN_BOUND`] of `shutdown` completing.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let floods = self.state.config.floods.clone();
         let upkeep = sweeper::spawn_limiter_upkeep(self.state.limits.clone());
+        let db = self.state.db.clone();
         let router = http::router(self.state);
         let served = serve::serve(self.listener, router, &floods, shutdown).await;
         upkeep.abort();
+        // Hand back the connections, so that SQLite checkpoints its log; a relay worker still
+        // waiting for the backend holds its row's lease, and the row is sent again (with the
+        // same idempotency key) by the next start.
+        if tokio::time::timeout(DB_CLOSE, db.close()).await.is_err() {
+            tracing::warn!("shutdown: the database did not close in time");
+        }
         served
     }
 }
@@ -362,6 +371,12 @@ fn spawn_crl_reload(trust: Trust, paths: Vec<std::path::PathBuf>, clock: Clock) 
     });
 }
 
+/// The longest a stop takes from the signal: the connections' drain time, cutting what is
+/// left, and closing the database.
+pub const SHUTDOWN_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long closing the database may take at shutdown.
+const DB_CLOSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Completes on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -384,5 +399,8 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!(
+        bound_secs = SHUTDOWN_BOUND.as_secs(),
+        "shutting down: event streams end now, requests in flight finish or are cut"
+    );
 }

@@ -200,7 +200,7 @@ impl Relay {
                         tx.commit().await?;
                         Ok(())
                     }
-                    Err(e) => self.retry(worker, job, &e.to_string()).await,
+                    Err(e) => self.failed(worker, job, &identity, &e).await,
                 }
             }
             Operation::Eligibility => {
@@ -223,7 +223,7 @@ impl Relay {
                     Err(e) if e.is_final() => StoredEligibility::Refused {
                         code: refusal_code(&e),
                     },
-                    Err(e) => return self.retry(worker, job, &e.to_string()).await,
+                    Err(e) => return self.failed(worker, job, &identity, &e).await,
                 };
                 let json = serde_json::to_string(&stored).unwrap_or_else(|_| "null".to_owned());
                 let now = self.clock.now_ms();
@@ -324,10 +324,53 @@ impl Relay {
                         )
                         .await
                     }
-                    Err(e) => self.retry(worker, job, &e.to_string()).await,
+                    Err(e) => self.failed(worker, job, &identity, &e).await,
                 }
             }
         }
+    }
+
+    /// A send that brought no answer to act on: retried later, unless the refusal is one no
+    /// retry can cure ([`CallError::needs_operator`]); then the row is held for an operator,
+    /// and the cause is logged once per institution (with its key id, never the request).
+    async fn failed(
+        &self,
+        worker: &str,
+        job: &Job,
+        identity: &institutions::RelayIdentity,
+        error: &CallError,
+    ) -> Result<(), StorageError> {
+        if !error.needs_operator() {
+            return self.retry(worker, job, &error.to_string()).await;
+        }
+        let code = error.code();
+        let key_id = identity.signer.key_id();
+        let new_cause = outbox::hold(
+            &self.db,
+            &job.id,
+            worker,
+            &identity.institution_id,
+            key_id,
+            job.operation,
+            &code,
+            self.clock.now_ms(),
+        )
+        .await?;
+        if new_cause {
+            tracing::error!(
+                institution = %identity.code,
+                key_id,
+                code = %code,
+                operation = job.operation.code(),
+                "the backend refused this institution's requests in a way retrying cannot cure: \
+                 its rows are held (see /status). Fix the cause (register the key with the \
+                 backend, or correct the backend's address or version), then run \
+                 `uketsuke-server relay resume --institution <code>`"
+            );
+        } else {
+            tracing::debug!(code = %code, operation = job.operation.code(), "relay row held");
+        }
+        Ok(())
     }
 
     async fn retry(&self, worker: &str, job: &Job, error: &str) -> Result<(), StorageError> {

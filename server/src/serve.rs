@@ -11,8 +11,13 @@
 //!   at once (a plain `503` with `Retry-After: 1`, then closed) rather than queued, so that a
 //!   flood cannot pile up waiting sockets.
 //! - **Shutdown**: on the signal, no new connection is accepted, every open one is shut down
-//!   gracefully (requests in flight finish), and the server waits for them for at most
-//!   `DRAIN` (long-lived event streams would otherwise hold it forever).
+//!   gracefully (idle ones close at once, requests in flight finish), and event streams
+//!   (`text/event-stream` answers) end at once, cleanly, so that browsers reconnect to another
+//!   instance. Whatever is still open after `DRAIN` (a request still running, a client sending
+//!   its request slowly) is cut: its connection is dropped, which cancels its handler, and a
+//!   handler's open transaction rolls back, so nothing half-written stays (a reception and its
+//!   outbox row are one transaction). The whole stop, database closed included, stays within
+//!   10 seconds (`crate::SHUTDOWN_BOUND`).
 //!
 //! Every request carries `ConnectInfo<SocketAddr>` (the peer), as with `axum::serve`.
 
@@ -42,8 +47,10 @@ use tower::ServiceExt;
 
 use crate::config::Floods;
 
-/// How long shutdown waits for open connections before it returns anyway.
-const DRAIN: Duration = Duration::from_secs(30);
+/// How long shutdown waits for open connections before it cuts them.
+pub const DRAIN: Duration = Duration::from_secs(8);
+/// How long cut connections are given to let go of their resources.
+const CUT: Duration = Duration::from_millis(500);
 /// Refused connections being answered at once, at most; beyond that they are dropped unanswered.
 const REFUSALS: usize = 64;
 /// How long a refused connection is given to take its answer.
@@ -86,6 +93,7 @@ pub async fn serve(
     let refusals = Arc::new(Semaphore::new(REFUSALS));
     let idle = floods.keep_alive_idle;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (cut_tx, cut_rx) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -119,13 +127,21 @@ pub async fn serve(
             activity: activity.clone(),
         });
         let router = router.clone();
+        let streams_stop = stop_rx.clone();
         let service = hyper::service::service_fn(move |request: http::Request<_>| {
             let mut request = request.map(axum::body::Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(request)
+            let answer = router.clone().oneshot(request);
+            let stop = streams_stop.clone();
+            async move {
+                answer
+                    .await
+                    .map(|response| end_streams_on_stop(response, stop))
+            }
         });
         let builder = builder.clone();
         let mut stop = stop_rx.clone();
+        let mut cut = cut_rx.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let connection = builder.serve_connection_with_upgrades(io, service);
@@ -147,6 +163,8 @@ pub async fn serve(
                         connection.as_mut().graceful_shutdown();
                         closing = true;
                     }
+                    // The drain time is over: drop the connection, whatever it was doing.
+                    _ = cut.wait_for(|cut| *cut) => break,
                 }
             }
         });
@@ -158,9 +176,37 @@ pub async fn serve(
         .await
         .is_err()
     {
-        tracing::warn!("shutdown: connections still open after the drain time; closing them");
+        let open = max.saturating_sub(connections.available_permits());
+        tracing::warn!(
+            open,
+            "shutdown: connections still open after the drain time; cutting them"
+        );
+        let _ = cut_tx.send(true);
+        let _ = tokio::time::timeout(CUT, connections.acquire_many(all)).await;
     }
     Ok(())
+}
+
+/// An event stream's body that ends when `stop` turns true, so that a shutdown does not wait
+/// for streams that never end by themselves; other answers pass as they are.
+fn end_streams_on_stop(
+    response: axum::response::Response,
+    mut stop: watch::Receiver<bool>,
+) -> axum::response::Response {
+    let is_stream = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !is_stream {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let stopped = Box::pin(async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    });
+    let data = futures_util::StreamExt::take_until(body.into_data_stream(), stopped);
+    axum::response::Response::from_parts(parts, axum::body::Body::from_stream(data))
 }
 
 /// Answers a connection over the cap with 503 and closes it, reading what the client sent so

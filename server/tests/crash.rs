@@ -58,6 +58,12 @@ impl ServerProcess {
         let log = dir.join(format!("server-{run}.log"));
         let out = File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
+        // A folder shaped like the built site: start-up checks it is there.
+        for file in uketsuke_server::config::SITE_FILES {
+            let path = dir.join("site").join(file);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("site folder");
+            std::fs::write(path, b"").expect("site file");
+        }
         let child = Command::new(BIN)
             .current_dir(dir)
             .env_clear()

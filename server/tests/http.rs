@@ -119,7 +119,7 @@ async fn probes_answer() {
 }
 
 #[tokio::test]
-async fn readyz_reports_an_unreachable_backend() {
+async fn readyz_stays_ready_and_reports_an_unreachable_backend() {
     // A port that was free a moment ago: nothing answers there.
     let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = free.local_addr().expect("addr").port();
@@ -131,10 +131,23 @@ async fn readyz_reports_an_unreachable_backend() {
         .send()
         .await
         .expect("readyz");
-    assert_eq!(readyz.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Receptions queue while the backend is away: the instance still serves patients.
+    assert_eq!(readyz.status(), StatusCode::OK);
     let body: serde_json::Value = readyz.json().await.expect("json");
+    assert_eq!(body["status"], "ok");
     assert_eq!(body["database"], "ok");
     assert_eq!(body["backend"], "unavailable");
+    // The status endpoint says the same, to this machine.
+    let status = client()
+        .get(format!("{}/status", server.base))
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(status.status(), StatusCode::OK);
+    let body: serde_json::Value = status.json().await.expect("json");
+    assert_eq!(body["backend"]["health"], "unavailable");
+    assert_eq!(body["backend"]["origin"], backend.as_str());
+    assert_eq!(body["outbox"]["held"], 0);
     // The process itself is still up.
     let healthz = client()
         .get(format!("{}/healthz", server.base))

@@ -14,7 +14,13 @@
 //!   configured audit key (`audit_key_file`); exits 1 naming the first broken row, and prints
 //!   each chain's head to keep elsewhere.
 //!
-//! Token creation and revocation are written to the audit log (as `-cli`).
+//! - `uketsuke-server relay resume --institution <code>` — sends the institution's relay rows
+//!   that were held for a refusal no retry can cure (see `/status`), once the cause is fixed.
+//!
+//! Every command first names, on stderr, the database and the origin it works with. None
+//! creates a database: on a database that does not exist yet (or holds no Uketsuke tables) it
+//! stops, unless `--create` is given. Token creation and revocation are written to the audit
+//! log (as `-cli`).
 
 use std::process::ExitCode;
 
@@ -49,7 +55,10 @@ const USAGE: &str = "usage:
   uketsuke-server api-token revoke --institution <code> --id <token id>
   uketsuke-server audit verify [--institution <code>]
   uketsuke-server backup FILE          copy the SQLite database (server running) into a new FILE
-  uketsuke-server restore FILE         replace the SQLite database with a backup (server stopped)";
+  uketsuke-server restore FILE         replace the SQLite database with a backup (server stopped)
+  uketsuke-server relay resume --institution <code>
+  uketsuke-server --version
+Every command takes --create to make a new database; without it a missing one is refused.";
 
 /// What `admin create` is asked to do.
 #[derive(Debug, Clone)]
@@ -99,7 +108,27 @@ pub async fn admin_create(
         .await
         .map_err(storage)?;
     let (institution_id, institution_created) = match existing {
-        Some(id) => (id, false),
+        Some(id) => {
+            // The same code with another name is a typo or another clinic: never quietly
+            // add an administrator to an institution the operator did not mean.
+            if let Some(wanted) = request.institution_name.as_deref().map(str::trim) {
+                let current: String = sqlx::query("SELECT name_ja FROM institutions WHERE id = $1")
+                    .bind(&id)
+                    .fetch_one(db)
+                    .await
+                    .and_then(|row| row.try_get("name_ja"))
+                    .map_err(|e| e.to_string())?;
+                if current != wanted {
+                    return Err(format!(
+                        "institution {} exists with the name {current:?}, not {wanted:?}: \
+                         nothing was changed (check the code; leave out --institution-name \
+                         to add an administrator to the existing institution)",
+                        code.as_str()
+                    ));
+                }
+            }
+            (id, false)
+        }
         None => {
             let name = request
                 .institution_name
@@ -350,6 +379,27 @@ pub async fn api_token_revoke(db: &Db, code: &str, id: &str, now_ms: i64) -> Res
     Ok(())
 }
 
+/// Releases the institution's held relay rows (`relay resume`); logged as `relay.resume` with
+/// the number of rows. Returns that number.
+pub async fn relay_resume(db: &Db, code: &str, now_ms: i64) -> Result<u64, String> {
+    let institution_id = institution_by_code(db, code).await?;
+    let rows = storage::outbox::resume(db, &institution_id, now_ms)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+    audit::append(
+        &mut tx,
+        &Actor::cli(&institution_id),
+        "relay.resume",
+        Some(&format!("rows={rows}")),
+        now_ms,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(rows)
+}
+
 /// The outcome of `audit verify`, as printed.
 pub async fn audit_verify(db: &Db, code: Option<&str>) -> Result<Result<String, String>, String> {
     audit_verify_with(db, code, None).await
@@ -476,7 +526,10 @@ pub async fn run(args: &[String]) -> Option<ExitCode> {
             return Some(ExitCode::from(2));
         }
     };
-    let flags = match flags(rest) {
+    // `--create` is the one option without a value.
+    let create = rest.iter().any(|a| a == "--create");
+    let rest: Vec<String> = rest.iter().filter(|a| *a != "--create").cloned().collect();
+    let flags = match flags(&rest) {
         Ok(flags) => flags,
         Err(message) => {
             eprintln!("uketsuke: {message}\n{USAGE}");
@@ -489,6 +542,7 @@ pub async fn run(args: &[String]) -> Option<ExitCode> {
         ("api-token", "list") => &["institution"],
         ("api-token", "revoke") => &["institution", "id"],
         ("audit", "verify") => &["institution"],
+        ("relay", "resume") => &["institution"],
         _ => {
             eprintln!("{USAGE}");
             return Some(ExitCode::from(2));
@@ -505,6 +559,29 @@ pub async fn run(args: &[String]) -> Option<ExitCode> {
             return Some(ExitCode::from(2));
         }
     };
+    // Name what this command works on before touching it: the wrong configuration (another
+    // working directory, a missing environment variable) then shows at once.
+    eprintln!(
+        "uketsuke: database {} ({}), origin {}",
+        storage::redacted_url(&config.database_url),
+        storage::kind(&config.database_url),
+        config.origin_string()
+    );
+    match storage::is_new(&config.database_url).await {
+        Ok(true) if !create => {
+            eprintln!(
+                "uketsuke: the database {} does not exist yet (or holds no Uketsuke tables); \
+                 check database_url, or run again with --create to make it",
+                storage::redacted_url(&config.database_url)
+            );
+            return Some(ExitCode::from(1));
+        }
+        Ok(_) => {}
+        Err(error) => {
+            eprintln!("uketsuke: {error}");
+            return Some(ExitCode::from(1));
+        }
+    }
     let db = match storage::open(&config.database_url).await {
         Ok(db) => db,
         Err(error) => {
@@ -627,6 +704,25 @@ pub async fn run(args: &[String]) -> Option<ExitCode> {
             match api_token_revoke(&db, &code, &id, now).await {
                 Ok(()) => {
                     println!("revoked {}", id.trim());
+                    Some(ExitCode::SUCCESS)
+                }
+                Err(message) => {
+                    eprintln!("uketsuke: {message}");
+                    Some(ExitCode::from(1))
+                }
+            }
+        }
+        ("relay", "resume") => {
+            let Some(code) = take(&flags, "institution") else {
+                return missing("institution");
+            };
+            match relay_resume(&db, &code, now).await {
+                Ok(rows) => {
+                    println!(
+                        "resumed {rows} held request(s) of institution {}; the running server \
+                         sends them now",
+                        code.trim()
+                    );
                     Some(ExitCode::SUCCESS)
                 }
                 Err(message) => {

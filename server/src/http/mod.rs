@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
     let probes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/status", get(health::status))
         .with_state(state.clone());
 
     let api = Router::new()

@@ -222,6 +222,77 @@ fn make_private(path: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Whether the database `database_url` names holds no Uketsuke data yet: a SQLite file that
+/// does not exist (or is empty), or a database without the migrations table. Creates nothing:
+/// the command line and a production start refuse such a database unless asked to create it
+/// (`--create`), so that a mistyped `database_url` is not quietly a fresh, empty database.
+pub async fn is_new(database_url: &str) -> Result<bool, StorageError> {
+    install_default_drivers();
+    if database_url.starts_with("sqlite:") {
+        let Some(file) = sqlite_file(database_url)? else {
+            return Ok(true);
+        };
+        match std::fs::metadata(&file) {
+            Ok(meta) if meta.len() == 0 => return Ok(true),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(source) => {
+                return Err(StorageError::Permissions {
+                    path: file.display().to_string(),
+                    source,
+                });
+            }
+        }
+        let options = SqliteConnectOptions::new().filename(&file).read_only(true);
+        let mut conn = sqlx::ConnectOptions::connect(&options)
+            .await
+            .map_err(StorageError::Connect)?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        let n: i64 = sqlx::Row::try_get(&row, "n")?;
+        let _ = sqlx::Connection::close(conn).await;
+        return Ok(n == 0);
+    }
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(database_url)
+        .await
+        .map_err(StorageError::Connect)?;
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM information_schema.tables \
+         WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let n: i64 = sqlx::Row::try_get(&row, "n")?;
+    pool.close().await;
+    Ok(n == 0)
+}
+
+/// The database kind a URL names (`sqlite` or `postgres`), for reports that must not show it.
+pub fn kind(database_url: &str) -> &'static str {
+    if database_url.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "postgres"
+    }
+}
+
+/// A database URL fit to print: the password of a PostgreSQL URL replaced by `***`.
+pub fn redacted_url(database_url: &str) -> String {
+    match url::Url::parse(database_url) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => database_url.to_owned(),
+    }
+}
+
 /// `SELECT 1`, for the readiness probe.
 pub async fn ping(db: &Db) -> Result<(), StorageError> {
     sqlx::query("SELECT 1").execute(db).await?;

@@ -86,7 +86,7 @@ pub async fn claim(
 ) -> Result<Option<Job>, StorageError> {
     let candidates = sqlx::query(
         "SELECT id FROM outbox \
-         WHERE done_at IS NULL AND next_attempt_at <= $1 \
+         WHERE done_at IS NULL AND held_code IS NULL AND next_attempt_at <= $1 \
            AND (locked_until IS NULL OR locked_until <= $1) \
          ORDER BY next_attempt_at LIMIT 16",
     )
@@ -97,7 +97,8 @@ pub async fn claim(
         let id: String = candidate.try_get("id")?;
         let won = sqlx::query(
             "UPDATE outbox SET locked_until = $1, locked_by = $2 \
-             WHERE id = $3 AND done_at IS NULL AND (locked_until IS NULL OR locked_until <= $4)",
+             WHERE id = $3 AND done_at IS NULL AND held_code IS NULL \
+               AND (locked_until IS NULL OR locked_until <= $4)",
         )
         .bind(now_ms + lease_ms)
         .bind(worker)
@@ -249,10 +250,174 @@ pub async fn undelivered(
     Ok(row.try_get::<i64, _>("n")? > 0)
 }
 
+/// When the oldest undelivered row was written (ms), for the status report.
+pub async fn oldest_pending(db: &Db) -> Result<Option<i64>, StorageError> {
+    let row = sqlx::query("SELECT MIN(created_at) AS at FROM outbox WHERE done_at IS NULL")
+        .fetch_one(db)
+        .await?;
+    Ok(row.try_get("at")?)
+}
+
 /// Rows not yet delivered, for the readiness report and tests.
 pub async fn pending(db: &Db) -> Result<i64, StorageError> {
     let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE done_at IS NULL")
         .fetch_one(db)
         .await?;
     Ok(row.try_get("n")?)
+}
+
+/// Stops sending a row after a refusal no retry can cure (see
+/// [`crate::backend_client::CallError::needs_operator`]): the row keeps its payload and waits
+/// for [`resume`]. Records the cause for the institution; true when it is a new cause (no row
+/// of the institution was held for `code` before), which the caller logs.
+#[allow(clippy::too_many_arguments)]
+pub async fn hold(
+    db: &Db,
+    id: &str,
+    worker: &str,
+    institution_id: &str,
+    key_id: &str,
+    operation: Operation,
+    code: &str,
+    now_ms: i64,
+) -> Result<bool, StorageError> {
+    let mut tx = db.begin().await?;
+    let held = sqlx::query(
+        "UPDATE outbox SET held_code = $1, attempts = attempts + 1, locked_until = NULL, \
+                last_error = $1 \
+         WHERE id = $2 AND locked_by = $3 AND done_at IS NULL",
+    )
+    .bind(code)
+    .bind(id)
+    .bind(worker)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if held != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    // The console's live list follows `updated_at`: it shows the hold without a reload.
+    sqlx::query(
+        "UPDATE receptions SET updated_at = $1 \
+         WHERE id = (SELECT reception_id FROM outbox WHERE id = $2)",
+    )
+    .bind(now_ms)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    // A cause recorded earlier whose rows are all gone (delivered after a resume, or deleted)
+    // is over: forget it, so that this hold is a new cause and is logged.
+    sqlx::query(
+        "DELETE FROM relay_holds WHERE institution_id = $1 AND code = $2 AND NOT EXISTS \
+         (SELECT 1 FROM outbox o JOIN receptions r ON r.id = o.reception_id \
+           WHERE r.institution_id = $1 AND o.held_code = $2 AND o.done_at IS NULL \
+             AND o.id <> $3)",
+    )
+    .bind(institution_id)
+    .bind(code)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    let new_cause = sqlx::query(
+        "INSERT INTO relay_holds (institution_id, code, key_id, operation, since) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (institution_id, code) DO NOTHING",
+    )
+    .bind(institution_id)
+    .bind(code)
+    .bind(key_id)
+    .bind(operation.code())
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(new_cause == 1)
+}
+
+/// A cause for which rows are held: the institution (code), the key it signed with, the
+/// refusal, the operation that met it first, since when (ms), and how many rows wait.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Hold {
+    pub institution_code: String,
+    pub key_id: String,
+    pub code: String,
+    pub operation: String,
+    pub since_ms: i64,
+    pub rows: i64,
+}
+
+/// Every cause rows are held for, oldest first.
+pub async fn holds(db: &Db) -> Result<Vec<Hold>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT i.code AS institution_code, h.key_id, h.code, h.operation, h.since, \
+                (SELECT COUNT(*) FROM outbox o JOIN receptions r ON r.id = o.reception_id \
+                  WHERE r.institution_id = h.institution_id AND o.held_code = h.code \
+                    AND o.done_at IS NULL) AS n \
+         FROM relay_holds h JOIN institutions i ON i.id = h.institution_id \
+         ORDER BY h.since, i.code, h.code",
+    )
+    .fetch_all(db)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let rows: i64 = row.try_get("n")?;
+        if rows == 0 {
+            // Nothing waits for this cause any more.
+            continue;
+        }
+        out.push(Hold {
+            institution_code: row.try_get("institution_code")?,
+            key_id: row.try_get("key_id")?,
+            code: row.try_get("code")?,
+            operation: row.try_get("operation")?,
+            since_ms: row.try_get("since")?,
+            rows,
+        });
+    }
+    Ok(out)
+}
+
+/// The refusal a reception's undelivered rows are held for, if any.
+pub async fn held_code(db: &Db, reception_id: &str) -> Result<Option<String>, StorageError> {
+    let row = sqlx::query(
+        "SELECT MIN(held_code) AS code FROM outbox \
+         WHERE reception_id = $1 AND done_at IS NULL AND held_code IS NOT NULL",
+    )
+    .bind(reception_id)
+    .fetch_one(db)
+    .await?;
+    Ok(row.try_get("code")?)
+}
+
+/// Sends an institution's held rows again, now, and forgets their causes; the number of rows.
+/// Run once the cause is fixed (the key registered, the backend's address or version right).
+/// A cause still there holds the rows again after one more send each, and is logged again.
+pub async fn resume(db: &Db, institution_id: &str, now_ms: i64) -> Result<u64, StorageError> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "UPDATE receptions SET updated_at = $1 \
+         WHERE institution_id = $2 AND id IN \
+           (SELECT reception_id FROM outbox WHERE held_code IS NOT NULL AND done_at IS NULL)",
+    )
+    .bind(now_ms)
+    .bind(institution_id)
+    .execute(&mut *tx)
+    .await?;
+    let resumed = sqlx::query(
+        "UPDATE outbox SET held_code = NULL, next_attempt_at = $1 \
+         WHERE held_code IS NOT NULL AND done_at IS NULL \
+           AND reception_id IN (SELECT id FROM receptions WHERE institution_id = $2)",
+    )
+    .bind(now_ms)
+    .bind(institution_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query("DELETE FROM relay_holds WHERE institution_id = $1")
+        .bind(institution_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(resumed)
 }

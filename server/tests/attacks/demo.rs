@@ -102,9 +102,17 @@ fn demo_mode_on_every_interface_does_not_start_without_the_opt_in() {
     let log = dir.path().join("public.log");
     let out = std::fs::File::create(&log).expect("log file");
     let err = out.try_clone().expect("log file");
+    // A folder shaped like the built site: start-up checks it is there.
+    let site = dir.path().join("site");
+    for file in uketsuke_server::config::SITE_FILES {
+        let path = site.join(file);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("site folder");
+        std::fs::write(path, b"").expect("site file");
+    }
     let mut child = Command::new(BIN)
         .current_dir(dir.path())
         .env_clear()
+        .env("UKETSUKE_SITE_ROOT", &site)
         .env("UKETSUKE_MODE", "demo")
         .env("UKETSUKE_LISTEN", "0.0.0.0:0")
         .env("UKETSUKE_DEMO_PUBLIC", "1")

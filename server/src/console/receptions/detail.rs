@@ -28,6 +28,9 @@ pub struct Detail {
     pub reception_number: Option<String>,
     pub status: &'static str,
     pub refusal: Option<String>,
+    /// The backend refusal this reception's undelivered requests are held for (sending stopped
+    /// until an operator fixes the cause), e.g. `unknown_key`.
+    pub relay_held: Option<String>,
     pub consent: ConsentView,
     /// `card` or `visual_check`.
     pub identity_method: String,
@@ -51,7 +54,9 @@ async fn detail_of(state: &AppState, reception: Reception) -> ApiResult<Detail> 
     let eligibility = relay::eligibility(&state.db, &reception.id).await?;
     let window = reception.window();
     let (status, refusal) = status_parts(&reception.status);
+    let relay_held = crate::storage::outbox::held_code(&state.db, &reception.id).await?;
     Ok(Detail {
+        relay_held,
         kind: reception.kind,
         visit_date: reception.visit_date,
         submitted_at: from_ms(reception.submitted_at),

@@ -47,6 +47,8 @@ pub struct ListRow {
     /// `queued`, `confirmed`, `refused`
     pub status: &'static str,
     pub refusal: Option<String>,
+    /// The backend refusal this reception's undelivered requests are held for, if any.
+    pub relay_held: Option<String>,
     pub withdrawn: bool,
     /// `pending`, `found`, `not_available`, `refused`
     pub eligibility: &'static str,
@@ -88,7 +90,9 @@ pub async fn list(
     let rows = sqlx::query(&format!(
         "SELECT r.id, r.kind, r.visit_date, r.clinical_medication, r.checkups, r.prescription, \
                 r.status, r.refusal_code, r.submitted_at, r.reception_number, r.registered_at, \
-                r.withdrawn_at, r.eligibility_json, r.patient_ref \
+                r.withdrawn_at, r.eligibility_json, r.patient_ref, \
+                (SELECT MIN(o.held_code) FROM outbox o \
+                  WHERE o.reception_id = r.id AND o.done_at IS NULL) AS relay_held \
          FROM receptions r WHERE {filter} ORDER BY r.submitted_at, r.id LIMIT {LIST_MAX}"
     ))
     .bind(&staff.institution_id)
@@ -199,6 +203,7 @@ fn list_row(
         window_end_display: window.and_then(|w| w.display_end_jst()),
         status,
         refusal,
+        relay_held: row.try_get("relay_held")?,
         withdrawn: withdrawn_at.is_some(),
         eligibility: eligibility_state(stored.as_ref()),
         patient_ref: row.try_get("patient_ref")?,

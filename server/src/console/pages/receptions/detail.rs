@@ -12,7 +12,7 @@ use uketsuke_app::i18n::Lang;
 use uketsuke_backend::contract::PrescriptionMethod;
 use uketsuke_domain::{ReceptionKind, Window};
 
-use super::{consent_text, jst_time, kind_name, reason_text, status_text};
+use super::{consent_text, held_text, jst_time, kind_name, reason_text, status_text};
 use super::{eligibility::eligibility_section, medical::medical_section};
 use crate::{
     AppState,
@@ -85,6 +85,7 @@ fn summary(l: Lang, d: &Detail) -> AnyView {
     let window = window_text(l, d);
     let status_class = format!("status status-{}", d.status);
     let refusal = d.refusal.clone().map(|code| reason_text(l, &code));
+    let held = d.relay_held.clone().map(|code| held_text(l, &code));
     let visits = (!d.home_visits.is_empty()).then(|| {
         d.home_visits
             .iter()
@@ -98,7 +99,8 @@ fn summary(l: Lang, d: &Detail) -> AnyView {
             <dl class="facts">
                 <dt>{tr(l, "状態", "Status")}</dt>
                 <dd><span class=status_class data-testid="status">{status_text(l, d.status)}</span>
-                    {refusal.map(|r| view! { " " <span class="muted">{r}</span> })}</dd>
+                    {refusal.map(|r| view! { " " <span class="muted">{r}</span> })}
+                    {held.map(|h| view! { <br/><span class="notice" data-testid="relay-held">{h}</span> })}</dd>
                 <dt>{tr(l, "種別", "Kind")}</dt><dd>{kind_name(l, d.kind)}</dd>
                 <dt>{tr(l, "受診日", "Visit date")}</dt><dd>{d.visit_date.format("%Y-%m-%d").to_string()}</dd>
                 <dt>{tr(l, "受付日時", "Submitted")}</dt><dd>{jst_time(d.submitted_at)}</dd>

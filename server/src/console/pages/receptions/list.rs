@@ -8,7 +8,7 @@ use axum::{
 use leptos::prelude::*;
 use uketsuke_app::i18n::Lang;
 
-use super::{consent_text, kind_name, reason_text, status_text};
+use super::{consent_text, held_text, kind_name, reason_text, status_text};
 use crate::{
     AppState,
     console::pages::{PageLang, Section, Signed, tr},
@@ -127,6 +127,7 @@ fn list_row(l: Lang, row: ListRow) -> impl IntoView {
     let status = status_text(l, row.status);
     let status_class = format!("status status-{}", row.status);
     let refusal = row.refusal.clone().map(|code| reason_text(l, &code));
+    let held = row.relay_held.clone().map(|code| held_text(l, &code));
     view! {
         <tr data-reception=row.id.clone()>
             <td>{row.time.clone()}</td>
@@ -138,6 +139,7 @@ fn list_row(l: Lang, row: ListRow) -> impl IntoView {
             <td>
                 <span class=status_class>{status}</span>
                 {refusal.map(|r| view! { <br/><span class="muted small">{r}</span> })}
+                {held.map(|h| view! { <br/><span class="notice small" data-testid="relay-held">{h}</span> })}
             </td>
         </tr>
     }

@@ -70,6 +70,37 @@ fn reason_text(lang: Lang, code: &str) -> String {
     }
 }
 
+/// Why sending this reception to the backend has stopped, for staff: the cause is the server's
+/// set-up, not the patient, and the reception is kept and sent once it is fixed.
+fn held_text(lang: Lang, code: &str) -> String {
+    let cause = match code {
+        "unknown_key" => tr(
+            lang,
+            "医療機関の要求署名鍵がオンライン資格確認等システムに登録されていません",
+            "the institution's request key is not registered with the backend",
+        ),
+        "bad_signature" | "missing_authentication" => tr(
+            lang,
+            "医療機関の要求署名鍵がオンライン資格確認等システムに登録された鍵と一致しません",
+            "the institution's request key does not match the key registered with the backend",
+        ),
+        _ => tr(
+            lang,
+            "送信先（オンライン資格確認等システム）と仕様のバージョンが合いません",
+            "the backend does not accept this server's requests (contract mismatch)",
+        ),
+    };
+    let (lead, tail) = (
+        tr(lang, "送信停止中：", "Sending stopped: "),
+        tr(
+            lang,
+            "。受付は保存されています。システム管理者に連絡してください",
+            ". The reception is kept; contact your system administrator",
+        ),
+    );
+    format!("{lead}{cause}{tail} ({code})")
+}
+
 fn consent_text(lang: Lang, consent: &ConsentView, kind: ReceptionKind) -> String {
     if !kind.offers_medical_information() {
         return tr(lang, "（医療情報なし）", "(no medical information)").to_owned();
