@@ -9,9 +9,10 @@ import { launchBrowser, phonePage, screenshot, startServer } from './harness.mjs
 import { assertNoAxeViolations, signWithPracticeCard, toReview, waitDone } from './patient.mjs';
 import { enrolAndSignIn, staffPage } from './staff.mjs';
 
-// 𠮷田 𩸽太郎 (backend/src/simulator/population.rs, VARIANT_NAMES) and an ordinary person.
-const PEOPLE = [36, 47];
-const demoPin = (no) => String((1234 + no * 1111) % 10_000).padStart(4, '0');
+// 𠮷田 𩸽太郎 (backend/src/simulator/population.rs, VARIANT_NAMES) and person 1 (the practice card offers both).
+const PEOPLE = [36, 1];
+// The simulator's rule (backend/src/simulator/population.rs, pin_of): person 1 has 1234.
+const demoPin = (no) => (no === 1 ? '1234' : String((1234 + no * 1111) % 10_000).padStart(4, '0'));
 
 let server;
 let browser;
@@ -81,8 +82,9 @@ describe('レセコン連携', () => {
     const reportText = Buffer.concat(await (await report.createReadStream()).toArray()).toString('utf8');
     assert.match(reportText, /𠮷,U\+20BB7,〓/);
 
-    // Bulk 照会番号: one good row, one unknown reception, one with a third column.
-    const csv = `受付番号,照会番号\r\n${numbers[0]},K-0036\r\n99999999,K-9\r\n${numbers[1]},K-0047,extra\r\n`;
+    // Bulk 照会番号 (no header row: two columns each): one good row, one unknown reception, one
+    // with a third column.
+    const csv = `${numbers[0]},K-0036\r\n99999999,K-9\r\n${numbers[1]},K-0047,extra\r\n`;
     await staff.page.getByTestId('upload-file').setInputFiles({ name: 'refs.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
     await staff.page.getByTestId('upload-form').locator('button[type=submit]').click();
     await staff.page.getByTestId('upload-summary').waitFor();
