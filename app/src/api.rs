@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 pub use crate::data::{
     CancelInfo, ChoicesView, FlowState, FlowView, InvalidLink, LandingView, LinkState, ManagedItem,
-    ManagedList, StaffOnDevice, SubmittedView,
+    ManagedList, ReadItem, StaffOnDevice, SubmittedView,
 };
 
 /// Looks up a reception link for its landing page.

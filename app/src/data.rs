@@ -115,6 +115,9 @@ pub struct CancelInfo {
     pub visit_date: String,
     pub reception_number: Option<String>,
     pub withdrawn: bool,
+    /// The link the reception was made through: its 同意照会 page holds the read history.
+    #[serde(default)]
+    pub link_id: Option<String>,
 }
 
 /// One reception in 同意照会 (the patient's own list, after proving their card again).
@@ -133,6 +136,23 @@ pub struct ManagedItem {
     /// The consents can be changed now (medical information offered, confirmed, not withdrawn,
     /// window open), as the server decided.
     pub changeable: bool,
+    /// 閲覧履歴: every read of this reception's information by the institution, oldest first.
+    #[serde(default)]
+    pub reads: Vec<ReadItem>,
+}
+
+/// One read of a reception's information by the institution, as its audit log recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadItem {
+    /// JST, to the minute: `YYYY-MM-DD HH:MM`.
+    pub at: String,
+    /// `eligibility` (資格情報), `clinical_medication` (診療・薬剤情報) or `checkups`
+    /// (特定健診等情報).
+    pub category: String,
+    /// The reader's role then: `administrator`, `general` or `medical_viewer`.
+    pub role: String,
+    /// The reader's staff ID (the name is never shown).
+    pub staff_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

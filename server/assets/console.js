@@ -130,6 +130,96 @@
     }
   });
 
+  // ---- bulk 照会番号: a CSV file posted as it is, a result per row ----
+  const uploadReasons = {
+    columns_invalid: ['列の数が違います（受付番号, 照会番号 の2列）', 'Wrong number of columns (reception number, patient number)'],
+    key_missing: ['受付番号も受付IDもありません', 'No reception number or ID'],
+    reception_unknown: ['この医療機関にその受付はありません', 'No such reception at this institution'],
+    reception_ambiguous: ['同じ受付番号の受付が複数あります。受付IDで指定してください', 'Several receptions have this number: use the reception ID'],
+    patient_ref_missing: ['照会番号が空です', 'The patient number is empty'],
+    patient_ref_invalid: ['照会番号が長すぎるか、使えない文字を含みます（32文字まで）', 'The patient number is too long or has characters not allowed (32 at most)'],
+    duplicate_in_file: ['同じ受付がファイルの前の行にあります', 'The same reception is on an earlier line'],
+    file_empty: ['ファイルにデータ行がありません', 'The file has no data rows'],
+    file_too_large: ['ファイルが大きすぎます（64KBまで）', 'The file is too large (64 KB at most)'],
+    file_encoding_unknown: ['UTF-8でもShift_JISでもありません', 'The file is neither UTF-8 nor Shift_JIS'],
+    file_malformed: ['CSVとして読めません', 'The file is not valid CSV'],
+    header_invalid: ['見出し行に「受付番号」か「受付ID」がありません', 'The header row names neither 受付番号 nor 受付ID'],
+    too_many_rows: ['行が多すぎます（5000行まで）', 'Too many rows (5,000 at most)'],
+  };
+  const uploadReason = (code) => {
+    const words = uploadReasons[code];
+    return words ? say(words[0], words[1]) : code;
+  };
+  const uploadResult = (slot, data) => {
+    slot.textContent = '';
+    const summary = document.createElement('p');
+    summary.dataset.testid = 'upload-summary';
+    summary.textContent = say(
+      `登録 ${data.applied}件・変更なし ${data.unchanged}件・登録できない行 ${data.refused}件`,
+      `${data.applied} applied, ${data.unchanged} unchanged, ${data.refused} refused`,
+    );
+    slot.append(summary);
+    const table = document.createElement('table');
+    table.dataset.testid = 'upload-rows';
+    const head = table.createTHead().insertRow();
+    for (const h of [say('行', 'Line'), say('受付番号・受付ID', 'Reception'), say('照会番号', 'Patient number'), say('結果', 'Result')]) {
+      const th = document.createElement('th');
+      th.scope = 'col';
+      th.textContent = h;
+      head.append(th);
+    }
+    const body = table.createTBody();
+    const words = { applied: say('登録しました', 'Applied'), unchanged: say('変更なし', 'Unchanged'), refused: say('登録できません', 'Refused') };
+    for (const row of data.rows) {
+      const tr = body.insertRow();
+      tr.dataset.result = row.result;
+      tr.dataset.testid = 'upload-row';
+      const result = words[row.result] + (row.reason ? `: ${uploadReason(row.reason)}` : '');
+      for (const text of [String(row.line), row.key, row.patient_ref, result]) tr.insertCell().textContent = text;
+    }
+    const wrap = document.createElement('div');
+    wrap.className = 'table-wrap';
+    wrap.append(table);
+    slot.append(wrap);
+  };
+  for (const form of document.querySelectorAll('form[data-upload]')) {
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const out = form.querySelector('.form-message');
+      const slot = form.parentElement.querySelector('.upload-result');
+      const file = form.querySelector('input[type=file]').files[0];
+      if (!file) return;
+      if (file.size > 64 * 1024) {
+        message(out, uploadReason('file_too_large'), false);
+        return;
+      }
+      const button = form.querySelector('button[type=submit]');
+      button.disabled = true;
+      try {
+        const response = await fetch(form.dataset.upload, {
+          method: 'POST',
+          credentials: 'same-origin',
+          headers: { 'x-uketsuke-csrf': '1', 'content-type': 'text/csv', accept: 'application/json' },
+          body: await file.arrayBuffer(),
+        });
+        const data = await response.json().catch(() => null);
+        if (!response.ok) {
+          const code = (data && data.error) || `http_${response.status}`;
+          message(out, `${uploadReason(code)}（${code}）`, false);
+          if (slot) slot.textContent = '';
+          return;
+        }
+        message(out, '', true);
+        if (slot) uploadResult(slot, data);
+        announce(say('照会番号を登録しました', 'Patient numbers processed'));
+      } catch (error) {
+        message(out, say('通信できませんでした。もう一度お試しください。', 'Network error. Please try again.'), false);
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
   // ---- sign-out ----
   for (const button of document.querySelectorAll('[data-signout]')) {
     button.addEventListener('click', async () => {

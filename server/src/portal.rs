@@ -270,6 +270,7 @@ impl Portal {
             visit_date: reception.visit_date.format("%Y-%m-%d").to_string(),
             reception_number: reception.reception_number.clone(),
             withdrawn: reception.withdrawn_at.is_some(),
+            link_id: receptions::link_of(&self.db, &id).await.map_err(hide)?,
         }))
     }
 }

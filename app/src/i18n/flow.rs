@@ -135,6 +135,19 @@ pub struct FlowTexts {
     pub manage_earlier_cards_unknown: &'static str,
     /// The link no longer takes receptions: consents can be seen and withdrawn, not given.
     pub manage_link_closed: &'static str,
+    /// 閲覧履歴 of one reception: heading, what it holds, and the words of each entry.
+    pub reads_title: &'static str,
+    pub reads_hint: &'static str,
+    pub reads_none: &'static str,
+    pub read_eligibility: &'static str,
+    pub read_clinical: &'static str,
+    pub read_checkups: &'static str,
+    pub role_administrator: &'static str,
+    pub role_general: &'static str,
+    pub role_medical_viewer: &'static str,
+    pub staff_id: fn(&str) -> String,
+    /// On the done screen and the cancel page: where the read history is.
+    pub reads_where: &'static str,
 }
 
 pub fn texts(lang: Lang) -> &'static FlowTexts {
@@ -269,6 +282,17 @@ static JA: FlowTexts = FlowTexts {
     manage_prove_again: "もう一度、マイナンバーカードで本人確認からやり直してください。",
     manage_earlier_cards_unknown: "いまは、以前のカード（電子証明書の更新前や、カードの再交付前）で行った同意を確認できないため、ここには表示していません。時間をおいてもう一度確認すると表示されることがあります。以前のカードで行った同意を取り消すには、この医療機関の窓口にお申し出いただくか、マイナポータルをご利用ください。",
     manage_link_closed: "この受付リンクでの受付は終了しています。これまでの同意の確認と取消はできますが、新たに同意することはできません。新たに同意する場合は、医療機関の新しい受付リンクか受付窓口をご利用ください。",
+    reads_title: "閲覧履歴",
+    reads_hint: "医療機関の職員がこの受付であなたの情報を見た日時（日本時間）、見た情報、職員の役割と職員IDです。職員の氏名は表示しません。見ようとして断られた操作は含みません。医療機関の保存期間のあいだ表示されます。",
+    reads_none: "医療機関がこの受付の情報を見た記録はありません。",
+    read_eligibility: "資格情報",
+    read_clinical: "診療・薬剤情報",
+    read_checkups: "特定健診等情報",
+    role_administrator: "管理者",
+    role_general: "一般利用者",
+    role_medical_viewer: "医療情報閲覧",
+    staff_id: |id| format!("（職員ID {id}）"),
+    reads_where: "医療機関があなたの情報を、いつ、何を、どの職員（役割と職員ID）が見たかは、「同意の確認・変更・取り消し」のページで、マイナンバーカードと暗証番号で本人確認をすると見られます。",
 };
 
 static EN: FlowTexts = FlowTexts {
@@ -396,6 +420,17 @@ static EN: FlowTexts = FlowTexts {
     manage_prove_again: "Please start again and confirm with your My Number Card.",
     manage_earlier_cards_unknown: "Consents you gave with an earlier card (before your certificate was renewed or your card was reissued) cannot be looked up right now, so they are not shown here. Checking again later may show them. To withdraw consents given with an earlier card, ask this institution at its reception desk, or use Mynaportal (マイナポータル).",
     manage_link_closed: "This link no longer takes receptions. You can still see and withdraw the consents you gave, but you cannot give new ones here. To consent again, use a new link from the institution or its reception desk.",
+    reads_title: "Who viewed your information",
+    reads_hint: "Each time staff of the institution viewed your information for this reception: when (Japan time), what, and the staff member's role and staff ID. Names are not shown. Attempts that were refused are not listed. The record is shown for as long as the institution keeps it.",
+    reads_none: "The institution has not viewed this reception's information.",
+    read_eligibility: "Insurance eligibility",
+    read_clinical: "Medical and medication history",
+    read_checkups: "Health check-up results",
+    role_administrator: "Administrator",
+    role_general: "General staff",
+    role_medical_viewer: "Medical information viewer",
+    staff_id: |id| format!(" (staff ID {id})"),
+    reads_where: "You can see when the institution viewed your information, what it viewed, and which staff member (role and staff ID), on the page “See, change or withdraw your consents”, after confirming with your My Number Card and PIN.",
 };
 
 /// Words for a code from the server, the backend or the eligibility answer.

@@ -428,6 +428,7 @@ fn Done(link: String, view: FlowView) -> impl IntoView {
                 {patient_device.then(|| view! {
                     <p class="card hint" data-testid="photo-id">{move || f().done_photo_id}</p>
                 })}
+                <crate::pages::manage::ReadsWhere link=Some(link.clone())/>
                 {cancel.map(|token| view! {
                     <section class="card">
                         <a class="button secondary" href=format!("/cancel/{token}") data-testid="cancel-link">
@@ -519,6 +520,7 @@ pub fn Cancel() -> impl IntoView {
                                         }.into_any()
                                     }}
                                 </section>
+                                <crate::pages::manage::ReadsWhere link=view.link_id.clone()/>
                             </Page>
                         }.into_any()
                     }
@@ -681,6 +683,7 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
                                                         </span>
                                                     }.into_any()
                                                 }}
+                                                <crate::pages::manage::ReadHistory reads=r.reads.clone()/>
                                                 {editor}
                                             </li>
                                         }

@@ -6,8 +6,8 @@
 
 use leptos::prelude::*;
 
-use crate::api::{ManagedItem, ManagedList};
-use crate::i18n::{Lang, flow::code_message, use_flow_texts};
+use crate::api::{ManagedItem, ManagedList, ReadItem};
+use crate::i18n::{Lang, flow::code_message, format_end, use_flow_texts, use_lang};
 
 /// What the last save said, for the screen's status line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +50,69 @@ pub fn EarlierCards(unknown: bool) -> impl IntoView {
             </p>
         }
     })
+}
+
+/// One read in the patient's words: when, what, and who by role and staff ID.
+pub fn read_line(lang: Lang, read: &ReadItem) -> String {
+    let f = crate::i18n::flow::texts(lang);
+    let what = match read.category.as_str() {
+        "clinical_medication" => f.read_clinical,
+        "checkups" => f.read_checkups,
+        _ => f.read_eligibility,
+    };
+    let role = match read.role.as_str() {
+        "administrator" => f.role_administrator,
+        "medical_viewer" => f.role_medical_viewer,
+        _ => f.role_general,
+    };
+    format!(
+        "{} · {what} · {role}{}",
+        format_end(lang, &read.at),
+        (f.staff_id)(&read.staff_id)
+    )
+}
+
+/// 閲覧履歴 of one reception: every read of its information by the institution, oldest first,
+/// as the server listed it from the audit log.
+#[component]
+pub fn ReadHistory(reads: Vec<ReadItem>) -> impl IntoView {
+    let f = use_flow_texts();
+    let lang = use_lang();
+    let body = if reads.is_empty() {
+        view! { <p data-testid="reads-none">{move || f().reads_none}</p> }.into_any()
+    } else {
+        view! {
+            <ol class="reads" data-testid="reads">
+                {reads.into_iter().map(|read| view! {
+                    <li data-testid="read">{move || read_line(lang.get(), &read)}</li>
+                }).collect_view()}
+            </ol>
+        }
+        .into_any()
+    };
+    view! {
+        <details class="read-history" data-testid="read-history" open>
+            <summary>{move || f().reads_title}</summary>
+            <p class="hint-text">{move || f().reads_hint}</p>
+            {body}
+        </details>
+    }
+    .into_any()
+}
+
+/// Where the read history is (done screen, cancel page), with the link to 同意照会 when known.
+#[component]
+pub fn ReadsWhere(link: Option<String>) -> impl IntoView {
+    let f = use_flow_texts();
+    view! {
+        <section class="card hint" data-testid="reads-where">
+            <p>{move || f().reads_where}</p>
+            {link.map(|link| view! {
+                <a href=format!("/r/{link}/manage") data-testid="reads-where-link">{move || f().manage_link}</a>
+            })}
+        </section>
+    }
+    .into_any()
 }
 
 /// One 同意する / 同意しない group of a reception's change form.

@@ -37,7 +37,7 @@ use std::{
     sync::{LazyLock, RwLock},
 };
 
-use super::{Staff, csv_field, jst_day_range, require_role};
+use super::{Staff, csv_file, jst_day_range, require_role};
 use crate::{
     AppState,
     clock::from_ms,
@@ -311,15 +311,15 @@ fn keyed_hash(key: &AuditKey, prev_hash: &str, institution_id: &str, e: &Entry) 
     hex(&mac.finalize().into_bytes())
 }
 
-/// Appends one row in `tx`. Call it before the transaction's other writes (see the module
-/// comment); nothing is appended unless the transaction commits.
+/// Appends one row in `tx` and returns its sequence number. Call it before the transaction's
+/// other writes (see the module comment); nothing is appended unless the transaction commits.
 pub async fn append(
     tx: &mut Transaction<'_, Any>,
     actor: &Actor,
     action: &str,
     target: Option<&str>,
     now_ms: i64,
-) -> Result<(), StorageError> {
+) -> Result<i64, StorageError> {
     let institution = actor.institution_id.as_str();
     sqlx::query(
         "INSERT INTO audit_heads (institution_id, seq, hash) VALUES ($1, 0, $2) \
@@ -396,7 +396,7 @@ pub async fn append(
     .bind(&entry.hash)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(entry.seq)
 }
 
 /// Appends one row in a transaction of its own (for views, which change nothing else).
@@ -818,24 +818,34 @@ pub async fn export(
         state.clock.now_ms(),
     )
     .await?;
-    let mut out = String::from("\u{feff}seq,at,account,action,target,ip,hash\r\n");
-    for e in entries {
-        let at = uketsuke_domain::window::to_jst(from_ms(e.at))
-            .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
-            .to_string();
-        let fields = [
-            e.seq.to_string(),
-            at,
-            e.account,
-            e.action,
-            e.target.unwrap_or_default(),
-            e.ip.unwrap_or_default(),
-            e.hash,
-        ];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        out.push_str(&line.join(","));
-        out.push_str("\r\n");
-    }
+    let rows: Vec<Vec<String>> = entries
+        .into_iter()
+        .map(|e| {
+            let at = uketsuke_domain::window::to_jst(from_ms(e.at))
+                .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
+                .to_string();
+            vec![
+                e.seq.to_string(),
+                at,
+                e.account,
+                e.action,
+                e.target.unwrap_or_default(),
+                e.ip.unwrap_or_default(),
+                e.hash,
+            ]
+        })
+        .collect();
+    let out = csv_file::write(
+        &["seq", "at", "account", "action", "target", "ip", "hash"],
+        &rows,
+        csv_file::Encoding::Utf8,
+        &csv_file::Substitute::default(),
+    )
+    .map_err(|error| {
+        tracing::error!(%error, "the audit export could not be written");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+    })?
+    .bytes;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

@@ -10,6 +10,8 @@
 //! - `links` — reception links and their QR codes
 //! - `settings` — the institution's settings (administrators)
 //! - `audit` — the hash-chained audit log, its view and export
+//! - `csv_file` — CSV written and read with the `csv` crate: defused cells, UTF-8 or cp932
+//! - `reads` — 閲覧履歴: the reads of each reception, for the patient's 同意照会
 //! - `roles` — the stable database form of a role
 //! - `visual_check` — 目視確認: a staff member confirms a patient's face on an institution device
 //! - `demo` — demo accounts, the demo-only routes (loopback peers only), retiring a demo
@@ -22,11 +24,13 @@
 pub mod accounts;
 pub mod audit;
 pub mod cli;
+pub mod csv_file;
 pub mod demo;
 pub mod events;
 pub mod links;
 pub mod pages;
 pub mod passkeys;
+pub mod reads;
 pub mod receptions;
 pub mod roles;
 pub mod session;
@@ -91,6 +95,22 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/console/receptions/{id}/eligibility.json",
             get(receptions::export_json),
+        )
+        .route(
+            "/api/console/exports/receptions",
+            get(receptions::rececon::check),
+        )
+        .route(
+            "/api/console/exports/receptions.csv",
+            get(receptions::rececon::file),
+        )
+        .route(
+            "/api/console/exports/receptions-report.csv",
+            get(receptions::rececon::report),
+        )
+        .route(
+            "/api/console/patient-refs",
+            post(receptions::rececon::upload_patient_refs),
         )
         .route("/api/console/links", get(links::list).post(links::create))
         .route("/api/console/links/{id}", delete(links::revoke))
@@ -202,31 +222,6 @@ pub fn jst_day_range(text: &str) -> Option<(i64, i64)> {
     Some((to_ms(jst_start_of_day(date)), to_ms(jst_start_of_day(next))))
 }
 
-/// What a CSV field must not start with (OWASP's "CSV injection"): the formula starters `=`,
-/// `+`, `-`, `@` and their full-width forms `＝＋－＠` (Excel and LibreOffice read a full-width
-/// `＝` typed in a Japanese IME as `=`), and tab, line breaks and spaces (ASCII and the
-/// ideographic space U+3000), which spreadsheets may strip before they look for a formula.
-pub const CSV_FORMULA_STARTERS: [char; 11] = [
-    '=', '+', '-', '@', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}', '\t', '\r', '\n',
-];
-
-/// One CSV field: quoted when it holds a comma, quote or line break; and a field starting with
-/// one of [`CSV_FORMULA_STARTERS`] or a space is defused with an apostrophe, so that a
-/// spreadsheet opening the file does not run it as a formula.
-pub fn csv_field(value: &str) -> String {
-    let defused = if value.starts_with(CSV_FORMULA_STARTERS) || value.starts_with([' ', '\u{3000}'])
-    {
-        format!("'{value}")
-    } else {
-        value.to_owned()
-    };
-    if defused.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", defused.replace('"', "\"\""))
-    } else {
-        defused
-    }
-}
-
 /// Free text from staff: at most `max` characters, no control characters, bidirectional
 /// controls or zero-width characters ([`uketsuke_domain::text`]).
 pub use crate::storage::links::{text_ok, text_refusal};
@@ -234,25 +229,6 @@ pub use crate::storage::links::{text_ok, text_refusal};
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_and_defused() {
-        assert_eq!(csv_field("山田 太郎"), "山田 太郎");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=1+1"), "'=1+1");
-        assert_eq!(csv_field("-5,3"), "\"'-5,3\"");
-        assert_eq!(csv_field(""), "");
-        assert_eq!(
-            csv_field("＝HYPERLINK(\"x\")"),
-            "\"'＝HYPERLINK(\"\"x\"\")\""
-        );
-        for starter in ["＋1", "－1", "＠SUM(A1)", " =1", "\u{3000}=1", "\t=1"] {
-            assert_eq!(csv_field(starter), format!("'{starter}"), "{starter:?}");
-        }
-        assert_eq!(csv_field("\n=1"), "\"'\n=1\"");
-        assert_eq!(csv_field("A＝B"), "A＝B");
-    }
 
     #[test]
     fn a_jst_day_is_24_hours_from_15_00_utc() {

@@ -1,6 +1,7 @@
 //! 同意照会・更新・取消: the patient sees, with their card and PIN again, every reception they
 //! made at this institution, can change the consent categories of those still open, and can
-//! withdraw all their consents at once. The card proves itself by
+//! withdraw all their consents at once. Each reception lists every read of its information by
+//! the institution (閲覧履歴: when, what, role and staff ID; [`reads`]). The card proves itself by
 //! signing a one-time challenge bound to the origin, the institution and the action; the server
 //! then asks the backend who holds the certificate (PROTOCOL.md §6.7) and knows, for this
 //! session only, the card's reference (the hash of its certificate serial) and the backend's
@@ -45,7 +46,10 @@ use super::{
 use crate::{
     AppState,
     backend_client::{self, CallError},
-    console::audit::{self, Actor},
+    console::{
+        audit::{self, Actor},
+        reads,
+    },
     storage::{
         StorageError, challenges, institutions,
         links::{self, ManagedLink, OpenLink},
@@ -145,6 +149,9 @@ pub struct ManagedReception {
     pub checkups: bool,
     /// The consents can be changed now (see [`unchangeable`]).
     pub changeable: bool,
+    /// 閲覧履歴: every read of this reception's information by the institution, oldest first
+    /// ([`reads::of_receptions`]).
+    pub reads: Vec<reads::Read>,
 }
 
 /// Why the consents of a reception cannot be changed now, as the refusal's code; `None` when
@@ -186,6 +193,9 @@ async fn list(
             state.clock.now_ms(),
         )
         .await?;
+    let ids: Vec<String> = all.iter().map(|r| r.id.clone()).collect();
+    let mut history =
+        reads::of_receptions(&state.db, &link.institution_id, &ids, state.clock.now_ms()).await?;
     Ok(Managed {
         earlier_cards_unknown,
         link_closed: managed.closed,
@@ -197,6 +207,7 @@ async fn list(
                 clinical_medication: r.consent.clinical_medication,
                 checkups: r.consent.checkups,
                 changeable: unchangeable(r, now).is_none(),
+                reads: history.remove(&r.id).unwrap_or_default(),
             })
             .collect(),
     })

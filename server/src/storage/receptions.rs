@@ -449,6 +449,16 @@ pub async fn get(db: &Db, reception_id: &str) -> Result<Option<Reception>, Stora
 }
 
 /// The reception whose cancel token is `token`.
+/// The link reception `id` was made through, if it is known.
+pub async fn link_of(db: &Db, id: &str) -> Result<Option<String>, StorageError> {
+    let link: Option<Option<String>> =
+        sqlx::query_scalar("SELECT link_id FROM receptions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    Ok(link.flatten())
+}
+
 pub async fn by_cancel_token(db: &Db, token: &str) -> Result<Option<String>, StorageError> {
     if !looks_like_id(token) {
         return Ok(None);

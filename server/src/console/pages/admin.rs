@@ -228,6 +228,22 @@ fn action_name(l: Lang, action: &str) -> String {
         "receptions.list" => tr(l, "受付一覧の閲覧", "Viewed the reception list"),
         "medical.view" => tr(l, "医療情報の閲覧", "Viewed medical information"),
         "eligibility.export" => tr(l, "資格情報の出力", "Exported eligibility"),
+        "receptions.export" => tr(
+            l,
+            "レセコン用の出力",
+            "Exported receptions for the レセコン",
+        ),
+        "receptions.export_check" => tr(
+            l,
+            "レセコン用出力の確認",
+            "Checked an export for the レセコン",
+        ),
+        "receptions.export_report" => tr(
+            l,
+            "置き換え文字一覧の出力",
+            "Exported the list of stand-ins",
+        ),
+        "patient_refs.upload" => tr(l, "照会番号の一括登録", "Uploaded 照会番号 in bulk"),
         "settings.update" => tr(l, "設定の変更", "Changed settings"),
         "link.create" => tr(l, "リンクの作成", "Created a link"),
         "link.revoke" => tr(l, "リンクの無効化", "Revoked a link"),

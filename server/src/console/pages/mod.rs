@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route("/console", get(receptions::list))
         .route("/console/", get(receptions::list))
         .route("/console/receptions/{id}", get(receptions::detail))
+        .route("/console/export", get(receptions::rececon))
         .route("/console/signin", get(signin::signin))
         .route("/console/enrol", get(signin::enrol))
         .route("/console/links", get(links::list))

@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// 照会番号: the institution's own patient number.
-const PATIENT_REF_MAX: usize = 32;
+pub(super) const PATIENT_REF_MAX: usize = 32;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,29 +52,33 @@ pub async fn set_patient_ref(
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code));
     }
     let reception = own_reception(&state, &staff, &id).await?;
+    store_patient_ref(&state, &staff, &reception.id, value.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stores the checked 照会番号 `value` (`None` clears it) of reception `id` of the staff
+/// member's institution, with its audit row `patient_ref.update`, in one transaction.
+pub(super) async fn store_patient_ref(
+    state: &AppState,
+    staff: &Staff,
+    id: &str,
+    value: Option<&str>,
+) -> Result<(), StorageError> {
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
-    audit::append(
-        &mut tx,
-        &staff.actor(),
-        "patient_ref.update",
-        Some(&reception.id),
-        now,
-    )
-    .await?;
+    let mut tx = state.db.begin().await?;
+    audit::append(&mut tx, &staff.actor(), "patient_ref.update", Some(id), now).await?;
     sqlx::query(
         "UPDATE receptions SET patient_ref = $1, updated_at = $2 \
          WHERE id = $3 AND institution_id = $4",
     )
     .bind(value)
     .bind(now)
-    .bind(&reception.id)
+    .bind(id)
     .bind(&staff.institution_id)
     .execute(&mut *tx)
-    .await
-    .map_err(StorageError::from)?;
-    tx.commit().await.map_err(StorageError::from)?;
-    Ok(StatusCode::NO_CONTENT)
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// `POST /api/console/receptions/{id}/home-visits {visit_date}`: a visit of 訪問診療等 that

@@ -13,7 +13,10 @@ use super::{ConsentView, extra, own_reception, status_parts};
 use crate::{
     AppState,
     clock::from_ms,
-    console::{Staff, audit},
+    console::{
+        Staff,
+        reads::{self, ReadCategory},
+    },
     http::error::ApiResult,
     relay::{self, StoredEligibility},
     storage::receptions::Reception,
@@ -91,11 +94,20 @@ pub async fn detail(
 ) -> ApiResult<Json<Detail>> {
     let reception = own_reception(&state, &staff, &id).await?;
     let detail = detail_of(&state, reception).await?;
-    audit::record(
+    // The patient's history lists it as a read of 資格情報 when there was eligibility to see.
+    let id = detail.id.as_str();
+    let read: &[&str] = if detail.eligibility.is_some() {
+        std::slice::from_ref(&id)
+    } else {
+        &[]
+    };
+    reads::record(
         &state.db,
-        &staff.actor(),
+        &staff,
         "reception.view",
         Some(&detail.id),
+        read,
+        ReadCategory::Eligibility,
         state.clock.now_ms(),
     )
     .await?;

@@ -19,7 +19,11 @@ use uketsuke_domain::{
 use super::{extra, own_reception};
 use crate::{
     AppState,
-    console::{Staff, audit, csv_field},
+    console::{
+        Staff,
+        csv_file::{self, Encoding, Substitute},
+        reads::{self, ReadCategory},
+    },
     http::error::{ApiError, ApiResult},
     relay::{self, StoredEligibility},
 };
@@ -41,11 +45,13 @@ async fn export_of(state: &AppState, staff: &Staff, id: &str, format: &str) -> A
         .await?
         .ok_or(ApiError::new(StatusCode::CONFLICT, "eligibility_pending"))?;
     let extra = extra(state, &reception.id).await?;
-    audit::record(
+    reads::record(
         &state.db,
-        &staff.actor(),
+        staff,
         "eligibility.export",
         Some(&format!("{}/{format}", reception.id)),
+        &[reception.id.as_str()],
+        ReadCategory::Eligibility,
         state.clock.now_ms(),
     )
     .await?;
@@ -59,7 +65,12 @@ async fn export_of(state: &AppState, staff: &Staff, id: &str, format: &str) -> A
     })
 }
 
-fn download(content_type: &'static str, name: String, body: String) -> Response {
+/// A file download, never cached.
+pub(super) fn download(
+    content_type: &'static str,
+    name: String,
+    body: impl IntoResponse,
+) -> Response {
     let disposition = format!("attachment; filename=\"{name}\"");
     let mut response = body.into_response();
     let headers = response.headers_mut();
@@ -110,10 +121,14 @@ pub async fn export_csv(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let export = export_of(&state, &staff, &id, "csv").await?;
+    let body = eligibility_csv(&export).map_err(|error| {
+        tracing::error!(%error, "an eligibility export could not be written");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+    })?;
     Ok(download(
-        "text/csv; charset=utf-8",
+        Encoding::Utf8.content_type(),
         format!("{}.csv", file_stem(&export)),
-        eligibility_csv(&export),
+        body,
     ))
 }
 
@@ -171,8 +186,19 @@ fn day(date: Option<NaiveDate>) -> String {
         .unwrap_or_default()
 }
 
-/// The CSV text: BOM, header row, one data row, CRLF line ends.
-pub fn eligibility_csv(export: &Export) -> String {
+/// The CSV file: BOM, header row, one data row, CRLF line ends (UTF-8).
+pub fn eligibility_csv(export: &Export) -> Result<String, csv_file::WriteError> {
+    let written = csv_file::write(
+        &CSV_HEADERS,
+        &[eligibility_row(export)],
+        Encoding::Utf8,
+        &Substitute::default(),
+    )?;
+    String::from_utf8(written.bytes).map_err(|_| csv_file::WriteError::Unencodable)
+}
+
+/// One reception's cells under [`CSV_HEADERS`], as stored (not yet defused or encoded).
+pub fn eligibility_row(export: &Export) -> Vec<String> {
     let mut row: Vec<String> = vec![String::new(); CSV_HEADERS.len()];
     let mut set = |column: &str, value: String| {
         if let Some(i) = CSV_HEADERS.iter().position(|h| *h == column) {
@@ -212,13 +238,7 @@ pub fn eligibility_csv(export: &Export) -> String {
             }
         }
     }
-    let mut out = String::from("\u{feff}");
-    out.push_str(&CSV_HEADERS.join(","));
-    out.push_str("\r\n");
-    let fields: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
-    out.push_str(&fields.join(","));
-    out.push_str("\r\n");
-    out
+    row
 }
 
 fn record_columns(record: &EligibilityRecord, set: &mut impl FnMut(&str, String)) {
@@ -346,7 +366,8 @@ mod tests {
             outcome: EligibilityOutcome::NotAvailable {
                 reason: NoEligibilityReason::CardNotRegisteredForInsurance,
             },
-        }));
+        }))
+        .expect("csv");
         assert!(csv.starts_with('\u{feff}'));
         let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').split("\r\n").collect();
         assert_eq!(lines.len(), 3, "{csv}");
@@ -361,7 +382,8 @@ mod tests {
     fn refused_eligibility_says_so() {
         let csv = eligibility_csv(&export(StoredEligibility::Refused {
             code: "card_revoked".to_owned(),
-        }));
+        }))
+        .expect("csv");
         assert!(csv.contains("照会不可（card_revoked）"));
     }
 }

@@ -11,7 +11,10 @@ use uketsuke_backend::contract::{MedicalCategory, MedicalInformation};
 use super::unknown;
 use crate::{
     AppState,
-    console::{Staff, audit},
+    console::{
+        Staff,
+        reads::{self, ReadCategory},
+    },
     gate::{self, GateError, GateRefusal, Reader},
     http::error::{ApiError, ApiResult},
 };
@@ -64,15 +67,17 @@ pub async fn medical(
     )
     .await
     .map_err(gate_error)?;
-    let code = match category {
-        MedicalCategory::ClinicalMedication => "clinical_medication",
-        MedicalCategory::Checkups => "checkups",
+    let read = match category {
+        MedicalCategory::ClinicalMedication => ReadCategory::ClinicalMedication,
+        MedicalCategory::Checkups => ReadCategory::Checkups,
     };
-    audit::record(
+    reads::record(
         &state.db,
-        &staff.actor(),
+        &staff,
         "medical.view",
-        Some(&format!("{id}/{code}")),
+        Some(&format!("{id}/{}", read.code())),
+        &[id.as_str()],
+        read,
         state.clock.now_ms(),
     )
     .await?;

@@ -8,13 +8,15 @@
 //!
 //! One file per concern: `list` (the day's list), `detail` (one reception), `changes` (照会番号,
 //! home visits, withdrawal), `medical` (through the gate), `export` (CSV and JSON for the
-//! レセコン). This file holds what they share: the institution check and the stored extras.
+//! レセコン), `rececon` (a day's or a range's receptions as one file for the レセコン, UTF-8 or
+//! cp932, and the bulk 照会番号 upload). This file holds what they share: the institution check and the stored extras.
 
 mod changes;
 mod detail;
 mod export;
 mod list;
 mod medical;
+pub mod rececon;
 
 pub use changes::{PatientRef, Withdrawn, record_home_visit, set_patient_ref, withdraw};
 pub use detail::{Detail, detail};

@@ -83,6 +83,8 @@ pub async fn list(State(state): State<AppState>, lang: PageLang, signed: Signed)
                 </label>
                 <button type="submit" class="secondary">{tr(l, "表示", "Show")}</button>
             </form>
+            <a class="button secondary" href=format!("/console/export?from={0}&to={0}", list.date)
+                data-testid="to-export">{tr(l, "レセコン連携", "Export for the レセコン")}</a>
         </div>
         <p class="muted live-note">
             {tr(l, "患者さんが受付を終えると自動で更新されます（", "Updates by itself as patients finish (")}

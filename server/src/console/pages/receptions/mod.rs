@@ -8,9 +8,11 @@ mod detail;
 mod eligibility;
 mod list;
 mod medical;
+mod rececon;
 
 pub use detail::detail;
 pub use list::list;
+pub use rececon::page as rececon;
 
 use chrono::{DateTime, Utc};
 use uketsuke_app::i18n::Lang;
