@@ -230,6 +230,8 @@ async fn sweep_receptions(db: &Db, now_ms: i64, days: i64) -> Result<u64, Storag
                 "DELETE FROM medical_data WHERE reception_id = $1",
                 "DELETE FROM home_visits WHERE reception_id = $1",
                 "DELETE FROM outbox WHERE reception_id = $1",
+                // 閲覧履歴 rows name the reception (the audit rows themselves stay).
+                "DELETE FROM audit_reads WHERE reception_id = $1",
                 "UPDATE reception_sessions SET reception_id = NULL WHERE reception_id = $1",
             ] {
                 sqlx::query(sql).bind(id).execute(&mut *tx).await?;
