@@ -9,10 +9,14 @@ use std::sync::{
 };
 
 use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
 
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
     offset_ms: Arc<AtomicI64>,
+    /// Rung when the clock is moved, so that whoever sleeps until a business time (the relay's
+    /// next due row) looks again.
+    moved: Arc<Notify>,
 }
 
 impl Clock {
@@ -32,6 +36,12 @@ impl Clock {
     /// Moves this clock (and every clone of it) forward by `ms`.
     pub fn advance_ms(&self, ms: i64) {
         self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+        self.moved.notify_waiters();
+    }
+
+    /// Completes the next time this clock (or a clone) is moved.
+    pub async fn moved(&self) {
+        self.moved.notified().await;
     }
 }
 

@@ -62,6 +62,8 @@ pub struct AppState {
     pub trust: Trust,
     /// Wakes an idle relay worker when a row is written to the outbox.
     pub relay_wake: Arc<tokio::sync::Notify>,
+    /// The console's change feed, shared by every event stream of this instance.
+    pub events: console::events::ChangeFeed,
     /// The built-in simulator's business clock, when it runs in this process: the demo clock
     /// moves it with ours, so that both agree on the date.
     pub simulator_clock: Option<uketsuke_backend::simulator::SimClock>,
@@ -75,6 +77,9 @@ pub struct Options {
     /// Whether to start the relay workers and the sweeper (tests that drive them by hand
     /// switch them off).
     pub background: Background,
+    /// The relay's safety poll (default `relay::SAFETY_POLL`); tests set it very long to show
+    /// that rows are sent on a wake-up, not found by the poll.
+    pub relay_safety_poll: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -240,15 +245,19 @@ impl Server {
                 backend: backend.clone(),
                 clock: clock.clone(),
                 wake: relay_wake.clone(),
+                safety_poll: options.relay_safety_poll.unwrap_or(relay::SAFETY_POLL),
             }
             .spawn(config.relay_workers);
+            storage::outbox::listen(&config.database_url, relay_wake.clone());
             sweeper::spawn(db.clone(), clock.clone(), config.keeping.retention);
             if !config.jpki_crl.is_empty() {
                 spawn_crl_reload(trust.clone(), config.jpki_crl.clone(), clock.clone());
             }
         }
+        let events = console::events::ChangeFeed::new(db.clone(), clock.clone());
         let state = AppState {
             config,
+            events,
             db,
             backend,
             leptos,

@@ -34,8 +34,12 @@ use crate::{
 const LEASE_MS: i64 = 30_000;
 /// Longest wait between two tries of one row.
 const MAX_BACKOFF_MS: i64 = 60_000;
-/// Idle workers look for due rows this often even without a wake-up.
-const IDLE_POLL: Duration = Duration::from_millis(500);
+/// Idle workers look for due rows at least this often even without a wake-up or a known due
+/// time: the safety net for a missed notification (a row written by another instance while
+/// its NOTIFY was lost). Wake-ups and due times do the real work.
+pub const SAFETY_POLL: Duration = Duration::from_secs(5);
+/// A worker that hit a storage error waits this long before trying again.
+const ERROR_PAUSE: Duration = Duration::from_millis(500);
 
 /// The eligibility answer as stored with the reception.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,8 +60,11 @@ pub struct Relay {
     pub db: Db,
     pub backend: BackendClient,
     pub clock: Clock,
-    /// Rung when a row is written, so an idle worker sends it at once.
+    /// Rung when a row is written, so an idle worker sends it at once (by the writer after its
+    /// commit, and on PostgreSQL by `outbox::listen` for rows other instances wrote).
     pub wake: Arc<Notify>,
+    /// The longest an idle worker sleeps without a wake-up ([`SAFETY_POLL`] by default).
+    pub safety_poll: Duration,
 }
 
 impl Relay {
@@ -77,20 +84,36 @@ impl Relay {
                 Ok(Some(job)) => {
                     if let Err(error) = self.process(&worker, &job).await {
                         tracing::error!(%error, operation = job.operation.code(), "relay storage error");
-                        tokio::time::sleep(IDLE_POLL).await;
+                        tokio::time::sleep(ERROR_PAUSE).await;
                     }
                 }
-                Ok(None) => {
-                    tokio::select! {
-                        () = self.wake.notified() => {},
-                        () = tokio::time::sleep(IDLE_POLL) => {},
-                    }
-                }
+                Ok(None) => self.idle().await,
                 Err(error) => {
                     tracing::error!(%error, "relay cannot read the outbox");
-                    tokio::time::sleep(IDLE_POLL * 4).await;
+                    tokio::time::sleep(ERROR_PAUSE * 4).await;
                 }
             }
+        }
+    }
+
+    /// Waits, with nothing to claim now, until a wake-up, the next row's due time (a retry's
+    /// backoff, a lapsing lease), the business clock moving (tests and the demo clock), or the
+    /// safety poll, whichever comes first.
+    async fn idle(&self) {
+        let mut sleep = self.safety_poll;
+        match outbox::next_due(&self.db).await {
+            Ok(Some(due)) => {
+                let wait = u64::try_from(due.saturating_sub(self.clock.now_ms())).unwrap_or(0);
+                // A floor against spinning on a row that is due but cannot be claimed yet.
+                sleep = sleep.min(Duration::from_millis(wait.max(5)));
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "relay cannot read the next due time"),
+        }
+        tokio::select! {
+            () = self.wake.notified() => {},
+            () = self.clock.moved() => {},
+            () = tokio::time::sleep(sleep) => {},
         }
     }
 

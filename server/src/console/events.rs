@@ -1,19 +1,24 @@
 //! `GET /api/console/events`: server-sent events that name the receptions of the signed-in
 //! account's institution that changed (new, confirmed, refused, eligibility in, withdrawn,
-//! 照会番号 set …), so that the day's list refreshes itself. Each connection polls
-//! `receptions.updated_at` once a second; that works the same whichever server instance wrote
-//! the change. Events carry ids only — the page fetches what it shows, and that fetch is
-//! authorised and logged like any other.
+//! 照会番号 set …), so that the day's list refreshes itself. Events carry ids only — the page
+//! fetches what it shows, and that fetch is authorised and logged like any other.
 //!
-//! The session is checked on every poll without counting as activity: an open page alone
-//! does not keep a session alive, and the stream ends when the session does.
+//! One change feed per server instance ([`ChangeFeed`]), not one poll per stream: while any
+//! stream is open, the feed reads `receptions.updated_at` once a second (one query, whichever
+//! server instance wrote the change) and checks the sessions of every open stream (one query
+//! per 500 sessions), then broadcasts what it found to the instance's streams. Each stream
+//! keeps its own authorisation: it passes on only the rows of its own institution, from the
+//! moment it opened, and ends (`signed_out`) when its session does — the session is checked
+//! every second without counting as activity, so an open page alone does not keep a session
+//! alive. A stream that falls behind the broadcast (a client that stopped reading) catches up
+//! from the database with its own cursor, so no change is lost.
 //!
-//! Each open stream holds a database poll a second, so a session may hold only a few at once
-//! (`event_streams_per_session`, default 4: a few tabs); one more is refused with 429
-//! `too_many_event_streams` until one of them closes. The count is per server instance.
+//! A session may hold only a few streams at once (`event_streams_per_session`, default 4: a
+//! few tabs); one more is refused with 429 `too_many_event_streams` until one of them closes.
+//! The count is per server instance.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     convert::Infallible,
     sync::{Arc, Mutex},
     time::Duration,
@@ -26,34 +31,276 @@ use axum::{
 use futures_util::{Stream, stream};
 use serde::Serialize;
 use sqlx::Row;
+use tokio::sync::broadcast;
 
-use super::{Staff, session};
+use super::{Staff, roles::role_from_code, session};
 use crate::{
     AppState,
+    clock::Clock,
     storage::{Db, StorageError},
 };
 
+/// How often the feed reads the database while streams are open.
 const POLL: Duration = Duration::from_secs(1);
 /// Ids per event at most; a burst larger than this comes in several events.
-const BATCH: i64 = 200;
+const BATCH: usize = 200;
+/// Rows per feed query; a tick reads at most [`PAGES`] of them (more wait for the next tick).
+const PAGE: usize = 1000;
+const PAGES: usize = 10;
+/// Sessions per liveness query.
+const SESSIONS_PER_QUERY: usize = 500;
+/// Ticks a stream may fall behind before it catches up from the database instead.
+const BACKLOG: usize = 64;
 
 #[derive(Debug, Serialize)]
 struct Changed {
     ids: Vec<String>,
 }
 
-/// Where a connection is in the stream of changes: everything up to `at` was announced, and of
-/// the rows changed exactly at `at`, those in `seen_at` (the next poll looks at `>= at`, since
-/// two writes may share a millisecond and land on either side of a poll).
+/// Where a reader is in the stream of changes: everything up to `at` was seen, and of the rows
+/// changed exactly at `at`, those in `seen_at` (the next read looks at `>= at`, since two
+/// writes may share a millisecond and land on either side of a read).
+#[derive(Debug, Clone)]
 struct Cursor {
     at: i64,
     seen_at: HashSet<String>,
 }
 
-enum Step {
-    Start,
-    Poll,
-    End,
+impl Cursor {
+    fn from(at: i64) -> Self {
+        Cursor {
+            at,
+            seen_at: HashSet::new(),
+        }
+    }
+
+    /// Whether the row `id` changed at `at` is new to this cursor; moves the cursor past it.
+    fn admit(&mut self, id: &str, at: i64) -> bool {
+        if at < self.at || (at == self.at && self.seen_at.contains(id)) {
+            return false;
+        }
+        if at > self.at {
+            self.at = at;
+            self.seen_at.clear();
+        }
+        self.seen_at.insert(id.to_owned());
+        true
+    }
+}
+
+/// One changed reception as the feed read it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub institution_id: String,
+    pub id: String,
+    pub updated_at: i64,
+}
+
+/// What one tick of the feed found: changed receptions of every institution (each stream
+/// takes its own) and the sessions among the open streams' that have ended.
+#[derive(Debug, Default)]
+pub struct Tick {
+    pub changes: Vec<Change>,
+    pub ended: HashSet<String>,
+}
+
+/// Who is listening: open streams per session (the sessions the feed checks) and, when the
+/// feed was idle, the instant the first new stream opened (the feed reads from there).
+#[derive(Default)]
+struct Listeners {
+    sessions: HashMap<String, usize>,
+    streams: usize,
+    resume_at: Option<i64>,
+    running: bool,
+}
+
+/// The change feed of one server instance, shared by all its event streams.
+#[derive(Clone)]
+pub struct ChangeFeed {
+    inner: Arc<Feed>,
+}
+
+struct Feed {
+    db: Db,
+    clock: Clock,
+    sender: broadcast::Sender<Arc<Tick>>,
+    listeners: Mutex<Listeners>,
+}
+
+/// One stream's subscription: its receiver and its place in the feed's session list, both
+/// given back when the stream is dropped.
+struct Subscription {
+    feed: Arc<Feed>,
+    session: String,
+    receiver: broadcast::Receiver<Arc<Tick>>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut listeners = self.feed.lock();
+        listeners.streams = listeners.streams.saturating_sub(1);
+        if let Some(count) = listeners.sessions.get_mut(&self.session) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                listeners.sessions.remove(&self.session);
+            }
+        }
+    }
+}
+
+impl Feed {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Listeners> {
+        // A poisoned lock only means a panic elsewhere mid-update of the counters.
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ChangeFeed {
+    /// A feed reading `db` once a second while streams are open; its task starts with the
+    /// first stream.
+    pub fn new(db: Db, clock: Clock) -> Self {
+        let (sender, _) = broadcast::channel(BACKLOG);
+        ChangeFeed {
+            inner: Arc::new(Feed {
+                db,
+                clock,
+                sender,
+                listeners: Mutex::new(Listeners::default()),
+            }),
+        }
+    }
+
+    /// Streams open on this instance now.
+    pub fn open_streams(&self) -> usize {
+        self.inner.lock().streams
+    }
+
+    /// Sessions the feed checks now (those with a stream open).
+    pub fn sessions_followed(&self) -> usize {
+        self.inner.lock().sessions.len()
+    }
+
+    /// Receivers of the broadcast now (one per open stream).
+    pub fn receivers(&self) -> usize {
+        self.inner.sender.receiver_count()
+    }
+
+    fn subscribe(&self, session: &str, start: i64) -> Subscription {
+        let mut listeners = self.inner.lock();
+        if listeners.streams == 0 {
+            listeners.resume_at = Some(start);
+        }
+        listeners.streams += 1;
+        *listeners.sessions.entry(session.to_owned()).or_insert(0) += 1;
+        let receiver = self.inner.sender.subscribe();
+        if !listeners.running {
+            listeners.running = true;
+            let feed = self.inner.clone();
+            tokio::spawn(async move { feed.run().await });
+        }
+        Subscription {
+            feed: self.inner.clone(),
+            session: session.to_owned(),
+            receiver,
+        }
+    }
+}
+
+impl Feed {
+    /// Runs as long as the instance does; reads nothing while no stream is open.
+    async fn run(self: Arc<Self>) {
+        let mut cursor = Cursor::from(self.clock.now_ms());
+        loop {
+            tokio::time::sleep(POLL).await;
+            let sessions: Vec<String> = {
+                let mut listeners = self.lock();
+                if listeners.streams == 0 {
+                    continue;
+                }
+                if let Some(at) = listeners.resume_at.take() {
+                    cursor = Cursor::from(at);
+                }
+                listeners.sessions.keys().cloned().collect()
+            };
+            let mut tick = Tick::default();
+            match self.ended_sessions(&sessions).await {
+                Ok(ended) => tick.ended = ended,
+                Err(error) => tracing::warn!(%error, "event feed cannot check sessions"),
+            }
+            match self.changes(&mut cursor).await {
+                Ok(changes) => tick.changes = changes,
+                Err(error) => tracing::warn!(%error, "event feed cannot poll"),
+            }
+            if !tick.changes.is_empty() || !tick.ended.is_empty() {
+                // No receiver left is not an error: the next tick finds the feed idle.
+                let _ = self.sender.send(Arc::new(tick));
+            }
+        }
+    }
+
+    /// Receptions of every institution changed since `cursor`, in order.
+    async fn changes(&self, cursor: &mut Cursor) -> Result<Vec<Change>, StorageError> {
+        let mut changes = Vec::new();
+        for _ in 0..PAGES {
+            let limit = PAGE + cursor.seen_at.len();
+            let rows = sqlx::query(
+                "SELECT id, institution_id, updated_at FROM receptions WHERE updated_at >= $1 \
+                 ORDER BY updated_at, id LIMIT $2",
+            )
+            .bind(cursor.at)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.db)
+            .await?;
+            let full = rows.len() == limit;
+            for row in rows {
+                let id: String = row.try_get("id")?;
+                let updated_at: i64 = row.try_get("updated_at")?;
+                if cursor.admit(&id, updated_at) {
+                    changes.push(Change {
+                        institution_id: row.try_get("institution_id")?,
+                        id,
+                        updated_at,
+                    });
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Of `sessions` (SHA-256 of session ids), those that are no longer live: signed out,
+    /// expired (idle or absolute), or their account disabled. Not counted as activity.
+    async fn ended_sessions(&self, sessions: &[String]) -> Result<HashSet<String>, StorageError> {
+        let now_ms = self.clock.now_ms();
+        let mut ended: HashSet<String> = sessions.iter().cloned().collect();
+        for chunk in sessions.chunks(SESSIONS_PER_QUERY) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT s.id_sha256, s.created_at, s.last_seen_at, a.role \
+                 FROM console_sessions s JOIN staff_accounts a ON a.id = s.account_id \
+                 WHERE a.disabled = 0 AND s.id_sha256 IN ({})",
+                marks.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for session in chunk {
+                query = query.bind(session);
+            }
+            for row in query.fetch_all(&self.db).await? {
+                let role: String = row.try_get("role")?;
+                if session::is_live(
+                    row.try_get("created_at")?,
+                    row.try_get("last_seen_at")?,
+                    now_ms,
+                ) && role_from_code(&role).is_some()
+                {
+                    ended.remove(&row.try_get::<String, _>("id_sha256")?);
+                }
+            }
+        }
+        Ok(ended)
+    }
 }
 
 /// The open event streams of each console session (keyed by the session's SHA-256, as stored),
@@ -116,43 +363,56 @@ impl Drop for StreamSlot {
 struct Connection {
     /// Held for as long as the stream is open.
     _slot: StreamSlot,
+    subscription: Subscription,
     db: Db,
     state: AppState,
     institution_id: String,
     session: String,
     cursor: Cursor,
+    /// Ids to announce, in order, [`BATCH`] per event.
+    pending: VecDeque<String>,
     step: Step,
 }
 
-async fn changes(
-    db: &Db,
-    institution_id: &str,
-    cursor: &mut Cursor,
-) -> Result<Vec<String>, StorageError> {
-    let rows = sqlx::query(
-        "SELECT id, updated_at FROM receptions WHERE institution_id = $1 AND updated_at >= $2 \
-         ORDER BY updated_at, id LIMIT $3",
-    )
-    .bind(institution_id)
-    .bind(cursor.at)
-    .bind(BATCH + cursor.seen_at.len() as i64)
-    .fetch_all(db)
-    .await?;
-    let mut ids = Vec::new();
-    for row in rows {
-        let id: String = row.try_get("id")?;
-        let at: i64 = row.try_get("updated_at")?;
-        if at == cursor.at && cursor.seen_at.contains(&id) {
-            continue;
+enum Step {
+    Start,
+    Follow,
+    End,
+}
+
+/// The stream's own catch-up after it fell behind the broadcast: its institution's rows since
+/// its cursor, read until a short page.
+async fn catch_up(c: &mut Connection) -> Result<(), StorageError> {
+    loop {
+        let limit = BATCH + c.cursor.seen_at.len();
+        let rows = sqlx::query(
+            "SELECT id, updated_at FROM receptions WHERE institution_id = $1 AND updated_at >= $2 \
+             ORDER BY updated_at, id LIMIT $3",
+        )
+        .bind(&c.institution_id)
+        .bind(c.cursor.at)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&c.db)
+        .await?;
+        let full = rows.len() == limit;
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            if c.cursor.admit(&id, row.try_get("updated_at")?) {
+                c.pending.push_back(id);
+            }
         }
-        if at > cursor.at {
-            cursor.at = at;
-            cursor.seen_at.clear();
+        if !full {
+            return Ok(());
         }
-        cursor.seen_at.insert(id.clone());
-        ids.push(id);
     }
-    Ok(ids)
+}
+
+fn announce(c: &mut Connection) -> Event {
+    let take = c.pending.len().min(BATCH);
+    let ids: Vec<String> = c.pending.drain(..take).collect();
+    let data =
+        serde_json::to_string(&Changed { ids }).unwrap_or_else(|_| "{\"ids\":[]}".to_owned());
+    Event::default().event("receptions").data(data)
 }
 
 async fn next(mut c: Connection) -> Option<(Result<Event, Infallible>, Connection)> {
@@ -160,31 +420,40 @@ async fn next(mut c: Connection) -> Option<(Result<Event, Infallible>, Connectio
         match c.step {
             Step::End => return None,
             Step::Start => {
-                c.step = Step::Poll;
+                c.step = Step::Follow;
                 return Some((Ok(Event::default().event("ready").data("{}")), c));
             }
-            Step::Poll => {
-                tokio::time::sleep(POLL).await;
-                let live = session::lookup(&c.db, &c.session, c.state.clock.now_ms(), false).await;
-                match live {
-                    Ok(Some(_)) => {}
-                    Ok(None) => {
-                        c.step = Step::End;
-                        return Some((Ok(Event::default().event("signed_out").data("{}")), c));
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "event stream cannot check its session");
-                        continue;
-                    }
+            Step::Follow => {
+                if !c.pending.is_empty() {
+                    let event = announce(&mut c);
+                    return Some((Ok(event), c));
                 }
-                match changes(&c.db, &c.institution_id, &mut c.cursor).await {
-                    Ok(ids) if ids.is_empty() => {}
-                    Ok(ids) => {
-                        let data = serde_json::to_string(&Changed { ids })
-                            .unwrap_or_else(|_| "{\"ids\":[]}".to_owned());
-                        return Some((Ok(Event::default().event("receptions").data(data)), c));
+                match c.subscription.receiver.recv().await {
+                    Ok(tick) => {
+                        if tick.ended.contains(&c.session) {
+                            c.step = Step::End;
+                            return Some((Ok(Event::default().event("signed_out").data("{}")), c));
+                        }
+                        for change in &tick.changes {
+                            if change.institution_id == c.institution_id
+                                && c.cursor.admit(&change.id, change.updated_at)
+                            {
+                                c.pending.push_back(change.id.clone());
+                            }
+                        }
                     }
-                    Err(error) => tracing::warn!(%error, "event stream cannot poll"),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let live =
+                            session::lookup(&c.db, &c.session, c.state.clock.now_ms(), false).await;
+                        if let Ok(None) = live {
+                            c.step = Step::End;
+                            return Some((Ok(Event::default().event("signed_out").data("{}")), c));
+                        }
+                        if let Err(error) = catch_up(&mut c).await {
+                            tracing::warn!(%error, "event stream cannot catch up");
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => c.step = Step::End,
                 }
             }
         }
@@ -204,15 +473,15 @@ pub async fn stream(
     };
     // Start from now: the page loaded the list just before it opened the stream.
     let start = state.clock.now_ms();
+    let subscription = state.events.subscribe(&staff.session, start);
     let connection = Connection {
         _slot: slot,
+        subscription,
         db: state.db.clone(),
         institution_id: staff.institution_id.clone(),
         session: staff.session.clone(),
-        cursor: Cursor {
-            at: start,
-            seen_at: HashSet::new(),
-        },
+        cursor: Cursor::from(start),
+        pending: VecDeque::new(),
         step: Step::Start,
         state,
     };

@@ -106,6 +106,12 @@ pub async fn create_in(
     Ok(token)
 }
 
+/// Whether a session made at `created_at` and last used at `last_seen_at` (ms) is still live
+/// at `now_ms`: within both the idle timeout and the absolute lifetime.
+pub fn is_live(created_at: i64, last_seen_at: i64, now_ms: i64) -> bool {
+    now_ms - last_seen_at < IDLE_MS && now_ms - created_at < ABSOLUTE_MS
+}
+
 /// The session whose id hashes to `session`, if it is live at `now_ms`. With `touch`, the
 /// request counts as activity.
 pub async fn lookup(
@@ -126,7 +132,7 @@ pub async fn lookup(
     let Some(row) = row else { return Ok(None) };
     let created_at: i64 = row.try_get("created_at")?;
     let last_seen_at: i64 = row.try_get("last_seen_at")?;
-    if now_ms - last_seen_at >= IDLE_MS || now_ms - created_at >= ABSOLUTE_MS {
+    if !is_live(created_at, last_seen_at, now_ms) {
         sqlx::query("DELETE FROM console_sessions WHERE id_sha256 = $1")
             .bind(session)
             .execute(db)

@@ -3,10 +3,24 @@
 //! claims a row with one conditional UPDATE (so two instances never send the same row at the
 //! same moment) and holds it for a lease; a worker that dies mid-send loses its lease and the row
 //! is sent again, with the same idempotency key, so the backend answers it once.
+//!
+//! Workers are woken, not left to find rows on a timer: the writer of a row rings the relay's
+//! in-process `Notify` after its commit, and on PostgreSQL the row's transaction also sends a
+//! `NOTIFY` on [`CHANNEL`], which every instance's [`listen`] task turns into a wake-up of its
+//! own workers. Idle workers otherwise sleep until the next row falls due ([`next_due`]: a
+//! retry's backoff or a lease that lapses) or a slow safety poll, so a missed notification
+//! delays a row, never loses it.
+
+use std::{sync::Arc, time::Duration};
 
 use sqlx::{Any, Row, Transaction};
+use tokio::sync::Notify;
 
 use super::{Db, StorageError};
+
+/// The PostgreSQL notification channel on which a committed outbox row is announced to the
+/// relay workers of every server instance sharing the database.
+pub const CHANNEL: &str = "uketsuke_outbox";
 
 /// What an outbox row asks the backend to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +77,84 @@ pub async fn enqueue(
     .bind(now_ms)
     .execute(&mut **tx)
     .await?;
+    announce_in(tx).await
+}
+
+/// On PostgreSQL, queues a notification on [`CHANNEL`] in the caller's transaction: it is
+/// delivered to the listening instances when (and only if) the transaction commits, so no
+/// worker looks for a row that is not visible yet. Several rows of one transaction are one
+/// notification. SQLite has a single instance: the caller's in-process wake-up is enough.
+pub async fn announce_in(tx: &mut Transaction<'_, Any>) -> Result<(), StorageError> {
+    if tx.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANNEL)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
+}
+
+/// When the next undelivered row can be claimed (ms, business clock): its `next_attempt_at`,
+/// or the end of its lease if a worker holds it longer. `None` when nothing is waiting.
+pub async fn next_due(db: &Db) -> Result<Option<i64>, StorageError> {
+    let row = sqlx::query(
+        "SELECT MIN(CASE WHEN locked_until IS NOT NULL AND locked_until > next_attempt_at \
+                         THEN locked_until ELSE next_attempt_at END) AS due \
+         FROM outbox WHERE done_at IS NULL",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(row.try_get::<Option<i64>, _>("due")?)
+}
+
+/// On PostgreSQL, listens on [`CHANNEL`] for as long as the runtime runs and wakes one of this
+/// instance's idle workers per notification. When the listening connection drops, every idle
+/// worker is woken once (a notification may have been missed meanwhile) and the listener
+/// reconnects; it keeps retrying every few seconds while the database is unreachable. Nothing
+/// to do on SQLite.
+pub fn listen(database_url: &str, wake: Arc<Notify>) {
+    if !database_url.starts_with("postgres:") && !database_url.starts_with("postgresql:") {
+        return;
+    }
+    let url = database_url.to_owned();
+    tokio::spawn(async move {
+        let mut listener = None;
+        loop {
+            let Some(active) = listener.as_mut() else {
+                match connect_listener(&url).await {
+                    Ok(connected) => {
+                        listener = Some(connected);
+                        // Rows written while nobody listened.
+                        wake.notify_waiters();
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "relay cannot listen for outbox notifications; retrying");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                }
+                continue;
+            };
+            match active.try_recv().await {
+                Ok(Some(_)) => wake.notify_one(),
+                Ok(None) => {
+                    // The connection was lost and will be re-established by the next call.
+                    tracing::warn!("outbox notifications: connection lost; reconnecting");
+                    wake.notify_waiters();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "outbox notifications: listener failed; reconnecting");
+                    listener = None;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+}
+
+async fn connect_listener(url: &str) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
 }
 
 /// A claimed row.

@@ -154,6 +154,7 @@ async fn served(crl_der: &[u8]) -> Served {
         Options {
             clock: clock.clone(),
             background: Background::Off,
+            ..Options::default()
         },
     )
     .await

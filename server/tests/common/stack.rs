@@ -88,6 +88,15 @@ impl Stack {
 /// A simulator and a server on `database_url` (default: a fresh SQLite file). `origin` is the
 /// public origin (default: derived from the bound address); a port of 0 takes the bound port.
 pub async fn stack(database_url: Option<&str>, origin: Option<&str>) -> Stack {
+    stack_with(database_url, origin, Options::default()).await
+}
+
+/// [`stack`] with the server's test options (e.g. the relay's safety poll).
+pub async fn stack_with(
+    database_url: Option<&str>,
+    origin: Option<&str>,
+    options: Options,
+) -> Stack {
     let dir = tempfile::tempdir().expect("temp dir");
     let sim_path = dir.path().join("sim.db");
     let sim = simulator::spawn_with(
@@ -102,7 +111,8 @@ pub async fn stack(database_url: Option<&str>, origin: Option<&str>) -> Stack {
     let url = database_url
         .map(str::to_owned)
         .unwrap_or_else(|| format!("sqlite://{}/server.db", dir.path().display()));
-    let (base, links, state) = server(&url, &sim.base_url(), dir.path(), origin).await;
+    let (base, links, state) =
+        server_with(&url, &sim.base_url(), dir.path(), origin, options).await;
     Stack {
         base,
         links,
@@ -120,6 +130,17 @@ pub async fn server(
     dir: &std::path::Path,
     origin: Option<&str>,
 ) -> (String, Vec<(String, String)>, AppState) {
+    server_with(url, sim_base, dir, origin, Options::default()).await
+}
+
+/// [`server`] with the server's test options.
+pub async fn server_with(
+    url: &str,
+    sim_base: &str,
+    dir: &std::path::Path,
+    origin: Option<&str>,
+    options: Options,
+) -> (String, Vec<(String, String)>, AppState) {
     let mut env: Vec<(String, String)> = [
         ("UKETSUKE_LISTEN", "127.0.0.1:0".to_owned()),
         ("UKETSUKE_MODE", "demo".to_owned()),
@@ -135,7 +156,7 @@ pub async fn server(
         env.push(("UKETSUKE_PUBLIC_ORIGIN".to_owned(), origin.to_owned()));
     }
     let config = Config::from_sources(None, &env).expect("valid configuration");
-    let server = Server::build_with(config, Options::default())
+    let server = Server::build_with(config, options)
         .await
         .expect("server starts");
     let base = server.base_url();
