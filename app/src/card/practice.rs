@@ -17,7 +17,6 @@ use uketsuke_card::test_ca::{TestCa, UserCertificateRequest, generate_rsa_key};
 use uketsuke_card::transport::block_on_ready;
 use uketsuke_card::virtual_card::{DEMO_NOT_AFTER_UNIX, DEMO_NOT_BEFORE_UNIX};
 use uketsuke_card::{Pin, VirtualCard};
-use wasm_split_helpers::{SplitLoaderError, wasm_split};
 
 use crate::card::people::{DemoCertificate, DemoPerson, demo_pin};
 use crate::card::{CardError, Flow, FlowOutput, run_flow};
@@ -55,15 +54,28 @@ impl PracticeCard {
     }
 }
 
-impl From<SplitLoaderError> for CardError {
-    fn from(_: SplitLoaderError) -> Self {
+#[cfg(feature = "split")]
+impl From<wasm_split_helpers::SplitLoaderError> for CardError {
+    fn from(_: wasm_split_helpers::SplitLoaderError) -> Self {
         CardError::PracticeUnavailable
     }
 }
 
 /// The split point: this function and everything only it reaches live in the chunk.
-#[wasm_split(practice_card, fallible)]
+#[cfg(feature = "split")]
+#[wasm_split_helpers::wasm_split(practice_card, fallible)]
 fn practice_chip(person: DemoPerson) -> Result<Box<dyn PracticeChip>, CardError> {
+    make_chip(person)
+}
+
+/// Without feature `split` (builds not cut by cargo-leptos, such as the WASM tests) the card is
+/// part of the one module.
+#[cfg(not(feature = "split"))]
+async fn practice_chip(person: DemoPerson) -> Result<Box<dyn PracticeChip>, CardError> {
+    make_chip(person)
+}
+
+fn make_chip(person: DemoPerson) -> Result<Box<dyn PracticeChip>, CardError> {
     Ok(Box::new(Chip::new(&person)?))
 }
 
