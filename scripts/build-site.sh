@@ -1,12 +1,35 @@
 #!/usr/bin/env bash
-# Builds the release site (server binary, hydrated WASM, CSS) and stores brotli and gzip copies
-# of the static files beside them, so the server sends them compressed at the best ratio without
-# compressing on every request.
+# Builds the release site (server binary, hydrated WASM split into the main module and the
+# chunks loaded on demand, CSS) and stores brotli and gzip copies of the static files beside
+# them, so the server sends them compressed at the best ratio without compressing on every
+# request.
+#
+# `--split` cuts the WASM at the split points (`#[wasm_split]`, e.g. app/src/card/practice.rs)
+# into target/site/pkg/uketsuke.wasm and split_*.wasm, with the loader __wasm_split.*.js.
+#
+# cargo-leptos 0.3.2 builds the WASM and then the server, one after the other. They share no
+# files (target/front and target/release), so this runs them as two cargo-leptos processes at
+# once: the server's crates compile while the WASM's single-threaded LTO link runs. Each
+# cargo-leptos process empties target/site when it starts, so the WASM build starts only once
+# the server build has started compiling.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # cargo-leptos runs the first wasm-opt on PATH: binaryen from tools/ (see scripts/setup.sh).
 export PATH="$PWD/tools/node_modules/.bin:$PATH"
-cargo leptos build --release
+
+cargo leptos build --release --split --server-only &
+server=$!
+# Until its `cargo build` runs (it has emptied the site folder by then), or it has ended.
+until pgrep -P "$server" -f 'cargo build' >/dev/null || ! kill -0 "$server" 2>/dev/null; do
+  sleep 0.2
+done
+front=0
+cargo leptos build --release --split --frontend-only || front=$?
+server_status=0
+wait "$server" || server_status=$?
+[ "$front" -eq 0 ] || { echo "build-site: the WASM build failed" >&2; exit "$front"; }
+[ "$server_status" -eq 0 ] || { echo "build-site: the server build failed" >&2; exit "$server_status"; }
+
 for file in target/site/pkg/*.wasm target/site/pkg/*.js target/site/pkg/*.css target/site/*.svg; do
   [ -f "$file" ] || continue
   brotli --force --best --keep "$file"

@@ -150,6 +150,11 @@ pub enum CardError {
     NotMyNumberCard,
     #[error("the reader did not answer in time")]
     Timeout,
+    /// The practice card's code, a separately loaded part of the page (`practice`), could not
+    /// be fetched (connection lost, server updated or unreachable). Cured by loading the page
+    /// again.
+    #[error("the practice card's code could not be loaded")]
+    PracticeUnavailable,
     /// Anything else from the reader or card; the detail is for logs, not for the patient.
     #[error("reader or card failure: {0}")]
     Reader(String),
@@ -216,6 +221,8 @@ impl CardError {
             (Self::NotMyNumberCard, Lang::En) => "This does not seem to be a My Number card. Place your My Number card on the reader.".into(),
             (Self::Timeout, Lang::Ja) => "リーダーが応答しません。リーダーを接続し直して、もう一度お試しください。".into(),
             (Self::Timeout, Lang::En) => "The reader does not answer. Reconnect it and try again.".into(),
+            (Self::PracticeUnavailable, Lang::Ja) => "練習用カードのプログラムを読み込めませんでした。通信できる状態か確かめてから、「ページを読み込み直す」を押してください。".into(),
+            (Self::PracticeUnavailable, Lang::En) => "The practice card could not be loaded. Check that you are online, then press \"Reload the page\".".into(),
             (Self::Reader(_), Lang::Ja) => "カードの読み取りに失敗しました。カードを置き直して、もう一度お試しください。".into(),
             (Self::Reader(_), Lang::En) => "Reading the card failed. Place the card again and try again.".into(),
         }
@@ -340,6 +347,7 @@ mod tests {
             CardError::PinBlocked,
             CardError::NotMyNumberCard,
             CardError::Timeout,
+            CardError::PracticeUnavailable,
             CardError::Reader("x".into()),
         ]
     }

@@ -37,9 +37,10 @@ impl CardReader {
         Ok(Self::WebUsb(webusb::request_reader().await?))
     }
 
-    /// The practice card of a demo person.
-    pub fn practice(person: &DemoPerson) -> Result<Self, CardError> {
-        Ok(Self::Practice(Box::new(PracticeCard::new(person)?)))
+    /// The practice card of a demo person; fetches its code the first time (see
+    /// [`PracticeCard`]).
+    pub async fn practice(person: &DemoPerson) -> Result<Self, CardError> {
+        Ok(Self::Practice(Box::new(PracticeCard::new(person).await?)))
     }
 
     /// Reads the certificate, verifies the PIN and signs SHA-256(`challenge`).

@@ -88,6 +88,8 @@ fn practice_app(landing: LandingView) -> impl IntoView {
     let refused: RwSignal<Option<&'static str>> = RwSignal::new(None);
     let person = RwSignal::new(1u32);
     let busy = RwSignal::new(false);
+    // The practice card's chunk could not be fetched: offer a reload.
+    let reload = RwSignal::new(false);
     let pin_ref = NodeRef::<leptos::html::Input>::new();
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| live::read_request(request, error, refused));
@@ -102,10 +104,21 @@ fn practice_app(landing: LandingView) -> impl IntoView {
             })
             .unwrap_or_default();
         #[cfg(feature = "hydrate")]
-        live::sign(request, error, busy, person.get_untracked(), digits);
+        live::sign(request, error, busy, reload, person.get_untracked(), digits);
         #[cfg(not(feature = "hydrate"))]
-        let _ = digits;
+        let _ = (digits, reload);
     };
+    // The request, to put back into the address for a reload (it was taken out when read).
+    let request_fragment = Signal::derive(move || {
+        #[cfg(feature = "hydrate")]
+        return request.with(|checked| {
+            checked
+                .as_ref()
+                .and_then(|c| crate::pages::card_step::hand_off::fragment::encode(&c.request))
+        });
+        #[cfg(not(feature = "hydrate"))]
+        None
+    });
     let cancel = move |_| {
         #[cfg(feature = "hydrate")]
         live::cancel(request);
@@ -117,6 +130,9 @@ fn practice_app(landing: LandingView) -> impl IntoView {
             <p class="card">{move || f().app_demo_lead}</p>
             <div role="alert" aria-live="assertive" class="alert-region" data-testid="card-error">
                 {move || error.get().map(|message| view! { <p class="card notice">{message}</p> })}
+                <Show when=move || reload.get() && error.with(Option::is_some)>
+                    <p><crate::components::ReloadButton fragment=request_fragment/></p>
+                </Show>
                 {move || refused.get().map(|code| view! {
                     <section class="card notice" data-testid="app-refused" data-code=code>
                         <h2>{move || f().app_refused_title}</h2>
@@ -302,6 +318,7 @@ mod live {
         request: RwSignal<Option<Checked>>,
         error: RwSignal<Option<String>>,
         busy: RwSignal<bool>,
+        reload: RwSignal<bool>,
         no: u32,
         digits: String,
     ) {
@@ -319,7 +336,7 @@ mod live {
         busy.set(true);
         error.set(None);
         spawn_local(async move {
-            let signed = match CardReader::practice(person) {
+            let signed = match CardReader::practice(person).await {
                 // Exactly the text that was checked and shown.
                 Ok(mut card) => card.authenticate(&pin, &req.text.message()).await,
                 Err(e) => Err(e),
@@ -342,7 +359,10 @@ mod live {
                     }
                 }
                 Err(CardError::PinBlocked) => back(&req, "error=pin_blocked"),
-                Err(e) => error.set(Some(e.message(lang))),
+                Err(e) => {
+                    reload.set(e == CardError::PracticeUnavailable);
+                    error.set(Some(e.message(lang)));
+                }
             }
         });
     }

@@ -82,7 +82,9 @@ pub fn CardWays(
     let usb = RwSignal::new(false);
     Effect::new(move |_| usb.set(usb_usable()));
     let method = RwSignal::new(Method::Pin);
-    let controller = Controller::new(link, stage, error, purpose, method);
+    // A part of the page could not be fetched (the practice card's chunk): offer a reload.
+    let reload = RwSignal::new(false);
+    let controller = Controller::new(link, stage, error, purpose, method, reload);
     let pin_ref = NodeRef::<leptos::html::Input>::new();
     if matches!(purpose, Purpose::Manage(_)) {
         let controller = controller.clone();
@@ -92,6 +94,9 @@ pub fn CardWays(
     view! {
         <div role="alert" aria-live="assertive" class="alert-region" data-testid="card-error">
             {move || error.get().map(|message| view! { <p class="card notice">{message}</p> })}
+            <Show when=move || reload.get() && error.with(Option::is_some)>
+                <p><crate::components::ReloadButton/></p>
+            </Show>
         </div>
         {move || {
             if !hydrated.get() {
@@ -131,6 +136,8 @@ pub struct Controller {
     method: RwSignal<Method>,
     /// The certificate read for 目視確認.
     certificate: StoredValue<Option<Vec<u8>>>,
+    /// Set when a part of the page could not be fetched; the page offers a reload.
+    reload: RwSignal<bool>,
 }
 
 #[cfg(feature = "hydrate")]
@@ -147,6 +154,7 @@ impl Controller {
         error: RwSignal<Option<String>>,
         purpose: Purpose,
         method: RwSignal<Method>,
+        reload: RwSignal<bool>,
     ) -> Self {
         Controller {
             link,
@@ -157,10 +165,12 @@ impl Controller {
             purpose,
             method,
             certificate: StoredValue::new(None),
+            reload,
         }
     }
 
     fn card_failed(&self, e: CardError) {
+        self.reload.set(e == CardError::PracticeUnavailable);
         self.error.set(Some(e.message(self.lang.get_untracked())));
     }
 
@@ -188,6 +198,7 @@ impl Controller {
         _error: RwSignal<Option<String>>,
         _purpose: Purpose,
         _method: RwSignal<Method>,
+        _reload: RwSignal<bool>,
     ) -> Self {
         Controller
     }

@@ -260,7 +260,7 @@ impl Controller {
             };
             // Let the busy message paint before the key is generated.
             gloo_timers_yield().await;
-            match CardReader::practice(person) {
+            match CardReader::practice(person).await {
                 Ok(reader) => this.connect(reader).await,
                 Err(e) => {
                     this.stage.set(Stage::Choose);
