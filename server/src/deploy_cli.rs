@@ -115,8 +115,7 @@ async fn print_key(code: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(error) =
-        institutions::install_key_encryption(&db, &kek, storage::now_millis()).await
+    if let Err(error) = institutions::install_key_encryption(&db, &kek, storage::now_millis()).await
     {
         eprintln!("uketsuke: {error}");
         return ExitCode::from(1);

@@ -338,7 +338,10 @@ async fn production_behind_nginx(site: &str) -> bool {
             d.join("jpki.crl").display().to_string(),
         ),
         ("UKETSUKE_AUDIT_KEY_FILE", audit_key.display().to_string()),
-        ("UKETSUKE_KEY_ENCRYPTION_KEY_FILE", kek.display().to_string()),
+        (
+            "UKETSUKE_KEY_ENCRYPTION_KEY_FILE",
+            kek.display().to_string(),
+        ),
         ("UKETSUKE_SITE_ROOT", d.join("site").display().to_string()),
         ("UKETSUKE_TRUSTED_PROXIES", "127.0.0.1, ::1".to_owned()),
     ]

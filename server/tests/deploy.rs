@@ -80,7 +80,10 @@ fn good_production(dir: &Path, backend_url: &str) -> Vec<(&'static str, String)>
             dir.join("ca.crl").display().to_string(),
         ),
         ("UKETSUKE_AUDIT_KEY_FILE", audit.display().to_string()),
-        ("UKETSUKE_KEY_ENCRYPTION_KEY_FILE", kek.display().to_string()),
+        (
+            "UKETSUKE_KEY_ENCRYPTION_KEY_FILE",
+            kek.display().to_string(),
+        ),
         ("UKETSUKE_SITE_ROOT", dir.join("site").display().to_string()),
     ]
 }
