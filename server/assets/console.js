@@ -53,6 +53,8 @@
   const explained = {
     text_bidi_control: ['文字の向きを変える見えない制御文字が含まれています。貼り付けた文字を削除し、直接入力し直してください。',
       'The text contains an invisible character that changes the text direction. Delete the pasted text and type it again.'],
+    range_too_large: ['この期間の受付は一度に書き出せる数（5,000件）を超えています。期間を短くしてください。',
+      'This range holds more receptions than one file may (5,000). Choose a shorter range.'],
     text_zero_width: ['幅のない見えない文字が含まれています。貼り付けた文字を削除し、直接入力し直してください。',
       'The text contains an invisible zero-width character. Delete the pasted text and type it again.'],
   };

@@ -208,6 +208,42 @@ async fn sweep_receptions(db: &Db, now_ms: i64, days: i64) -> Result<u64, Storag
     let mut deleted = 0;
     for (institution_id, ids) in by_institution {
         let mut tx = db.begin().await?;
+        let mut deleted_here: u64 = 0;
+        for id in &ids {
+            // Checked again inside the transaction: a request queued since the selection above
+            // (a withdrawal, a home visit) keeps its reception and everything of it.
+            let pending = sqlx::query(
+                "SELECT 1 AS one FROM outbox WHERE reception_id = $1 AND done_at IS NULL",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if pending.is_some() {
+                continue;
+            }
+            for sql in [
+                "DELETE FROM medical_data WHERE reception_id = $1",
+                "DELETE FROM home_visits WHERE reception_id = $1",
+                "DELETE FROM outbox WHERE reception_id = $1 AND done_at IS NOT NULL",
+                // 閲覧履歴 rows name the reception (the audit rows themselves stay).
+                "DELETE FROM audit_reads WHERE reception_id = $1",
+                "UPDATE reception_sessions SET reception_id = NULL WHERE reception_id = $1",
+            ] {
+                sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+            }
+            deleted_here += sqlx::query(
+                "DELETE FROM receptions WHERE id = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM outbox o WHERE o.reception_id = $1 AND o.done_at IS NULL)",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        if deleted_here == 0 {
+            tx.rollback().await?;
+            continue;
+        }
         let actor = crate::console::audit::Actor {
             institution_id,
             account: "-server".to_owned(),
@@ -219,30 +255,13 @@ async fn sweep_receptions(db: &Db, now_ms: i64, days: i64) -> Result<u64, Storag
             &actor,
             "retention.receptions",
             Some(&format!(
-                "deleted={} submitted_before={cutoff_day}",
-                ids.len()
+                "deleted={deleted_here} submitted_before={cutoff_day}"
             )),
             now_ms,
         )
         .await?;
-        for id in &ids {
-            for sql in [
-                "DELETE FROM medical_data WHERE reception_id = $1",
-                "DELETE FROM home_visits WHERE reception_id = $1",
-                "DELETE FROM outbox WHERE reception_id = $1",
-                // 閲覧履歴 rows name the reception (the audit rows themselves stay).
-                "DELETE FROM audit_reads WHERE reception_id = $1",
-                "UPDATE reception_sessions SET reception_id = NULL WHERE reception_id = $1",
-            ] {
-                sqlx::query(sql).bind(id).execute(&mut *tx).await?;
-            }
-            deleted += sqlx::query("DELETE FROM receptions WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        }
         tx.commit().await?;
+        deleted += deleted_here;
     }
     Ok(deleted)
 }

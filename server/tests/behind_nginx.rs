@@ -371,8 +371,23 @@ async fn production_behind_nginx(site: &str) -> bool {
             .headers()
             .get("location")
             .and_then(|l| l.to_str().ok())
-            .is_some_and(|l| l.starts_with("https://")),
+            .is_some_and(|l| l.starts_with("https://uketsuke.example.jp/console")),
         "{plain:?}"
+    );
+    // Another Host is not an open redirect: the answer names the server's own name.
+    let foreign = browser(&ca.cert, false)
+        .get(format!("http://127.0.0.1:{http}/console"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .expect("nginx answers http");
+    assert_eq!(
+        foreign
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok()),
+        Some("https://uketsuke.example.jp/console"),
+        "{foreign:?}"
     );
 
     // The administrator enrols a passkey and signs in, through nginx.

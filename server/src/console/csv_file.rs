@@ -315,6 +315,9 @@ pub fn read(bytes: &[u8]) -> Result<Vec<Record>, ReadError> {
         .flexible(true)
         .from_reader(text.as_bytes());
     let mut out = Vec::new();
+    // Line breaks counted so far, up to byte `counted_to`: each record adds only its own part,
+    // so a file of many short rows costs one pass, not one pass per row.
+    let (mut counted_to, mut breaks) = (0usize, 0u64);
     for record in reader.records() {
         let record = record.map_err(|_| ReadError::Malformed)?;
         // The line the record starts on, counted in the text (1-based). The reader's position
@@ -326,9 +329,13 @@ pub fn read(bytes: &[u8]) -> Result<Vec<Record>, ReadError> {
         let start = text.get(start..).map_or(start, |rest| {
             start + rest.len() - rest.trim_start_matches(['\r', '\n']).len()
         });
-        let line = 1 + text
-            .get(..start)
-            .map_or(0, |before| before.matches('\n').count()) as u64;
+        if start > counted_to {
+            breaks += text
+                .get(counted_to..start)
+                .map_or(0, |part| part.matches('\n').count()) as u64;
+            counted_to = start;
+        }
+        let line = 1 + breaks;
         out.push(Record {
             line,
             fields: record.iter().map(str::to_owned).collect(),

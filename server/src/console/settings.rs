@@ -218,6 +218,15 @@ pub async fn put_settings(
     .execute(&mut *tx)
     .await
     .map_err(StorageError::from)?;
+    if old.code != new.code {
+        crate::storage::institutions::reseal_for_code(
+            &mut tx,
+            &staff.institution_id,
+            &old.code,
+            &new.code,
+        )
+        .await?;
+    }
     tx.commit().await.map_err(StorageError::from)?;
     Ok(Json(new))
 }

@@ -126,6 +126,46 @@ pub async fn set_key(
     Ok(())
 }
 
+/// Re-seals the institution's signing key for its new 医療機関等コード inside `tx` (the code is
+/// part of the sealed key's associated data): called by the settings change that renames the
+/// code, before it commits, so the key never stays sealed under a code the row no longer has.
+/// Nothing to do when the institution has no sealed key. Errors when the key cannot be opened
+/// (the change is then refused and nothing is written).
+pub async fn reseal_for_code(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    institution_id: &str,
+    old_code: &str,
+    new_code: &str,
+) -> Result<(), StorageError> {
+    let row = sqlx::query("SELECT key_id, signing_key_sealed FROM institutions WHERE id = $1")
+        .bind(institution_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(row) = row else { return Ok(()) };
+    let key_id: Option<String> = row.try_get("key_id")?;
+    let sealed: Option<String> = row.try_get("signing_key_sealed")?;
+    let (Some(key_id), Some(sealed)) = (key_id, sealed) else {
+        return Ok(());
+    };
+    let protocol = |message: String| StorageError::Query(sqlx::Error::Protocol(message));
+    let kek_id = sealing::sealed_with(&sealed).map_err(|e| protocol(e.to_string()))?;
+    let kek = sealing::registered(kek_id).ok_or_else(|| {
+        protocol("the key-encryption key of this database is not loaded".to_owned())
+    })?;
+    let secret = kek.open(old_code, &key_id, &sealed).map_err(|e| {
+        protocol(format!(
+            "the institution's signing key cannot be opened: {e}"
+        ))
+    })?;
+    let resealed = kek.seal(new_code, &key_id, &secret);
+    sqlx::query("UPDATE institutions SET signing_key_sealed = $1 WHERE id = $2")
+        .bind(resealed)
+        .bind(institution_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Why the key-encryption key cannot be installed.
 #[derive(Debug, thiserror::Error)]
 pub enum KekError {

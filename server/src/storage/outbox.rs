@@ -95,12 +95,13 @@ pub async fn announce_in(tx: &mut Transaction<'_, Any>) -> Result<(), StorageErr
 }
 
 /// When the next undelivered row can be claimed (ms, business clock): its `next_attempt_at`,
-/// or the end of its lease if a worker holds it longer. `None` when nothing is waiting.
+/// or the end of its lease if a worker holds it longer. Held rows (`hold`) are not waiting:
+/// only `relay resume` releases them. `None` when nothing is waiting.
 pub async fn next_due(db: &Db) -> Result<Option<i64>, StorageError> {
     let row = sqlx::query(
         "SELECT MIN(CASE WHEN locked_until IS NOT NULL AND locked_until > next_attempt_at \
                          THEN locked_until ELSE next_attempt_at END) AS due \
-         FROM outbox WHERE done_at IS NULL",
+         FROM outbox WHERE done_at IS NULL AND held_code IS NULL",
     )
     .fetch_one(db)
     .await?;

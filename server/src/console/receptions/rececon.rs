@@ -157,7 +157,8 @@ async fn gather(state: &AppState, staff: &Staff, range: &Range) -> ApiResult<Gat
         "SELECT id, kind, visit_date, reception_number, patient_ref, eligibility_json \
          FROM receptions WHERE institution_id = $1 \
            AND ((submitted_at >= $2 AND submitted_at < $3) OR (visit_date >= $4 AND visit_date <= $5)) \
-         ORDER BY submitted_at, id LIMIT {ROWS_MAX}"
+         ORDER BY submitted_at, id LIMIT {}",
+        ROWS_MAX + 1
     ))
     .bind(&staff.institution_id)
     .bind(start)
@@ -167,6 +168,11 @@ async fn gather(state: &AppState, staff: &Staff, range: &Range) -> ApiResult<Gat
     .fetch_all(&state.db)
     .await
     .map_err(StorageError::from)?;
+    // More than a file may hold: refused whole, never cut silently (a レセコン would import
+    // a file missing the newest receptions without a sign).
+    if rows.len() as i64 > ROWS_MAX {
+        return Err(unprocessable("range_too_large"));
+    }
     let mut gathered = Gathered {
         exports: Vec::with_capacity(rows.len()),
         pending: 0,
