@@ -925,6 +925,32 @@ async fn links_settings_and_accounts_for_administrators() {
         (refused.status, refused.error()),
         (422, Some("code_invalid"))
     );
+    // A corrected code: the institution's sealed signing key (the code is in its associated
+    // data) is re-sealed with the change, so the relay can still sign for it.
+    let institution_id: String = sqlx::query_scalar("SELECT id FROM institutions WHERE code = $1")
+        .bind(&code)
+        .fetch_one(&stack.state.db)
+        .await
+        .expect("institution");
+    let corrected = uketsuke_domain::InstitutionCode::with_check_digit("131765432")
+        .expect("code")
+        .as_str()
+        .to_owned();
+    let mut renamed = body.clone();
+    renamed["code"] = json!(corrected);
+    let put = admin
+        .call(Method::PUT, "/api/console/settings", Some(renamed))
+        .await;
+    assert_eq!(put.status, 200, "{put:?}");
+    let identity = uketsuke_server::storage::institutions::signer(&stack.state.db, &institution_id)
+        .await
+        .expect("storage")
+        .expect("the key still opens under the new code");
+    assert_eq!(identity.code, corrected);
+    let put = admin
+        .call(Method::PUT, "/api/console/settings", Some(body.clone()))
+        .await;
+    assert_eq!(put.status, 200, "{put:?}");
     let mut bad = body.clone();
     bad["eligibility_retention_days"] = json!(3651);
     let refused = admin
