@@ -182,6 +182,23 @@ async fn holds_on(database_url: &str, engine: &str, logs: &Captured) {
         .map(|r| r.get("attempts"))
         .collect();
     assert_eq!(attempts, vec![1, 1], "{engine}: no retries of held rows");
+    // Nor do held rows make an idle worker wake at once again and again: only rows that can be
+    // claimed have a due time.
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM outbox WHERE done_at IS NULL AND held_code IS NULL",
+    )
+    .fetch_one(&stack.state.db)
+    .await
+    .expect("count");
+    if waiting == 0 {
+        assert_eq!(
+            storage::outbox::next_due(&stack.state.db)
+                .await
+                .expect("due"),
+            None,
+            "{engine}: a held row is not due"
+        );
+    }
     let reception = newest_reception(&stack).await;
     assert_eq!(
         storage::outbox::held_code(&stack.state.db, &reception)
