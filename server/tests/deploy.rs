@@ -323,6 +323,7 @@ fn institution_key_prints_the_document_the_backend_takes() {
         &[
             "admin",
             "create",
+            "--create",
             "--institution",
             code.as_str(),
             "--name",

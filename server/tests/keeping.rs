@@ -245,8 +245,15 @@ async fn an_older_binary_names_the_newer_migration_instead_of_failing_obscurely(
         assert!(error.contains("install that version or newer"), "{error}");
         // The binary says the same in one line and stops, on SQLite as an operator would meet it.
         if engine.engine == "sqlite" {
+            // A built site, so that start-up gets as far as the database.
+            let site = tempfile::tempdir().expect("site");
+            std::fs::create_dir_all(site.path().join("pkg")).expect("pkg");
+            for file in uketsuke_server::config::SITE_FILES {
+                std::fs::write(site.path().join(file), b"").expect("site file");
+            }
             let out = std::process::Command::new(BIN)
                 .env_clear()
+                .env("UKETSUKE_SITE_ROOT", site.path())
                 .env("UKETSUKE_MODE", "demo")
                 .env("UKETSUKE_LISTEN", "127.0.0.1:0")
                 .env("UKETSUKE_DATABASE_URL", &engine.url)

@@ -672,6 +672,7 @@ fn a_production_start_creates_no_database_unless_asked() {
         .expect("CRL");
     std::fs::write(dir.path().join("ca.crl"), crl).expect("write CRL");
     std::fs::write(dir.path().join("audit.key"), [7u8; 32]).expect("audit key");
+    std::fs::write(dir.path().join("key-encryption.key"), [9u8; 32]).expect("kek");
     let db = dir.path().join("prod.db");
     let url = format!("sqlite://{}", db.display());
     let backend_key =
@@ -688,6 +689,7 @@ fn a_production_start_creates_no_database_unless_asked() {
         ("UKETSUKE_JPKI_CA", "ca.der"),
         ("UKETSUKE_JPKI_CRL", "ca.crl"),
         ("UKETSUKE_AUDIT_KEY_FILE", "audit.key"),
+        ("UKETSUKE_KEY_ENCRYPTION_KEY_FILE", "key-encryption.key"),
         ("UKETSUKE_SITE_ROOT", site.to_str().expect("path")),
         ("UKETSUKE_LOG", "warn"),
     ];
