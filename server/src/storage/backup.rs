@@ -276,42 +276,99 @@ pub async fn restore(
     }
     conn.close().await.ok();
 
-    let previous = if target.exists() {
-        ensure_unused(&target).await?;
-        let stamp = now.format("%Y%m%dT%H%M%SZ");
-        let mut moved = None;
-        for path in super::companions(&target) {
-            if !path.exists() {
-                continue;
-            }
-            let mut aside = path.as_os_str().to_owned();
-            aside.push(format!(".before-restore-{stamp}"));
-            let aside = PathBuf::from(aside);
-            if aside.exists() {
-                return Err(BackupError::Exists(aside.display().to_string()));
-            }
-            std::fs::rename(&path, &aside).map_err(|source| BackupError::File {
-                path: path.display().to_string(),
-                source,
-            })?;
-            moved.get_or_insert(aside);
-        }
-        moved
-    } else {
-        None
+    // The restored file belongs to whoever owned the database it replaces (or its folder): a
+    // restore run with sudo must not leave a root-owned 0600 file the service cannot open.
+    #[cfg(unix)]
+    let owner = {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(&target)
+            .or_else(|_| {
+                std::fs::metadata(
+                    target
+                        .parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .unwrap_or(Path::new(".")),
+                )
+            })
+            .ok()
+            .map(|m| (m.uid(), m.gid()))
     };
+    // Copy beside the target, then rename: the database file is whole or absent.
+    let mut partial = target.as_os_str().to_owned();
+    partial.push(".restoring");
+    let partial = PathBuf::from(partial);
+    // Made (and given the database's owner) before anything is moved aside, so a restore that
+    // cannot do that stops with the database untouched.
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| BackupError::File {
             path: parent.display().to_string(),
             source,
         })?;
     }
-    // Copy beside the target, then rename: the database file is whole or absent.
-    let mut partial = target.as_os_str().to_owned();
-    partial.push(".restoring");
-    let partial = PathBuf::from(partial);
+    let made = (|| -> Result<std::fs::File, BackupError> {
+        let out = create_private_new(&partial)?;
+        #[cfg(unix)]
+        if let Some((uid, gid)) = owner {
+            use std::os::unix::fs::MetadataExt as _;
+            let mine = out.metadata().map(|m| (m.uid(), m.gid())).ok();
+            if mine != Some((uid, gid)) {
+                std::os::unix::fs::fchown(&out, Some(uid), Some(gid)).map_err(|e| {
+                    BackupError::File {
+                        path: format!(
+                            "{} (to owner {uid}:{gid}, the database's; run restore as that \
+                         user or as root)",
+                            partial.display()
+                        ),
+                        source: e,
+                    }
+                })?;
+            }
+        }
+        Ok(out)
+    })();
+    let mut out = match made {
+        Ok(out) => out,
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(error);
+        }
+    };
+    let previous = async {
+        if target.exists() {
+            ensure_unused(&target).await?;
+            let stamp = now.format("%Y%m%dT%H%M%SZ");
+            let mut moved = None;
+            for path in super::companions(&target) {
+                if !path.exists() {
+                    continue;
+                }
+                let mut aside = path.as_os_str().to_owned();
+                aside.push(format!(".before-restore-{stamp}"));
+                let aside = PathBuf::from(aside);
+                if aside.exists() {
+                    return Err(BackupError::Exists(aside.display().to_string()));
+                }
+                std::fs::rename(&path, &aside).map_err(|source| BackupError::File {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                moved.get_or_insert(aside);
+            }
+            Ok(moved)
+        } else {
+            Ok(None)
+        }
+    }
+    .await;
+    let previous = match previous {
+        Ok(previous) => previous,
+        Err(error) => {
+            drop(out);
+            let _ = std::fs::remove_file(&partial);
+            return Err(error);
+        }
+    };
     let copied = (|| {
-        let mut out = create_private_new(&partial)?;
         let mut input = std::fs::File::open(source).map_err(|e| BackupError::File {
             path: shown.clone(),
             source: e,
