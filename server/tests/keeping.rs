@@ -188,13 +188,35 @@ async fn a_backup_of_a_running_database_restores_with_its_receptions_and_audit_c
         .await
         .expect_err("another audit key");
     assert!(mismatch.to_string().contains("audit key"), "{mismatch}");
+    // The database belongs to the service's user; the restore is run by another (root here,
+    // when the tests run as root): the restored file goes to the database's owner.
+    #[cfg(unix)]
+    let owner = {
+        use std::os::unix::fs::MetadataExt as _;
+        let me = std::fs::metadata(&file).expect("backup").uid();
+        if me == 0 {
+            std::os::unix::fs::chown(&db_file, Some(65534), Some(65534)).expect("chown");
+        }
+        let m = std::fs::metadata(&db_file).expect("database");
+        (m.uid(), m.gid())
+    };
     let restored = backup::restore(&url, &file, &keys, chrono::Utc::now())
         .await
         .expect("restores");
     let previous = restored.previous.expect("the replaced database is kept");
     assert!(previous.exists());
     #[cfg(unix)]
-    assert_eq!(mode(&db_file), 0o600);
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        assert_eq!(mode(&db_file), 0o600);
+        let m = std::fs::metadata(&db_file).expect("restored");
+        assert_eq!((m.uid(), m.gid()), owner, "the database's owner keeps it");
+        if owner.0 != 0 {
+            // Back to this user, so the server below (running as this user) opens it.
+            let me = std::fs::metadata(&file).expect("backup");
+            std::os::unix::fs::chown(&db_file, Some(me.uid()), Some(me.gid())).expect("chown");
+        }
+    }
 
     // The restored database serves: the reception of before the backup is there, the later one
     // is not, the audit chain verifies and the relay signs with the institution's key.
