@@ -57,33 +57,51 @@ struct Changed {
     ids: Vec<String>,
 }
 
-/// Where a reader is in the stream of changes: everything up to `at` was seen, and of the rows
-/// changed exactly at `at`, those in `seen_at` (the next read looks at `>= at`, since two
-/// writes may share a millisecond and land on either side of a read).
+/// Where a reader is in the stream of changes: the newest change seen (`at`) and the rows seen
+/// in the last [`OVERLAP`] before it. Each read looks again from `at - OVERLAP`, since two
+/// writes may share a millisecond, and a row stamped earlier may commit later than a row the
+/// last read already saw; a row is announced once per `updated_at`.
 #[derive(Debug, Clone)]
 struct Cursor {
+    /// The newest `updated_at` admitted.
     at: i64,
-    seen_at: HashSet<String>,
+    /// Nothing older than this is ever admitted (where the cursor started).
+    floor: i64,
+    /// The rows admitted within [`OVERLAP`] of `at`, with the `updated_at` admitted.
+    seen: HashMap<String, i64>,
 }
+
+/// How far back each read looks again: a transaction that stamped `updated_at` before another
+/// but committed after it (or an instance whose clock is a little behind) is still announced,
+/// once, instead of falling behind the cursor.
+const OVERLAP: i64 = 5_000;
 
 impl Cursor {
     fn from(at: i64) -> Self {
         Cursor {
             at,
-            seen_at: HashSet::new(),
+            floor: at,
+            seen: HashMap::new(),
         }
     }
 
-    /// Whether the row `id` changed at `at` is new to this cursor; moves the cursor past it.
+    /// The lowest `updated_at` the next read asks for (ms).
+    fn since(&self) -> i64 {
+        self.at.saturating_sub(OVERLAP).max(self.floor)
+    }
+
+    /// Whether the row `id` changed at `at` is new to this cursor; remembers it and moves the
+    /// cursor to the newest change seen.
     fn admit(&mut self, id: &str, at: i64) -> bool {
-        if at < self.at || (at == self.at && self.seen_at.contains(id)) {
+        if at < self.floor || at < self.since() || self.seen.get(id) == Some(&at) {
             return false;
         }
+        self.seen.insert(id.to_owned(), at);
         if at > self.at {
             self.at = at;
-            self.seen_at.clear();
+            let since = self.since();
+            self.seen.retain(|_, seen_at| *seen_at >= since);
         }
-        self.seen_at.insert(id.to_owned());
         true
     }
 }
@@ -242,12 +260,12 @@ impl Feed {
     async fn changes(&self, cursor: &mut Cursor) -> Result<Vec<Change>, StorageError> {
         let mut changes = Vec::new();
         for _ in 0..PAGES {
-            let limit = PAGE + cursor.seen_at.len();
+            let limit = PAGE + cursor.seen.len();
             let rows = sqlx::query(
                 "SELECT id, institution_id, updated_at FROM receptions WHERE updated_at >= $1 \
                  ORDER BY updated_at, id LIMIT $2",
             )
-            .bind(cursor.at)
+            .bind(cursor.since())
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.db)
             .await?;
@@ -384,13 +402,13 @@ enum Step {
 /// its cursor, read until a short page.
 async fn catch_up(c: &mut Connection) -> Result<(), StorageError> {
     loop {
-        let limit = BATCH + c.cursor.seen_at.len();
+        let limit = BATCH + c.cursor.seen.len();
         let rows = sqlx::query(
             "SELECT id, updated_at FROM receptions WHERE institution_id = $1 AND updated_at >= $2 \
              ORDER BY updated_at, id LIMIT $3",
         )
         .bind(&c.institution_id)
-        .bind(c.cursor.at)
+        .bind(c.cursor.since())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&c.db)
         .await?;
@@ -490,7 +508,29 @@ pub async fn stream(
 
 #[cfg(test)]
 mod tests {
-    use super::StreamSlots;
+    use super::{Cursor, OVERLAP, StreamSlots};
+
+    #[test]
+    fn a_row_stamped_earlier_but_committed_later_is_announced_once() {
+        let mut cursor = Cursor::from(1_000);
+        assert!(
+            !cursor.admit("before-start", 999),
+            "nothing from before the start"
+        );
+        assert!(cursor.admit("a", 2_000));
+        assert!(!cursor.admit("a", 2_000), "the same change once");
+        // "b" was stamped at 1,500 but committed after the read that saw "a": the next read
+        // (from at - OVERLAP) finds it, and it is announced.
+        assert!(cursor.since() <= 1_500);
+        assert!(cursor.admit("b", 1_500));
+        assert!(!cursor.admit("b", 1_500));
+        // A later change of the same row is a new change.
+        assert!(cursor.admit("a", 2_500));
+        // Far behind the newest change: outside the window, and forgotten.
+        assert!(cursor.admit("c", 2_000 + 3 * OVERLAP));
+        assert!(!cursor.admit("late", 2_000));
+        assert!(cursor.seen.len() == 1, "{:?}", cursor.seen);
+    }
 
     #[test]
     fn a_session_holds_at_most_its_cap_and_closing_frees_a_place() {
