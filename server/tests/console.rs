@@ -14,7 +14,7 @@ use common::console::{
     Answer, Console, ConsoleClient, SoftPasskey, b64, b64d, demo_code, demo_staff, enrol, signin,
     try_signin,
 };
-use common::patient::{Patient, register};
+use common::patient::Patient;
 use common::stack::Stack;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ use uketsuke_server::{
         self,
         cli::{AdminCreate, admin_create},
     },
-    relay, storage,
+    storage,
 };
 
 const MINUTE_MS: i64 = 60 * 1000;
@@ -87,33 +87,7 @@ async fn reception(stack: &Stack, kind: &str) -> String {
 /// A confirmed reception of `kind` at the demo institution by person `no`, with its
 /// eligibility.
 async fn reception_of(stack: &Stack, kind: &str, no: u32) -> String {
-    let patient = Patient::new(&stack.base);
-    let accepted = register(
-        &patient,
-        &stack.link(kind),
-        kind,
-        no,
-        &stack.origin(),
-        stack.today(),
-    )
-    .await;
-    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
-    assert_eq!(patient.settled(400).await.body["status"], "confirmed");
-    let id = accepted.body["reception_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    for _ in 0..400 {
-        if relay::eligibility(&stack.state.db, &id)
-            .await
-            .expect("read")
-            .is_some()
-        {
-            return id;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("eligibility never arrived");
+    stack.confirmed_reception(kind, no).await
 }
 
 // ---------------------------------------------------------------------------------------------

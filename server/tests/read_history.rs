@@ -6,16 +6,13 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::console::{demo_staff, signin};
-use common::patient::{Patient, card_sign, register};
+use common::patient::{Patient, card_sign};
 use common::stack::Stack;
 use reqwest::Method;
 use serde_json::{Value, json};
 use uketsuke_backend::simulator::population::CertificateCase;
 use uketsuke_domain::window::to_jst;
-use uketsuke_server::relay;
 
 /// Two ordinary people of the simulator's population.
 const PATIENT: u32 = 44;
@@ -27,33 +24,7 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 /// A confirmed online-care reception (both categories consented) by person `no`, with its
 /// eligibility; returns its id.
 async fn reception(stack: &Stack, no: u32) -> String {
-    let patient = Patient::new(&stack.base);
-    let accepted = register(
-        &patient,
-        &stack.link("online_care"),
-        "online_care",
-        no,
-        &stack.origin(),
-        stack.today(),
-    )
-    .await;
-    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
-    assert_eq!(patient.settled(400).await.body["status"], "confirmed");
-    let id = accepted.body["reception_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    for _ in 0..400 {
-        if relay::eligibility(&stack.state.db, &id)
-            .await
-            .expect("read")
-            .is_some()
-        {
-            return id;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("eligibility never arrived");
+    stack.confirmed_reception("online_care", no).await
 }
 
 /// 同意照会 for person `no`: a new session on the online-care link, the card's proof; returns

@@ -7,10 +7,8 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::console::{Console, demo_staff};
-use common::patient::{Patient, register};
+
 use common::stack::Stack;
 use encoding_rs::SHIFT_JIS;
 use reqwest::Method;
@@ -32,33 +30,7 @@ async fn stack() -> Stack {
 
 /// A confirmed separate-route reception by person `no`, with its eligibility; returns its id.
 async fn reception(stack: &Stack, no: u32) -> String {
-    let patient = Patient::new(&stack.base);
-    let accepted = register(
-        &patient,
-        &stack.link("separate_route"),
-        "separate_route",
-        no,
-        &stack.origin(),
-        stack.today(),
-    )
-    .await;
-    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
-    assert_eq!(patient.settled(400).await.body["status"], "confirmed");
-    let id = accepted.body["reception_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    for _ in 0..400 {
-        if relay::eligibility(&stack.state.db, &id)
-            .await
-            .expect("read")
-            .is_some()
-        {
-            return id;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("eligibility never arrived");
+    stack.confirmed_reception("separate_route", no).await
 }
 
 /// The bytes and headers of a download.

@@ -169,3 +169,37 @@ pub async fn server_with(
     tokio::spawn(server.run(std::future::pending()));
     (base, links, state)
 }
+
+impl Stack {
+    /// A confirmed reception of `kind` at the demo institution by simulator person `no`, once
+    /// its eligibility is stored; returns its id.
+    pub async fn confirmed_reception(&self, kind: &str, no: u32) -> String {
+        let patient = super::patient::Patient::new(&self.base);
+        let accepted = super::patient::register(
+            &patient,
+            &self.link(kind),
+            kind,
+            no,
+            &self.origin(),
+            self.today(),
+        )
+        .await;
+        assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+        assert_eq!(patient.settled(400).await.body["status"], "confirmed");
+        let id = accepted.body["reception_id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        for _ in 0..400 {
+            if uketsuke_server::relay::eligibility(&self.state.db, &id)
+                .await
+                .expect("read")
+                .is_some()
+            {
+                return id;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("eligibility never arrived");
+    }
+}
