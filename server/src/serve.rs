@@ -27,7 +27,7 @@ use std::{
     pin::{Pin, pin},
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     task::{Context, Poll},
     time::{Duration, Instant},
@@ -129,14 +129,18 @@ pub async fn serve(
         let router = router.clone();
         let streams_stop = stop_rx.clone();
         let service = hyper::service::service_fn(move |request: http::Request<_>| {
-            let mut request = request.map(axum::body::Body::new);
+            let http1 = request.version() <= http::Version::HTTP_11;
+            let read_whole = Arc::new(AtomicBool::new(false));
+            let mut request =
+                request.map(|body| axum::body::Body::new(Watched::new(body, read_whole.clone())));
             request.extensions_mut().insert(ConnectInfo(peer));
             let answer = router.clone().oneshot(request);
             let stop = streams_stop.clone();
             async move {
-                answer
-                    .await
-                    .map(|response| end_streams_on_stop(response, stop))
+                answer.await.map(|response| {
+                    let response = close_if_body_unread(response, http1, &read_whole);
+                    end_streams_on_stop(response, stop)
+                })
             }
         });
         let builder = builder.clone();
@@ -207,6 +211,62 @@ fn end_streams_on_stop(
     });
     let data = futures_util::StreamExt::take_until(body.into_data_stream(), stopped);
     axum::response::Response::from_parts(parts, axum::body::Body::from_stream(data))
+}
+
+/// A request body that records whether it was read to its end.
+struct Watched {
+    inner: hyper::body::Incoming,
+    read_whole: Arc<AtomicBool>,
+}
+
+impl Watched {
+    fn new(inner: hyper::body::Incoming, read_whole: Arc<AtomicBool>) -> Self {
+        read_whole.store(http_body::Body::is_end_stream(&inner), Ordering::Relaxed);
+        Watched { inner, read_whole }
+    }
+}
+
+impl http_body::Body for Watched {
+    type Data = axum::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(frame, Poll::Ready(None)) {
+            self.read_whole.store(true, Ordering::Relaxed);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// An HTTP/1 answer given before its request's body was read to the end (a 413 decided on
+/// `Content-Length`, a refusal before the upload was looked at, a body cut by an error) says
+/// `Connection: close`. hyper closes such a connection after the answer anyway, as it cannot
+/// find where the next request starts; without the header a client pools the connection and
+/// its next request on it fails ("connection closed before message completed").
+fn close_if_body_unread(
+    mut response: axum::response::Response,
+    http1: bool,
+    read_whole: &AtomicBool,
+) -> axum::response::Response {
+    if http1 && !read_whole.load(Ordering::Relaxed) {
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// Answers a connection over the cap with 503 and closes it, reading what the client sent so

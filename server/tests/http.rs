@@ -420,6 +420,34 @@ async fn oversized_bodies_are_refused() {
         .expect("post");
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_security_headers(&response, "413");
+    // The body was never read, so the connection cannot carry another request: the answer
+    // says so, and a client's next request on the same pool goes out on a fresh connection.
+    assert_eq!(
+        response
+            .headers()
+            .get(header::CONNECTION)
+            .map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
+    let http = client();
+    for round in 0..20 {
+        let refused = http
+            .post(format!("{}/api/landing", server.base))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(vec![b'a'; 200 * 1024])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: oversized post: {e:?}"));
+        assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let next = http
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the request after a 413: {e:?}"));
+        assert_eq!(next.status(), StatusCode::OK);
+        // An answer to a request whose body was read keeps the connection.
+        assert_eq!(next.headers().get(header::CONNECTION), None);
+    }
     server.shutdown().await;
 }
 

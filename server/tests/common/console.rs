@@ -56,7 +56,12 @@ pub struct Console {
 impl Console {
     pub fn new(base: &str, origin: &str) -> Console {
         Console {
-            http: reqwest::Client::new(),
+            // Idle pooled connections are dropped well before the server's 5 s idle close, so
+            // that a request never goes out on a connection the server is closing.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
+                .build()
+                .expect("client"),
             base: base.trim_end_matches('/').to_owned(),
             origin: origin.to_owned(),
             cookie: Mutex::new(None),

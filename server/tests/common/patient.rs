@@ -33,7 +33,9 @@ impl Answer {
 impl Patient {
     pub fn new(base: &str) -> Patient {
         Patient {
+            // Below the server's 5 s idle close (see common/console.rs).
             http: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
                 .cookie_store(true)
                 .default_headers(reqwest::header::HeaderMap::from_iter([(
                     reqwest::header::HeaderName::from_static("x-uketsuke-csrf"),
