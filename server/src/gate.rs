@@ -249,7 +249,7 @@ async fn store_if_still_consented(
              WHERE id = $1 AND withdrawn_at IS NULL AND checkups = 1"
         }
     };
-    let mut tx = db.begin().await?;
+    let mut tx = crate::storage::begin(db).await?;
     let held = sqlx::query(still_consented)
         .bind(reception_id)
         .execute(&mut *tx)

@@ -162,7 +162,7 @@ impl Relay {
                         })
                         .unwrap_or_else(|_| "{}".to_owned());
                         let now = self.clock.now_ms();
-                        let mut tx = self.db.begin().await?;
+                        let mut tx = crate::storage::begin(&self.db).await?;
                         if !outbox::finish(&mut tx, &job.id, worker, now).await? {
                             tx.rollback().await?;
                             return Ok(());
@@ -206,7 +206,7 @@ impl Relay {
                     Err(e) if e.is_final() => {
                         let code = refusal_code(&e);
                         let now = self.clock.now_ms();
-                        let mut tx = self.db.begin().await?;
+                        let mut tx = crate::storage::begin(&self.db).await?;
                         if !outbox::finish(&mut tx, &job.id, worker, now).await? {
                             tx.rollback().await?;
                             return Ok(());
@@ -250,7 +250,7 @@ impl Relay {
                 };
                 let json = serde_json::to_string(&stored).unwrap_or_else(|_| "null".to_owned());
                 let now = self.clock.now_ms();
-                let mut tx = self.db.begin().await?;
+                let mut tx = crate::storage::begin(&self.db).await?;
                 if !outbox::finish(&mut tx, &job.id, worker, now).await? {
                     tx.rollback().await?;
                     return Ok(());

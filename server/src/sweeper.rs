@@ -207,7 +207,7 @@ async fn sweep_receptions(db: &Db, now_ms: i64, days: i64) -> Result<u64, Storag
     }
     let mut deleted = 0;
     for (institution_id, ids) in by_institution {
-        let mut tx = db.begin().await?;
+        let mut tx = crate::storage::begin(db).await?;
         let mut deleted_here: u64 = 0;
         for id in &ids {
             // Checked again inside the transaction: a request queued since the selection above

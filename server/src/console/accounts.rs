@@ -270,7 +270,7 @@ pub async fn issue_for(
     if account.view.disabled {
         return Ok(None);
     }
-    let mut tx = db.begin().await?;
+    let mut tx = crate::storage::begin(db).await?;
     audit::append(
         &mut tx,
         actor,
@@ -331,7 +331,9 @@ pub async fn create(
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code));
     }
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = crate::storage::begin(&state.db)
+        .await
+        .map_err(StorageError::from)?;
     audit::append(
         &mut tx,
         &staff.actor(),
@@ -371,7 +373,9 @@ async fn set_disabled(
     } else {
         "account.enable"
     };
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = crate::storage::begin(&state.db)
+        .await
+        .map_err(StorageError::from)?;
     audit::append(&mut tx, &staff.actor(), action, Some(&account.view.id), now).await?;
     sqlx::query("UPDATE staff_accounts SET disabled = $1, updated_at = $2 WHERE id = $3")
         .bind(i64::from(disabled))
@@ -485,7 +489,9 @@ pub async fn remove_passkey(
     }
     let now = state.clock.now_ms();
     let target = format!("{}/{passkey}", account.view.id);
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = crate::storage::begin(&state.db)
+        .await
+        .map_err(StorageError::from)?;
     audit::append(
         &mut tx,
         &staff.actor(),

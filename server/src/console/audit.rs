@@ -407,7 +407,7 @@ pub async fn record(
     target: Option<&str>,
     now_ms: i64,
 ) -> Result<(), StorageError> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::storage::begin(db).await?;
     append(&mut tx, actor, action, target, now_ms).await?;
     tx.commit().await?;
     Ok(())
@@ -468,7 +468,7 @@ pub async fn prune(db: &Db, cutoff_ms: i64, now_ms: i64) -> Result<u64, StorageE
             account: "-server".to_owned(),
             ip: None,
         };
-        let mut tx = db.begin().await?;
+        let mut tx = crate::storage::begin(db).await?;
         append(
             &mut tx,
             &actor,

@@ -195,7 +195,7 @@ pub async fn admin_create(
             if let Some(problem) = account.problem() {
                 return Err(format!("account: {problem}"));
             }
-            let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+            let mut tx = crate::storage::begin(db).await.map_err(|e| e.to_string())?;
             audit::append(&mut tx, &actor, "account.create", Some(&account.id), now_ms)
                 .await
                 .map_err(storage)?;
@@ -295,7 +295,7 @@ pub async fn api_token_create_with(
     let institution_id = institution_by_code(db, code).await?;
     let storage = |e: storage::StorageError| e.to_string();
     let expires_at = now_ms + lifetime.min(tokens::MAX_LIFETIME_MS);
-    let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+    let mut tx = crate::storage::begin(db).await.map_err(|e| e.to_string())?;
     let (id, token) = tokens::create_in(
         &mut tx,
         &institution_id,
@@ -358,7 +358,7 @@ pub async fn api_token_list(db: &Db, code: &str, now_ms: i64) -> Result<String, 
 pub async fn api_token_revoke(db: &Db, code: &str, id: &str, now_ms: i64) -> Result<(), String> {
     let institution_id = institution_by_code(db, code).await?;
     let storage = |e: storage::StorageError| e.to_string();
-    let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+    let mut tx = crate::storage::begin(db).await.map_err(|e| e.to_string())?;
     audit::append(
         &mut tx,
         &Actor::cli(&institution_id),
@@ -386,7 +386,7 @@ pub async fn relay_resume(db: &Db, code: &str, now_ms: i64) -> Result<u64, Strin
     let rows = storage::outbox::resume(db, &institution_id, now_ms)
         .await
         .map_err(|e| e.to_string())?;
-    let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+    let mut tx = crate::storage::begin(db).await.map_err(|e| e.to_string())?;
     audit::append(
         &mut tx,
         &Actor::cli(&institution_id),

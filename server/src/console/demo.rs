@@ -112,7 +112,7 @@ pub async fn ensure_accounts(db: &Db, mode: Mode) -> Result<(), StorageError> {
                     account: "-demo".to_owned(),
                     ip: None,
                 };
-                let mut tx = db.begin().await?;
+                let mut tx = crate::storage::begin(db).await?;
                 let enabled = sqlx::query(
                     "UPDATE staff_accounts SET disabled = 0, updated_at = $1 \
                      WHERE id = $2 AND disabled = 1",
@@ -137,7 +137,7 @@ pub async fn ensure_accounts(db: &Db, mode: Mode) -> Result<(), StorageError> {
             account: "-demo".to_owned(),
             ip: None,
         };
-        let mut tx = db.begin().await?;
+        let mut tx = crate::storage::begin(db).await?;
         audit::append(&mut tx, &actor, "account.create", Some(id), now).await?;
         let account = NewAccount {
             id: id.to_owned(),
@@ -224,7 +224,7 @@ pub async fn retire(db: &Db, now: i64) -> Result<Option<Retired>, StorageError> 
         return Ok(None);
     };
     const STAFF: &str = "SELECT id FROM staff_accounts WHERE institution_id = $1";
-    let mut tx = db.begin().await?;
+    let mut tx = crate::storage::begin(db).await?;
     let retired = Retired {
         passkeys: rows(
             &mut tx,

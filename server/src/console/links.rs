@@ -98,7 +98,9 @@ pub async fn create(
         .check(&staff.institution_id, state.clock.now())
         .map_err(|code| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code))?;
     let now_ms = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = crate::storage::begin(&state.db)
+        .await
+        .map_err(StorageError::from)?;
     audit::append(
         &mut tx,
         &staff.actor(),
@@ -123,7 +125,9 @@ pub async fn revoke(
 ) -> ApiResult<StatusCode> {
     require_role(&staff, &[Role::Administrator])?;
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = crate::storage::begin(&state.db)
+        .await
+        .map_err(StorageError::from)?;
     audit::append(&mut tx, &staff.actor(), "link.revoke", Some(&id), now).await?;
     if !links::revoke(&mut *tx, &staff.institution_id, &id, now).await? {
         tx.rollback().await.map_err(StorageError::from)?;

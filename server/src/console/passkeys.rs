@@ -363,7 +363,9 @@ pub async fn enrol_finish(
             account.login_id
         )
     };
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = crate::storage::begin(&state.db)
+        .await
+        .map_err(StorageError::from)?;
     audit::append(&mut tx, &actor, "passkey.register", Some(&target), now).await?;
     let spent = sqlx::query(
         "UPDATE enrolment_codes SET used_at = $1 \
@@ -573,7 +575,9 @@ pub async fn signin_finish(
         account: account.view.id.clone(),
         ip: ip.clone(),
     };
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = crate::storage::begin(&state.db)
+        .await
+        .map_err(StorageError::from)?;
     audit::append(&mut tx, &actor, "signin", None, now).await?;
     if let Some(previous) = session::session_of(&state.config, &headers) {
         session::end_in(&mut tx, &previous).await?;
@@ -622,7 +626,9 @@ fn signed_out(state: &AppState) -> Response {
 
 /// `POST /api/console/signout`: ends this session.
 pub async fn signout(State(state): State<AppState>, staff: Staff) -> ApiResult<Response> {
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = crate::storage::begin(&state.db)
+        .await
+        .map_err(StorageError::from)?;
     audit::append(
         &mut tx,
         &staff.actor(),
@@ -641,7 +647,9 @@ pub async fn signout_everywhere(
     State(state): State<AppState>,
     staff: Staff,
 ) -> ApiResult<Response> {
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = crate::storage::begin(&state.db)
+        .await
+        .map_err(StorageError::from)?;
     audit::append(
         &mut tx,
         &staff.actor(),

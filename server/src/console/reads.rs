@@ -71,7 +71,7 @@ pub async fn record(
     category: ReadCategory,
     now_ms: i64,
 ) -> Result<(), StorageError> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::storage::begin(db).await?;
     let seq = audit::append(&mut tx, &staff.actor(), action, target, now_ms).await?;
     for reception_id in read {
         sqlx::query(

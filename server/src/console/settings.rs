@@ -180,7 +180,9 @@ pub async fn put_settings(
     .filter_map(|(name, differs)| differs.then_some(name))
     .collect();
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = crate::storage::begin(&state.db)
+        .await
+        .map_err(StorageError::from)?;
     audit::append(
         &mut tx,
         &staff.actor(),

@@ -280,7 +280,9 @@ pub async fn create_link(
     {
         return Err(ApiError::new(StatusCode::CONFLICT, "kind_switched_off").with_field("kind"));
     }
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = crate::storage::begin(&state.db)
+        .await
+        .map_err(StorageError::from)?;
     let id = links::create(&mut *tx, &link, now).await?;
     tokens::mark_link_in(&mut tx, &id, &bearer.id).await?;
     if let Some(key) = &key
@@ -566,7 +568,9 @@ pub async fn revoke_link(
     let bearer = authorized(&state, &headers, Scope::LinksRevoke).await?;
     let record = own_link(&state, &bearer, &id).await?;
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = crate::storage::begin(&state.db)
+        .await
+        .map_err(StorageError::from)?;
     audit::append(
         &mut tx,
         &actor(&bearer),
@@ -624,7 +628,9 @@ pub async fn record_home_visit(
     }
     let payload = serde_json::to_string(&body).unwrap_or_default();
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = crate::storage::begin(&state.db)
+        .await
+        .map_err(StorageError::from)?;
     let added =
         receptions::record_home_visit_in(&mut tx, &reception.id, body.visit_date, &payload, now)
             .await?;

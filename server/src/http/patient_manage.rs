@@ -367,7 +367,7 @@ pub(crate) async fn withdraw_by_patient(
     })
     .unwrap_or_default();
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::storage::begin(&state.db).await?;
     audit::append(
         &mut tx,
         &patient_actor(institution_id),
@@ -441,7 +441,9 @@ pub async fn update_consent(
     }
     let payload = serde_json::to_string(&ConsentUpdateRequest { consent }).unwrap_or_default();
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = crate::storage::begin(&state.db)
+        .await
+        .map_err(StorageError::from)?;
     audit::append(
         &mut tx,
         &patient_actor(&link.link.institution_id),

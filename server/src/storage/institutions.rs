@@ -280,9 +280,12 @@ async fn seal_clear_keys(db: &Db, kek: &KeyEncryptionKey, now_ms: i64) -> Result
                 .await
                 .map_err(StorageError::from)?;
         }
-        let mut tx = sqlx::Connection::begin(&mut *conn)
-            .await
-            .map_err(StorageError::from)?;
+        let mut tx = sqlx::Connection::begin_with(
+            &mut *conn,
+            if sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" },
+        )
+        .await
+        .map_err(StorageError::from)?;
         crate::console::audit::append(
             &mut tx,
             &crate::console::audit::Actor {

@@ -31,6 +31,30 @@ use sqlx::{
 
 pub type Db = AnyPool;
 
+/// A transaction on the pool, as [`begin`] gives it.
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// Begins a transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken at the
+/// start, waiting up to the busy timeout. A deferred transaction (sqlx's plain `BEGIN`) that
+/// reads and then writes fails at once with `SQLITE_BUSY` when another connection committed in
+/// between, since its read snapshot cannot become a write; the busy timeout does not apply to
+/// that, so every read-then-write (a check before an insert, the relay's claim) could fail
+/// under concurrent writers. PostgreSQL locks rows as it goes: a plain `BEGIN`.
+///
+/// Every transaction of the server begins here; `crate::storage::begin(&db)` is not used.
+pub async fn begin(db: &Db) -> Result<Tx, sqlx::Error> {
+    if is_sqlite(db) {
+        db.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        db.begin().await
+    }
+}
+
+/// The pool is a SQLite database.
+pub fn is_sqlite(db: &Db) -> bool {
+    db.connect_options().database_url.scheme() == "sqlite"
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("cannot create the database folder {path}: {source}")]
@@ -374,6 +398,58 @@ mod tests {
             .expect("reopens");
         ping(&db).await.expect("pings");
         assert_eq!(mode(&file), 0o600);
+    }
+
+    /// The failure [`begin`] exists for: a transaction reads, another connection commits a
+    /// write, the first then writes. Deferred, the write fails at once; immediate, it waits for
+    /// the other writer and succeeds.
+    #[tokio::test]
+    async fn a_read_then_write_transaction_survives_a_concurrent_commit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = open(&format!("sqlite://{}/db.sqlite", dir.path().display()))
+            .await
+            .expect("opens");
+        assert!(is_sqlite(&db));
+        sqlx::query("CREATE TABLE t (n INTEGER)")
+            .execute(&db)
+            .await
+            .expect("table");
+        let race = |immediate: bool| {
+            let db = db.clone();
+            async move {
+                let mut first = if immediate {
+                    begin(&db).await?
+                } else {
+                    db.begin().await?
+                };
+                sqlx::query("SELECT COUNT(*) AS n FROM t")
+                    .fetch_one(&mut *first)
+                    .await?;
+                let other = {
+                    let db = db.clone();
+                    tokio::spawn(async move {
+                        let mut tx = begin(&db).await?;
+                        sqlx::query("INSERT INTO t (n) VALUES (2)")
+                            .execute(&mut *tx)
+                            .await?;
+                        tx.commit().await
+                    })
+                };
+                // Let the other writer reach the database first.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                sqlx::query("INSERT INTO t (n) VALUES (1)")
+                    .execute(&mut *first)
+                    .await?;
+                first.commit().await?;
+                other
+                    .await
+                    .map_err(|e| sqlx::Error::Protocol(e.to_string()))?
+            }
+        };
+        assert!(race(false).await.is_err(), "a deferred transaction fails");
+        race(true)
+            .await
+            .expect("an immediate transaction waits and succeeds");
     }
 
     #[tokio::test]

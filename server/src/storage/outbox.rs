@@ -373,7 +373,7 @@ pub async fn hold(
     code: &str,
     now_ms: i64,
 ) -> Result<bool, StorageError> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::storage::begin(db).await?;
     let held = sqlx::query(
         "UPDATE outbox SET held_code = $1, attempts = attempts + 1, locked_until = NULL, \
                 last_error = $1 \
@@ -486,7 +486,7 @@ pub async fn held_code(db: &Db, reception_id: &str) -> Result<Option<String>, St
 /// Run once the cause is fixed (the key registered, the backend's address or version right).
 /// A cause still there holds the rows again after one more send each, and is logged again.
 pub async fn resume(db: &Db, institution_id: &str, now_ms: i64) -> Result<u64, StorageError> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::storage::begin(db).await?;
     sqlx::query(
         "UPDATE receptions SET updated_at = $1 \
          WHERE institution_id = $2 AND id IN \

@@ -170,7 +170,7 @@ pub async fn take_cancel_token(db: &Db, session: &Session) -> Result<bool, Stora
 /// Ends a session at once (the done screen on an institution device): its row and its
 /// challenges go, so its cookie opens nothing any more. The reception it made stays.
 pub async fn end_session(db: &Db, session_id: &str) -> Result<(), StorageError> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::storage::begin(db).await?;
     sqlx::query("DELETE FROM challenges WHERE session_id = $1")
         .bind(session_id)
         .execute(&mut *tx)
@@ -246,7 +246,7 @@ pub async fn submit(
     new: &NewReception<'_>,
     now_ms: i64,
 ) -> Result<Option<Submitted>, StorageError> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::storage::begin(db).await?;
     let submitted = submit_in(&mut tx, new, now_ms).await?;
     if submitted.is_some() {
         tx.commit().await?;
@@ -482,7 +482,7 @@ pub async fn withdraw(
     payload: &str,
     now_ms: i64,
 ) -> Result<bool, StorageError> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::storage::begin(db).await?;
     if !withdraw_in(&mut tx, reception_id, payload, now_ms).await? {
         tx.rollback().await?;
         return Ok(false);
@@ -540,7 +540,7 @@ pub async fn update_consent(
     payload: &str,
     now_ms: i64,
 ) -> Result<bool, StorageError> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::storage::begin(db).await?;
     if !update_consent_in(&mut tx, reception_id, consent, payload, now_ms).await? {
         tx.rollback().await?;
         return Ok(false);
@@ -604,7 +604,7 @@ pub async fn record_home_visit(
     payload: &str,
     now_ms: i64,
 ) -> Result<bool, StorageError> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::storage::begin(db).await?;
     if !record_home_visit_in(&mut tx, reception_id, date, payload, now_ms).await? {
         tx.rollback().await?;
         return Ok(false);
@@ -918,7 +918,7 @@ pub async fn of_card_by_id(
 /// sessions went. The receptions themselves stay: the cancel link and the console find them
 /// by their own columns.
 pub async fn sweep_expired_sessions(db: &Db, now_ms: i64) -> Result<u64, StorageError> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::storage::begin(db).await?;
     sqlx::query(
         "DELETE FROM challenges WHERE session_id IN \
          (SELECT id FROM reception_sessions WHERE expires_at <= $1)",

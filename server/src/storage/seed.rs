@@ -99,7 +99,7 @@ async fn insert_link<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
 async fn create_demo(db: &Db) -> Result<String, StorageError> {
     let now = now_millis();
     let institution_id = new_id();
-    let mut tx = db.begin().await?;
+    let mut tx = crate::storage::begin(db).await?;
     sqlx::query(
         "INSERT INTO institutions (id, code, name_ja, name_en, is_demo, created_at) \
          VALUES ($1, $2, $3, $4, 1, $5)",

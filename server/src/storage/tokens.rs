@@ -120,7 +120,7 @@ pub async fn create(
     label: &str,
     now_ms: i64,
 ) -> Result<String, StorageError> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::storage::begin(db).await?;
     let (_, token) = create_in(
         &mut tx,
         institution_id,
@@ -143,7 +143,7 @@ pub async fn create_with(
     expires_at: i64,
     now_ms: i64,
 ) -> Result<(String, String), StorageError> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::storage::begin(db).await?;
     let made = create_in(&mut tx, institution_id, label, scopes, expires_at, now_ms).await?;
     tx.commit().await?;
     Ok(made)

@@ -65,7 +65,7 @@ pub(super) async fn store_patient_ref(
     value: Option<&str>,
 ) -> Result<(), StorageError> {
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::storage::begin(&state.db).await?;
     audit::append(&mut tx, &staff.actor(), "patient_ref.update", Some(id), now).await?;
     sqlx::query(
         "UPDATE receptions SET patient_ref = $1, updated_at = $2 \
@@ -111,7 +111,9 @@ pub async fn record_home_visit(
     let payload = serde_json::to_string(&body).unwrap_or_default();
     let now = state.clock.now_ms();
     let target = format!("{}/{}", reception.id, body.visit_date.format("%Y-%m-%d"));
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = crate::storage::begin(&state.db)
+        .await
+        .map_err(StorageError::from)?;
     audit::append(
         &mut tx,
         &staff.actor(),
@@ -161,7 +163,9 @@ pub async fn withdraw(
     })
     .unwrap_or_default();
     let now = state.clock.now_ms();
-    let mut tx = state.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = crate::storage::begin(&state.db)
+        .await
+        .map_err(StorageError::from)?;
     audit::append(
         &mut tx,
         &staff.actor(),

@@ -132,9 +132,7 @@ pub(crate) async fn queue_registration(
     };
     let payload = serde_json::to_string(&request)
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"))?;
-    let mut tx = state
-        .db
-        .begin()
+    let mut tx = crate::storage::begin(&state.db)
         .await
         .map_err(crate::storage::StorageError::from)?;
     let submitted = receptions::submit_in(
