@@ -47,6 +47,12 @@ pub fn home_visits_path(registration_id: &str) -> String {
     format!("/v1/registrations/{registration_id}/home-visits")
 }
 
+/// `POST`: 健康保険証利用登録, register the card of a registration's patient for use as a
+/// health insurance card ([`InsuranceUseRequest`] → [`InsuranceUseRegistered`]).
+pub fn insurance_use_path(registration_id: &str) -> String {
+    format!("/v1/registrations/{registration_id}/insurance-use")
+}
+
 /// Answer of [`HEALTH_PATH`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
@@ -317,6 +323,43 @@ pub struct HomeVisitRecorded {
     pub window: Window,
 }
 
+/// The version of the terms of 健康保険証利用登録 that a patient is shown before registering
+/// (the words are the portal's: `app/src/i18n`). The signed text names it, so a signature
+/// agrees to these terms only; a backend refuses a version it does not offer
+/// ([`ErrorCode::TermsVersionUnknown`]).
+pub const INSURANCE_USE_TERMS_VERSION: &str = "2026-12";
+
+/// `POST /v1/registrations/{id}/insurance-use`: 健康保険証利用登録. The patient agreed to the
+/// terms, entered the PIN and the card signed [`binding::InsuranceUseBinding`]; the backend
+/// verifies that proof itself (chain, validity, revocation, signature) and that the card is
+/// the registration's patient's, and registers the card for insurance use. Registering a card
+/// that already is registered changes nothing and answers as a success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InsuranceUseRequest {
+    /// The user-authentication certificate read from the card (DER, base64url, no padding).
+    pub certificate: String,
+    /// The card's RSA PKCS#1 v1.5 SHA-256 signature over the binding (base64url, no padding).
+    pub signature: String,
+    /// The origin the browser showed.
+    pub origin: String,
+    /// The server's one-time challenge (base64url, no padding, 32–64 bytes decoded).
+    pub challenge: String,
+    /// The terms the patient agreed to ([`INSURANCE_USE_TERMS_VERSION`]).
+    pub terms_version: String,
+    /// As in [`RegistrationRequest::idempotency_key`].
+    pub idempotency_key: String,
+}
+
+/// Answer of a 健康保険証利用登録.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InsuranceUseRegistered {
+    pub registration_id: String,
+    /// When the card became registered for insurance use (on a repeat: the first time).
+    pub registered_at: DateTime<Utc>,
+    /// The card was registered before this request; nothing changed.
+    pub already_registered: bool,
+}
+
 /// Every refusal the backend can answer with. The wire form is the snake_case name; each code
 /// has exactly one HTTP status ([`ErrorCode::http_status`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -389,6 +432,10 @@ pub enum ErrorCode {
     PersonUnderReview,
     /// Home visits can be recorded for 訪問診療等 only.
     NotHomeVisit,
+    /// 健康保険証利用登録: the card is not the card of the registration's patient.
+    PersonMismatch,
+    /// 健康保険証利用登録: the terms version is not one the backend offers.
+    TermsVersionUnknown,
     /// A home visit in the future or before the registration's month.
     HomeVisitDateInvalid,
     // --- the backend itself ---
@@ -423,7 +470,9 @@ impl ErrorCode {
             | PersonNotFound
             | CardSignatureInvalid
             | NotHomeVisit
-            | HomeVisitDateInvalid => 422,
+            | HomeVisitDateInvalid
+            | PersonMismatch
+            | TermsVersionUnknown => 422,
             NoMedicalInformation | ConsentNotGiven | WindowClosed | ConsentWithdrawn
             | PersonUnderReview => 403,
             Unavailable => 503,

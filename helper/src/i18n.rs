@@ -51,6 +51,8 @@ pub struct Texts {
     pub institution_code: &'static str,
     pub purpose: &'static str,
     pub manage: &'static str,
+    pub insurance_use: &'static str,
+    pub terms: &'static str,
     pub kind: &'static str,
     pub visit_date: &'static str,
     pub clinical: &'static str,
@@ -83,6 +85,8 @@ pub const JA: Texts = Texts {
     institution_code: "医療機関等コード",
     purpose: "内容",
     manage: "同意の確認・取消",
+    insurance_use: "マイナンバーカードの健康保険証利用登録",
+    terms: "同意する利用規約の版",
     kind: "受付の種類",
     visit_date: "受診日",
     clinical: "診療・薬剤情報の提供",
@@ -115,6 +119,8 @@ pub const EN: Texts = Texts {
     institution_code: "Institution code",
     purpose: "Purpose",
     manage: "See or withdraw consents",
+    insurance_use: "Register the My Number card for use as a health insurance card",
+    terms: "Version of the terms you agree to",
     kind: "Kind of reception",
     visit_date: "Visit date",
     clinical: "Share clinical and medication information",
@@ -240,6 +246,10 @@ pub fn rows(lang: Lang, text: &SignedText) -> Vec<(&'static str, String)> {
     ];
     match text {
         SignedText::Manage(_) => rows.push((t.purpose, t.manage.to_owned())),
+        SignedText::InsuranceUse(i) => {
+            rows.push((t.purpose, t.insurance_use.to_owned()));
+            rows.push((t.terms, i.terms.clone()));
+        }
         SignedText::Consent(c) => {
             rows.push((t.kind, kind(lang, c.kind).to_owned()));
             rows.push((t.visit_date, c.visit_date.format("%Y-%m-%d").to_string()));

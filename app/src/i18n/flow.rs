@@ -74,6 +74,7 @@ pub struct FlowTexts {
     pub app_demo_signing_for: &'static str,
     /// The practice app: a 同意照会 text.
     pub app_demo_manage: &'static str,
+    pub app_demo_insurance_use: &'static str,
     /// The practice app: the request was refused (see `code_message` for the reason).
     pub app_refused_title: &'static str,
     pub method_title: &'static str,
@@ -225,6 +226,7 @@ static JA: FlowTexts = FlowTexts {
     app_demo_institution_code: "医療機関等コード",
     app_demo_signing_for: "署名する内容",
     app_demo_manage: "この医療機関での同意の照会・変更・取消",
+    app_demo_insurance_use: "マイナンバーカードの健康保険証利用登録",
     app_refused_title: "署名しませんでした",
     method_title: "本人確認の方法",
     method_pin: "暗証番号（患者さんご本人が入力）",
@@ -364,6 +366,7 @@ static EN: FlowTexts = FlowTexts {
     app_demo_institution_code: "Institution code",
     app_demo_signing_for: "What you are signing",
     app_demo_manage: "Viewing, changing or withdrawing your consents at this institution",
+    app_demo_insurance_use: "Registering your My Number card for use as a health insurance card",
     app_refused_title: "Not signed",
     method_title: "How identity is confirmed",
     method_pin: "PIN (typed by the patient)",

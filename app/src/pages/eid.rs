@@ -221,6 +221,11 @@ fn SignedDetails(text: SignedText, landing: LandingView) -> impl IntoView {
             <dd data-testid="app-manage">{move || f().app_demo_manage}</dd>
         }
         .into_any(),
+        SignedText::InsuranceUse(_) => view! {
+            <dt>{move || f().review_kind}</dt>
+            <dd data-testid="app-insurance-use">{move || f().app_demo_insurance_use}</dd>
+        }
+        .into_any(),
     };
     view! {
         <h3>{move || f().app_demo_signing_for}</h3>

@@ -19,6 +19,8 @@ use super::{ConsentChoices, PrescriptionMethod, RegistrationRequest};
 pub const BINDING_TAG: &str = "uketsuke-consent-binding-v1";
 /// First line of the message the card signs to see, change or withdraw consents (同意照会).
 pub const MANAGE_TAG: &str = "uketsuke-manage-binding-v1";
+/// First line of the message the card signs for 健康保険証利用登録.
+pub const INSURANCE_USE_TAG: &str = "uketsuke-insurance-use-binding-v1";
 /// Shortest challenge accepted (decoded bytes): 256 bits, SPEC §5.
 pub const MIN_CHALLENGE_BYTES: usize = 32;
 /// Longest challenge accepted (decoded bytes).
@@ -152,6 +154,52 @@ pub fn manage_message(origin: &str, challenge: &str, institution_code: &str) -> 
     .message()
 }
 
+/// What the card signs to register itself for use as a health insurance card
+/// (健康保険証利用登録, [`super::InsuranceUseRequest`]); like [`ChallengeBinding`], over SHA-256
+/// DigestInfo, PKCS#1 v1.5.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsuranceUseBinding<'a> {
+    pub origin: &'a str,
+    /// base64url (no padding) text of the challenge, exactly as sent in the request.
+    pub challenge: &'a str,
+    /// The institution where the patient registers (whose link they used).
+    pub institution: &'a InstitutionCode,
+    /// The terms the patient agreed to ([`super::INSURANCE_USE_TERMS_VERSION`]): 1–16
+    /// characters `[0-9A-Za-z.-]`.
+    pub terms: &'a str,
+}
+
+impl InsuranceUseBinding<'_> {
+    /// The UTF-8 message: `key=value` lines joined by LF, no trailing LF, in this order:
+    ///
+    /// ```text
+    /// uketsuke-insurance-use-binding-v1
+    /// origin=https://uketsuke.example.jp
+    /// challenge=<base64url>
+    /// institution=1312345670
+    /// terms=2026-12
+    /// action=register_insurance_use
+    /// ```
+    pub fn message(&self) -> Vec<u8> {
+        format!(
+            "{INSURANCE_USE_TAG}\norigin={}\nchallenge={}\ninstitution={}\nterms={}\naction=register_insurance_use",
+            self.origin,
+            self.challenge,
+            self.institution.as_str(),
+            self.terms
+        )
+        .into_bytes()
+    }
+}
+
+/// A terms version is 1–16 characters `[0-9A-Za-z.-]`, so that it cannot add lines.
+pub fn terms_version_is_well_formed(terms: &str) -> bool {
+    (1..=16).contains(&terms.len())
+        && terms
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
 /// Longest signed text a signer reads (a binding is about 300 bytes).
 pub const MAX_SIGNED_TEXT: usize = 1024;
 
@@ -162,6 +210,8 @@ pub enum SignedText {
     Consent(SignedConsent),
     /// `uketsuke-manage-binding-v1`: 同意照会・更新・取消 at one institution.
     Manage(SignedManage),
+    /// `uketsuke-insurance-use-binding-v1`: 健康保険証利用登録.
+    InsuranceUse(SignedInsuranceUse),
 }
 
 /// The fields of a [`ChallengeBinding`] text.
@@ -184,12 +234,22 @@ pub struct SignedManage {
     pub institution: InstitutionCode,
 }
 
+/// The fields of an [`InsuranceUseBinding`] text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedInsuranceUse {
+    pub origin: String,
+    pub challenge: String,
+    pub institution: InstitutionCode,
+    pub terms: String,
+}
+
 impl SignedText {
     /// The origin the text binds the signature to.
     pub fn origin(&self) -> &str {
         match self {
             SignedText::Consent(c) => &c.origin,
             SignedText::Manage(m) => &m.origin,
+            SignedText::InsuranceUse(i) => &i.origin,
         }
     }
 
@@ -198,6 +258,7 @@ impl SignedText {
         match self {
             SignedText::Consent(c) => &c.challenge,
             SignedText::Manage(m) => &m.challenge,
+            SignedText::InsuranceUse(i) => &i.challenge,
         }
     }
 
@@ -206,6 +267,7 @@ impl SignedText {
         match self {
             SignedText::Consent(c) => &c.institution,
             SignedText::Manage(m) => &m.institution,
+            SignedText::InsuranceUse(i) => &i.institution,
         }
     }
 
@@ -225,6 +287,13 @@ impl SignedText {
             SignedText::Manage(m) => {
                 manage_message(&m.origin, &m.challenge, m.institution.as_str())
             }
+            SignedText::InsuranceUse(i) => InsuranceUseBinding {
+                origin: &i.origin,
+                challenge: &i.challenge,
+                institution: &i.institution,
+                terms: &i.terms,
+            }
+            .message(),
         }
     }
 }
@@ -306,7 +375,8 @@ fn institution_code(value: &str) -> Result<InstitutionCode, TextError> {
         .map_err(|_| TextError::BadValue { key: "institution" })
 }
 
-/// Reads a signed text ([`ChallengeBinding::message`] or [`ManageBinding::message`]) back into
+/// Reads a signed text ([`ChallengeBinding::message`], [`ManageBinding::message`] or
+/// [`InsuranceUseBinding::message`]) back into
 /// its fields. Anything but the exact bytes the builders make is refused: an unknown tag or
 /// key, a line twice or missing, another order, CR or a trailing LF, a value the builders
 /// would not write (the text is built again from the fields and compared byte for byte).
@@ -375,6 +445,24 @@ pub fn parse_signed_text(bytes: &[u8]) -> Result<SignedText, TextError> {
                 origin: well_formed_origin(origin)?,
                 challenge: well_formed_challenge(challenge)?,
                 institution: institution_code(institution)?,
+            })
+        }
+        INSURANCE_USE_TAG => {
+            let [origin, challenge, institution, terms, action] = fields(
+                rest.split('\n'),
+                ["origin", "challenge", "institution", "terms", "action"],
+            )?;
+            if action != "register_insurance_use" {
+                return Err(TextError::BadValue { key: "action" });
+            }
+            if !terms_version_is_well_formed(terms) {
+                return Err(TextError::BadValue { key: "terms" });
+            }
+            SignedText::InsuranceUse(SignedInsuranceUse {
+                origin: well_formed_origin(origin)?,
+                challenge: well_formed_challenge(challenge)?,
+                institution: institution_code(institution)?,
+                terms: terms.to_owned(),
             })
         }
         _ => return Err(TextError::UnknownTag),
@@ -642,6 +730,57 @@ mod tests {
                 code().as_str()
             )
         );
+    }
+
+    fn insurance_use_text(origin: &str, challenge: &str, terms: &str) -> String {
+        let institution = code();
+        let binding = InsuranceUseBinding {
+            origin,
+            challenge,
+            institution: &institution,
+            terms,
+        };
+        String::from_utf8(binding.message()).expect("utf-8")
+    }
+
+    #[test]
+    fn insurance_use_layout_is_fixed_and_reads_back() {
+        let text = insurance_use_text(ORIGIN, "AAAA", "2026-12");
+        assert_eq!(
+            text,
+            format!(
+                "uketsuke-insurance-use-binding-v1\norigin=https://uketsuke.example.jp\nchallenge=AAAA\ninstitution={}\nterms=2026-12\naction=register_insurance_use",
+                code().as_str()
+            )
+        );
+        let c = challenge();
+        match parse_signed_text(insurance_use_text(ORIGIN, &c, "2026-12").as_bytes()) {
+            Ok(SignedText::InsuranceUse(read)) => {
+                assert_eq!(read.origin, ORIGIN);
+                assert_eq!(read.challenge, c);
+                assert_eq!(read.institution, code());
+                assert_eq!(read.terms, "2026-12");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Another action, a terms value that could smuggle text, or a reordered text is no
+        // insurance-use text.
+        let other_action = insurance_use_text(ORIGIN, &c, "2026-12")
+            .replace("action=register_insurance_use", "action=manage");
+        assert_eq!(
+            parse_signed_text(other_action.as_bytes()),
+            Err(TextError::BadValue { key: "action" })
+        );
+        for terms in ["", "2026 12", "2026-12;x", "12345678901234567"] {
+            assert_eq!(
+                parse_signed_text(insurance_use_text(ORIGIN, &c, terms).as_bytes()),
+                Err(TextError::BadValue { key: "terms" }),
+                "{terms:?}"
+            );
+        }
+        let mut lines: Vec<&str> = text.split('\n').collect();
+        lines.swap(4, 5);
+        assert!(parse_signed_text(lines.join("\n").as_bytes()).is_err());
     }
 
     #[test]
