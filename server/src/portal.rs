@@ -5,13 +5,13 @@ use async_trait::async_trait;
 use chrono::Days;
 use uketsuke_app::{
     api::{
-        CancelInfo, ChoicesView, FlowState, FlowView, LandingView, LinkState, StaffOnDevice,
-        SubmittedView,
+        CancelInfo, ChoicesView, FlowState, FlowView, InsuranceUseView, LandingView, LinkState,
+        StaffOnDevice, SubmittedView,
     },
     ssr::{DataError, PortalData},
 };
 use uketsuke_backend::contract::PrescriptionMethod;
-use uketsuke_domain::{WindowInput, eligibility::EligibilityOutcome, window, window::jst_date};
+use uketsuke_domain::{WindowInput, window, window::jst_date};
 
 use std::sync::Arc;
 
@@ -47,17 +47,17 @@ fn submitted_view(
     reception: &receptions::Reception,
     cancel_token: Option<String>,
     eligibility: Option<StoredEligibility>,
+    insurance_use: Option<InsuranceUseView>,
 ) -> SubmittedView {
-    let eligibility_problem = match eligibility {
-        Some(StoredEligibility::Answer {
-            outcome: EligibilityOutcome::NotAvailable { reason },
-            ..
-        }) => serde_json::to_value(reason)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned)),
-        Some(StoredEligibility::Refused { code }) => Some(code),
-        _ => None,
-    };
+    // Once the card is registered for insurance use, the answer that said it was not is stale
+    // until eligibility comes again.
+    let stale = insurance_use
+        .as_ref()
+        .is_some_and(|u| u.state == "registered" && u.eligibility_pending);
+    let eligibility_problem = eligibility
+        .as_ref()
+        .and_then(StoredEligibility::problem)
+        .filter(|_| !stale);
     let window = reception.window();
     let (status, busy, refusal) = match &reception.status {
         receptions::Status::Queued { attempts } => {
@@ -76,6 +76,7 @@ fn submitted_view(
         eligibility_problem,
         cancel_token,
         visit_date: reception.visit_date.format("%Y-%m-%d").to_string(),
+        insurance_use,
     }
 }
 
@@ -199,15 +200,26 @@ impl Portal {
                                 .await
                                 .map_err(hide)?;
                         let cancel = session.cancel_token.clone().filter(|_| show_cancel);
+                        let insurance_use = crate::http::patient::insurance_use::patient_view(
+                            &self.db,
+                            &r,
+                            eligibility.as_ref(),
+                        )
+                        .await
+                        .map_err(hide)?;
+                        // 健康保険証利用登録 on offer or under way needs this session.
+                        let insurance_use_open = insurance_use
+                            .as_ref()
+                            .is_some_and(|u| u.state != "registered" || u.eligibility_pending);
                         // On an institution device the patient's session ends with the done
                         // screen: the next patient at the device cannot reopen it.
-                        if settled && staff.is_some() {
+                        if settled && staff.is_some() && !insurance_use_open {
                             receptions::end_session(&self.db, &session.id)
                                 .await
                                 .map_err(hide)?;
                             session_ended = true;
                         }
-                        Some(submitted_view(&r, cancel, eligibility))
+                        Some(submitted_view(&r, cancel, eligibility, insurance_use))
                     }
                     None => None,
                 }

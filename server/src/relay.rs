@@ -54,6 +54,24 @@ pub enum StoredEligibility {
     },
 }
 
+impl StoredEligibility {
+    /// The reason no usable insurance record came back (`under_jlis_review`,
+    /// `card_not_registered_for_insurance`, `no_qualification`, or the backend's refusal code);
+    /// `None` for an answer with a record.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            StoredEligibility::Answer {
+                outcome: EligibilityOutcome::NotAvailable { reason },
+                ..
+            } => serde_json::to_value(reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned)),
+            StoredEligibility::Refused { code } => Some(code.clone()),
+            StoredEligibility::Answer { .. } => None,
+        }
+    }
+}
+
 /// What the workers share.
 #[derive(Clone)]
 pub struct Relay {

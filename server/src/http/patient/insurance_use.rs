@@ -19,10 +19,11 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use serde::{Deserialize, Serialize};
+use uketsuke_app::api::InsuranceUseView;
 use uketsuke_backend::contract::{
     INSURANCE_USE_TERMS_VERSION, InsuranceUseRequest, b64_decode, binding::InsuranceUseBinding,
 };
-use uketsuke_domain::{InstitutionCode, eligibility::EligibilityOutcome};
+use uketsuke_domain::InstitutionCode;
 
 use super::{
     api_request,
@@ -41,6 +42,7 @@ use crate::{
         ids::new_id,
         insurance_use::{self, State as UseState},
         links,
+        outbox::{self, Operation},
         receptions::{self, Reception, Status},
     },
 };
@@ -50,14 +52,46 @@ pub const OFFERED_FOR: &str = "card_not_registered_for_insurance";
 
 /// Whether the stored eligibility says the card is not registered for insurance use.
 pub fn eligibility_offers(eligibility: Option<&StoredEligibility>) -> bool {
-    matches!(
-        eligibility,
-        Some(StoredEligibility::Answer {
-            outcome: EligibilityOutcome::NotAvailable { reason },
-            ..
-        }) if serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned))
-            .as_deref() == Some(OFFERED_FOR)
-    )
+    eligibility.and_then(StoredEligibility::problem).as_deref() == Some(OFFERED_FOR)
+}
+
+/// The reception's 健康保険証利用登録 as the patient's screens show it (see
+/// [`InsuranceUseView`]); `None` when it never applied to this reception.
+pub async fn patient_view(
+    db: &crate::storage::Db,
+    reception: &Reception,
+    eligibility: Option<&StoredEligibility>,
+) -> Result<Option<InsuranceUseView>, crate::storage::StorageError> {
+    let Some(use_state) = insurance_use::get(db, &reception.id).await? else {
+        return Ok(None);
+    };
+    let open = reception.status == Status::Confirmed && reception.withdrawn_at.is_none();
+    let offers = open && eligibility_offers(eligibility);
+    let view = |state: &str, refusal: Option<String>| InsuranceUseView {
+        state: state.to_owned(),
+        refusal,
+        registered_at: None,
+        eligibility_pending: false,
+    };
+    Ok(match use_state.state {
+        UseState::Registered { registered_at } => Some(InsuranceUseView {
+            registered_at: Some(jst_minute(registered_at)),
+            eligibility_pending: outbox::undelivered(db, &reception.id, Operation::Eligibility)
+                .await?,
+            ..view("registered", None)
+        }),
+        UseState::Pending { .. } => Some(view("pending", None)),
+        UseState::Refused { code } if offers => Some(view("offered", Some(code))),
+        UseState::None if offers => Some(view("offered", None)),
+        UseState::Refused { .. } | UseState::None => None,
+    })
+}
+
+/// JST, to the minute: `YYYY-MM-DD HH:MM`.
+fn jst_minute(ms: i64) -> String {
+    uketsuke_domain::window::to_jst(crate::clock::from_ms(ms))
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 /// What a request of this session may act on.
