@@ -77,20 +77,30 @@ impl Running {
     /// them, and the current one is revoked by the renewal. Returns `(old serial, new serial)`.
     /// The relay's own revocation list does not learn of it until its next list; the backend
     /// refuses the old certificate at once.
-    pub async fn renew_certificate(&self, no: u32) -> Result<(u64, u64), RenewError> {
+    pub async fn renew_certificate(&self, no: u32) -> Result<(u64, u64), ControlError> {
         let current = self
             .store
             .current_serial(no)
             .await?
-            .ok_or(RenewError::UnknownPerson(no))?;
+            .ok_or(ControlError::UnknownPerson(no))?;
         let generation = (current / population::CARD_SEED_BASE).saturating_sub(1);
         let next = population::card_seed_of(no, u32::try_from(generation + 1).unwrap_or(0));
         let old = self
             .store
             .renew_certificate(no, next, self.clock.now())
             .await?
-            .ok_or(RenewError::UnknownPerson(no))?;
+            .ok_or(ControlError::UnknownPerson(no))?;
         Ok((old, next))
+    }
+
+    /// J-LIS puts person `no` under review (照会で不一致: 閲覧停止), or ends it: from now on the
+    /// backend releases nothing about them and refuses their 健康保険証利用登録.
+    pub async fn set_jlis_review(&self, no: u32, under_review: bool) -> Result<(), ControlError> {
+        if self.store.set_jlis_review(no, under_review).await? {
+            Ok(())
+        } else {
+            Err(ControlError::UnknownPerson(no))
+        }
     }
 
     /// Base URL to reach this simulator, e.g. `http://127.0.0.1:43123`.
@@ -99,11 +109,12 @@ impl Running {
     }
 }
 
+/// Why a test control on [`Running`] (a renewal, a J-LIS review) could not be applied.
 #[derive(Debug, thiserror::Error)]
-pub enum RenewError {
+pub enum ControlError {
     #[error("{0}")]
     Store(#[from] store::StoreError),
-    #[error("no person {0} (or the next certificate is taken)")]
+    #[error("no person {0} (or, for a renewal, the next certificate is taken)")]
     UnknownPerson(u32),
 }
 
@@ -246,6 +257,7 @@ async fn per_registration(
         "withdrawal" => Operation::Withdraw(id),
         "consent" => Operation::ConsentUpdate(id),
         "home-visits" => Operation::HomeVisit(id),
+        "insurance-use" => Operation::InsuranceUse(id),
         _ => Operation::NotFound,
     };
     serve(&sim, operation, &method, &uri, &headers, body).await

@@ -1256,3 +1256,192 @@ async fn person_reference_refusals() {
         .expect("answer");
     assert_eq!(unsigned.status().as_u16(), 401);
 }
+
+/// A 健康保険証利用登録 request signed with person `no`'s card (generation-0 certificate) over
+/// the insurance-use text with challenge `n` and `terms`.
+async fn insurance_use_request(no: u32, n: u8, terms: &str, idem: &str) -> InsuranceUseRequest {
+    let mut card = population::virtual_card(no, CertificateCase::Valid).expect("card");
+    let challenge = challenge(n);
+    let message = binding::InsuranceUseBinding {
+        origin: ORIGIN,
+        challenge: &challenge,
+        institution: &demo_code(),
+        terms,
+    }
+    .message();
+    let pin = Pin::new(&population::pin_of(no)).expect("pin");
+    let auth = authenticate(&mut card, &pin, &message)
+        .await
+        .expect("card signs");
+    InsuranceUseRequest {
+        certificate: b64_encode(&auth.certificate_der),
+        signature: b64_encode(&auth.signature),
+        origin: ORIGIN.into(),
+        challenge,
+        terms_version: terms.into(),
+        idempotency_key: idem.into(),
+    }
+}
+
+async fn insurance_use(
+    client: &SignedClient,
+    id: &str,
+    req: &InsuranceUseRequest,
+) -> Result<InsuranceUseRegistered, ClientError> {
+    client.call(&insurance_use_path(id), req).await
+}
+
+#[tokio::test]
+async fn insurance_use_registers_the_card_once_and_refuses_what_it_must() {
+    let env = env().await;
+    // Person 21's card is not registered for insurance use: the reception is confirmed, and
+    // eligibility says why it has nothing.
+    let mut req = request(ReceptionKind::SeparateRoute, "reg-21");
+    sign_with_card(&mut req, 21, CertificateCase::Valid, 70).await;
+    let id = register(&env.demo, &req)
+        .await
+        .expect("registered")
+        .registration_id;
+    let not_registered = EligibilityOutcome::NotAvailable {
+        reason: NoEligibilityReason::CardNotRegisteredForInsurance,
+    };
+    assert_eq!(
+        eligibility(&env.demo, &id, false)
+            .await
+            .expect("answer")
+            .outcome,
+        not_registered
+    );
+    let terms = INSURANCE_USE_TERMS_VERSION;
+
+    // Refusals, none of which registers anything.
+    let good = insurance_use_request(21, 71, terms, "iu-1").await;
+    assert_eq!(
+        refused(insurance_use(&env.demo, "reg-99999999", &good).await),
+        ErrorCode::RegistrationNotFound
+    );
+    assert_eq!(
+        refused(insurance_use(&env.other, &id, &good).await),
+        ErrorCode::RegistrationNotFound,
+        "another institution's registration"
+    );
+    let old_terms = insurance_use_request(21, 72, "2025-01", "iu-terms").await;
+    assert_eq!(
+        refused(insurance_use(&env.demo, &id, &old_terms).await),
+        ErrorCode::TermsVersionUnknown
+    );
+    let mut bad_format = insurance_use_request(21, 73, terms, "iu-format").await;
+    bad_format.challenge = "short".into();
+    assert_eq!(
+        refused(insurance_use(&env.demo, &id, &bad_format).await),
+        ErrorCode::ChallengeInvalid
+    );
+    // A signature over another text (the terms the request names are not the signed ones).
+    let mut other_text = insurance_use_request(21, 74, "2026-11", "iu-text").await;
+    other_text.terms_version = terms.into();
+    assert_eq!(
+        refused(insurance_use(&env.demo, &id, &other_text).await),
+        ErrorCode::CardSignatureInvalid
+    );
+    // The challenge that proved the registration proves nothing else.
+    let reused = insurance_use_request(21, 70, terms, "iu-reused").await;
+    assert_eq!(
+        refused(insurance_use(&env.demo, &id, &reused).await),
+        ErrorCode::ChallengeReused
+    );
+    // Another person's card, correctly signed, cannot register this patient's.
+    let someone_else = insurance_use_request(5, 75, terms, "iu-5").await;
+    assert_eq!(
+        refused(insurance_use(&env.demo, &id, &someone_else).await),
+        ErrorCode::PersonMismatch
+    );
+    env.sim.set_jlis_review(21, true).await.expect("review");
+    let under_review = insurance_use_request(21, 76, terms, "iu-review").await;
+    assert_eq!(
+        refused(insurance_use(&env.demo, &id, &under_review).await),
+        ErrorCode::PersonUnderReview
+    );
+    env.sim
+        .set_jlis_review(21, false)
+        .await
+        .expect("review ends");
+    assert!(env.sim.set_jlis_review(999, true).await.is_err());
+    assert_eq!(
+        eligibility(&env.demo, &id, false)
+            .await
+            .expect("answer")
+            .outcome,
+        not_registered,
+        "nothing was registered by a refusal"
+    );
+
+    // Registered; a retry gets the same answer; the same key with another body is refused.
+    let first = insurance_use(&env.demo, &id, &good)
+        .await
+        .expect("registered");
+    assert_eq!(first.registration_id, id);
+    assert_eq!(first.registered_at, start());
+    assert!(!first.already_registered);
+    assert_eq!(
+        insurance_use(&env.demo, &id, &good).await.expect("replay"),
+        first
+    );
+    let conflicting = insurance_use_request(21, 77, terms, "iu-1").await;
+    assert_eq!(
+        refused(insurance_use(&env.demo, &id, &conflicting).await),
+        ErrorCode::IdempotencyConflict
+    );
+    // Eligibility is now found, for this registration and the patient's others.
+    for registration in [
+        id.clone(),
+        registered(&env, 21, ReceptionKind::HomeVisit).await,
+    ] {
+        let answer = eligibility(&env.demo, &registration, false)
+            .await
+            .expect("answer");
+        assert!(
+            matches!(answer.outcome, EligibilityOutcome::Found { .. }),
+            "{:?}",
+            answer.outcome
+        );
+    }
+    // Registering again changes nothing and says since when.
+    env.sim.clock.advance(chrono::Duration::hours(1));
+    let again = insurance_use(
+        &env.demo,
+        &id,
+        &insurance_use_request(21, 78, terms, "iu-again").await,
+    )
+    .await
+    .expect("again");
+    assert!(again.already_registered);
+    assert_eq!(again.registered_at, start());
+    // A person registered before the simulator's time began.
+    let five = registered(&env, 5, ReceptionKind::HomeVisit).await;
+    let since_ever = insurance_use(
+        &env.demo,
+        &five,
+        &insurance_use_request(5, 79, terms, "iu-five").await,
+    )
+    .await
+    .expect("registered already");
+    assert!(since_ever.already_registered);
+    assert_eq!(
+        since_ever.registered_at.to_rfc3339(),
+        "2024-01-01T00:00:00+00:00"
+    );
+
+    // A card whose certificate was renewed since (e.g. a reissued card) proves nothing.
+    env.sim.renew_certificate(21).await.expect("renewed");
+    assert_eq!(
+        refused(
+            insurance_use(
+                &env.demo,
+                &id,
+                &insurance_use_request(21, 80, terms, "iu-renewed").await
+            )
+            .await
+        ),
+        ErrorCode::CertificateRevoked
+    );
+}

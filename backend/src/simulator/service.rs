@@ -22,8 +22,12 @@ use super::certs::{TrustAnchor, verify_card_signature, verify_certificate};
 use super::clock::SimClock;
 use super::faults::Faults;
 use super::keys::{self, BACKEND_KEY_ID};
-use super::store::{NewRegistration, Revocation, Store, StoreError, StoredRegistration};
-use crate::contract::binding::{ChallengeBinding, challenge_is_well_formed, origin_is_well_formed};
+use super::store::{
+    NewInsuranceUse, NewRegistration, Revocation, Store, StoreError, StoredRegistration,
+};
+use crate::contract::binding::{
+    ChallengeBinding, InsuranceUseBinding, challenge_is_well_formed, origin_is_well_formed,
+};
 use crate::contract::signing::{
     self, MAX_BODY_BYTES, MAX_CLOCK_SKEW_SECS, RequestContext, body_digest_hex,
     decode_verifying_key,
@@ -59,6 +63,8 @@ pub enum Operation {
     Withdraw(String),
     ConsentUpdate(String),
     HomeVisit(String),
+    /// 健康保険証利用登録 of the registration's patient.
+    InsuranceUse(String),
     /// `POST /v1/person-references`.
     PersonReference,
     /// Any other path: refused after authentication, so probes learn nothing unsigned.
@@ -217,6 +223,10 @@ impl Sim {
             Operation::HomeVisit(id) => {
                 to_json(&self.home_visit(&institution, &id, parse(body)?).await?)
             }
+            Operation::InsuranceUse(id) => {
+                self.insurance_use(&institution, &id, parse(body)?, &body_digest_hex(body))
+                    .await
+            }
             Operation::PersonReference => {
                 to_json(&self.person_reference(&institution, parse(body)?).await?)
             }
@@ -348,6 +358,126 @@ impl Sim {
                     consent: req.consent,
                     window,
                     person_reference: Some(keys::person_reference(inst.code.as_str(), person.no)),
+                })
+                .map_err(|e| e.to_string())
+            })
+            .await?;
+        Ok(text.into_bytes())
+    }
+
+    /// `POST /v1/registrations/{id}/insurance-use` (健康保険証利用登録). Returns the stored
+    /// answer bytes, so a retry with the same key gets them again.
+    ///
+    /// The order of the checks: the request's form, the registration, then the card's proof
+    /// (certificate, signature over the text, one-time challenge), and only then anything about
+    /// the person, so an unproven request learns nothing of them.
+    async fn insurance_use(
+        &self,
+        inst: &Institution,
+        id: &str,
+        req: InsuranceUseRequest,
+        request_hash: &str,
+    ) -> Result<Vec<u8>, Refusal> {
+        if !idempotency_key_ok(&req.idempotency_key) {
+            return refuse(ErrorCode::MalformedRequest, "idempotency_key");
+        }
+        if let Some((hash, answer)) = self
+            .store
+            .insurance_use_answer(&inst.key_id, &req.idempotency_key)
+            .await?
+        {
+            let replay = hash == request_hash;
+            self.store
+                .record_resend(
+                    if replay {
+                        "idempotent_replay"
+                    } else {
+                        "idempotency_conflict"
+                    },
+                    &inst.key_id,
+                    &req.idempotency_key,
+                    self.clock.now(),
+                )
+                .await?;
+            return if replay {
+                Ok(answer.into_bytes())
+            } else {
+                refuse(
+                    ErrorCode::IdempotencyConflict,
+                    "idempotency key used with another body",
+                )
+            };
+        }
+        let reg = self.registration(inst, id).await?;
+        if req.terms_version != INSURANCE_USE_TERMS_VERSION {
+            return refuse(
+                ErrorCode::TermsVersionUnknown,
+                format!("terms {:?}", req.terms_version),
+            );
+        }
+        if !origin_is_well_formed(&req.origin) || !challenge_is_well_formed(&req.challenge) {
+            return refuse(ErrorCode::ChallengeInvalid, "origin or challenge format");
+        }
+        let now = self.clock.now();
+        let certificate = self.verified_certificate(&req.certificate, now).await?;
+        let signature = b64_decode(&req.signature)
+            .ok_or_else(|| Refusal::new(ErrorCode::CardSignatureInvalid, "signature encoding"))?;
+        let institution: uketsuke_domain::InstitutionCode = inst
+            .code
+            .parse()
+            .map_err(|_| Refusal::new(ErrorCode::Internal, "stored institution code"))?;
+        let message = InsuranceUseBinding {
+            origin: &req.origin,
+            challenge: &req.challenge,
+            institution: &institution,
+            terms: &req.terms_version,
+        }
+        .message();
+        if !verify_card_signature(&certificate.public_key, &message, &signature) {
+            return refuse(
+                ErrorCode::CardSignatureInvalid,
+                "card signature over the insurance-use text",
+            );
+        }
+        if self.store.challenge_used(&req.challenge).await? {
+            self.store
+                .record_resend("challenge_reused", &inst.key_id, &req.idempotency_key, now)
+                .await?;
+            return refuse(ErrorCode::ChallengeReused, "challenge already used");
+        }
+        let Some(person) = self.store.person_by_serial(certificate.serial).await? else {
+            return refuse(
+                ErrorCode::PersonNotFound,
+                "no person holds this certificate",
+            );
+        };
+        if person.no != reg.person_no {
+            return refuse(
+                ErrorCode::PersonMismatch,
+                "the card is not the registration's patient's",
+            );
+        }
+        if reg.withdrawn_at.is_some() {
+            return refuse(ErrorCode::ConsentWithdrawn, "registration withdrawn");
+        }
+        if person.jlis_review {
+            return refuse(ErrorCode::PersonUnderReview, "J-LIS review");
+        }
+        let new = NewInsuranceUse {
+            key_id: &inst.key_id,
+            idempotency_key: &req.idempotency_key,
+            request_hash,
+            registration_id: &reg.id,
+            person_no: person.no,
+            challenge: &req.challenge,
+        };
+        let text = self
+            .store
+            .register_insurance_use(&new, now, |registered_at, already_registered| {
+                serde_json::to_string(&InsuranceUseRegistered {
+                    registration_id: reg.id.clone(),
+                    registered_at,
+                    already_registered,
                 })
                 .map_err(|e| e.to_string())
             })

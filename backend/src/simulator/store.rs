@@ -1,6 +1,6 @@
 //! The simulator's own SQLite database: institutions and their keys, the population, revoked
-//! certificate serials, seen nonces, registrations (with idempotency keys and stored answers)
-//! and recorded home visits. In-memory by default (one connection, so every query sees the
+//! certificate serials, seen nonces, registrations (with idempotency keys and stored answers),
+//! recorded home visits and 健康保険証利用登録. In-memory by default (one connection, so every query sees the
 //! same database), or a file for a standalone simulator that keeps state across restarts.
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -38,6 +38,12 @@ CREATE TABLE IF NOT EXISTS registrations (
     UNIQUE (key_id, idempotency_key));
 CREATE TABLE IF NOT EXISTS resends (
     kind TEXT NOT NULL, key_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS insurance_use (
+    key_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, request_hash TEXT NOT NULL,
+    registration_id TEXT NOT NULL, person_no INTEGER NOT NULL, challenge TEXT NOT NULL UNIQUE,
+    answer TEXT NOT NULL, PRIMARY KEY (key_id, idempotency_key));
+CREATE TABLE IF NOT EXISTS insurance_registered_at (
+    person_no INTEGER PRIMARY KEY, registered_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS home_visits (
     registration_id TEXT NOT NULL, visit_date TEXT NOT NULL,
     PRIMARY KEY (registration_id, visit_date));
@@ -108,6 +114,20 @@ pub struct NewRegistration<'a> {
     pub challenge: Option<&'a str>,
     pub registered_at: DateTime<Utc>,
 }
+
+/// Everything recorded for a 健康保険証利用登録.
+pub struct NewInsuranceUse<'a> {
+    pub key_id: &'a str,
+    pub idempotency_key: &'a str,
+    pub request_hash: &'a str,
+    pub registration_id: &'a str,
+    pub person_no: u32,
+    pub challenge: &'a str,
+}
+
+/// The instant given for a card registered for insurance use before the simulator's time began
+/// (the population's registered people): the test CA's start, as for earlier renewals.
+const REGISTERED_BEFORE_TIME: &str = "2024-01-01T00:00:00+00:00";
 
 impl Store {
     /// Opens (and creates) the database: `None` = in memory.
@@ -353,12 +373,119 @@ impl Store {
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
+    /// Whether a challenge was used, by a registration or a 健康保険証利用登録 (a challenge
+    /// proves one request only, whatever it was for).
     pub async fn challenge_used(&self, challenge: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM registrations WHERE challenge = ?")
-            .bind(challenge)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT 1 FROM registrations WHERE challenge = ?1 \
+             UNION ALL SELECT 1 FROM insurance_use WHERE challenge = ?1",
+        )
+        .bind(challenge)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.is_some())
+    }
+
+    /// `(request hash, stored answer)` of a 健康保険証利用登録 by its idempotency key.
+    pub async fn insurance_use_answer(
+        &self,
+        key_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT request_hash, answer FROM insurance_use WHERE key_id = ? AND idempotency_key = ?",
+        )
+        .bind(key_id)
+        .bind(idempotency_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// When person `no`'s card was registered for insurance use: the instant this simulator
+    /// recorded, or for a person registered before its time began, the CA's start. `None`: not
+    /// registered.
+    pub async fn insurance_registered_at(
+        &self,
+        no: u32,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = sqlx::query(
+            "SELECT p.insurance_registered, r.registered_at FROM persons p \
+             LEFT JOIN insurance_registered_at r ON r.person_no = p.no WHERE p.no = ?",
+        )
+        .bind(no)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        if !row.get::<bool, _>(0) {
+            return Ok(None);
+        }
+        let at: Option<String> = row.get(1);
+        Ok(Some(parse_instant(
+            at.as_deref().unwrap_or(REGISTERED_BEFORE_TIME),
+        )?))
+    }
+
+    /// Records a 健康保険証利用登録: the person's card is registered from `at` (unless it was
+    /// already), and the request's answer is kept for its idempotency key. `answer` builds the
+    /// stored answer from the instant of registration and whether it was registered before.
+    pub async fn register_insurance_use(
+        &self,
+        new: &NewInsuranceUse<'_>,
+        at: DateTime<Utc>,
+        answer: impl FnOnce(DateTime<Utc>, bool) -> Result<String, String>,
+    ) -> Result<String, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let registered: Option<bool> =
+            sqlx::query_scalar("SELECT insurance_registered FROM persons WHERE no = ?")
+                .bind(new.person_no)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let already = registered.unwrap_or(false);
+        let since = if already {
+            let at: Option<String> = sqlx::query_scalar(
+                "SELECT registered_at FROM insurance_registered_at WHERE person_no = ?",
+            )
+            .bind(new.person_no)
+            .fetch_optional(&mut *tx)
+            .await?;
+            parse_instant(at.as_deref().unwrap_or(REGISTERED_BEFORE_TIME))?
+        } else {
+            sqlx::query("UPDATE persons SET insurance_registered = 1 WHERE no = ?")
+                .bind(new.person_no)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT OR REPLACE INTO insurance_registered_at VALUES (?, ?)")
+                .bind(new.person_no)
+                .bind(at.to_rfc3339())
+                .execute(&mut *tx)
+                .await?;
+            at
+        };
+        let text = answer(since, already).map_err(StoreError::Corrupt)?;
+        sqlx::query("INSERT INTO insurance_use VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(new.key_id)
+            .bind(new.idempotency_key)
+            .bind(new.request_hash)
+            .bind(new.registration_id)
+            .bind(new.person_no)
+            .bind(new.challenge)
+            .bind(&text)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(text)
+    }
+
+    /// J-LIS puts person `no` under review (照会で不一致: 閲覧停止), or ends the review.
+    /// Returns `false` for an unknown person.
+    pub async fn set_jlis_review(&self, no: u32, under_review: bool) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE persons SET jlis_review = ? WHERE no = ?")
+            .bind(under_review)
+            .bind(no)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Inserts a registration; `answer` builds the stored answer from the new id and sequence.
