@@ -18,7 +18,6 @@ use std::sync::Arc;
 use crate::{
     clock::Clock,
     config::Config,
-    relay::StoredEligibility,
     storage::{self, Db, links, receptions},
 };
 
@@ -46,18 +45,9 @@ const BUSY_AFTER_ATTEMPTS: i64 = 3;
 fn submitted_view(
     reception: &receptions::Reception,
     cancel_token: Option<String>,
-    eligibility: Option<StoredEligibility>,
+    eligibility_problem: Option<String>,
     insurance_use: Option<InsuranceUseView>,
 ) -> SubmittedView {
-    // Once the card is registered for insurance use, the answer that said it was not is stale
-    // until eligibility comes again.
-    let stale = insurance_use
-        .as_ref()
-        .is_some_and(|u| u.state == "registered" && u.eligibility_pending);
-    let eligibility_problem = eligibility
-        .as_ref()
-        .and_then(StoredEligibility::problem)
-        .filter(|_| !stale);
     let window = reception.window();
     let (status, busy, refusal) = match &reception.status {
         receptions::Status::Queued { attempts } => {
@@ -186,9 +176,6 @@ impl Portal {
             .zip(session.as_ref().and_then(|s| s.reception_id.clone()))
         {
             Some((session, id)) => {
-                let eligibility = crate::relay::eligibility(&self.db, &id)
-                    .await
-                    .map_err(hide)?;
                 match receptions::get(&self.db, &id).await.map_err(hide)? {
                     Some(r) => {
                         let settled = !matches!(r.status, receptions::Status::Queued { .. });
@@ -200,13 +187,10 @@ impl Portal {
                                 .await
                                 .map_err(hide)?;
                         let cancel = session.cancel_token.clone().filter(|_| show_cancel);
-                        let insurance_use = crate::http::patient::insurance_use::patient_view(
-                            &self.db,
-                            &r,
-                            eligibility.as_ref(),
-                        )
-                        .await
-                        .map_err(hide)?;
+                        let (_, insurance_use, problem) =
+                            crate::http::patient::insurance_use::eligibility_and_use(&self.db, &r)
+                                .await
+                                .map_err(hide)?;
                         // 健康保険証利用登録 on offer or under way needs this session.
                         let insurance_use_open = insurance_use
                             .as_ref()
@@ -219,7 +203,7 @@ impl Portal {
                                 .map_err(hide)?;
                             session_ended = true;
                         }
-                        Some(submitted_view(&r, cancel, eligibility, insurance_use))
+                        Some(submitted_view(&r, cancel, problem, insurance_use))
                     }
                     None => None,
                 }

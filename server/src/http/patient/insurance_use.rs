@@ -87,6 +87,36 @@ pub async fn patient_view(
     })
 }
 
+/// The reception's stored eligibility, its 健康保険証利用登録 ([`patient_view`]) and the
+/// eligibility problem to show: read so that a registration recorded between the reads never
+/// leaves the answer from before it on the screen (the answer that said the card was not
+/// registered is not shown once it is, until eligibility comes again).
+pub async fn eligibility_and_use(
+    db: &crate::storage::Db,
+    reception: &Reception,
+) -> Result<
+    (
+        Option<StoredEligibility>,
+        Option<InsuranceUseView>,
+        Option<String>,
+    ),
+    crate::storage::StorageError,
+> {
+    let mut eligibility = crate::relay::eligibility(db, &reception.id).await?;
+    let view = patient_view(db, reception, eligibility.as_ref()).await?;
+    let registered = view.as_ref().filter(|u| u.state == "registered");
+    if registered.is_some_and(|u| !u.eligibility_pending) {
+        // The new answer was stored before the view was read: read it again.
+        eligibility = crate::relay::eligibility(db, &reception.id).await?;
+    }
+    let stale = registered.is_some_and(|u| u.eligibility_pending);
+    let problem = eligibility
+        .as_ref()
+        .and_then(StoredEligibility::problem)
+        .filter(|_| !stale);
+    Ok((eligibility, view, problem))
+}
+
 /// JST, to the minute: `YYYY-MM-DD HH:MM`.
 fn jst_minute(ms: i64) -> String {
     uketsuke_domain::window::to_jst(crate::clock::from_ms(ms))

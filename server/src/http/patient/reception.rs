@@ -84,17 +84,10 @@ pub async fn status(
     let reception = receptions::get(&state.db, &id)
         .await?
         .ok_or(ApiError::new(StatusCode::NOT_FOUND, "not_submitted"))?;
-    let eligibility = crate::relay::eligibility(&state.db, &id).await?;
-    let insurance_use =
-        super::insurance_use::patient_view(&state.db, &reception, eligibility.as_ref()).await?;
-    let stale = insurance_use
-        .as_ref()
-        .is_some_and(|u| u.state == "registered" && u.eligibility_pending);
+    let (_, insurance_use, eligibility_problem) =
+        super::insurance_use::eligibility_and_use(&state.db, &reception).await?;
     Ok(Json(ReceptionView {
-        eligibility_problem: eligibility
-            .as_ref()
-            .and_then(crate::relay::StoredEligibility::problem)
-            .filter(|_| !stale),
+        eligibility_problem,
         insurance_use,
         ..view(&reception)
     }))
