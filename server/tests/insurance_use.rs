@@ -297,15 +297,15 @@ async fn registers_on(url: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_backends_refusals_are_recorded_and_shown() {
+async fn a_certificate_revoked_since_the_reception_is_refused_and_shown() {
     for db in common::engines().await {
         eprintln!("engine: {}", db.engine);
-        refusals_on(&db.url).await;
+        revoked_on(&db.url).await;
     }
 }
 
-async fn refusals_on(url: &str) {
-    // The certificate was renewed after the reception: the backend refuses the old one.
+/// The certificate was renewed after the reception: the backend refuses the old one.
+async fn revoked_on(url: &str) {
     let stack = common::stack::stack(Some(url), None).await;
     let (patient, id) = confirmed(&stack, UNREGISTERED).await;
     stack
@@ -327,8 +327,18 @@ async fn refusals_on(url: &str) {
         actions.contains(&("-server".to_owned(), "insurance_use.refused".to_owned())),
         "{actions:?}"
     );
+}
 
-    // Under J-LIS review: refused; once the review ends, a new attempt registers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_under_review_is_refused_then_registers_once_it_ends() {
+    for db in common::engines().await {
+        eprintln!("engine: {}", db.engine);
+        review_on(&db.url).await;
+    }
+}
+
+/// Under J-LIS review: refused; once the review ends, a new attempt registers.
+async fn review_on(url: &str) {
     let stack = common::stack::stack(Some(url), None).await;
     let (patient, _) = confirmed(&stack, UNREGISTERED).await;
     stack
