@@ -109,6 +109,11 @@ async fn use_settled(patient: &Patient) -> Value {
     panic!("insurance use still under way: {last:?}");
 }
 
+/// The outcome's tag of a stored answer, as the console's JSON writes it.
+fn after_outcome_status(stored: &StoredEligibility) -> Value {
+    serde_json::to_value(stored).expect("json")["outcome"]["result"].clone()
+}
+
 async fn audit_actions(stack: &Stack, id: &str) -> Vec<(String, String)> {
     sqlx::query("SELECT account, action FROM audit_log WHERE target = $1 ORDER BY seq")
         .bind(id)
@@ -285,6 +290,24 @@ async fn registers_on(url: &str) {
     assert!(
         actions.contains(&("-server".to_owned(), "insurance_use.registered".to_owned())),
         "{actions:?}"
+    );
+
+    // Staff see it on the reception: registered through it, and the eligibility that followed.
+    let (staff, _) = common::console::demo_staff(&stack, "staff").await;
+    let detail = staff.get(&format!("/api/console/receptions/{id}")).await;
+    assert_eq!(detail.status, 200, "{:?}", detail.body);
+    assert_eq!(detail.body["insurance_use"]["state"], "registered");
+    assert!(detail.body["insurance_use"]["registered_at"].is_string());
+    assert_ne!(after_outcome_status(&stored), Value::Null);
+    assert_eq!(
+        detail.body["eligibility"]["outcome"]["result"],
+        after_outcome_status(&stored)
+    );
+    let page = staff.get(&format!("/console/receptions/{id}")).await;
+    assert!(
+        page.text.contains("この受付で登録しました"),
+        "{}",
+        page.text
     );
 
     // Another person's reception is never offered it (their card is registered).
