@@ -78,7 +78,7 @@ pub struct InsuranceUseView {
     pub state: String,
     /// The backend's refusal code of the last request.
     pub refusal: Option<String>,
-    /// When the card was registered, JST to the minute: "2026-12-01 13:05".
+    /// When the card was registered, JST to the minute: "2026-12-01 13:05 JST".
     pub registered_at: Option<String>,
     /// Registered, and the eligibility fetched again has not arrived yet.
     pub eligibility_pending: bool,

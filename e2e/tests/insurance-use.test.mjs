@@ -11,7 +11,7 @@ import { hydrated, launchBrowser, phonePage, screenshot, startServer } from './h
 import { assertNoAxeViolations, signWithPracticeCard, toReview, waitDone } from './patient.mjs';
 
 const UNREGISTERED = 21;
-const OTHER = 44;
+const OTHER = 1;
 // The simulator's rule (backend/src/simulator/population.rs, pin_of).
 const demoPin = (no) => (no === 1 ? '1234' : String((1234 + no * 1111) % 10_000).padStart(4, '0'));
 const SMALL_PHONE = { width: 360, height: 740 };
@@ -37,9 +37,9 @@ async function fits(page) {
   );
 }
 
-/** Shoots the current page in Japanese, then in English, and comes back to Japanese. */
+/** Shoots the page at `url` in Japanese, then in English (the page is left in English). */
 async function bothLanguages(page, url, name, ready) {
-  for (const lang of ['en', 'ja']) {
+  for (const lang of ['ja', 'en']) {
     await page.goto(`${url}?lang=${lang}`);
     await ready();
     await hydrated(page);
@@ -104,6 +104,7 @@ describe('健康保険証利用登録', () => {
     await assertNoAxeViolations(page, 'terms');
     await bothLanguages(page, terms, 'insurance-2-terms', () => termsBox.waitFor());
     assert.match(await termsBox.textContent(), /free/);
+    await page.goto(`${terms}?lang=ja`);
 
     // Another person's card is not the reception's: refused on the card step, in words.
     await registerWith(page, OTHER);
@@ -113,6 +114,7 @@ describe('健康保険証利用登録', () => {
 
     // The patient's own card.
     await page.goto(terms);
+    await termsBox.waitFor();
     await registerWith(page, UNREGISTERED);
     await page.waitForURL(/\/done$/, { timeout: 30_000 });
     const registered = page.getByTestId('insurance-registered');
@@ -129,7 +131,8 @@ describe('健康保険証利用登録', () => {
     // Nothing more to offer.
     await page.goto(terms);
     await page.getByTestId('insurance-not-offered').waitFor();
-    assert.deepEqual(problems, []);
+    // The one refusal on the way (another person's card) is the browser's only complaint.
+    assert.deepEqual(problems.filter((p) => !/status of 422/.test(p)), []);
     await context.close();
   });
 });

@@ -23,6 +23,8 @@ pub struct InsuranceUseTexts {
     pub consent_hint: &'static str,
     pub card_heading: &'static str,
     pub card_lead: &'static str,
+    /// The PIN pad's button.
+    pub pin_send: &'static str,
     pub back_to_done: &'static str,
     pub not_offered: &'static str,
 
@@ -60,6 +62,7 @@ static JA: InsuranceUseTexts = InsuranceUseTexts {
     consent_hint: "同意すると、カードの読み取りに進めます。",
     card_heading: "カードと暗証番号で登録",
     card_lead: "受付に使ったマイナンバーカードを読み取り、暗証番号（数字4桁）を入力してください。",
+    pin_send: "暗証番号を確認して登録する",
     back_to_done: "受付完了の画面に戻る",
     not_offered: "この受付では、いま利用登録は行えません。受付完了の画面をご確認ください。",
 
@@ -67,7 +70,7 @@ static JA: InsuranceUseTexts = InsuranceUseTexts {
     pending_body: "国のシステムに登録しています。このままお待ちください。",
     checking_body: "登録しました。保険の資格を確認しています。このままお待ちください。",
     registered_title: "健康保険証として利用登録しました",
-    registered_at: |at| format!("登録日時：{at}（日本時間）"),
+    registered_at: |at| format!("登録日時：{at}"),
     registered_found: "今回の受付で、保険の資格を確認できました。窓口で保険証を出す必要はありません。",
     registered_next: "次からは、オンライン資格確認を行っている医療機関や薬局で、このカードを健康保険証として使えます。",
     refused_title: "利用登録できませんでした",
@@ -97,6 +100,7 @@ static EN: InsuranceUseTexts = InsuranceUseTexts {
     consent_hint: "Once you agree, you can go on to read your card.",
     card_heading: "Register with your card and PIN",
     card_lead: "Read the My Number card you used for this reception and enter its PIN (4 digits).",
+    pin_send: "Check the PIN and register",
     back_to_done: "Back to your reception",
     not_offered: "Registration is not available for this reception now. Please see your reception's page.",
 
@@ -104,7 +108,7 @@ static EN: InsuranceUseTexts = InsuranceUseTexts {
     pending_body: "Registering with the national system. Please wait.",
     checking_body: "Registered. Checking your insurance now. Please wait.",
     registered_title: "Your card is now registered as your health insurance card",
-    registered_at: |at| format!("Registered: {at} (Japan time)"),
+    registered_at: |at| format!("Registered: {at}"),
     registered_found: "Your insurance has been confirmed for this visit. You do not need to show an insurance card at the desk.",
     registered_next: "From now on, you can use this card as your health insurance card at clinics, hospitals and pharmacies that check insurance online.",
     refused_title: "The card could not be registered",

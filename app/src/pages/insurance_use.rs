@@ -12,7 +12,8 @@ use uketsuke_backend::contract::INSURANCE_USE_TERMS_VERSION;
 use crate::api::{FlowState, FlowView, InsuranceUseView, flow};
 use crate::components::Page;
 use crate::i18n::{
-    insurance_use::refusal_message, use_flow_texts, use_insurance_use_texts, use_lang, use_texts,
+    format_end, insurance_use::refusal_message, use_flow_texts, use_insurance_use_texts, use_lang,
+    use_texts,
 };
 use crate::pages::card_step::{CardWays, Purpose};
 use crate::pages::flow::{SessionGone, institution_name};
@@ -78,10 +79,11 @@ pub fn Progress(view: InsuranceUseView, problem_left: bool) -> impl IntoView {
         .into_any(),
         "registered" => {
             let at = view.registered_at.clone().unwrap_or_default();
+            let lang = use_lang();
             view! {
                 <section class="card result" role="status" data-testid="insurance-registered">
                     <h2>{move || u().registered_title}</h2>
-                    <p class="label">{move || (u().registered_at)(&at)}</p>
+                    <p class="label">{move || (u().registered_at)(&format_end(lang.get(), &at))}</p>
                     {(!problem_left).then(|| view! {
                         <p data-testid="insurance-eligibility-found">{move || u().registered_found}</p>
                     })}

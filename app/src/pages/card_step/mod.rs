@@ -164,7 +164,9 @@ pub fn CardWays(
                         }}
                     </p>
                 }.into_any(),
-                Stage::Pin { tries } => view! { <PinPad controller tries show_pin pin_ref/> }.into_any(),
+                Stage::Pin { tries } => view! {
+                    <PinPad controller tries show_pin pin_ref insurance_use=purpose == Purpose::InsuranceUse/>
+                }.into_any(),
                 Stage::Visual => view! { <ConfirmFace controller/> }.into_any(),
             }
         }}

@@ -20,8 +20,12 @@ pub(super) fn PinPad(
     tries: Option<u8>,
     show_pin: RwSignal<bool>,
     pin_ref: NodeRef<leptos::html::Input>,
+    /// 健康保険証利用登録: the button registers the card rather than the reception.
+    #[prop(optional)]
+    insurance_use: bool,
 ) -> impl IntoView {
     let f = use_flow_texts();
+    let u = crate::i18n::use_insurance_use_texts();
     view! {
         <form
             class="card pin-pad"
@@ -60,7 +64,7 @@ pub(super) fn PinPad(
                 />
                 {move || f().pin_show}
             </label>
-            <button type="submit" class="button" data-testid="send">{move || f().pin_send}</button>
+            <button type="submit" class="button" data-testid="send">{move || if insurance_use { u().pin_send } else { f().pin_send }}</button>
         </form>
     }
 }

@@ -117,10 +117,10 @@ pub async fn eligibility_and_use(
     Ok((eligibility, view, problem))
 }
 
-/// JST, to the minute: `YYYY-MM-DD HH:MM`.
+/// JST, to the minute, as the pages read window ends: `YYYY-MM-DD HH:MM JST`.
 fn jst_minute(ms: i64) -> String {
     uketsuke_domain::window::to_jst(crate::clock::from_ms(ms))
-        .format("%Y-%m-%d %H:%M")
+        .format("%Y-%m-%d %H:%M JST")
         .to_string()
 }
 
