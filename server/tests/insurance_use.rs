@@ -170,6 +170,15 @@ async fn registers_on(url: &str) {
         .await
         .expect("answer");
     assert_eq!(bare.status().as_u16(), 403);
+    // From another site's page: refused, whatever the cookie.
+    let foreign = patient
+        .http
+        .post(format!("{}/api/session/insurance-use/challenge", stack.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(foreign.status().as_u16(), 403);
 
     // A challenge of another purpose (同意照会) never verifies an insurance-use text.
     let manage = post(&patient, "/api/session/manage/challenge", None).await;
