@@ -173,7 +173,10 @@ async fn registers_on(url: &str) {
     // From another site's page: refused, whatever the cookie.
     let foreign = patient
         .http
-        .post(format!("{}/api/session/insurance-use/challenge", stack.base))
+        .post(format!(
+            "{}/api/session/insurance-use/challenge",
+            stack.base
+        ))
         .header("origin", "https://evil.example")
         .send()
         .await
