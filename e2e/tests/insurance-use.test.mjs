@@ -48,6 +48,21 @@ async function bothLanguages(page, url, name, ready) {
   }
 }
 
+/** Person 21's reception on `srv`'s online-care link, up to the done screen's offer. */
+async function toOffer(srv, page) {
+  await toReview(srv, page, 'online_care', { clinical: 'yes', checkups: 'no' });
+  await signWithPracticeCard(page, UNREGISTERED, demoPin(UNREGISTERED));
+  await waitDone(page);
+  // The eligibility follows the registration by a moment.
+  const offer = page.getByTestId('insurance-offer');
+  for (let i = 0; i < 20 && !(await offer.isVisible()); i += 1) {
+    await page.waitForTimeout(500);
+    await page.reload();
+  }
+  await offer.waitFor();
+  return offer;
+}
+
 /** The insurance-use page, consent given, the practice card of `person` and its PIN sent. */
 async function registerWith(page, person) {
   await hydrated(page);
@@ -70,16 +85,7 @@ describe('健康保険証利用登録', () => {
     const done = `${server.base}/r/${link}/done`;
     const terms = `${server.base}/r/${link}/insurance-use`;
 
-    await toReview(server, page, 'online_care', { clinical: 'yes', checkups: 'no' });
-    await signWithPracticeCard(page, UNREGISTERED, demoPin(UNREGISTERED));
-    await waitDone(page);
-    // The eligibility follows the registration by a moment.
-    const offer = page.getByTestId('insurance-offer');
-    for (let i = 0; i < 20 && !(await offer.isVisible()); i += 1) {
-      await page.waitForTimeout(500);
-      await page.reload();
-    }
-    await offer.waitFor();
+    const offer = await toOffer(server, page);
     const words = await offer.textContent();
     assert.match(words, /このカードを健康保険証として利用登録する/);
     assert.match(words, /窓口で保険証/);
@@ -134,5 +140,42 @@ describe('健康保険証利用登録', () => {
     // The one refusal on the way (another person's card) is the browser's only complaint.
     assert.deepEqual(problems.filter((p) => !/status of 422/.test(p)), []);
     await context.close();
+  });
+
+  test('the card-reading app signs the registration text and the page sends it; the PIN is in no request', async () => {
+    // A server of its own: person 21 is still unregistered there.
+    const own = await startServer();
+    try {
+      const { context, page, problems } = await phonePage(browser, { viewport: SMALL_PHONE });
+      const seen = [];
+      page.on('request', (request) => {
+        seen.push([request.url(), request.postData() ?? ''].join('\n'));
+      });
+      await toOffer(own, page);
+      await page.getByTestId('insurance-offer-button').click();
+      await page.waitForURL(/\/insurance-use$/);
+      await hydrated(page);
+      await page.getByTestId('insurance-consent').check();
+      await page.getByTestId('use-app').click();
+      await page.waitForURL(/\/eid-app#/);
+      // The app shows what it signs: the registration, at this institution, for this site.
+      await page.getByTestId('app-insurance-use').waitFor();
+      assert.equal(await page.getByTestId('app-origin').textContent(), new URL(own.base).origin);
+      await assertNoAxeViolations(page, 'practice app, registration');
+      await screenshot(page, 'insurance-4-app-ja');
+      await page.getByTestId('demo-person').selectOption(String(UNREGISTERED));
+      await page.getByTestId('pin').fill(demoPin(UNREGISTERED));
+      await page.getByTestId('app-sign').click();
+      await page.waitForURL(/\/done$/, { timeout: 30_000 });
+      await page.getByTestId('insurance-registered').waitFor({ timeout: 30_000 });
+      assert.ok(seen.some((r) => r.includes('/insurance-use#') || r.includes('/api/session/insurance-use\n')),
+        'the result came back to the registration page and was sent');
+      const withPin = seen.filter((r) => r.includes(demoPin(UNREGISTERED)) && !r.includes('/eid-app'));
+      assert.deepEqual(withPin, [], 'no request carries the PIN');
+      assert.deepEqual(problems, []);
+      await context.close();
+    } finally {
+      await own.stop();
+    }
   });
 });
