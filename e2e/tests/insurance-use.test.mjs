@@ -160,6 +160,7 @@ describe('健康保険証利用登録', () => {
       await page.waitForURL(/\/eid-app#/);
       // The app shows what it signs: the registration, at this institution, for this site.
       await page.getByTestId('app-insurance-use').waitFor();
+      assert.equal(await page.getByTestId('app-terms').textContent(), '2026-12');
       assert.equal(await page.getByTestId('app-origin').textContent(), new URL(own.base).origin);
       await assertNoAxeViolations(page, 'practice app, registration');
       await screenshot(page, 'insurance-4-app-ja');

@@ -37,6 +37,9 @@ pub struct InsuranceUseTexts {
     pub registered_next: &'static str,
     pub refused_title: &'static str,
     pub try_again: &'static str,
+    /// The practice app: what an insurance-use text asks for, and its terms version.
+    pub app_purpose: &'static str,
+    pub app_terms: &'static str,
 }
 
 static JA: InsuranceUseTexts = InsuranceUseTexts {
@@ -75,6 +78,8 @@ static JA: InsuranceUseTexts = InsuranceUseTexts {
     registered_next: "次からは、オンライン資格確認を行っている医療機関や薬局で、このカードを健康保険証として使えます。",
     refused_title: "利用登録できませんでした",
     try_again: "もう一度登録する",
+    app_purpose: "内容",
+    app_terms: "同意する利用規約の版",
 };
 
 static EN: InsuranceUseTexts = InsuranceUseTexts {
@@ -113,6 +118,8 @@ static EN: InsuranceUseTexts = InsuranceUseTexts {
     registered_next: "From now on, you can use this card as your health insurance card at clinics, hospitals and pharmacies that check insurance online.",
     refused_title: "The card could not be registered",
     try_again: "Try registering again",
+    app_purpose: "Purpose",
+    app_terms: "Version of the terms you agree to",
 };
 
 pub fn texts(lang: Lang) -> &'static InsuranceUseTexts {
