@@ -67,6 +67,8 @@ pub struct AppState {
     /// The built-in simulator's business clock, when it runs in this process: the demo clock
     /// moves it with ours, so that both agree on the date.
     pub simulator_clock: Option<uketsuke_backend::simulator::SimClock>,
+    /// The backend's health as the probes last saw it (`http::health`).
+    pub backend_health: http::health::BackendHealth,
 }
 
 /// What tests may set beyond the configuration.
@@ -267,6 +269,7 @@ impl Server {
             trust,
             relay_wake,
             simulator_clock,
+            backend_health: Default::default(),
         };
         Ok(Server {
             listener,

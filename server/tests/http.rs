@@ -118,6 +118,55 @@ async fn probes_answer() {
     server.shutdown().await;
 }
 
+/// `/readyz` is public and unthrottled: a flood of it must not become a flood of health checks
+/// to the national backend. A listener that stands for the backend counts the checks it gets.
+#[tokio::test]
+async fn a_flood_of_readiness_probes_is_one_backend_check_per_second() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let checks = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = checks.clone();
+    let backend = axum::Router::new().route(
+        "/v1/health",
+        axum::routing::get(move || {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                axum::Json(serde_json::json!({ "status": "ok", "contract": 1 }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, backend).await });
+    let server = start(&[("UKETSUKE_BACKEND", url.as_str())]).await;
+    let http = client();
+    let probe = || async {
+        let answer = http
+            .get(format!("{}/readyz", server.base))
+            .send()
+            .await
+            .expect("readyz");
+        assert_eq!(answer.status(), StatusCode::OK);
+        let body: serde_json::Value = answer.json().await.expect("json");
+        body["backend"].as_str().unwrap_or_default().to_owned()
+    };
+    let words = futures_util::future::join_all((0..40).map(|_| probe())).await;
+    assert!(words.iter().all(|w| w == "ok"), "{words:?}");
+    let during_flood = checks.load(Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&during_flood),
+        "40 probes made {during_flood} backend checks"
+    );
+    // Once the answer is older than a second, the next probe checks again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(probe().await, "ok");
+    assert_eq!(checks.load(Ordering::SeqCst), during_flood + 1);
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn readyz_stays_ready_and_reports_an_unreachable_backend() {
     // A port that was free a moment ago: nothing answers there.

@@ -312,6 +312,20 @@ async fn gaiji_are_listed_and_substituted_in_cp932_only() {
         ),
     ];
     assert_eq!(listed, expected);
+    // The check showed characters of two patients' names: a read of their eligibility, in
+    // their read history; the third patient's name was not shown.
+    let shown: Vec<String> = sqlx::query_scalar(
+        "SELECT r.reception_id FROM audit_reads r JOIN audit_log l \
+           ON l.institution_id = r.institution_id AND l.seq = r.seq \
+         WHERE l.action = 'receptions.export_check' AND r.category = 'eligibility' \
+         ORDER BY r.reception_id",
+    )
+    .fetch_all(&stack.state.db)
+    .await
+    .expect("reads");
+    let mut expected_shown = vec![ids[1].clone(), ids[2].clone()];
+    expected_shown.sort();
+    assert_eq!(shown, expected_shown);
 
     let (_, headers, bytes) = download(
         &staff,

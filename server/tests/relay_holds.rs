@@ -107,6 +107,22 @@ async fn held_within(stack: &Stack, operation: &str, code: &str) -> (String, i64
     );
 }
 
+/// Waits until the outbox has nothing left to send (a confirmed reception's eligibility fetch
+/// follows its registration), so that a change of the backend's keys meets only new rows.
+async fn drained(stack: &Stack) {
+    for _ in 0..400 {
+        let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE done_at IS NULL")
+            .fetch_one(&stack.state.db)
+            .await
+            .expect("count");
+        if waiting == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the outbox did not drain");
+}
+
 async fn get_json(url: &str, forwarded: bool) -> (u16, serde_json::Value) {
     let mut request = reqwest::Client::new().get(url);
     if forwarded {
@@ -323,6 +339,7 @@ async fn holds_on(database_url: &str, engine: &str, logs: &Captured) {
     assert!(body.get("relay_held").is_none(), "{body}");
 
     // 2. The backend holds another key for the key id: bad_signature.
+    drained(&stack).await;
     let other = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).expect("key");
     sqlx::query("UPDATE institutions SET public_key = ? WHERE key_id = ?")
         .bind(encode_verifying_key(other.verifying_key()))
@@ -371,7 +388,7 @@ async fn holds_on(database_url: &str, engine: &str, logs: &Captured) {
     // 3. A request not of the backend's contract (a stored consent update of another
     // version): malformed_request holds it; the reception stays confirmed.
     let confirmed = newest_reception(&stack).await;
-    let mut tx = stack.state.db.begin().await.expect("tx");
+    let mut tx = storage::begin(&stack.state.db).await.expect("tx");
     outbox::enqueue(
         &mut tx,
         &new_id(),
@@ -424,6 +441,8 @@ async fn holds_on(database_url: &str, engine: &str, logs: &Captured) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(retried, "{engine}: an outage is retried");
+    // The probes' view of the backend is at most a second old.
+    tokio::time::sleep(uketsuke_server::http::health::BACKEND_HEALTH_TTL).await;
     let (status, body) = get_json(&format!("{}/readyz", stack.base), false).await;
     assert_eq!(
         status, 200,

@@ -234,6 +234,35 @@ impl Sim {
         }
     }
 
+    /// A request whose idempotency key was seen before (`stored` = its request hash and
+    /// answer): the same body gets the stored answer again, another body
+    /// `idempotency_conflict`; either is recorded as a resend.
+    async fn answer_again(
+        &self,
+        inst: &Institution,
+        idempotency_key: &str,
+        request_hash: &str,
+        (hash, answer): (String, String),
+    ) -> Result<Vec<u8>, Refusal> {
+        let replay = hash == request_hash;
+        let kind = if replay {
+            "idempotent_replay"
+        } else {
+            "idempotency_conflict"
+        };
+        self.store
+            .record_resend(kind, &inst.key_id, idempotency_key, self.clock.now())
+            .await?;
+        if replay {
+            Ok(answer.into_bytes())
+        } else {
+            refuse(
+                ErrorCode::IdempotencyConflict,
+                "idempotency key used with another body",
+            )
+        }
+    }
+
     /// `POST /v1/registrations`. Returns the stored answer bytes (so a retry gets them again).
     async fn register(
         &self,
@@ -244,28 +273,14 @@ impl Sim {
         if !idempotency_key_ok(&req.idempotency_key) {
             return refuse(ErrorCode::MalformedRequest, "idempotency_key");
         }
-        if let Some((hash, answer)) = self
+        if let Some(stored) = self
             .store
             .idempotent_answer(&inst.key_id, &req.idempotency_key)
             .await?
         {
-            let replay = hash == request_hash;
-            let kind = if replay {
-                "idempotent_replay"
-            } else {
-                "idempotency_conflict"
-            };
-            self.store
-                .record_resend(kind, &inst.key_id, &req.idempotency_key, self.clock.now())
-                .await?;
-            return if replay {
-                Ok(answer.into_bytes())
-            } else {
-                refuse(
-                    ErrorCode::IdempotencyConflict,
-                    "idempotency key used with another body",
-                )
-            };
+            return self
+                .answer_again(inst, &req.idempotency_key, request_hash, stored)
+                .await;
         }
         if req.institution_code.as_str() != inst.code {
             return refuse(
@@ -381,32 +396,14 @@ impl Sim {
         if !idempotency_key_ok(&req.idempotency_key) {
             return refuse(ErrorCode::MalformedRequest, "idempotency_key");
         }
-        if let Some((hash, answer)) = self
+        if let Some(stored) = self
             .store
             .insurance_use_answer(&inst.key_id, &req.idempotency_key)
             .await?
         {
-            let replay = hash == request_hash;
-            self.store
-                .record_resend(
-                    if replay {
-                        "idempotent_replay"
-                    } else {
-                        "idempotency_conflict"
-                    },
-                    &inst.key_id,
-                    &req.idempotency_key,
-                    self.clock.now(),
-                )
-                .await?;
-            return if replay {
-                Ok(answer.into_bytes())
-            } else {
-                refuse(
-                    ErrorCode::IdempotencyConflict,
-                    "idempotency key used with another body",
-                )
-            };
+            return self
+                .answer_again(inst, &req.idempotency_key, request_hash, stored)
+                .await;
         }
         let reg = self.registration(inst, id).await?;
         if req.terms_version != INSURANCE_USE_TERMS_VERSION {

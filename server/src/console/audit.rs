@@ -85,27 +85,74 @@ impl AuditKey {
     /// Reads the key file at `path`. With `create`, a missing file is made with 32 random bytes
     /// (mode 0600 on Unix): demo mode only.
     pub fn load(path: &Path, create: bool) -> Result<AuditKey, String> {
-        let shown = path.display();
-        match std::fs::read(path) {
-            Ok(bytes) => AuditKey::from_bytes(&bytes).map_err(|e| format!("{shown}: {e}")),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound && create => {
-                let mut bytes = [0u8; 32];
-                rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-                }
-                write_new_secret(path, &bytes).map_err(|e| format!("cannot write {shown}: {e}"))?;
-                AuditKey::from_bytes(&bytes)
-            }
-            Err(error) => Err(format!("cannot read the audit key file {shown}: {error}")),
-        }
+        let bytes = read_secret_file(path, create, "the audit key file")?;
+        AuditKey::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// The key's fingerprint (16 hex digits, an HMAC of a fixed text): names the key in the
     /// database without revealing it.
     pub fn id(&self) -> &str {
         &self.id
+    }
+}
+
+/// The bytes of a secret key file. With `create` (demo mode only), a missing file is made with
+/// 32 random bytes, mode 0600. A demo's key in the shared temporary folder (PostgreSQL demos
+/// keep theirs there) must moreover be this user's own private file — a regular file, not a
+/// link, owned by this process's user, no access for group or others — as another user could
+/// have put a key of their own choosing there (whose chain or seal they could then forge or
+/// open).
+pub(crate) fn read_secret_file(path: &Path, create: bool, what: &str) -> Result<Vec<u8>, String> {
+    let shown = path.display();
+    if create
+        && path.starts_with(std::env::temp_dir())
+        && let Ok(meta) = std::fs::symlink_metadata(path)
+    {
+        check_own_private_file(&meta)
+            .map_err(|problem| format!("{what} {shown} {problem}; delete it to make a new one"))?;
+    }
+    if create {
+        match std::fs::symlink_metadata(path) {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let mut bytes = vec![0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+                }
+                write_new_secret(path, &bytes).map_err(|e| format!("cannot write {shown}: {e}"))?;
+                return Ok(bytes);
+            }
+            Err(error) => return Err(format!("cannot read {what} {shown}: {error}")),
+        }
+    }
+    std::fs::read(path).map_err(|error| format!("cannot read {what} {shown}: {error}"))
+}
+
+#[cfg(unix)]
+fn check_own_private_file(meta: &std::fs::Metadata) -> Result<(), &'static str> {
+    use std::os::unix::fs::MetadataExt as _;
+    if !meta.file_type().is_file() {
+        return Err("is not a regular file");
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err("belongs to another user");
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err("can be read or changed by other users");
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_own_private_file(meta: &std::fs::Metadata) -> Result<(), &'static str> {
+    if meta.file_type().is_file() {
+        Ok(())
+    } else {
+        Err("is not a regular file")
     }
 }
 
@@ -863,6 +910,38 @@ pub async fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A demo's key file is made private and read back; one that others can read, or a link,
+    /// is refused rather than used; a configured (production) file is read as it is.
+    #[cfg(unix)]
+    #[test]
+    fn demo_key_files_must_be_this_users_private_files() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.key");
+        let made = read_secret_file(&path, true, "the key").expect("made");
+        assert_eq!(made.len(), 32);
+        assert_eq!(
+            read_secret_file(&path, true, "the key").expect("read"),
+            made
+        );
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let refused = read_secret_file(&path, true, "the key").expect_err("readable by others");
+        assert!(refused.contains("other users"), "{refused}");
+        assert_eq!(
+            read_secret_file(&path, false, "the key").expect("configured"),
+            made
+        );
+
+        let link = dir.path().join("link.key");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        std::os::unix::fs::symlink(&path, &link).expect("symlink");
+        let refused = read_secret_file(&link, true, "the key").expect_err("a link");
+        assert!(refused.contains("not a regular file"), "{refused}");
+    }
 
     fn entry(seq: i64) -> Entry {
         Entry {

@@ -14,6 +14,10 @@
 //!   which are not for the internet, and it needs no secret that could leak or need rotating.
 //!   A proxy in front adds `X-Forwarded-For`, so even a proxy on the same machine cannot
 //!   expose it. A monitoring agent on the server (or an SSH check) reads it.
+//!
+//! The backend's health in both is at most [`BACKEND_HEALTH_TTL`] old, and one check runs at a
+//! time: `/readyz` is public and unthrottled (load balancers call it), so without that each
+//! request to it would be a request to the national backend.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -43,9 +47,32 @@ pub async fn healthz() -> impl IntoResponse {
     Json(Health { status: "ok" })
 }
 
+/// How long one answer of the backend's health serves the probes.
+pub const BACKEND_HEALTH_TTL: Duration = Duration::from_secs(1);
+
+/// The backend's health as the probes last saw it, and when. Shared by the instance's probes;
+/// the lock is held while a check runs, so concurrent probes wait for that one check.
+#[derive(Clone, Default)]
+pub struct BackendHealth(
+    std::sync::Arc<tokio::sync::Mutex<Option<(std::time::Instant, &'static str)>>>,
+);
+
 /// The backend's health as a word: `ok`, `unavailable` (no answer, or not `ok`), or
-/// `contract_mismatch` (it answers, but another contract version).
+/// `contract_mismatch` (it answers, but another contract version); at most
+/// [`BACKEND_HEALTH_TTL`] old.
 async fn backend_word(state: &AppState) -> &'static str {
+    let mut last = state.backend_health.0.lock().await;
+    if let Some((at, word)) = *last
+        && at.elapsed() < BACKEND_HEALTH_TTL
+    {
+        return word;
+    }
+    let word = check_backend(state).await;
+    *last = Some((std::time::Instant::now(), word));
+    word
+}
+
+async fn check_backend(state: &AppState) -> &'static str {
     match tokio::time::timeout(BACKEND_CHECK, backend_client::check(&state.backend)).await {
         Ok(Ok(())) => "ok",
         Ok(Err(error @ backend_client::BackendError::ContractMismatch(_))) => {

@@ -5,7 +5,7 @@
 pub mod body;
 pub mod cookies;
 pub mod error;
-mod health;
+pub mod health;
 pub mod institution_api;
 pub mod patient;
 pub mod patient_forms;

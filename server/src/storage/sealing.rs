@@ -109,24 +109,9 @@ impl KeyEncryptionKey {
     /// Reads the key file at `path`. With `create` (demo mode only), a missing file is made with
     /// 32 random bytes, mode 0600.
     pub fn load(path: &Path, create: bool) -> Result<KeyEncryptionKey, String> {
-        let shown = path.display();
-        match std::fs::read(path) {
-            Ok(bytes) => KeyEncryptionKey::from_bytes(&bytes).map_err(|e| format!("{shown}: {e}")),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound && create => {
-                let mut bytes = [0u8; 32];
-                rand::rng().fill_bytes(&mut bytes);
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-                }
-                crate::console::audit::write_new_secret(path, &bytes)
-                    .map_err(|e| format!("cannot write {shown}: {e}"))?;
-                KeyEncryptionKey::from_bytes(&bytes)
-            }
-            Err(error) => Err(format!(
-                "cannot read the key-encryption key file {shown}: {error}"
-            )),
-        }
+        let bytes =
+            crate::console::audit::read_secret_file(path, create, "the key-encryption key file")?;
+        KeyEncryptionKey::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// The key's fingerprint (16 hex digits): names it in the database and in sealed keys

@@ -295,12 +295,13 @@ pub async fn check(
     query: RangeParams,
 ) -> ApiResult<Json<ExportCheck>> {
     let (range, gathered, written) = build(&state, &staff, params(query)?).await?;
-    audit::record(
-        &state.db,
-        &staff.actor(),
+    let unrepresentable = report_of(&gathered.exports, written.unrepresentable);
+    record_shown(
+        &state,
+        &staff,
         "receptions.export_check",
-        Some(&range.target()),
-        state.clock.now_ms(),
+        &range.target(),
+        &unrepresentable,
     )
     .await?;
     Ok(Json(ExportCheck {
@@ -310,8 +311,34 @@ pub async fn check(
         substitute: range.substitute.as_str().to_owned(),
         receptions: gathered.exports.len(),
         pending: gathered.pending,
-        unrepresentable: report_of(&gathered.exports, written.unrepresentable),
+        unrepresentable,
     }))
+}
+
+/// Audits a check or report as `action`. The characters it lists come from the receptions'
+/// eligibility (names, addresses), so each reception it shows one of is a read of its
+/// eligibility in the patient's read history (閲覧履歴); counts alone are not.
+async fn record_shown(
+    state: &AppState,
+    staff: &Staff,
+    action: &str,
+    target: &str,
+    shown: &[ReportRow],
+) -> ApiResult<()> {
+    let mut ids: Vec<&str> = shown.iter().map(|r| r.reception_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    reads::record(
+        &state.db,
+        staff,
+        action,
+        Some(target),
+        &ids,
+        ReadCategory::Eligibility,
+        state.clock.now_ms(),
+    )
+    .await?;
+    Ok(())
 }
 
 /// The header naming how many characters were written as the substitute.
@@ -372,15 +399,16 @@ pub async fn report(
     query: RangeParams,
 ) -> ApiResult<Response> {
     let (range, gathered, written) = build(&state, &staff, params(query)?).await?;
-    audit::record(
-        &state.db,
-        &staff.actor(),
+    let shown = report_of(&gathered.exports, written.unrepresentable);
+    record_shown(
+        &state,
+        &staff,
         "receptions.export_report",
-        Some(&format!("{}/{}", range.target(), range.encoding.code())),
-        state.clock.now_ms(),
+        &format!("{}/{}", range.target(), range.encoding.code()),
+        &shown,
     )
     .await?;
-    let rows: Vec<Vec<String>> = report_of(&gathered.exports, written.unrepresentable)
+    let rows: Vec<Vec<String>> = shown
         .into_iter()
         .map(|r| {
             vec![
