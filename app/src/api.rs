@@ -5,8 +5,8 @@
 use leptos::prelude::*;
 
 pub use crate::data::{
-    CancelInfo, ChoicesView, FlowState, FlowView, InvalidLink, LandingView, LinkState, ManagedItem,
-    ManagedList, ReadItem, StaffOnDevice, SubmittedView,
+    CancelInfo, ChoicesView, FlowState, FlowView, InsuranceUseView, InvalidLink, LandingView,
+    LinkState, ManagedItem, ManagedList, ReadItem, StaffOnDevice, SubmittedView,
 };
 
 /// Looks up a reception link for its landing page.

@@ -64,6 +64,24 @@ pub struct SubmittedView {
     /// out once).
     pub cancel_token: Option<String>,
     pub visit_date: String,
+    /// 健康保険証利用登録 through this reception: on offer (the eligibility problem is
+    /// `card_not_registered_for_insurance`), under way, or done. `None` when it never applied.
+    #[serde(default)]
+    pub insurance_use: Option<InsuranceUseView>,
+}
+
+/// 健康保険証利用登録 through a reception, as the patient's screens show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InsuranceUseView {
+    /// `offered` (not asked yet, or the last request was refused: see `refusal`), `pending`
+    /// (queued for the backend) or `registered`.
+    pub state: String,
+    /// The backend's refusal code of the last request.
+    pub refusal: Option<String>,
+    /// When the card was registered, JST to the minute: "2026-12-01 13:05 JST".
+    pub registered_at: Option<String>,
+    /// Registered, and the eligibility fetched again has not arrived yet.
+    pub eligibility_pending: bool,
 }
 
 /// Everything a flow screen needs: the link, the session's choices, the reception.

@@ -86,6 +86,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/r/:link/eid-app") view=crate::pages::eid::PracticeApp ssr=SsrMode::Async/>
                 <Route path=path!("/r/:link/done") view=|| view! { <FlowScreen step=Step::Done/> } ssr=SsrMode::Async/>
                 <Route path=path!("/r/:link/manage") view=Manage ssr=SsrMode::Async/>
+                <Route path=path!("/r/:link/insurance-use") view=crate::pages::insurance_use::InsuranceUseScreen ssr=SsrMode::Async/>
                 <Route path=path!("/cancel/:token") view=Cancel ssr=SsrMode::Async/>
             </Routes>
         </Router>

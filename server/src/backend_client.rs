@@ -9,8 +9,9 @@ use p256::ecdsa::VerifyingKey;
 use rand::RngCore;
 use serde::de::DeserializeOwned;
 use uketsuke_backend::contract::{
-    CONTRACT_VERSION, ErrorBody, ErrorCode, HEALTH_PATH, Health, PERSON_REFERENCES_PATH,
-    PersonReferenceAnswer, PersonReferenceRequest, b64_encode, person_reference_is_well_formed,
+    CONTRACT_VERSION, ErrorBody, ErrorCode, HEALTH_PATH, Health, InsuranceUseRegistered,
+    PERSON_REFERENCES_PATH, PersonReferenceAnswer, PersonReferenceRequest, b64_encode,
+    insurance_use_path, person_reference_is_well_formed,
     signing::{RequestSigner, ResponseError, decode_answer},
 };
 use uketsuke_domain::InstitutionCode;
@@ -207,6 +208,29 @@ pub async fn person_reference(
     } else {
         Err(CallError::NoAnswer(
             "person reference not in its form".to_owned(),
+        ))
+    }
+}
+
+/// 健康保険証利用登録 of the card of `registration_id`'s patient: `body` is the
+/// [`uketsuke_backend::contract::InsuranceUseRequest`] as queued in the outbox (its idempotency
+/// key is the outbox row's id, so a resend registers once). Signed and verified like every call;
+/// an answer naming another registration counts as no answer.
+pub async fn insurance_use(
+    client: &BackendClient,
+    signer: &RequestSigner,
+    registration_id: &str,
+    body: &[u8],
+) -> Result<InsuranceUseRegistered, CallError> {
+    let answer: InsuranceUseRegistered = client
+        .call(signer, &insurance_use_path(registration_id), body)
+        .await?;
+    if answer.registration_id == registration_id {
+        Ok(answer)
+    } else {
+        tracing::error!("backend answered insurance use for another registration");
+        Err(CallError::NoAnswer(
+            "answer names another registration".to_owned(),
         ))
     }
 }

@@ -5,20 +5,19 @@ use async_trait::async_trait;
 use chrono::Days;
 use uketsuke_app::{
     api::{
-        CancelInfo, ChoicesView, FlowState, FlowView, LandingView, LinkState, StaffOnDevice,
-        SubmittedView,
+        CancelInfo, ChoicesView, FlowState, FlowView, InsuranceUseView, LandingView, LinkState,
+        StaffOnDevice, SubmittedView,
     },
     ssr::{DataError, PortalData},
 };
 use uketsuke_backend::contract::PrescriptionMethod;
-use uketsuke_domain::{WindowInput, eligibility::EligibilityOutcome, window, window::jst_date};
+use uketsuke_domain::{WindowInput, window, window::jst_date};
 
 use std::sync::Arc;
 
 use crate::{
     clock::Clock,
     config::Config,
-    relay::StoredEligibility,
     storage::{self, Db, links, receptions},
 };
 
@@ -46,18 +45,9 @@ const BUSY_AFTER_ATTEMPTS: i64 = 3;
 fn submitted_view(
     reception: &receptions::Reception,
     cancel_token: Option<String>,
-    eligibility: Option<StoredEligibility>,
+    eligibility_problem: Option<String>,
+    insurance_use: Option<InsuranceUseView>,
 ) -> SubmittedView {
-    let eligibility_problem = match eligibility {
-        Some(StoredEligibility::Answer {
-            outcome: EligibilityOutcome::NotAvailable { reason },
-            ..
-        }) => serde_json::to_value(reason)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned)),
-        Some(StoredEligibility::Refused { code }) => Some(code),
-        _ => None,
-    };
     let window = reception.window();
     let (status, busy, refusal) = match &reception.status {
         receptions::Status::Queued { attempts } => {
@@ -76,6 +66,7 @@ fn submitted_view(
         eligibility_problem,
         cancel_token,
         visit_date: reception.visit_date.format("%Y-%m-%d").to_string(),
+        insurance_use,
     }
 }
 
@@ -185,9 +176,6 @@ impl Portal {
             .zip(session.as_ref().and_then(|s| s.reception_id.clone()))
         {
             Some((session, id)) => {
-                let eligibility = crate::relay::eligibility(&self.db, &id)
-                    .await
-                    .map_err(hide)?;
                 match receptions::get(&self.db, &id).await.map_err(hide)? {
                     Some(r) => {
                         let settled = !matches!(r.status, receptions::Status::Queued { .. });
@@ -199,15 +187,23 @@ impl Portal {
                                 .await
                                 .map_err(hide)?;
                         let cancel = session.cancel_token.clone().filter(|_| show_cancel);
+                        let (_, insurance_use, problem) =
+                            crate::http::patient::insurance_use::eligibility_and_use(&self.db, &r)
+                                .await
+                                .map_err(hide)?;
+                        // 健康保険証利用登録 on offer or under way needs this session.
+                        let insurance_use_open = insurance_use
+                            .as_ref()
+                            .is_some_and(|u| u.state != "registered" || u.eligibility_pending);
                         // On an institution device the patient's session ends with the done
                         // screen: the next patient at the device cannot reopen it.
-                        if settled && staff.is_some() {
+                        if settled && staff.is_some() && !insurance_use_open {
                             receptions::end_session(&self.db, &session.id)
                                 .await
                                 .map_err(hide)?;
                             session_ended = true;
                         }
-                        Some(submitted_view(&r, cancel, eligibility))
+                        Some(submitted_view(&r, cancel, problem, insurance_use))
                     }
                     None => None,
                 }

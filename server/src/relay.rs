@@ -24,7 +24,7 @@ use crate::{
     storage::{
         Db, StorageError,
         ids::new_id,
-        institutions,
+        institutions, insurance_use,
         outbox::{self, Job, Operation},
         receptions::{self, Status},
     },
@@ -52,6 +52,24 @@ pub enum StoredEligibility {
     Refused {
         code: String,
     },
+}
+
+impl StoredEligibility {
+    /// The reason no usable insurance record came back (`under_jlis_review`,
+    /// `card_not_registered_for_insurance`, `no_qualification`, or the backend's refusal code);
+    /// `None` for an answer with a record.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            StoredEligibility::Answer {
+                outcome: EligibilityOutcome::NotAvailable { reason },
+                ..
+            } => serde_json::to_value(reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned)),
+            StoredEligibility::Refused { code } => Some(code.clone()),
+            StoredEligibility::Answer { .. } => None,
+        }
+    }
 }
 
 /// What the workers share.
@@ -267,6 +285,7 @@ impl Relay {
                 tx.commit().await?;
                 Ok(())
             }
+            Operation::InsuranceUse => self.insurance_use(worker, job, &reception, &identity).await,
             Operation::Withdraw | Operation::HomeVisit | Operation::ConsentUpdate => {
                 let registration = match (&reception.status, reception.registration_id.as_deref()) {
                     (Status::Confirmed, Some(registration)) => registration,
@@ -350,6 +369,110 @@ impl Relay {
                     Err(e) => self.failed(worker, job, &identity, &e).await,
                 }
             }
+        }
+    }
+
+    /// 健康保険証利用登録: sends the request; on success records it (audited) and fetches
+    /// eligibility again with the same operation as after a registration; a refusal the request
+    /// itself earned is recorded with its code (audited) for the patient's screen.
+    async fn insurance_use(
+        &self,
+        worker: &str,
+        job: &Job,
+        reception: &receptions::Reception,
+        identity: &institutions::RelayIdentity,
+    ) -> Result<(), StorageError> {
+        let Some(registration) = reception.registration_id.as_deref() else {
+            // Offered only after the registration: nothing to register against.
+            tracing::error!("insurance-use request for a reception not registered");
+            let now = self.clock.now_ms();
+            let mut tx = crate::storage::begin(&self.db).await?;
+            if !outbox::finish(&mut tx, &job.id, worker, now).await? {
+                tx.rollback().await?;
+                return Ok(());
+            }
+            insurance_use::refused_in(&mut tx, &reception.id, "registration_not_found", now)
+                .await?;
+            tx.commit().await?;
+            return Ok(());
+        };
+        let answer = crate::backend_client::insurance_use(
+            &self.backend,
+            &identity.signer,
+            registration,
+            job.payload.as_bytes(),
+        )
+        .await;
+        let server = crate::console::audit::Actor {
+            institution_id: reception.institution_id.clone(),
+            account: "-server".to_owned(),
+            ip: None,
+        };
+        match answer {
+            Ok(registered) => {
+                let follow_up = serde_json::to_string(&EligibilityRequest {
+                    use_welfare_information: identity.uses_welfare_info,
+                })
+                .unwrap_or_else(|_| "{}".to_owned());
+                let now = self.clock.now_ms();
+                let mut tx = crate::storage::begin(&self.db).await?;
+                crate::console::audit::append(
+                    &mut tx,
+                    &server,
+                    if registered.already_registered {
+                        "insurance_use.already_registered"
+                    } else {
+                        "insurance_use.registered"
+                    },
+                    Some(&reception.id),
+                    now,
+                )
+                .await?;
+                if !outbox::finish(&mut tx, &job.id, worker, now).await? {
+                    tx.rollback().await?;
+                    return Ok(());
+                }
+                insurance_use::registered_in(
+                    &mut tx,
+                    &reception.id,
+                    to_ms(registered.registered_at),
+                    now,
+                )
+                .await?;
+                outbox::enqueue(
+                    &mut tx,
+                    &new_id(),
+                    &reception.id,
+                    Operation::Eligibility,
+                    &follow_up,
+                    now,
+                )
+                .await?;
+                tx.commit().await?;
+                self.wake.notify_one();
+                Ok(())
+            }
+            Err(e) if e.is_final() => {
+                let code = refusal_code(&e);
+                let now = self.clock.now_ms();
+                let mut tx = crate::storage::begin(&self.db).await?;
+                crate::console::audit::append(
+                    &mut tx,
+                    &server,
+                    "insurance_use.refused",
+                    Some(&reception.id),
+                    now,
+                )
+                .await?;
+                if !outbox::finish(&mut tx, &job.id, worker, now).await? {
+                    tx.rollback().await?;
+                    return Ok(());
+                }
+                insurance_use::refused_in(&mut tx, &reception.id, &code, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+            Err(e) => self.failed(worker, job, identity, &e).await,
         }
     }
 

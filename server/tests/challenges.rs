@@ -8,7 +8,7 @@ use uketsuke_backend::contract::{ConsentChoices, PrescriptionMethod, binding::Ch
 use uketsuke_domain::{InstitutionCode, ReceptionKind};
 use uketsuke_server::storage::{
     self,
-    challenges::{self, CHALLENGE_TTL_MS, ChallengeError, Refusal},
+    challenges::{self, CHALLENGE_TTL_MS, ChallengeError, Purpose, Refusal},
     now_millis, seed,
 };
 
@@ -59,9 +59,15 @@ async fn a_challenge_is_spent_once_within_five_minutes() {
         let pool = storage::open(&db.url).await.expect(db.engine);
         let now = now_millis();
         let session = session(&pool, now).await;
-        let issued = challenges::issue(&pool, &session, |c| binding(c, BOTH), now)
-            .await
-            .expect(db.engine);
+        let issued = challenges::issue(
+            &pool,
+            &session,
+            Purpose::Reception,
+            |c| binding(c, BOTH),
+            now,
+        )
+        .await
+        .expect(db.engine);
         assert_eq!(issued.expires_at, now + CHALLENGE_TTL_MS);
         let decoded = base64_len(&issued.value);
         assert!(
@@ -71,22 +77,43 @@ async fn a_challenge_is_spent_once_within_five_minutes() {
         );
 
         let message = binding(&issued.value, BOTH);
-        challenges::consume(&pool, &session, &issued.value, &message, now + 1_000)
-            .await
-            .expect(db.engine);
+        challenges::consume(
+            &pool,
+            &session,
+            Purpose::Reception,
+            &issued.value,
+            &message,
+            now + 1_000,
+        )
+        .await
+        .expect(db.engine);
         // A replay of the same signed binding is refused.
-        let replay =
-            challenges::consume(&pool, &session, &issued.value, &message, now + 2_000).await;
+        let replay = challenges::consume(
+            &pool,
+            &session,
+            Purpose::Reception,
+            &issued.value,
+            &message,
+            now + 2_000,
+        )
+        .await;
         assert_eq!(refused(replay), Refusal::AlreadyUsed, "{}", db.engine);
 
         // Five minutes later a fresh challenge is no longer accepted.
-        let late = challenges::issue(&pool, &session, |c| binding(c, BOTH), now)
-            .await
-            .expect(db.engine);
+        let late = challenges::issue(
+            &pool,
+            &session,
+            Purpose::Reception,
+            |c| binding(c, BOTH),
+            now,
+        )
+        .await
+        .expect(db.engine);
         let message = binding(&late.value, BOTH);
         let result = challenges::consume(
             &pool,
             &session,
+            Purpose::Reception,
             &late.value,
             &message,
             now + CHALLENGE_TTL_MS,
@@ -103,13 +130,21 @@ async fn other_sessions_other_choices_and_unknown_values_are_refused() {
         let now = now_millis();
         let mine = session(&pool, now).await;
         let theirs = session(&pool, now).await;
-        let issued = challenges::issue(&pool, &mine, |c| binding(c, BOTH), now)
+        let issued = challenges::issue(&pool, &mine, Purpose::Reception, |c| binding(c, BOTH), now)
             .await
             .expect(db.engine);
 
         // Presented from another session (a stolen challenge): unknown there, and still live here.
         let message = binding(&issued.value, BOTH);
-        let stolen = challenges::consume(&pool, &theirs, &issued.value, &message, now).await;
+        let stolen = challenges::consume(
+            &pool,
+            &theirs,
+            Purpose::Reception,
+            &issued.value,
+            &message,
+            now,
+        )
+        .await;
         assert_eq!(refused(stolen), Refusal::Unknown, "{}", db.engine);
 
         // Signed over other consent choices than those reviewed: refused, and the challenge is spent.
@@ -120,23 +155,69 @@ async fn other_sessions_other_choices_and_unknown_values_are_refused() {
                 checkups: false,
             },
         );
-        let mismatch = challenges::consume(&pool, &mine, &issued.value, &other, now).await;
+        let mismatch =
+            challenges::consume(&pool, &mine, Purpose::Reception, &issued.value, &other, now).await;
         assert_eq!(refused(mismatch), Refusal::BindingMismatch, "{}", db.engine);
-        let retry = challenges::consume(&pool, &mine, &issued.value, &message, now).await;
+        let retry = challenges::consume(
+            &pool,
+            &mine,
+            Purpose::Reception,
+            &issued.value,
+            &message,
+            now,
+        )
+        .await;
         assert_eq!(refused(retry), Refusal::AlreadyUsed, "{}", db.engine);
 
-        let unknown = challenges::consume(&pool, &mine, "AAAA", &message, now).await;
+        let unknown =
+            challenges::consume(&pool, &mine, Purpose::Reception, "AAAA", &message, now).await;
         assert_eq!(refused(unknown), Refusal::Unknown, "{}", db.engine);
 
+        // A challenge of another purpose verifies nothing here, and stays unspent.
+        let other_purpose =
+            challenges::issue(&pool, &mine, Purpose::Manage, |c| binding(c, BOTH), now)
+                .await
+                .expect(db.engine);
+        let message = binding(&other_purpose.value, BOTH);
+        for purpose in [Purpose::Reception, Purpose::InsuranceUse] {
+            let refusal =
+                challenges::consume(&pool, &mine, purpose, &other_purpose.value, &message, now)
+                    .await;
+            assert_eq!(refused(refusal), Refusal::OtherPurpose, "{}", db.engine);
+        }
+        challenges::consume(
+            &pool,
+            &mine,
+            Purpose::Manage,
+            &other_purpose.value,
+            &message,
+            now,
+        )
+        .await
+        .expect(db.engine);
+
         // No challenges for a session that has ended or never existed.
-        let ended =
-            challenges::issue(&pool, &mine, |c| binding(c, BOTH), now + 31 * 60 * 1000).await;
+        let ended = challenges::issue(
+            &pool,
+            &mine,
+            Purpose::Reception,
+            |c| binding(c, BOTH),
+            now + 31 * 60 * 1000,
+        )
+        .await;
         assert!(
             matches!(ended, Err(ChallengeError::Refused(Refusal::SessionExpired))),
             "{}",
             db.engine
         );
-        let nobody = challenges::issue(&pool, "nobody", |c| binding(c, BOTH), now).await;
+        let nobody = challenges::issue(
+            &pool,
+            "nobody",
+            Purpose::Reception,
+            |c| binding(c, BOTH),
+            now,
+        )
+        .await;
         assert!(
             matches!(nobody, Err(ChallengeError::Refused(Refusal::Unknown))),
             "{}",
@@ -152,9 +233,15 @@ async fn concurrent_consumers_cannot_both_win() {
         let now = now_millis();
         let session = session(&pool, now).await;
         for round in 0..10 {
-            let issued = challenges::issue(&pool, &session, |c| binding(c, BOTH), now)
-                .await
-                .expect(db.engine);
+            let issued = challenges::issue(
+                &pool,
+                &session,
+                Purpose::Reception,
+                |c| binding(c, BOTH),
+                now,
+            )
+            .await
+            .expect(db.engine);
             let message = binding(&issued.value, BOTH);
             let tasks: Vec<_> = (0..8)
                 .map(|_| {
@@ -165,7 +252,15 @@ async fn concurrent_consumers_cannot_both_win() {
                         message.clone(),
                     );
                     tokio::spawn(async move {
-                        challenges::consume(&pool, &session, &value, &message, now).await
+                        challenges::consume(
+                            &pool,
+                            &session,
+                            Purpose::Reception,
+                            &value,
+                            &message,
+                            now,
+                        )
+                        .await
                     })
                 })
                 .collect();

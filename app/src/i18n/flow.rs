@@ -558,6 +558,26 @@ pub fn code_message(lang: Lang, code: &str) -> &'static str {
             "目視確認には、この医療機関の職員のサインインが必要です。職員画面でサインインし直してください。",
             "Visual check needs a staff member of this institution to be signed in. Please sign in to the staff console again.",
         ),
+        "card_mismatch" | "person_mismatch" => (
+            "受付に使ったカードとは別の方のカードです。受付をしたご本人のカードで登録してください。",
+            "This is not the card of the person who made this reception. Please register with that person's own card.",
+        ),
+        "insurance_use_pending" => (
+            "利用登録の手続き中です。受付完了の画面でお待ちください。",
+            "The registration is under way. Please wait on your reception's page.",
+        ),
+        "insurance_use_already_registered" => (
+            "このカードは、すでに健康保険証として利用登録されています。",
+            "This card is already registered for use as a health insurance card.",
+        ),
+        "insurance_use_not_offered" => (
+            "この受付では、いま利用登録は行えません。",
+            "Registration is not available for this reception now.",
+        ),
+        "terms_version_unknown" => (
+            "利用規約が新しくなりました。ページを読み込み直して、もう一度お試しください。",
+            "The terms have changed. Please reload the page and try again.",
+        ),
         "visit_date_fixed" => (
             "この予約の診療日は変更できません。",
             "The visit date of this booking cannot be changed.",

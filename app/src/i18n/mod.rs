@@ -3,6 +3,7 @@
 
 mod en;
 pub mod flow;
+pub mod insurance_use;
 mod ja;
 #[cfg(feature = "ssr")]
 pub mod request;
@@ -131,6 +132,12 @@ pub fn use_texts() -> impl Fn() -> &'static Texts + Copy + Send + Sync + 'static
 pub fn use_flow_texts() -> impl Fn() -> &'static flow::FlowTexts + Copy + Send + Sync + 'static {
     let lang = use_lang();
     move || flow::texts(lang.get())
+}
+
+pub fn use_insurance_use_texts()
+-> impl Fn() -> &'static insurance_use::InsuranceUseTexts + Copy + Send + Sync + 'static {
+    let lang = use_lang();
+    move || insurance_use::texts(lang.get())
 }
 
 /// The end of a consent window as the server gives it ("2026-11-23 23:59 JST"), in words:

@@ -221,11 +221,17 @@ fn SignedDetails(text: SignedText, landing: LandingView) -> impl IntoView {
             <dd data-testid="app-manage">{move || f().app_demo_manage}</dd>
         }
         .into_any(),
-        SignedText::InsuranceUse(_) => view! {
-            <dt>{move || f().review_kind}</dt>
-            <dd data-testid="app-insurance-use">{move || f().app_demo_insurance_use}</dd>
+        SignedText::InsuranceUse(i) => {
+            let u = crate::i18n::use_insurance_use_texts();
+            let terms = i.terms;
+            view! {
+                <dt>{move || u().app_purpose}</dt>
+                <dd data-testid="app-insurance-use">{move || f().app_demo_insurance_use}</dd>
+                <dt>{move || u().app_terms}</dt>
+                <dd data-testid="app-terms">{terms}</dd>
+            }
+            .into_any()
         }
-        .into_any(),
     };
     view! {
         <h3>{move || f().app_demo_signing_for}</h3>

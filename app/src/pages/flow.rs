@@ -91,7 +91,7 @@ pub fn FlowScreen(step: Step) -> impl IntoView {
 }
 
 /// The institution's name in the current language.
-fn institution_name(view: &FlowView) -> Signal<String> {
+pub(crate) fn institution_name(view: &FlowView) -> Signal<String> {
     let lang = use_lang();
     let (ja, en) = (
         view.landing.institution_name_ja.clone(),
@@ -136,7 +136,7 @@ fn Screen(
 }
 
 #[component]
-fn SessionGone(link: String, view: FlowView) -> impl IntoView {
+pub(crate) fn SessionGone(link: String, view: FlowView) -> impl IntoView {
     let f = use_flow_texts();
     let name = institution_name(&view);
     view! {
@@ -379,6 +379,9 @@ fn Done(link: String, view: FlowView) -> impl IntoView {
         return view! { <SessionGone link view/> }.into_any();
     };
     let queued = submitted.status == "queued";
+    let insurance = submitted.insurance_use.clone();
+    // Reload while the registration for insurance use is on its way, as while queued.
+    let insurance_busy = crate::pages::insurance_use::in_progress(insurance.as_ref());
     let heading = {
         let s = submitted.clone();
         Signal::derive(move || {
@@ -403,6 +406,15 @@ fn Done(link: String, view: FlowView) -> impl IntoView {
             let number = submitted.reception_number.clone().unwrap_or_default();
             let end = submitted.window_end.clone();
             let problem = submitted.eligibility_problem.clone();
+            let problem_left = problem.is_some();
+            // 健康保険証利用登録 on offer replaces the problem's words; under way, it hides them.
+            let offer = insurance
+                .as_ref()
+                .filter(|u| u.state == "offered")
+                .map(|u| u.refusal.clone());
+            let problem =
+                problem.filter(|_| insurance.as_ref().is_none_or(|u| u.state != "pending"));
+            let progress = insurance.clone().filter(|u| u.state != "offered");
             let cancel = submitted
                 .cancel_token
                 .clone()
@@ -419,11 +431,19 @@ fn Done(link: String, view: FlowView) -> impl IntoView {
                         _ => view! { <p data-testid="window-end">{move || f().done_no_medical}</p> }.into_any(),
                     }}
                 </section>
-                {problem.map(|code| view! {
-                    <section class="card notice" role="alert" data-testid="eligibility-problem">
-                        <h2>{move || f().done_eligibility_problem}</h2>
-                        <p>{move || code_message(lang.get(), &code)}</p>
-                    </section>
+                {progress.map(|view| view! {
+                    <crate::pages::insurance_use::Progress view problem_left/>
+                })}
+                {problem.map(|code| match offer.clone() {
+                    Some(refusal) if code == crate::pages::insurance_use::OFFERED_FOR => view! {
+                        <crate::pages::insurance_use::Offer link=link.clone() refusal/>
+                    }.into_any(),
+                    _ => view! {
+                        <section class="card notice" role="alert" data-testid="eligibility-problem">
+                            <h2>{move || f().done_eligibility_problem}</h2>
+                            <p>{move || code_message(lang.get(), &code)}</p>
+                        </section>
+                    }.into_any(),
                 })}
                 {patient_device.then(|| view! {
                     <p class="card hint" data-testid="photo-id">{move || f().done_photo_id}</p>
@@ -465,7 +485,7 @@ fn Done(link: String, view: FlowView) -> impl IntoView {
     };
     view! {
         // While the backend has not answered, the page reloads itself (works without scripts).
-        {queued.then(|| view! { <Meta http_equiv="refresh" content="2"/> })}
+        {(queued || insurance_busy).then(|| view! { <Meta http_equiv="refresh" content="2"/> })}
         <Screen view step=Step::Done heading>
             {body}
         </Screen>

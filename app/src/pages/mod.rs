@@ -4,6 +4,7 @@ pub mod card_step;
 pub mod eid;
 pub mod flow;
 pub mod home;
+pub mod insurance_use;
 pub mod landing;
 pub mod manage;
 pub mod not_found;

@@ -106,6 +106,14 @@ pub fn router(state: AppState) -> Router {
             post(patient::registration::register),
         )
         .route("/api/session/reception", get(patient::reception::status))
+        .route(
+            "/api/session/insurance-use/challenge",
+            post(patient::insurance_use::challenge),
+        )
+        .route(
+            "/api/session/insurance-use",
+            post(patient::insurance_use::submit),
+        )
         .route("/api/cancel", post(patient::reception::cancel))
         .route("/api/session/manage", get(patient_manage::current))
         .route(

@@ -109,7 +109,7 @@ pub async fn challenge(
     let session = current_session(&state, &headers).await?;
     let link = manage_link(&state, &session.link_id).await?.link;
     let origin = state.config.origin_string();
-    issue_challenge(&state, &session.id, |value| {
+    issue_challenge(&state, &session.id, challenges::Purpose::Manage, |value| {
         manage_message(&origin, value, &link.institution_code)
     })
     .await
@@ -232,9 +232,16 @@ pub async fn prove(
     }
     let message = manage_message(&body.origin, &body.challenge, &link.institution_code);
     let now_ms = state.clock.now_ms();
-    challenges::consume(&state.db, &session.id, &body.challenge, &message, now_ms)
-        .await
-        .map_err(challenge_error)?;
+    challenges::consume(
+        &state.db,
+        &session.id,
+        challenges::Purpose::Manage,
+        &body.challenge,
+        &message,
+        now_ms,
+    )
+    .await
+    .map_err(challenge_error)?;
     // From here on this session proves this card or none.
     receptions::forget_card(&state.db, &session.id).await?;
     let certificate = b64_decode(&body.certificate).ok_or(ApiError::new(

@@ -58,6 +58,29 @@ pub async fn start_session(
     Ok(StartedSession { token, id })
 }
 
+/// What a challenge is for. A challenge verifies only a text of its own purpose: a challenge of
+/// the reception or of 同意照会 never verifies a 健康保険証利用登録 text, and the other way round
+/// (the binding's hash tells the texts apart too; the purpose says so before the hash is read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The consent binding of a registration.
+    Reception,
+    /// 同意照会: the management binding.
+    Manage,
+    /// 健康保険証利用登録: the insurance-use binding.
+    InsuranceUse,
+}
+
+impl Purpose {
+    pub const fn code(self) -> &'static str {
+        match self {
+            Purpose::Reception => "reception",
+            Purpose::Manage => "manage",
+            Purpose::InsuranceUse => "insurance_use",
+        }
+    }
+}
+
 /// A challenge handed to the browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issued {
@@ -79,6 +102,8 @@ pub enum Refusal {
     /// The signed binding is not the one the challenge was issued for (other choices, other
     /// origin, other institution…). The challenge is spent all the same.
     BindingMismatch,
+    /// Issued for another purpose (see [`Purpose`]). It is not spent.
+    OtherPurpose,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +132,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 pub async fn issue(
     db: &Db,
     session_id: &str,
+    purpose: Purpose,
     binding: impl FnOnce(&str) -> Vec<u8>,
     now_ms: i64,
 ) -> Result<Issued, ChallengeError> {
@@ -126,41 +152,47 @@ pub async fn issue(
     let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let expires_at = (now_ms + CHALLENGE_TTL_MS).min(session_expires);
     sqlx::query(
-        "INSERT INTO challenges (value, session_id, binding_sha256, issued_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO challenges \
+            (value, session_id, binding_sha256, issued_at, expires_at, purpose) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&value)
     .bind(session_id)
     .bind(sha256_hex(&binding(&value)))
     .bind(now_ms)
     .bind(expires_at)
+    .bind(purpose.code())
     .execute(db)
     .await?;
     Ok(Issued { value, expires_at })
 }
 
 /// Spends the challenge `value` of `session_id` if it is live and unused, then checks that
-/// `signed_binding` is the message it was issued for. Exactly one caller can ever succeed.
+/// `signed_binding` is the message it was issued for. Exactly one caller can ever succeed. A
+/// challenge of another `purpose` is refused and left as it was.
 pub async fn consume(
     db: &Db,
     session_id: &str,
+    purpose: Purpose,
     value: &str,
     signed_binding: &[u8],
     now_ms: i64,
 ) -> Result<(), ChallengeError> {
     let spent = sqlx::query(
         "UPDATE challenges SET used_at = $1 \
-         WHERE value = $2 AND session_id = $3 AND used_at IS NULL AND expires_at > $1",
+         WHERE value = $2 AND session_id = $3 AND used_at IS NULL AND expires_at > $1 \
+           AND purpose = $4",
     )
     .bind(now_ms)
     .bind(value)
     .bind(session_id)
+    .bind(purpose.code())
     .execute(db)
     .await?
     .rows_affected();
     if spent != 1 {
         return Err(ChallengeError::Refused(
-            refusal_reason(db, session_id, value, now_ms).await?,
+            refusal_reason(db, session_id, purpose, value, now_ms).await?,
         ));
     }
     let row = sqlx::query("SELECT binding_sha256 FROM challenges WHERE value = $1")
@@ -177,14 +209,16 @@ pub async fn consume(
 async fn refusal_reason(
     db: &Db,
     session_id: &str,
+    purpose: Purpose,
     value: &str,
     now_ms: i64,
 ) -> Result<Refusal, ChallengeError> {
-    let row =
-        sqlx::query("SELECT session_id, used_at, expires_at FROM challenges WHERE value = $1")
-            .bind(value)
-            .fetch_optional(db)
-            .await?;
+    let row = sqlx::query(
+        "SELECT session_id, used_at, expires_at, purpose FROM challenges WHERE value = $1",
+    )
+    .bind(value)
+    .fetch_optional(db)
+    .await?;
     let Some(row) = row else {
         return Ok(Refusal::Unknown);
     };
@@ -192,6 +226,10 @@ async fn refusal_reason(
     if owner != session_id {
         tracing::warn!("a challenge was presented by another session");
         return Ok(Refusal::Unknown);
+    }
+    let issued_for: String = row.try_get("purpose")?;
+    if issued_for != purpose.code() {
+        return Ok(Refusal::OtherPurpose);
     }
     let used_at: Option<i64> = row.try_get("used_at")?;
     if used_at.is_some() {

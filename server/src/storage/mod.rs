@@ -14,6 +14,7 @@ pub mod challenges;
 pub mod idempotency;
 pub mod ids;
 pub mod institutions;
+pub mod insurance_use;
 pub mod links;
 pub mod outbox;
 pub mod receptions;

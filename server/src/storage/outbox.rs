@@ -31,6 +31,8 @@ pub enum Operation {
     HomeVisit,
     /// 同意の更新: both categories as the patient last saved them.
     ConsentUpdate,
+    /// 健康保険証利用登録 of the reception's card (`storage::insurance_use`).
+    InsuranceUse,
 }
 
 impl Operation {
@@ -41,6 +43,7 @@ impl Operation {
             Operation::Withdraw => "withdraw",
             Operation::HomeVisit => "home_visit",
             Operation::ConsentUpdate => "consent_update",
+            Operation::InsuranceUse => "insurance_use",
         }
     }
 
@@ -51,6 +54,7 @@ impl Operation {
             Operation::Withdraw,
             Operation::HomeVisit,
             Operation::ConsentUpdate,
+            Operation::InsuranceUse,
         ]
         .into_iter()
         .find(|o| o.code() == code)

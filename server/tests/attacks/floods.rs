@@ -476,9 +476,15 @@ async fn expired_sessions_and_challenges_are_swept_on(url: &str) {
         let session = challenges::start_session(db, &link, now)
             .await
             .expect("session");
-        challenges::issue(db, &session.id, |c| c.as_bytes().to_vec(), now)
-            .await
-            .expect("challenge");
+        challenges::issue(
+            db,
+            &session.id,
+            challenges::Purpose::Reception,
+            |c| c.as_bytes().to_vec(),
+            now,
+        )
+        .await
+        .expect("challenge");
     }
     let _ = console_session(state).await;
     let sessions_before = count("reception_sessions").await;

@@ -60,7 +60,7 @@ use serde::{Deserialize, Serialize};
 use uketsuke_backend::contract::binding::{SignedText, SigningRefusal, check_signing_request};
 #[cfg(feature = "hydrate")]
 use {
-    super::{Controller, Purpose, Stage, submit::post_json},
+    super::{Controller, Stage, submit::post_json},
     crate::i18n::flow::texts,
     leptos::{prelude::*, task::spawn_local},
 };
@@ -204,10 +204,8 @@ impl Controller {
         let this = self.clone();
         self.error.set(None);
         self.stage.set(Stage::Busy("reading"));
-        let (challenge_path, return_path) = match self.purpose {
-            Purpose::Register => ("/api/session/challenge", "eid-return"),
-            Purpose::Manage(_) => ("/api/session/manage/challenge", "manage"),
-        };
+        let (challenge_path, _) = self.purpose.paths();
+        let return_path = self.purpose.return_page();
         spawn_local(async move {
             let challenge = match post_json(challenge_path, None).await {
                 Ok(value) => value,
@@ -249,8 +247,9 @@ impl Controller {
         });
     }
 
-    /// On the 同意照会 page: the card-reading app's result, if the app just returned here
-    /// (`#<result>` or `#error=<code>`), is sent as the card step would send it.
+    /// On the 同意照会 and 健康保険証利用登録 pages: the card-reading app's result, if the app
+    /// just returned here (`#<result>` or `#error=<code>`), is sent as the card step would send
+    /// it.
     pub fn resume_from_app(&self) {
         let hash = fragment::take();
         if hash.is_empty() {
@@ -269,14 +268,15 @@ impl Controller {
         let this = self.clone();
         self.stage.set(Stage::Busy("sending"));
         spawn_local(async move {
-            let body = serde_json::json!({
-                "challenge": result.challenge,
-                "origin": window().location().origin().unwrap_or_default(),
-                "certificate": result.certificate,
-                "signature": result.signature,
-            });
-            this.deliver("/api/session/manage/proof", body, Stage::Choose)
-                .await;
+            let body = super::proof_body(
+                this.purpose,
+                &result.challenge,
+                &window().location().origin().unwrap_or_default(),
+                &result.certificate,
+                &result.signature,
+            );
+            let (_, submit_path) = this.purpose.paths();
+            this.deliver(submit_path, body, Stage::Choose).await;
         });
     }
 }

@@ -37,6 +37,55 @@ pub enum Purpose {
     /// Sign the management binding to see (and withdraw) earlier consents; the list lands in
     /// the given signal.
     Manage(RwSignal<Option<crate::api::ManagedList>>),
+    /// Sign the insurance-use text to register the card of the session's reception for use as a
+    /// health insurance card (健康保険証利用登録); the done screen follows it.
+    InsuranceUse,
+}
+
+#[cfg(feature = "hydrate")]
+impl Purpose {
+    /// Where the challenge comes from and where the proof goes.
+    pub(crate) const fn paths(self) -> (&'static str, &'static str) {
+        match self {
+            Purpose::Register => ("/api/session/challenge", "/api/session/registration"),
+            Purpose::Manage(_) => ("/api/session/manage/challenge", "/api/session/manage/proof"),
+            Purpose::InsuranceUse => (
+                "/api/session/insurance-use/challenge",
+                "/api/session/insurance-use",
+            ),
+        }
+    }
+
+    /// The page of the link the card-reading app returns to.
+    pub(crate) const fn return_page(self) -> &'static str {
+        match self {
+            Purpose::Register => "eid-return",
+            Purpose::Manage(_) => "manage",
+            Purpose::InsuranceUse => "insurance-use",
+        }
+    }
+}
+
+/// The proof as the server takes it: the challenge, the origin, the card's certificate and
+/// signature; for 健康保険証利用登録 also the version of the terms the patient agreed to.
+#[cfg(feature = "hydrate")]
+pub(crate) fn proof_body(
+    purpose: Purpose,
+    challenge: &str,
+    origin: &str,
+    certificate: &str,
+    signature: &str,
+) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "challenge": challenge,
+        "origin": origin,
+        "certificate": certificate,
+        "signature": signature,
+    });
+    if purpose == Purpose::InsuranceUse {
+        body["terms_version"] = uketsuke_backend::contract::INSURANCE_USE_TERMS_VERSION.into();
+    }
+    body
 }
 
 /// What the card step shows.
@@ -86,7 +135,7 @@ pub fn CardWays(
     let reload = RwSignal::new(false);
     let controller = Controller::new(link, stage, error, purpose, method, reload);
     let pin_ref = NodeRef::<leptos::html::Input>::new();
-    if matches!(purpose, Purpose::Manage(_)) {
+    if matches!(purpose, Purpose::Manage(_) | Purpose::InsuranceUse) {
         let controller = controller.clone();
         Effect::new(move |_| controller.resume_from_app());
     }
@@ -115,7 +164,9 @@ pub fn CardWays(
                         }}
                     </p>
                 }.into_any(),
-                Stage::Pin { tries } => view! { <PinPad controller tries show_pin pin_ref/> }.into_any(),
+                Stage::Pin { tries } => view! {
+                    <PinPad controller tries show_pin pin_ref insurance_use=purpose == Purpose::InsuranceUse/>
+                }.into_any(),
                 Stage::Visual => view! { <ConfirmFace controller/> }.into_any(),
             }
         }}

@@ -7,7 +7,7 @@ use super::Controller;
 use crate::i18n::use_flow_texts;
 #[cfg(feature = "hydrate")]
 use {
-    super::{Purpose, Stage, b64, submit::post_json},
+    super::{Stage, b64, submit::post_json},
     crate::{card::CardError, i18n::flow::texts},
     leptos::task::spawn_local,
     uketsuke_card::Pin,
@@ -20,8 +20,12 @@ pub(super) fn PinPad(
     tries: Option<u8>,
     show_pin: RwSignal<bool>,
     pin_ref: NodeRef<leptos::html::Input>,
+    /// 健康保険証利用登録: the button registers the card rather than the reception.
+    #[prop(optional)]
+    insurance_use: bool,
 ) -> impl IntoView {
     let f = use_flow_texts();
+    let u = crate::i18n::use_insurance_use_texts();
     view! {
         <form
             class="card pin-pad"
@@ -60,7 +64,7 @@ pub(super) fn PinPad(
                 />
                 {move || f().pin_show}
             </label>
-            <button type="submit" class="button" data-testid="send">{move || f().pin_send}</button>
+            <button type="submit" class="button" data-testid="send">{move || if insurance_use { u().pin_send } else { f().pin_send }}</button>
         </form>
     }
 }
@@ -81,12 +85,7 @@ impl Controller {
         self.error.set(None);
         self.stage.set(Stage::Busy("signing"));
         spawn_local(async move {
-            let (challenge_path, submit_path) = match this.purpose {
-                Purpose::Register => ("/api/session/challenge", "/api/session/registration"),
-                Purpose::Manage(_) => {
-                    ("/api/session/manage/challenge", "/api/session/manage/proof")
-                }
-            };
+            let (challenge_path, submit_path) = this.purpose.paths();
             let challenge = match post_json(challenge_path, None).await {
                 Ok(value) => value,
                 Err(code) => {
@@ -130,12 +129,13 @@ impl Controller {
             };
             this.stage.set(Stage::Busy("sending"));
             let origin = window().location().origin().unwrap_or_default();
-            let body = serde_json::json!({
-                "challenge": value,
-                "origin": origin,
-                "certificate": b64(&auth.certificate_der),
-                "signature": b64(&auth.signature),
-            });
+            let body = super::proof_body(
+                this.purpose,
+                &value,
+                &origin,
+                &b64(&auth.certificate_der),
+                &b64(&auth.signature),
+            );
             this.deliver(submit_path, body, Stage::Pin { tries: None })
                 .await;
         });

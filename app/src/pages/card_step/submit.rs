@@ -99,6 +99,16 @@ impl Controller {
         match answer {
             Ok(_) => self.finished(),
             Err(code) if code == "already_submitted" => self.finished(),
+            // 健康保険証利用登録 under way or done (another tab): the done screen shows it.
+            Err(code)
+                if self.purpose == Purpose::InsuranceUse
+                    && matches!(
+                        code.as_str(),
+                        "insurance_use_pending" | "insurance_use_already_registered"
+                    ) =>
+            {
+                self.finished()
+            }
             Err(code) => {
                 self.stage.set(on_refusal);
                 self.api_failed(&code);

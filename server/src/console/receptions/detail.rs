@@ -19,7 +19,7 @@ use crate::{
     },
     http::error::ApiResult,
     relay::{self, StoredEligibility},
-    storage::receptions::Reception,
+    storage::{insurance_use::State as UseState, receptions::Reception},
 };
 
 #[derive(Debug, Serialize)]
@@ -50,6 +50,21 @@ pub struct Detail {
     /// Every field as the backend answered it (after its information control).
     pub eligibility: Option<StoredEligibility>,
     pub eligibility_at: Option<DateTime<Utc>>,
+    /// 健康保険証利用登録 through this reception; `None` when the patient never asked.
+    pub insurance_use: Option<InsuranceUse>,
+}
+
+/// 健康保険証利用登録 through a reception, for staff.
+#[derive(Debug, Serialize)]
+pub struct InsuranceUse {
+    /// `pending`, `registered` or `refused`.
+    pub state: &'static str,
+    /// When the patient asked.
+    pub requested_at: Option<DateTime<Utc>>,
+    /// When the backend registered the card (on a repeat: the first time).
+    pub registered_at: Option<DateTime<Utc>>,
+    /// The backend's refusal code.
+    pub refusal: Option<String>,
 }
 
 async fn detail_of(state: &AppState, reception: Reception) -> ApiResult<Detail> {
@@ -58,7 +73,31 @@ async fn detail_of(state: &AppState, reception: Reception) -> ApiResult<Detail> 
     let window = reception.window();
     let (status, refusal) = status_parts(&reception.status);
     let relay_held = crate::storage::outbox::held_code(&state.db, &reception.id).await?;
+    let insurance_use = crate::storage::insurance_use::get(&state.db, &reception.id)
+        .await?
+        .and_then(|u| match u.state {
+            UseState::None => None,
+            UseState::Pending { requested_at } => Some(InsuranceUse {
+                state: "pending",
+                requested_at: Some(from_ms(requested_at)),
+                registered_at: None,
+                refusal: None,
+            }),
+            UseState::Registered { registered_at } => Some(InsuranceUse {
+                state: "registered",
+                requested_at: None,
+                registered_at: Some(from_ms(registered_at)),
+                refusal: None,
+            }),
+            UseState::Refused { code } => Some(InsuranceUse {
+                state: "refused",
+                requested_at: None,
+                registered_at: None,
+                refusal: Some(code),
+            }),
+        });
     Ok(Detail {
+        insurance_use,
         relay_held,
         kind: reception.kind,
         visit_date: reception.visit_date,

@@ -15,7 +15,7 @@ use crate::{
     AppState,
     http::error::{ApiError, ApiResult},
     storage::{
-        challenges::{self, ChallengeError, Refusal},
+        challenges::{self, ChallengeError, Purpose as ChallengePurpose, Refusal},
         links::OpenLink,
         receptions::{self, Choices},
     },
@@ -78,7 +78,7 @@ pub async fn challenge(
     let link = open_link(&state, &session.link_id).await?;
     let code = institution_code(&link)?;
     let origin = state.config.origin_string();
-    issue_challenge(&state, &session.id, |value| {
+    issue_challenge(&state, &session.id, ChallengePurpose::Reception, |value| {
         binding_message(&origin, &code, &link, &choices, value)
     })
     .await
@@ -90,12 +90,14 @@ pub async fn challenge(
 pub(crate) async fn issue_challenge(
     state: &AppState,
     session_id: &str,
+    purpose: ChallengePurpose,
     bind: impl FnOnce(&str) -> Vec<u8>,
 ) -> ApiResult<ChallengeIssued> {
     let mut message = Vec::new();
     let issued = challenges::issue(
         &state.db,
         session_id,
+        purpose,
         |value| {
             message = bind(value);
             message.clone()
@@ -120,6 +122,7 @@ pub(crate) fn challenge_error(error: ChallengeError) -> ApiError {
                 Refusal::Expired => "challenge_expired",
                 Refusal::SessionExpired => "session_expired",
                 Refusal::BindingMismatch => "binding_mismatch",
+                Refusal::OtherPurpose => "challenge_other_purpose",
             };
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code)
         }

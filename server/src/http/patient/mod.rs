@@ -12,11 +12,13 @@
 //! - `registration` — verify the card's proof and queue the registration (also used by the
 //!   console's 目視確認)
 //! - `reception` — the reception as it stands, and its cancellation
+//! - `insurance_use` — 健康保険証利用登録 when eligibility found the card not registered
 //!
 //! This file holds the checks every step makes: origin and API header, live session, open link,
 //! rate limit.
 
 pub mod challenge;
+pub mod insurance_use;
 pub mod reception;
 pub mod registration;
 pub mod session;

@@ -8,6 +8,7 @@ use axum::{
 };
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use uketsuke_app::api::InsuranceUseView;
 use uketsuke_domain::ReceptionKind;
 
 use super::{api_request, current_session};
@@ -37,6 +38,11 @@ pub struct ReceptionView {
     /// The last minute of access as the patient reads it ("2026-11-23 23:59 JST").
     pub window_end_display: Option<String>,
     pub withdrawn: bool,
+    /// Registered, but the confirmation found no usable insurance record: the reason code
+    /// (as on the done screen). Filled by `GET /api/session/reception`.
+    pub eligibility_problem: Option<String>,
+    /// 健康保険証利用登録 through this reception (as on the done screen).
+    pub insurance_use: Option<InsuranceUseView>,
 }
 
 /// Attempts after which the patient is told the backend is busy.
@@ -59,6 +65,8 @@ pub(crate) fn view(reception: &receptions::Reception) -> ReceptionView {
         window_end: window.and_then(|w| w.end()).map(to_ms),
         window_end_display: window.and_then(|w| w.display_end_jst()),
         withdrawn: reception.withdrawn_at.is_some(),
+        eligibility_problem: None,
+        insurance_use: None,
     }
 }
 
@@ -76,7 +84,13 @@ pub async fn status(
     let reception = receptions::get(&state.db, &id)
         .await?
         .ok_or(ApiError::new(StatusCode::NOT_FOUND, "not_submitted"))?;
-    Ok(Json(view(&reception)))
+    let (_, insurance_use, eligibility_problem) =
+        super::insurance_use::eligibility_and_use(&state.db, &reception).await?;
+    Ok(Json(ReceptionView {
+        eligibility_problem,
+        insurance_use,
+        ..view(&reception)
+    }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -71,9 +71,16 @@ pub async fn register(
         &body.challenge,
     );
     let now_ms = state.clock.now_ms();
-    challenges::consume(&state.db, &session.id, &body.challenge, &message, now_ms)
-        .await
-        .map_err(challenge_error)?;
+    challenges::consume(
+        &state.db,
+        &session.id,
+        challenges::Purpose::Reception,
+        &body.challenge,
+        &message,
+        now_ms,
+    )
+    .await
+    .map_err(challenge_error)?;
     let malformed = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "certificate_malformed");
     let certificate = b64_decode(&body.certificate).ok_or(malformed)?;
     let signature = b64_decode(&body.signature).ok_or(ApiError::new(

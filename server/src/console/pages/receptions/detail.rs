@@ -110,10 +110,61 @@ fn summary(l: Lang, d: &Detail) -> AnyView {
                 {prescription.map(|p| view! { <dt>{tr(l, "処方箋", "Prescription")}</dt><dd>{p}</dd> })}
                 <dt>{tr(l, "閲覧期限", "Readable until")}</dt><dd data-testid="window">{window}</dd>
                 {visits.map(|v| view! { <dt>{tr(l, "訪問日", "Visits recorded")}</dt><dd>{v}</dd> })}
+                {insurance_use_text(l, d).map(|text| view! {
+                    <dt>{tr(l, "健康保険証利用登録", "Card registered for insurance use")}</dt>
+                    <dd data-testid="insurance-use">{text}</dd>
+                })}
             </dl>
         </section>
     }
     .into_any()
+}
+
+/// 健康保険証利用登録 through this reception, as staff read it: when the card was registered and
+/// which eligibility followed (the eligibility section below shows that answer).
+fn insurance_use_text(l: Lang, d: &Detail) -> Option<String> {
+    let used = d.insurance_use.as_ref()?;
+    Some(match used.state {
+        "registered" => {
+            let at = used.registered_at.map(jst_time).unwrap_or_default();
+            let then = match d.eligibility_at {
+                Some(e) if used.registered_at.is_some_and(|r| e >= r) => format!(
+                    "{} {}",
+                    tr(l, "その後の資格確認:", "eligibility confirmed again at"),
+                    jst_time(e)
+                ),
+                _ => tr(
+                    l,
+                    "資格を再確認しています",
+                    "eligibility being confirmed again",
+                )
+                .to_owned(),
+            };
+            let (open, close) = match l {
+                Lang::Ja => ("（", "）"),
+                Lang::En => (" (", ")"),
+            };
+            format!(
+                "{} {at}{open}{then}{close}",
+                tr(
+                    l,
+                    "この受付で登録しました",
+                    "Registered through this reception at"
+                )
+            )
+        }
+        "pending" => tr(
+            l,
+            "患者さんの申し込みを送信中です",
+            "The patient's request is being sent",
+        )
+        .to_owned(),
+        _ => format!(
+            "{}: {}",
+            tr(l, "登録できませんでした", "Not registered"),
+            reason_text(l, used.refusal.as_deref().unwrap_or("internal"))
+        ),
+    })
 }
 
 fn window_text(l: Lang, d: &Detail) -> String {
