@@ -97,15 +97,15 @@ impl AuditKey {
 }
 
 /// The bytes of a secret key file. With `create` (demo mode only), a missing file is made with
-/// 32 random bytes, mode 0600. A demo's key in the shared temporary folder (PostgreSQL demos
-/// keep theirs there) must moreover be this user's own private file — a regular file, not a
+/// 32 random bytes, mode 0600. A demo's key at its default place in the shared temporary
+/// folder (PostgreSQL demos keep theirs there) must moreover be this user's own private file — a regular file, not a
 /// link, owned by this process's user, no access for group or others — as another user could
 /// have put a key of their own choosing there (whose chain or seal they could then forge or
 /// open).
 pub(crate) fn read_secret_file(path: &Path, create: bool, what: &str) -> Result<Vec<u8>, String> {
     let shown = path.display();
     if create
-        && path.starts_with(std::env::temp_dir())
+        && is_shared_demo_path(path)
         && let Ok(meta) = std::fs::symlink_metadata(path)
     {
         check_own_private_file(&meta)
@@ -128,6 +128,16 @@ pub(crate) fn read_secret_file(path: &Path, create: bool, what: &str) -> Result<
         }
     }
     std::fs::read(path).map_err(|error| format!("cannot read {what} {shown}: {error}"))
+}
+
+/// The path demo mode picks for a PostgreSQL demo's key (`config::demo_secret_file`):
+/// `uketsuke-….key` directly in the shared temporary folder.
+fn is_shared_demo_path(path: &Path) -> bool {
+    path.parent() == Some(std::env::temp_dir().as_path())
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("uketsuke-") && n.ends_with(".key"))
 }
 
 #[cfg(unix)]
@@ -918,7 +928,10 @@ mod tests {
     fn demo_key_files_must_be_this_users_private_files() {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("audit.key");
+        // The place demo mode picks: directly in the temporary folder, `uketsuke-….key`.
+        let name = format!("uketsuke-test-{}.key", std::process::id());
+        let path = std::env::temp_dir().join(&name);
+        let _ = std::fs::remove_file(&path);
         let made = read_secret_file(&path, true, "the key").expect("made");
         assert_eq!(made.len(), 32);
         assert_eq!(
@@ -936,11 +949,19 @@ mod tests {
             made
         );
 
-        let link = dir.path().join("link.key");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        std::os::unix::fs::symlink(&path, &link).expect("symlink");
-        let refused = read_secret_file(&link, true, "the key").expect_err("a link");
+        // A configured key elsewhere (not the shared default place) is the operator's choice.
+        let configured = dir.path().join("audit.key");
+        std::fs::write(&configured, &made).expect("write");
+        assert_eq!(
+            read_secret_file(&configured, true, "the key").expect("read"),
+            made
+        );
+
+        std::fs::remove_file(&path).expect("remove");
+        std::os::unix::fs::symlink(&configured, &path).expect("symlink");
+        let refused = read_secret_file(&path, true, "the key").expect_err("a link");
         assert!(refused.contains("not a regular file"), "{refused}");
+        std::fs::remove_file(&path).expect("remove the link");
     }
 
     fn entry(seq: i64) -> Entry {
