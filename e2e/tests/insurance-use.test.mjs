@@ -115,7 +115,7 @@ describe('健康保険証利用登録', () => {
     // Another person's card is not the reception's: refused on the card step, in words.
     await registerWith(page, OTHER);
     const error = page.getByTestId('card-error');
-    await error.getByText(/別の方のカード/).waitFor({ timeout: 30_000 });
+    await error.getByText(/この受付に使ったカードではありません/).waitFor({ timeout: 30_000 });
     await screenshot(page, 'insurance-2-terms-card-mismatch-ja');
 
     // The patient's own card.

@@ -187,14 +187,21 @@ impl Portal {
                                 .await
                                 .map_err(hide)?;
                         let cancel = session.cancel_token.clone().filter(|_| show_cancel);
-                        let (_, insurance_use, problem) =
+                        let (_, mut insurance_use, problem) =
                             crate::http::patient::insurance_use::eligibility_and_use(&self.db, &r)
                                 .await
                                 .map_err(hide)?;
-                        // 健康保険証利用登録 on offer or under way needs this session.
-                        let insurance_use_open = insurance_use
-                            .as_ref()
-                            .is_some_and(|u| u.state != "registered" || u.eligibility_pending);
+                        // On an institution device 健康保険証利用登録 is not offered: the
+                        // session must end with the done screen (below), and the institution
+                        // registers cards at its own card reader (顔認証付きカードリーダー).
+                        if staff.is_some() {
+                            insurance_use.take_if(|u| u.state == "offered");
+                        }
+                        // A registration under way needs this session until it is answered.
+                        let insurance_use_open = insurance_use.as_ref().is_some_and(|u| {
+                            u.state == "pending"
+                                || (u.state == "registered" && u.eligibility_pending)
+                        });
                         // On an institution device the patient's session ends with the done
                         // screen: the next patient at the device cannot reopen it.
                         if settled && staff.is_some() && !insurance_use_open {

@@ -235,6 +235,11 @@ async fn registers_on(url: &str) {
     )
     .await;
     assert_eq!(refused.status, 422, "{:?}", refused.body);
+    assert_eq!(
+        refused.body["error"], "challenge_other_purpose",
+        "{:?}",
+        refused.body
+    );
 
     // Terms other than those shown are refused.
     let issued = challenge(&patient).await;

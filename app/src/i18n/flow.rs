@@ -559,8 +559,8 @@ pub fn code_message(lang: Lang, code: &str) -> &'static str {
             "Visual check needs a staff member of this institution to be signed in. Please sign in to the staff console again.",
         ),
         "card_mismatch" | "person_mismatch" => (
-            "受付に使ったカードとは別の方のカードです。受付をしたご本人のカードで登録してください。",
-            "This is not the card of the person who made this reception. Please register with that person's own card.",
+            "この受付に使ったカードではありません。受付に使ったカードで登録してください（カードを作り直した場合は、新しいカードで受付をやり直してください）。",
+            "This is not the card used for this reception. Please register with the card used for it (if the card was reissued, make a new reception with the new card).",
         ),
         "insurance_use_pending" => (
             "利用登録の手続き中です。受付完了の画面でお待ちください。",

@@ -133,8 +133,8 @@ pub fn texts(lang: Lang) -> &'static InsuranceUseTexts {
 pub fn refusal_message(lang: Lang, code: &str) -> &'static str {
     let (ja, en) = match code {
         "certificate_revoked" => (
-            "このカードの電子証明書は、もう使えません（電子証明書を更新した、カードを作り直した、などの場合）。新しいカードや更新後の電子証明書で、もう一度お試しください。わからない場合は、窓口でご相談ください。今回は窓口で保険証や資格確認書をご提示ください。",
-            "This card's certificate is no longer valid (for example, it was renewed or the card was reissued). Please try again with your new card or renewed certificate, or ask at the desk. This time, please show your insurance card or eligibility certificate at the desk.",
+            "このカードの電子証明書は、もう使えません（電子証明書を更新した、カードを作り直した、などの場合）。新しいカードで登録するには、そのカードで受付をやり直すか、窓口でご相談ください。今回は窓口で保険証や資格確認書をご提示ください。",
+            "This card's certificate is no longer valid (for example, it was renewed or the card was reissued). To register a new card, make a new reception with it, or ask at the desk. This time, please show your insurance card or eligibility certificate at the desk.",
         ),
         "certificate_expired" => (
             "カードの電子証明書の有効期限が切れています。市区町村の窓口で更新してから、登録してください。今回は窓口で保険証や資格確認書をご提示ください。",
@@ -145,8 +145,8 @@ pub fn refusal_message(lang: Lang, code: &str) -> &'static str {
             "Your information is being checked (J-LIS review), so the card cannot be registered now. Please try again once the check is over. This time, please show your insurance card or eligibility certificate at the desk.",
         ),
         "person_mismatch" | "card_mismatch" => (
-            "受付に使ったカードとは別の方のカードです。受付をしたご本人のカードで登録してください。",
-            "This is not the card of the person who made this reception. Please register with that person's own card.",
+            "この受付に使ったカードではありません。受付に使ったカードで登録してください（カードを作り直した場合は、新しいカードで受付をやり直してください）。",
+            "This is not the card used for this reception. Please register with the card used for it (if the card was reissued, make a new reception with the new card).",
         ),
         "person_not_found" => (
             "このカードの方の情報が見つかりませんでした。窓口でご相談ください。今回は窓口で保険証や資格確認書をご提示ください。",

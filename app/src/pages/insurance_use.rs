@@ -155,12 +155,16 @@ fn Terms(link: String, view: FlowView, refusal: Option<String>) -> impl IntoView
     let name = institution_name(&view);
     let demo = view.landing.demo;
     let agreed = RwSignal::new(false);
-    // Back from the card-reading app (`#<result>`): the patient agreed before going there, and
-    // the card step sends the app's result.
+    // Back from the card-reading app with its result (`#<result>` or `#error=<code>`): the
+    // patient agreed before going there, and the card step sends the app's result. Any other
+    // fragment (a crafted link) leaves the box as it is.
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
+        use crate::pages::card_step::hand_off::{AppResult, PROTOCOL_VERSION, fragment};
         let hash = window().location().hash().unwrap_or_default();
-        if hash.len() > 1 {
+        let from_app = fragment::error_code(&hash).is_some()
+            || fragment::decode::<AppResult>(&hash).is_some_and(|r| r.v == PROTOCOL_VERSION);
+        if from_app {
             agreed.set(true);
         }
     });

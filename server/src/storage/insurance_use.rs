@@ -94,7 +94,8 @@ pub async fn queue_in(
     let queued = sqlx::query(
         "UPDATE receptions SET insurance_use_state = 'pending', \
                 insurance_use_requested_at = $1, insurance_use_refusal = NULL, updated_at = $1 \
-         WHERE id = $2 AND (insurance_use_state IS NULL OR insurance_use_state = 'refused')",
+         WHERE id = $2 AND (insurance_use_state IS NULL OR insurance_use_state = 'refused') \
+           AND status = 'confirmed' AND withdrawn_at IS NULL",
     )
     .bind(now_ms)
     .bind(reception_id)
