@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::{
     clock::Clock,
     config::Config,
-    storage::{self, Db, links, receptions},
+    storage::{self, Db, links, outbox, receptions},
 };
 
 pub struct Portal {
@@ -42,17 +42,21 @@ fn hide(error: storage::StorageError) -> DataError {
 /// Receptions queued after this many failed sends are shown as "the backend is busy".
 const BUSY_AFTER_ATTEMPTS: i64 = 3;
 
+/// The reception as the progress and done screens show it. `eligibility_waiting`: confirmed,
+/// but its eligibility is still on its way; shown as in progress (see `flow`).
 fn submitted_view(
     reception: &receptions::Reception,
     cancel_token: Option<String>,
     eligibility_problem: Option<String>,
     insurance_use: Option<InsuranceUseView>,
+    eligibility_waiting: bool,
 ) -> SubmittedView {
     let window = reception.window();
     let (status, busy, refusal) = match &reception.status {
         receptions::Status::Queued { attempts } => {
             ("queued", *attempts >= BUSY_AFTER_ATTEMPTS, None)
         }
+        receptions::Status::Confirmed if eligibility_waiting => ("queued", false, None),
         receptions::Status::Confirmed => ("confirmed", false, None),
         receptions::Status::Refused { code } => ("refused", false, Some(code.clone())),
     };
@@ -178,11 +182,29 @@ impl Portal {
             Some((session, id)) => {
                 match receptions::get(&self.db, &id).await.map_err(hide)? {
                     Some(r) => {
-                        let settled = !matches!(r.status, receptions::Status::Queued { .. });
+                        // The done screen is shown once (its cancel link with it). Eligibility
+                        // follows the confirmation by a moment: while the backend answers, the
+                        // screen waits for it (as in progress, reloading itself), so that what
+                        // it says about eligibility, and the offer of 健康保険証利用登録, is
+                        // there on that one showing. A request the backend failed to answer
+                        // BUSY_AFTER_ATTEMPTS times, or one held, holds nobody back.
+                        let eligibility_waiting = r.status == receptions::Status::Confirmed
+                            && r.withdrawn_at.is_none()
+                            && outbox::in_flight(
+                                &self.db,
+                                &r.id,
+                                outbox::Operation::Eligibility,
+                                BUSY_AFTER_ATTEMPTS,
+                            )
+                            .await
+                            .map_err(hide)?;
+                        let settled = !matches!(r.status, receptions::Status::Queued { .. })
+                            && !eligibility_waiting;
                         // The done screen shows the cancel token once: the first rendering of
                         // the confirmed screen takes it, a reload (or a second tab) finds none.
                         let show_cancel = r.status == receptions::Status::Confirmed
                             && r.withdrawn_at.is_none()
+                            && !eligibility_waiting
                             && receptions::take_cancel_token(&self.db, session)
                                 .await
                                 .map_err(hide)?;
@@ -210,7 +232,13 @@ impl Portal {
                                 .map_err(hide)?;
                             session_ended = true;
                         }
-                        Some(submitted_view(&r, cancel, problem, insurance_use))
+                        Some(submitted_view(
+                            &r,
+                            cancel,
+                            problem,
+                            insurance_use,
+                            eligibility_waiting,
+                        ))
                     }
                     None => None,
                 }

@@ -346,6 +346,27 @@ pub async fn undelivered(
     Ok(row.try_get::<i64, _>("n")? > 0)
 }
 
+/// Whether `operation` of the reception is still on its way: not delivered, not held for a
+/// refusal no retry can cure, and tried fewer than `max_attempts` times.
+pub async fn in_flight(
+    db: &Db,
+    reception_id: &str,
+    operation: Operation,
+    max_attempts: i64,
+) -> Result<bool, StorageError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM outbox \
+         WHERE reception_id = $1 AND operation = $2 AND done_at IS NULL \
+           AND held_code IS NULL AND attempts < $3",
+    )
+    .bind(reception_id)
+    .bind(operation.code())
+    .bind(max_attempts)
+    .fetch_one(db)
+    .await?;
+    Ok(row.try_get::<i64, _>("n")? > 0)
+}
+
 /// When the oldest undelivered row was written (ms), for the status report.
 pub async fn oldest_pending(db: &Db) -> Result<Option<i64>, StorageError> {
     let row = sqlx::query("SELECT MIN(created_at) AS at FROM outbox WHERE done_at IS NULL")
