@@ -82,6 +82,10 @@ pub struct InsuranceUseView {
     pub registered_at: Option<String>,
     /// Registered, and the eligibility fetched again has not arrived yet.
     pub eligibility_pending: bool,
+    /// Pending, and the backend has not answered several tries (or the request is held for
+    /// the institution to resolve): tell the patient, and what to do meanwhile.
+    #[serde(default)]
+    pub backend_busy: bool,
 }
 
 /// Everything a flow screen needs: the link, the session's choices, the reception.

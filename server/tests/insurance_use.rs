@@ -395,8 +395,29 @@ async fn review_on(url: &str) {
         .set_jlis_review(UNREGISTERED, false)
         .await
         .expect("review ends");
+    // The backend is away: the request waits, and after a few tries the patient is told (and
+    // what to do meanwhile); it is sent once the backend is back.
+    stack
+        .sim
+        .faults
+        .set(uketsuke_backend::simulator::FaultConfig {
+            outage: true,
+            ..Default::default()
+        });
     let accepted = register_with(&stack, &patient, UNREGISTERED).await;
     assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+    let mut busy = patient.reception().await.body;
+    assert_eq!(busy["insurance_use"]["backend_busy"], false, "{busy:?}");
+    for _ in 0..600 {
+        if busy["insurance_use"]["backend_busy"] == true {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        busy = patient.reception().await.body;
+    }
+    assert_eq!(busy["insurance_use"]["state"], "pending", "{busy:?}");
+    assert_eq!(busy["insurance_use"]["backend_busy"], true, "{busy:?}");
+    stack.sim.faults.set(Default::default());
     let after = use_settled(&patient).await;
     assert_eq!(after["insurance_use"]["state"], "registered", "{after:?}");
     assert_eq!(after["eligibility_problem"], Value::Null);

@@ -30,6 +30,7 @@ pub struct InsuranceUseTexts {
 
     pub pending_title: &'static str,
     pub pending_body: &'static str,
+    pub pending_busy: &'static str,
     pub checking_body: &'static str,
     pub registered_title: &'static str,
     pub registered_at: fn(&str) -> String,
@@ -71,6 +72,7 @@ static JA: InsuranceUseTexts = InsuranceUseTexts {
 
     pending_title: "利用登録をしています",
     pending_body: "国のシステムに登録しています。このままお待ちください。",
+    pending_busy: "国のシステムの応答が遅れています。登録は、つながり次第行われますので、この画面を閉じてもかまいません。今回は窓口で保険証や資格確認書をご提示ください。",
     checking_body: "登録しました。保険の資格を確認しています。このままお待ちください。",
     registered_title: "健康保険証として利用登録しました",
     registered_at: |at| format!("登録日時：{at}"),
@@ -111,6 +113,7 @@ static EN: InsuranceUseTexts = InsuranceUseTexts {
 
     pending_title: "Registering your card",
     pending_body: "Registering with the national system. Please wait.",
+    pending_busy: "The national system is slow to answer. The registration will be made as soon as it does, so you may close this page. This time, please show your insurance card or eligibility certificate at the desk.",
     checking_body: "Registered. Checking your insurance now. Please wait.",
     registered_title: "Your card is now registered as your health insurance card",
     registered_at: |at| format!("Registered: {at}"),

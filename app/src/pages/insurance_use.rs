@@ -61,14 +61,20 @@ pub fn Offer(link: String, refusal: Option<String>) -> impl IntoView {
 pub fn Progress(view: InsuranceUseView, problem_left: bool) -> impl IntoView {
     let u = use_insurance_use_texts();
     match view.state.as_str() {
-        "pending" => view! {
-            <section class="card" role="status" aria-live="polite" data-testid="insurance-progress">
-                <h2>{move || u().pending_title}</h2>
-                <p class="spinner" aria-hidden="true"></p>
-                <p>{move || u().pending_body}</p>
-            </section>
+        "pending" => {
+            let busy = view.backend_busy;
+            view! {
+                <section class="card" role="status" aria-live="polite" data-testid="insurance-progress">
+                    <h2>{move || u().pending_title}</h2>
+                    <p class="spinner" aria-hidden="true"></p>
+                    <p>{move || u().pending_body}</p>
+                    {busy.then(|| view! {
+                        <p class="hint-text" data-testid="insurance-busy">{move || u().pending_busy}</p>
+                    })}
+                </section>
+            }
+            .into_any()
         }
-        .into_any(),
         "registered" if view.eligibility_pending => view! {
             <section class="card" role="status" aria-live="polite" data-testid="insurance-progress">
                 <h2>{move || u().registered_title}</h2>

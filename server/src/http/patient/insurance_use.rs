@@ -47,6 +47,9 @@ use crate::{
     },
 };
 
+/// Tries after which a pending registration is shown as waiting for a busy backend.
+const BUSY_AFTER_ATTEMPTS: i64 = 3;
+
 /// The eligibility problem that offers 健康保険証利用登録.
 pub const OFFERED_FOR: &str = "card_not_registered_for_insurance";
 
@@ -72,6 +75,7 @@ pub async fn patient_view(
         refusal,
         registered_at: None,
         eligibility_pending: false,
+        backend_busy: false,
     };
     Ok(match use_state.state {
         UseState::Registered { registered_at } => Some(InsuranceUseView {
@@ -80,7 +84,16 @@ pub async fn patient_view(
                 .await?,
             ..view("registered", None)
         }),
-        UseState::Pending { .. } => Some(view("pending", None)),
+        UseState::Pending { .. } => Some(InsuranceUseView {
+            backend_busy: !outbox::in_flight(
+                db,
+                &reception.id,
+                Operation::InsuranceUse,
+                BUSY_AFTER_ATTEMPTS,
+            )
+            .await?,
+            ..view("pending", None)
+        }),
         UseState::Refused { code } if offers => Some(view("offered", Some(code))),
         UseState::None if offers => Some(view("offered", None)),
         UseState::Refused { .. } | UseState::None => None,
