@@ -24,33 +24,7 @@ const KIND: &str = "online_care";
 /// A confirmed reception of person `no` with its eligibility stored; the patient's browser
 /// (the session that submitted it) and the reception's id.
 async fn confirmed(stack: &Stack, no: u32) -> (Patient, String) {
-    let patient = Patient::new(&stack.base);
-    let accepted = common::patient::register(
-        &patient,
-        &stack.link(KIND),
-        KIND,
-        no,
-        &stack.origin(),
-        stack.today(),
-    )
-    .await;
-    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
-    assert_eq!(patient.settled(400).await.body["status"], "confirmed");
-    let id = accepted.body["reception_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    for _ in 0..400 {
-        if uketsuke_server::relay::eligibility(&stack.state.db, &id)
-            .await
-            .expect("read")
-            .is_some()
-        {
-            return (patient, id);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("eligibility never arrived");
+    stack.confirmed_reception_by(KIND, no).await
 }
 
 async fn post(patient: &Patient, path: &str, body: Option<Value>) -> Answer {

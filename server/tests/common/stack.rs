@@ -174,6 +174,16 @@ impl Stack {
     /// A confirmed reception of `kind` at the demo institution by simulator person `no`, once
     /// its eligibility is stored; returns its id.
     pub async fn confirmed_reception(&self, kind: &str, no: u32) -> String {
+        self.confirmed_reception_by(kind, no).await.1
+    }
+
+    /// [`Stack::confirmed_reception`], with the patient's browser (the session that
+    /// submitted it).
+    pub async fn confirmed_reception_by(
+        &self,
+        kind: &str,
+        no: u32,
+    ) -> (super::patient::Patient, String) {
         let patient = super::patient::Patient::new(&self.base);
         let accepted = super::patient::register(
             &patient,
@@ -196,7 +206,7 @@ impl Stack {
                 .expect("read")
                 .is_some()
             {
-                return id;
+                return (patient, id);
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
