@@ -208,18 +208,8 @@ impl Relay {
                         .bind(&reception.id)
                         .execute(&mut *tx)
                         .await?;
-                        outbox::enqueue(
-                            &mut tx,
-                            &new_id(),
-                            &reception.id,
-                            Operation::Eligibility,
-                            &follow_up,
-                            now,
-                        )
-                        .await?;
-                        tx.commit().await?;
-                        self.wake.notify_one();
-                        Ok(())
+                        self.commit_then_fetch_eligibility(tx, &reception.id, &follow_up, now)
+                            .await
                     }
                     Err(e) if e.is_final() => {
                         let code = refusal_code(&e);
@@ -439,18 +429,8 @@ impl Relay {
                     now,
                 )
                 .await?;
-                outbox::enqueue(
-                    &mut tx,
-                    &new_id(),
-                    &reception.id,
-                    Operation::Eligibility,
-                    &follow_up,
-                    now,
-                )
-                .await?;
-                tx.commit().await?;
-                self.wake.notify_one();
-                Ok(())
+                self.commit_then_fetch_eligibility(tx, &reception.id, &follow_up, now)
+                    .await
             }
             Err(e) if e.is_final() => {
                 let code = refusal_code(&e);
@@ -516,6 +496,30 @@ impl Relay {
         } else {
             tracing::debug!(code = %code, operation = job.operation.code(), "relay row held");
         }
+        Ok(())
+    }
+
+    /// Queues the eligibility fetch `follow_up` (an `EligibilityRequest`) of the reception in
+    /// `tx`, commits, and wakes a worker for it: after a confirmation, and after a
+    /// 健康保険証利用登録.
+    async fn commit_then_fetch_eligibility(
+        &self,
+        mut tx: crate::storage::Tx,
+        reception_id: &str,
+        follow_up: &str,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        outbox::enqueue(
+            &mut tx,
+            &new_id(),
+            reception_id,
+            Operation::Eligibility,
+            follow_up,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.wake.notify_one();
         Ok(())
     }
 

@@ -383,6 +383,15 @@ impl Sim {
     /// `POST /v1/registrations/{id}/insurance-use` (健康保険証利用登録). Returns the stored
     /// answer bytes, so a retry with the same key gets them again.
     ///
+    /// Sources: the national service lets a patient register the card for insurance use from
+    /// the consent flow itself (the マイナ資格確認アプリ offers 健康保険証利用登録: seed
+    /// `../shared/seeds/002_8bf0bd7d71425ecf.txt`), and an institution's 顔認証付きカードリーダー
+    /// does the 初回登録 (seed `003_e2dd02392a3e1a6d.txt`, 運用整理 26). The refusals reuse the
+    /// national rules the simulator already applies at registration (certificate checks,
+    /// J-LIS review). The wire form (one signed request per registration, the signed text, the
+    /// terms version) is Uketsuke's contract, not a published national API: no recorded trace
+    /// of the real operation exists to replay.
+    ///
     /// The order of the checks: the request's form, the registration, then the card's proof
     /// (certificate, signature over the text, one-time challenge), and only then anything about
     /// the person, so an unproven request learns nothing of them.
