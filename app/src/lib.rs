@@ -8,6 +8,7 @@
 //! - `api` — the server functions the pages call (and `data` re-exported)
 //! - `ssr` — server-only glue: the storage interface and request details
 
+pub mod address;
 pub mod api;
 pub mod card;
 pub mod components;
@@ -19,18 +20,17 @@ pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 
+use leptos::either::EitherOf8;
 use leptos::prelude::*;
 use leptos_meta::{Html, MetaTags, Stylesheet, provide_meta_context};
-use leptos_router::{
-    SsrMode,
-    components::{Route, Router, Routes},
-    path,
-};
 
+use crate::address::{Address, Screen};
 use crate::i18n::{LangSignal, initial_lang};
 use crate::pages::{
-    flow::{Cancel, FlowScreen, Manage, Step},
+    eid::PracticeApp,
+    flow::{Cancel, FlowScreen, Manage},
     home::Home,
+    insurance_use::InsuranceUseScreen,
     landing::Landing,
     not_found::NotFound,
 };
@@ -63,6 +63,10 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     let lang = RwSignal::new(initial_lang());
     provide_context(LangSignal(lang));
+    // The screen is chosen by the address alone: every screen is a page load of its own.
+    let address = Address::current();
+    let screen = address.screen.clone();
+    provide_context(address);
 
     // Marks the page as interactive once the WASM has taken over (used by tests and styles).
     Effect::new(move |_| {
@@ -74,22 +78,16 @@ pub fn App() -> impl IntoView {
     view! {
         <Html {..} lang=move || lang.get().code()/>
         <Stylesheet id="uketsuke" href="/pkg/uketsuke.css"/>
-        <Router>
-            <Routes fallback=NotFound>
-                <Route path=path!("/") view=Home/>
-                <Route path=path!("/r/:link") view=Landing ssr=SsrMode::Async/>
-                <Route path=path!("/r/:link/date") view=|| view! { <FlowScreen step=Step::Date/> } ssr=SsrMode::Async/>
-                <Route path=path!("/r/:link/consent") view=|| view! { <FlowScreen step=Step::Consent/> } ssr=SsrMode::Async/>
-                <Route path=path!("/r/:link/review") view=|| view! { <FlowScreen step=Step::Review/> } ssr=SsrMode::Async/>
-                <Route path=path!("/r/:link/card") view=|| view! { <FlowScreen step=Step::Card/> } ssr=SsrMode::Async/>
-                <Route path=path!("/r/:link/eid-return") view=|| view! { <FlowScreen step=Step::AppReturn/> } ssr=SsrMode::Async/>
-                <Route path=path!("/r/:link/eid-app") view=crate::pages::eid::PracticeApp ssr=SsrMode::Async/>
-                <Route path=path!("/r/:link/done") view=|| view! { <FlowScreen step=Step::Done/> } ssr=SsrMode::Async/>
-                <Route path=path!("/r/:link/manage") view=Manage ssr=SsrMode::Async/>
-                <Route path=path!("/r/:link/insurance-use") view=crate::pages::insurance_use::InsuranceUseScreen ssr=SsrMode::Async/>
-                <Route path=path!("/cancel/:token") view=Cancel ssr=SsrMode::Async/>
-            </Routes>
-        </Router>
+        {match screen {
+            Screen::Home => EitherOf8::A(view! { <Home/> }),
+            Screen::Landing(link) => EitherOf8::B(view! { <Landing link/> }),
+            Screen::Flow(link, step) => EitherOf8::C(view! { <FlowScreen link step/> }),
+            Screen::PracticeApp(link) => EitherOf8::D(view! { <PracticeApp link/> }),
+            Screen::Manage(link) => EitherOf8::E(view! { <Manage link/> }),
+            Screen::InsuranceUse(link) => EitherOf8::F(view! { <InsuranceUseScreen link/> }),
+            Screen::Cancel(token) => EitherOf8::G(view! { <Cancel token/> }),
+            Screen::NotFound => EitherOf8::H(view! { <NotFound/> }),
+        }}
     }
 }
 

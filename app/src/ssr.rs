@@ -104,10 +104,10 @@ pub struct Portal(pub Arc<dyn PortalData>);
 #[derive(Debug, Clone)]
 pub struct CspNonce(pub String);
 
-pub fn portal_data() -> Result<Arc<dyn PortalData>, ServerFnError> {
+pub fn portal_data() -> Result<Arc<dyn PortalData>, crate::api::Unavailable> {
     use_context::<Portal>()
         .map(|p| p.0)
-        .ok_or_else(|| ServerFnError::new("server data is not available"))
+        .ok_or(crate::api::Unavailable)
 }
 
 /// Makes the page's inline scripts carry the nonce that the response's CSP allows.

@@ -461,7 +461,7 @@ async fn english_is_chosen_by_query_and_remembered_by_cookie() {
 async fn oversized_bodies_are_refused() {
     let server = start(&[]).await;
     let response = client()
-        .post(format!("{}/api/landing", server.base))
+        .post(format!("{}/api/cancel", server.base))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(vec![b'a'; 200 * 1024])
         .send()
@@ -481,7 +481,7 @@ async fn oversized_bodies_are_refused() {
     let http = client();
     for round in 0..20 {
         let refused = http
-            .post(format!("{}/api/landing", server.base))
+            .post(format!("{}/api/cancel", server.base))
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(vec![b'a'; 200 * 1024])
             .send()
@@ -501,26 +501,33 @@ async fn oversized_bodies_are_refused() {
 }
 
 #[tokio::test]
-async fn the_landing_server_function_answers_like_the_page() {
+async fn page_data_comes_only_inside_the_page() {
     let server = start(&[]).await;
-    let form = [("link_id", server.link("online_care"))];
-    let response = client()
+    let link = server.link("online_care");
+    // The landing page carries its data for hydration.
+    let page = client()
+        .get(format!("{}/r/{link}", server.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.expect("html").contains("online_care"));
+    // No endpoint hands it out on its own (Leptos server functions were one).
+    let form = [("link_id", link)];
+    let posted = client()
         .post(format!("{}/api/landing", server.base))
         .form(&form)
         .send()
         .await
         .expect("post");
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: serde_json::Value = response.json().await.expect("json");
-    assert_eq!(body["Open"]["kind"], "online_care");
-    let unknown = client()
-        .post(format!("{}/api/landing", server.base))
-        .form(&[("link_id", "x' OR 1=1 --")])
+    assert_eq!(posted.status(), StatusCode::NOT_FOUND);
+    let fetched = client()
+        .get(format!("{}/api/landing?link_id={}", server.base, form[0].1))
         .send()
         .await
-        .expect("post");
-    let body: serde_json::Value = unknown.json().await.expect("json");
-    assert_eq!(body["Invalid"], "Unknown");
+        .expect("get");
+    assert_eq!(fetched.status(), StatusCode::NOT_FOUND);
+    assert!(!fetched.text().await.expect("html").contains("online_care"));
     server.shutdown().await;
 }
 

@@ -7,16 +7,17 @@ use leptos_meta::Title;
 use crate::i18n::{remember_lang, use_lang, use_texts};
 
 #[component]
-pub fn Page(
+pub fn Page<C: IntoView + 'static>(
     /// The document title, reactive so it follows the language.
     #[prop(into)]
     title: Signal<String>,
     /// Shows the demo banner.
     #[prop(optional, into)]
     demo: Signal<bool>,
-    children: Children,
+    children: TypedChildren<C>,
 ) -> impl IntoView {
     let t = use_texts();
+    let children = children.into_inner();
     // The server writes the <title> only after the body has streamed, when the request's
     // signals may already be disposed (seen under concurrent requests: a panic in the render
     // task and a response that never finishes). On the server the title is therefore fixed
@@ -40,12 +41,12 @@ pub fn Page(
             <span class="brand">{move || t().product}</span>
             <LanguageSwitch/>
         </header>
-        <Show when=move || demo.get()>
+        {move || demo.get().then(|| view! {
             <p class="demo-banner" role="note">
                 <span class="demo-tag">"DEMO"</span>
                 {move || t().demo_banner}
             </p>
-        </Show>
+        })}
         <main id="main" class="content">{children()}</main>
     }
 }

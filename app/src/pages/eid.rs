@@ -8,8 +8,8 @@
 //! it shows the origin, institution and choices of the text it signs, and refuses a request
 //! from another origin (a relaying site) without ever opening its return address.
 
+use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
 
 use uketsuke_backend::contract::{PrescriptionMethod, binding::SignedText};
 
@@ -44,12 +44,15 @@ pub fn AppReturn(link: String) -> impl IntoView {
         <noscript>
             <p class="card notice" role="alert">{move || f().card_needs_js}</p>
         </noscript>
-        <Show when=move || error.get().is_none()>
-            <p class="card" role="status" data-testid="app-return">
-                <span class="spinner" aria-hidden="true"></span>
-                {move || f().app_return_busy}
-            </p>
-        </Show>
+        {
+            let waiting = Memo::new(move |_| error.with(Option::is_none));
+            move || waiting.get().then(|| view! {
+                <p class="card" role="status" data-testid="app-return">
+                    <span class="spinner" aria-hidden="true"></span>
+                    {move || f().app_return_busy}
+                </p>
+            })
+        }
         <p>
             <a class="button secondary" href=format!("/r/{link}/card") data-testid="back-to-card">
                 {move || f().app_back_to_card}
@@ -60,19 +63,17 @@ pub fn AppReturn(link: String) -> impl IntoView {
 
 /// `/r/{link}/eid-app`: the practice app (demo mode only; elsewhere a 404 page).
 #[component]
-pub fn PracticeApp() -> impl IntoView {
-    let params = use_params_map();
-    let link = move || params.read().get("link").unwrap_or_default();
-    let state = Resource::new(link, landing);
+pub fn PracticeApp(link: String) -> impl IntoView {
+    let state = Resource::new(move || link.clone(), landing);
     let f = use_flow_texts();
     view! {
         <Suspense fallback=move || view! { <p class="loading">{move || f().app_return_busy}</p> }>
             {move || Suspend::new(async move {
                 match state.await {
-                    Ok(LinkState::Open(landing)) if landing.demo => practice_app(landing).into_any(),
+                    Ok(LinkState::Open(landing)) if landing.demo => Either::Left(practice_app(landing)),
                     _ => {
                         crate::pages::page_status(404);
-                        view! { <crate::pages::not_found::NotFound/> }.into_any()
+                        Either::Right(view! { <crate::pages::not_found::NotFound/> })
                     }
                 }
             })}
@@ -130,9 +131,12 @@ fn practice_app(landing: LandingView) -> impl IntoView {
             <p class="card">{move || f().app_demo_lead}</p>
             <div role="alert" aria-live="assertive" class="alert-region" data-testid="card-error">
                 {move || error.get().map(|message| view! { <p class="card notice">{message}</p> })}
-                <Show when=move || reload.get() && error.with(Option::is_some)>
-                    <p><crate::components::ReloadButton fragment=request_fragment/></p>
-                </Show>
+                {
+                    let offer = Memo::new(move |_| reload.get() && error.with(Option::is_some));
+                    move || offer.get().then(|| view! {
+                        <p><crate::components::ReloadButton fragment=request_fragment/></p>
+                    })
+                }
                 {move || refused.get().map(|code| view! {
                     <section class="card notice" data-testid="app-refused" data-code=code>
                         <h2>{move || f().app_refused_title}</h2>
@@ -193,7 +197,7 @@ fn SignedDetails(text: SignedText, landing: LandingView) -> impl IntoView {
             let kind = c.kind;
             let date = c.visit_date.format("%Y-%m-%d").to_string();
             let choices = c.consent;
-            view! {
+            EitherOf3::A(view! {
                 <dt>{move || f().review_kind}</dt>
                 <dd data-testid="app-kind">{move || t().kind(kind).title}</dd>
                 <dt>{move || f().review_visit_date}</dt>
@@ -213,24 +217,21 @@ fn SignedDetails(text: SignedText, landing: LandingView) -> impl IntoView {
                         }}
                     </dd>
                 })}
-            }
-            .into_any()
+            })
         }
-        SignedText::Manage(_) => view! {
+        SignedText::Manage(_) => EitherOf3::B(view! {
             <dt>{move || f().review_kind}</dt>
             <dd data-testid="app-manage">{move || f().app_demo_manage}</dd>
-        }
-        .into_any(),
+        }),
         SignedText::InsuranceUse(i) => {
             let u = crate::i18n::use_insurance_use_texts();
             let terms = i.terms;
-            view! {
+            EitherOf3::C(view! {
                 <dt>{move || u().app_purpose}</dt>
                 <dd data-testid="app-insurance-use">{move || f().app_demo_insurance_use}</dd>
                 <dt>{move || u().app_terms}</dt>
                 <dd data-testid="app-terms">{terms}</dd>
-            }
-            .into_any()
+            })
         }
     };
     view! {

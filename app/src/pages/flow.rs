@@ -4,11 +4,12 @@
 //! JavaScript (`server/src/http/patient_forms.rs`); only the card step needs the WASM, and says
 //! so when it is missing.
 
+use leptos::either::{Either, EitherOf3, EitherOf7};
 use leptos::prelude::*;
 use leptos_meta::Meta;
-use leptos_router::hooks::{use_params_map, use_query_map};
 use uketsuke_domain::{ReceptionKind, kind::Device};
 
+use crate::address::use_query;
 use crate::api::{FlowState, FlowView, cancel_view, flow};
 use crate::components::Page;
 use crate::i18n::{
@@ -47,46 +48,54 @@ fn step_number(step: Step, kind: ReceptionKind) -> usize {
 /// Loads the session's state and shows the screen of `step`, or the screen the session is
 /// really at (a finished reception always shows its result).
 #[component]
-pub fn FlowScreen(step: Step) -> impl IntoView {
-    let params = use_params_map();
-    let link = move || params.read().get("link").unwrap_or_default();
-    let state = Resource::new(link, flow);
+pub fn FlowScreen(link: String, step: Step) -> impl IntoView {
+    let state = Resource::new(
+        {
+            let link = link.clone();
+            move || link.clone()
+        },
+        flow,
+    );
     let t = use_texts();
     view! {
         <Suspense fallback=move || view! { <p class="loading">{move || t().loading}</p> }>
-            {move || Suspend::new(async move {
-                let link = link();
-                match state.await {
-                    Ok(FlowState::Open(view)) => {
-                        let view = *view;
-                        let submitted = view.submitted.is_some();
-                        if !view.has_session {
-                            page_status(410);
-                            view! { <SessionGone link view/> }.into_any()
-                        } else if submitted || step == Step::Done {
-                            view! { <Done link view/> }.into_any()
-                        } else {
-                            match step {
-                                Step::Date => view! { <Date link view/> }.into_any(),
-                                Step::Consent => view! { <Consent link view/> }.into_any(),
-                                Step::Review | Step::Card if view.choices.is_none() => {
-                                    view! { <Consent link view/> }.into_any()
-                                }
-                                Step::Review => view! { <Review link view/> }.into_any(),
-                                Step::AppReturn => view! {
-                                    <Screen view step=Step::Card heading=Signal::derive(move || use_flow_texts()().card_title.to_owned())>
-                                        <crate::pages::eid::AppReturn link/>
-                                    </Screen>
-                                }.into_any(),
-                                _ => view! { <Card link view/> }.into_any(),
-                            }
-                        }
+            {move || {
+                let link = link.clone();
+                Suspend::new(async move {
+                    match state.await {
+                        Ok(FlowState::Open(view)) => EitherOf3::A(flow_step(link, step, *view)),
+                        Ok(FlowState::Invalid(reason)) => EitherOf3::B(link_unusable(reason)),
+                        Err(_) => EitherOf3::C(server_error()),
                     }
-                    Ok(FlowState::Invalid(reason)) => link_unusable(reason),
-                    Err(_) => server_error(),
-                }
-            })}
+                })
+            }}
         </Suspense>
+    }
+}
+
+/// The screen of `step`, or the screen the session is really at.
+fn flow_step(link: String, step: Step, view: FlowView) -> impl IntoView {
+    let submitted = view.submitted.is_some();
+    if !view.has_session {
+        page_status(410);
+        return EitherOf7::A(view! { <SessionGone link view/> });
+    }
+    if submitted || step == Step::Done {
+        return EitherOf7::B(view! { <Done link view/> });
+    }
+    match step {
+        Step::Date => EitherOf7::C(view! { <Date link view/> }),
+        Step::Consent => EitherOf7::D(view! { <Consent link view/> }),
+        Step::Review | Step::Card if view.choices.is_none() => {
+            EitherOf7::D(view! { <Consent link view/> })
+        }
+        Step::Review => EitherOf7::E(view! { <Review link view/> }),
+        Step::AppReturn => EitherOf7::F(view! {
+            <Screen view step=Step::Card heading=Signal::derive(move || use_flow_texts()().card_title.to_owned())>
+                <crate::pages::eid::AppReturn link/>
+            </Screen>
+        }),
+        _ => EitherOf7::G(view! { <Card link view/> }),
     }
 }
 
@@ -105,16 +114,16 @@ pub(crate) fn institution_name(view: &FlowView) -> Signal<String> {
 
 /// The frame of a flow screen: page, step counter, heading, error from `?error=`.
 #[component]
-fn Screen(
+fn Screen<C: IntoView + 'static>(
     view: FlowView,
     step: Step,
     #[prop(into)] heading: Signal<String>,
-    children: Children,
+    children: TypedChildren<C>,
 ) -> impl IntoView {
     let f = use_flow_texts();
     let lang = use_lang();
-    let query = use_query_map();
-    let error = move || query.read().get("error");
+    let error = use_query("error");
+    let children = children.into_inner();
     let kind = view.landing.kind;
     let name = institution_name(&view);
     view! {
@@ -125,9 +134,9 @@ fn Screen(
                 {move || name.get()}
             </p>
             <h1 id="screen-heading">{move || heading.get()}</h1>
-            {move || error().map(|code| view! {
+            {error.map(|code| view! {
                 <p class="card notice" role="alert" data-testid="form-error">
-                    {code_message(lang.get(), &code)}
+                    {move || code_message(lang.get(), &code)}
                 </p>
             })}
             {children()}
@@ -224,13 +233,10 @@ fn YesNo(
 fn Consent(link: String, view: FlowView) -> impl IntoView {
     let form_token = view.form_token.clone();
     let f = use_flow_texts();
-    let query = use_query_map();
     let kind = view.landing.kind;
     let choices = view.choices.clone();
     // The date chosen on the previous screen (or fixed, or already stored).
-    let visit_date = query
-        .read_untracked()
-        .get("visit_date")
+    let visit_date = use_query("visit_date")
         .or_else(|| view.landing.visit_date.clone())
         .or_else(|| choices.as_ref().map(|c| c.visit_date.clone()));
     let back = if kind.asks_visit_date() && view.landing.visit_date.is_none() {
@@ -247,7 +253,7 @@ fn Consent(link: String, view: FlowView) -> impl IntoView {
                 <FormToken token=form_token/>
                 {visit_date.map(|d| view! { <input type="hidden" name="visit_date" value=d/> })}
                 {if kind.offers_medical_information() {
-                    view! {
+                    Either::Left(view! {
                         <p>{move || f().consent_lead}</p>
                         <YesNo
                             name="clinical_medication"
@@ -261,9 +267,9 @@ fn Consent(link: String, view: FlowView) -> impl IntoView {
                             hint=Signal::derive(move || f().consent_checkups_hint.to_owned())
                             checked=checkups
                         />
-                    }.into_any()
+                    })
                 } else {
-                    view! { <p>{move || f().eligibility_only_note}</p> }.into_any()
+                    Either::Right(view! { <p>{move || f().eligibility_only_note}</p> })
                 }}
                 {kind.asks_prescription_method().then(|| {
                     let electronic = prescription.as_deref() == Some("electronic");
@@ -298,13 +304,13 @@ fn Review(link: String, view: FlowView) -> impl IntoView {
     let lang = use_lang();
     let kind = view.landing.kind;
     let Some(choices) = view.choices.clone() else {
-        return ().into_any();
+        return Either::Left(());
     };
     let date = choices.visit_date.clone();
     let window = view.window_preview.clone();
     let consent = move |yes: bool| if yes { f().agree } else { f().disagree };
     let prescription = choices.prescription_method.clone();
-    view! {
+    Either::Right(view! {
         <Screen view step=Step::Review heading=Signal::derive(move || f().review_title.to_owned())>
             <section class="card">
                 <p>{move || f().review_lead}</p>
@@ -337,8 +343,7 @@ fn Review(link: String, view: FlowView) -> impl IntoView {
                 </div>
             </section>
         </Screen>
-    }
-    .into_any()
+    })
 }
 
 #[component]
@@ -376,7 +381,7 @@ fn Done(link: String, view: FlowView) -> impl IntoView {
     let kind = view.landing.kind;
     let Some(submitted) = view.submitted.clone() else {
         // Done asked for before anything was sent: back to where the session is.
-        return view! { <SessionGone link view/> }.into_any();
+        return Either::Left(view! { <SessionGone link view/> });
     };
     let queued = submitted.status == "queued";
     let insurance = submitted.insurance_use.clone();
@@ -419,31 +424,31 @@ fn Done(link: String, view: FlowView) -> impl IntoView {
                 .cancel_token
                 .clone()
                 .filter(|_| kind == ReceptionKind::OnlineCare && !submitted.withdrawn);
-            view! {
+            EitherOf3::A(view! {
                 <section class="card result" role="status">
                     <p class="label">{move || f().done_number}</p>
                     <p class="reception-number" data-testid="reception-number">{number}</p>
                     {match end {
-                        Some(end) if !submitted.withdrawn => view! {
+                        Some(end) if !submitted.withdrawn => Either::Left(view! {
                             <p>{move || f().done_window}</p>
                             <p class="window-end" data-testid="window-end">{move || format_end(lang.get(), &end)}</p>
-                        }.into_any(),
-                        _ => view! { <p data-testid="window-end">{move || f().done_no_medical}</p> }.into_any(),
+                        }),
+                        _ => Either::Right(view! { <p data-testid="window-end">{move || f().done_no_medical}</p> }),
                     }}
                 </section>
                 {progress.map(|view| view! {
                     <crate::pages::insurance_use::Progress view problem_left/>
                 })}
                 {problem.map(|code| match offer.clone() {
-                    Some(refusal) if code == crate::pages::insurance_use::OFFERED_FOR => view! {
+                    Some(refusal) if code == crate::pages::insurance_use::OFFERED_FOR => Either::Left(view! {
                         <crate::pages::insurance_use::Offer link=link.clone() refusal/>
-                    }.into_any(),
-                    _ => view! {
+                    }),
+                    _ => Either::Right(view! {
                         <section class="card notice" role="alert" data-testid="eligibility-problem">
                             <h2>{move || f().done_eligibility_problem}</h2>
                             <p>{move || code_message(lang.get(), &code)}</p>
                         </section>
-                    }.into_any(),
+                    }),
                 })}
                 {patient_device.then(|| view! {
                     <p class="card hint" data-testid="photo-id">{move || f().done_photo_id}</p>
@@ -457,62 +462,61 @@ fn Done(link: String, view: FlowView) -> impl IntoView {
                         <p class="hint-text">{move || f().done_cancel_hint}</p>
                     </section>
                 })}
-            }
-            .into_any()
+            })
         }
         "refused" => {
             let code = submitted.refusal.clone().unwrap_or_default();
-            view! {
+            EitherOf3::B(view! {
                 <section class="card notice" role="alert">
                     <p data-testid="refusal">{move || code_message(lang.get(), &code)}</p>
                     <p>{move || f().refused_next}</p>
                 </section>
-            }
-            .into_any()
+            })
         }
         _ => {
             let busy = submitted.backend_busy;
-            view! {
+            EitherOf3::C(view! {
                 <section class="card" role="status" aria-live="polite">
                     <p class="spinner" aria-hidden="true"></p>
                     <p data-testid="progress">
                         {move || if busy { f().progress_busy } else { f().progress_body }}
                     </p>
                 </section>
-            }
-            .into_any()
+            })
         }
     };
-    view! {
+    Either::Right(view! {
         // While the backend has not answered, the page reloads itself (works without scripts).
         {(queued || insurance_busy).then(|| view! { <Meta http_equiv="refresh" content="2"/> })}
         <Screen view step=Step::Done heading>
             {body}
         </Screen>
-    }
-    .into_any()
+    })
 }
 
 /// `/cancel/{token}`: withdraw all consents of one reception.
 #[component]
-pub fn Cancel() -> impl IntoView {
-    let params = use_params_map();
-    let token = move || params.read().get("token").unwrap_or_default();
-    let state = Resource::new(token, cancel_view);
+pub fn Cancel(token: String) -> impl IntoView {
+    let state = Resource::new(
+        {
+            let token = token.clone();
+            move || token.clone()
+        },
+        cancel_view,
+    );
     let t = use_texts();
     let f = use_flow_texts();
     let lang = use_lang();
     view! {
         <Suspense fallback=move || view! { <p class="loading">{move || t().loading}</p> }>
-            {move || Suspend::new(async move {
-                let token = token();
+            {move || { let token = token.clone(); Suspend::new(async move {
                 match state.await {
                     Ok(Some(view)) => {
                         let (ja, en) = (view.institution_name_ja.clone(), view.institution_name_en.clone());
                         let name = Signal::derive(move || if lang.get() == Lang::Ja { ja.clone() } else { en.clone() });
                         let kind = view.kind;
                         let date = view.visit_date.clone();
-                        view! {
+                        EitherOf3::A(view! {
                             <Page title=Signal::derive(move || f().cancel_title.to_owned())>
                                 <p class="step">{move || name.get()}</p>
                                 <h1>{move || f().cancel_title}</h1>
@@ -528,56 +532,59 @@ pub fn Cancel() -> impl IntoView {
                                         })}
                                     </dl>
                                     {if view.withdrawn {
-                                        view! { <p role="status" data-testid="cancelled">{move || f().cancel_done}</p> }.into_any()
+                                        Either::Left(view! { <p role="status" data-testid="cancelled">{move || f().cancel_done}</p> })
                                     } else {
-                                        view! {
+                                        Either::Right(view! {
                                             <p>{move || f().cancel_body}</p>
                                             <form method="post" action=format!("/cancel/{token}")>
                                                 <button type="submit" class="button danger" data-testid="cancel-button">
                                                     {move || f().cancel_button}
                                                 </button>
                                             </form>
-                                        }.into_any()
+                                        })
                                     }}
                                 </section>
                                 <crate::pages::manage::ReadsWhere link=view.link_id.clone()/>
                             </Page>
-                        }.into_any()
+                        })
                     }
                     Ok(None) => {
                         page_status(404);
-                        view! {
+                        EitherOf3::B(view! {
                             <crate::components::StatusPage
                                 title=Signal::derive(move || f().cancel_title.to_owned())
                                 body=Signal::derive(move || f().cancel_unknown.to_owned())
                             />
-                        }.into_any()
+                        })
                     }
-                    Err(_) => server_error(),
+                    Err(_) => EitherOf3::C(server_error()),
                 }
-            })}
+            })}}
         </Suspense>
     }
 }
 
 /// `/r/{link}/manage`: 同意照会・取消 with the card and PIN again.
 #[component]
-pub fn Manage() -> impl IntoView {
-    let params = use_params_map();
-    let link = move || params.read().get("link").unwrap_or_default();
+pub fn Manage(link: String) -> impl IntoView {
     // Any link that ever was: withdrawal never depends on the clinic.
-    let state = Resource::new(link, crate::api::manage_flow);
+    let state = Resource::new(
+        {
+            let link = link.clone();
+            move || link.clone()
+        },
+        crate::api::manage_flow,
+    );
     let t = use_texts();
     view! {
         <Suspense fallback=move || view! { <p class="loading">{move || t().loading}</p> }>
-            {move || Suspend::new(async move {
-                let link = link();
+            {move || { let link = link.clone(); Suspend::new(async move {
                 match state.await {
-                    Ok(FlowState::Open(view)) => view! { <ManageScreen link view=*view/> }.into_any(),
-                    Ok(FlowState::Invalid(reason)) => link_unusable(reason),
-                    Err(_) => server_error(),
+                    Ok(FlowState::Open(view)) => EitherOf3::A(view! { <ManageScreen link view=*view/> }),
+                    Ok(FlowState::Invalid(reason)) => EitherOf3::B(link_unusable(reason)),
+                    Err(_) => EitherOf3::C(server_error()),
                 }
-            })}
+            })}}
         </Suspense>
     }
 }
@@ -621,22 +628,23 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
             <h1>{move || f().manage_title}</h1>
             <p class="card">{move || f().manage_lead}</p>
             {if view.has_session {
-                view! {
-                    <Show when=move || list.get().is_none()>
-                        <crate::pages::card_step::CardWays
-                            link=link.clone()
-                            demo
-                            purpose=crate::pages::card_step::Purpose::Manage(list)
-                        />
-                    </Show>
-                }.into_any()
+                // The card step until the list is shown (a memo: once, not on every change).
+                let unproven = Memo::new(move |_| list.with(Option::is_none));
+                let link = link.clone();
+                Either::Left(move || unproven.get().then(|| view! {
+                    <crate::pages::card_step::CardWays
+                        link=link.clone()
+                        demo
+                        purpose=crate::pages::card_step::Purpose::Manage(list)
+                    />
+                }))
             } else {
-                view! {
+                Either::Right(view! {
                     <form method="post" action=format!("/r/{link}/start")>
                         <input type="hidden" name="next" value="manage"/>
                         <button type="submit" class="button wide" data-testid="manage-start">{move || f().manage_start}</button>
                     </form>
-                }.into_any()
+                })
             }}
             {move || failed.get().map(|code| view! {
                 <p class="card notice" role="alert">{code_message(lang.get(), &code)}</p>
@@ -657,9 +665,9 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
                     <section class="card" aria-labelledby="managed-heading" role="status">
                         <h2 id="managed-heading">{move || f().manage_list}</h2>
                         {if managed.receptions.is_empty() {
-                            view! { <p data-testid="managed-none">{move || f().manage_none}</p> }.into_any()
+                            Either::Left(view! { <p data-testid="managed-none">{move || f().manage_none}</p> })
                         } else {
-                            view! {
+                            Either::Right(view! {
                                 <ul class="managed" data-testid="managed">
                                     {managed.receptions.into_iter().map(|r| {
                                         let date = r.visit_date.clone();
@@ -673,7 +681,7 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
                                                 list
                                                 outcome=saved
                                             />
-                                        }.into_any());
+                                        });
                                         view! {
                                             <li data-testid="managed-item">
                                                 <span id=title_id.clone()>
@@ -692,16 +700,16 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
                                                 )}
                                                 <br/>
                                                 {if r.withdrawn {
-                                                    view! { <span class="tag" data-testid="managed-withdrawn">{move || f().manage_withdrawn}</span> }.into_any()
+                                                    Either::Left(view! { <span class="tag" data-testid="managed-withdrawn">{move || f().manage_withdrawn}</span> })
                                                 } else {
                                                     let end = end.clone();
-                                                    view! {
+                                                    Either::Right(view! {
                                                         <span>
                                                             {move || f().manage_until}
                                                             ": "
                                                             {move || end.as_deref().map(|e| format_end(lang.get(), e)).unwrap_or_else(|| f().review_no_window.to_owned())}
                                                         </span>
-                                                    }.into_any()
+                                                    })
                                                 }}
                                                 <crate::pages::manage::ReadHistory reads=r.reads.clone()/>
                                                 {editor}
@@ -709,7 +717,7 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
                                         }
                                     }).collect_view()}
                                 </ul>
-                            }.into_any()
+                            })
                         }}
                         <crate::pages::manage::EarlierCards unknown=earlier_unknown/>
                         {any_open.then(|| view! {

@@ -5,8 +5,8 @@
 //! request ([`Progress`]) until the card is registered and eligibility has come again, or shows
 //! the refusal in plain words with the offer again.
 
+use leptos::either::{Either, EitherOf3, EitherOf4};
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
 use uketsuke_backend::contract::INSURANCE_USE_TERMS_VERSION;
 
 use crate::api::{FlowState, FlowView, InsuranceUseView, flow};
@@ -63,7 +63,7 @@ pub fn Progress(view: InsuranceUseView, problem_left: bool) -> impl IntoView {
     match view.state.as_str() {
         "pending" => {
             let busy = view.backend_busy;
-            view! {
+            EitherOf4::A(view! {
                 <section class="card" role="status" aria-live="polite" data-testid="insurance-progress">
                     <h2>{move || u().pending_title}</h2>
                     <p class="spinner" aria-hidden="true"></p>
@@ -72,21 +72,19 @@ pub fn Progress(view: InsuranceUseView, problem_left: bool) -> impl IntoView {
                         <p class="hint-text" data-testid="insurance-busy">{move || u().pending_busy}</p>
                     })}
                 </section>
-            }
-            .into_any()
+            })
         }
-        "registered" if view.eligibility_pending => view! {
+        "registered" if view.eligibility_pending => EitherOf4::B(view! {
             <section class="card" role="status" aria-live="polite" data-testid="insurance-progress">
                 <h2>{move || u().registered_title}</h2>
                 <p class="spinner" aria-hidden="true"></p>
                 <p>{move || u().checking_body}</p>
             </section>
-        }
-        .into_any(),
+        }),
         "registered" => {
             let at = view.registered_at.clone().unwrap_or_default();
             let lang = use_lang();
-            view! {
+            EitherOf4::C(view! {
                 <section class="card result" role="status" data-testid="insurance-registered">
                     <h2>{move || u().registered_title}</h2>
                     <p class="label">{move || (u().registered_at)(&format_end(lang.get(), &at))}</p>
@@ -95,24 +93,26 @@ pub fn Progress(view: InsuranceUseView, problem_left: bool) -> impl IntoView {
                     })}
                     <p class="hint-text">{move || u().registered_next}</p>
                 </section>
-            }
-            .into_any()
+            })
         }
-        _ => ().into_any(),
+        _ => EitherOf4::D(()),
     }
 }
 
 /// `/r/{link}/insurance-use`: the terms, the consent, then the card and PIN.
 #[component]
-pub fn InsuranceUseScreen() -> impl IntoView {
-    let params = use_params_map();
-    let link = move || params.read().get("link").unwrap_or_default();
-    let state = Resource::new(link, flow);
+pub fn InsuranceUseScreen(link: String) -> impl IntoView {
+    let state = Resource::new(
+        {
+            let link = link.clone();
+            move || link.clone()
+        },
+        flow,
+    );
     let t = use_texts();
     view! {
         <Suspense fallback=move || view! { <p class="loading">{move || t().loading}</p> }>
-            {move || Suspend::new(async move {
-                let link = link();
+            {move || { let link = link.clone(); Suspend::new(async move {
                 match state.await {
                     Ok(FlowState::Open(view)) => {
                         let view = *view;
@@ -125,16 +125,16 @@ pub fn InsuranceUseScreen() -> impl IntoView {
                         match offered {
                             _ if !view.has_session => {
                                 page_status(410);
-                                view! { <SessionGone link view/> }.into_any()
+                                Either::Left(EitherOf3::A(view! { <SessionGone link view/> }))
                             }
-                            Some(refusal) => view! { <Terms link view refusal/> }.into_any(),
-                            None => view! { <NotOffered link view/> }.into_any(),
+                            Some(refusal) => Either::Left(EitherOf3::B(view! { <Terms link view refusal/> })),
+                            None => Either::Left(EitherOf3::C(view! { <NotOffered link view/> })),
                         }
                     }
-                    Ok(FlowState::Invalid(reason)) => link_unusable(reason),
-                    Err(_) => server_error(),
+                    Ok(FlowState::Invalid(reason)) => Either::Right(Either::Left(link_unusable(reason))),
+                    Err(_) => Either::Right(Either::Right(server_error())),
                 }
-            })}
+            })}}
         </Suspense>
     }
 }
@@ -212,13 +212,13 @@ fn Terms(link: String, view: FlowView, refusal: Option<String>) -> impl IntoView
             <noscript>
                 <p class="card notice" role="alert">{move || f().card_needs_js}</p>
             </noscript>
-            <Show when=move || agreed.get()>
+            {move || agreed.get().then(|| view! {
                 <section aria-labelledby="insurance-card-heading" data-testid="insurance-card">
                     <h2 id="insurance-card-heading">{move || u().card_heading}</h2>
                     <p>{move || u().card_lead}</p>
                     <CardWays link=card_link.clone() demo purpose=Purpose::InsuranceUse/>
                 </section>
-            </Show>
+            })}
             <p>
                 <a class="button secondary wide" href=format!("/r/{link}/done") data-testid="insurance-back">
                     {move || u().back_to_done}

@@ -2,32 +2,37 @@
 //! institution and the reception, lists what is needed, and says how the data will be used and
 //! for how long. Unknown, expired and revoked links get a clear page with 404/410.
 
+use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
-use leptos_router::hooks::{use_params_map, use_query_map};
 use uketsuke_domain::{ReceptionKind, kind::Device};
 
+use crate::address::use_query;
 use crate::api::{InvalidLink, LandingView, LinkState, landing};
 use crate::components::{Page, StatusPage};
 use crate::i18n::{Lang, flow::code_message, format_date, use_flow_texts, use_lang, use_texts};
 use crate::pages::page_status;
 
 #[component]
-pub fn Landing() -> impl IntoView {
-    let params = use_params_map();
-    let link_id = move || params.read().get("link").unwrap_or_default();
-    let state = Resource::new(link_id, landing);
+pub fn Landing(link: String) -> impl IntoView {
+    let state = Resource::new(
+        {
+            let link = link.clone();
+            move || link.clone()
+        },
+        landing,
+    );
     let t = use_texts();
     view! {
         <Suspense fallback=move || view! { <p class="loading">{move || t().loading}</p> }>
-            {move || Suspend::new(async move {
+            {move || { let link = link.clone(); Suspend::new(async move {
                 match state.await {
                     Ok(LinkState::Open(landing)) => {
-                        view! { <LandingOpen landing link=link_id()/> }.into_any()
+                        EitherOf3::A(view! { <LandingOpen landing link/> })
                     }
-                    Ok(LinkState::Invalid(reason)) => link_unusable(reason),
-                    Err(_) => server_error(),
+                    Ok(LinkState::Invalid(reason)) => EitherOf3::B(link_unusable(reason)),
+                    Err(_) => EitherOf3::C(server_error()),
                 }
-            })}
+            })}}
         </Suspense>
     }
 }
@@ -62,9 +67,9 @@ fn LandingOpen(landing: LandingView, link: String) -> impl IntoView {
                 })}
             </section>
             {if accepting {
-                view! { <LandingDetails kind link/> }.into_any()
+                Either::Left(view! { <LandingDetails kind link/> })
             } else {
-                view! {
+                Either::Right(view! {
                     <section class="card notice" role="alert">
                         <h2>{move || t().landing_not_accepting_title}</h2>
                         <p>{move || t().landing_not_accepting_body}</p>
@@ -72,7 +77,7 @@ fn LandingOpen(landing: LandingView, link: String) -> impl IntoView {
                     <p class="manage-link">
                         <a href=format!("/r/{link}/manage") data-testid="manage-link">{move || f().manage_link}</a>
                     </p>
-                }.into_any()
+                })
             }}
         </Page>
     }
@@ -82,9 +87,8 @@ fn LandingOpen(landing: LandingView, link: String) -> impl IntoView {
 fn LandingDetails(kind: ReceptionKind, link: String) -> impl IntoView {
     let t = use_texts();
     let f = use_flow_texts();
-    let query = use_query_map();
     let lang = use_lang();
-    let error = move || query.read().get("error");
+    let error = use_query("error");
     let on_institution_device = kind.device() == Device::InstitutionOnly;
     let medical = kind.offers_medical_information();
     view! {
@@ -106,16 +110,16 @@ fn LandingDetails(kind: ReceptionKind, link: String) -> impl IntoView {
             <ul class="plain">
                 <li>{move || t().landing_use_eligibility}</li>
                 {if medical {
-                    view! {
+                    Either::Left(view! {
                         <li>{move || t().landing_use_medical}</li>
                         <li>
                             {move || t().landing_use_window}
                             " "
                             <strong data-testid="window">{move || t().kind(kind).window}</strong>
                         </li>
-                    }.into_any()
+                    })
                 } else {
-                    view! { <li>{move || t().landing_use_no_medical}</li> }.into_any()
+                    Either::Right(view! { <li>{move || t().landing_use_no_medical}</li> })
                 }}
                 <li>{move || t().landing_use_pin}</li>
             </ul>
@@ -124,9 +128,9 @@ fn LandingDetails(kind: ReceptionKind, link: String) -> impl IntoView {
             <summary>{move || t().landing_how_read_heading}</summary>
             <p>{move || t().landing_how_read_body}</p>
         </details>
-        {move || error().map(|code| view! {
+        {error.map(|code| view! {
             <p class="card notice" role="alert" data-testid="form-error">
-                {code_message(lang.get(), &code)}
+                {move || code_message(lang.get(), &code)}
             </p>
         })}
         <form class="start" method="post" action=format!("/r/{link}/start")>
@@ -139,19 +143,19 @@ fn LandingDetails(kind: ReceptionKind, link: String) -> impl IntoView {
 }
 
 /// The page for a link that cannot be used: 404 for unknown ids, 410 for revoked or expired.
-pub(crate) fn link_unusable(reason: InvalidLink) -> AnyView {
+pub(crate) fn link_unusable(reason: InvalidLink) -> impl IntoView {
     page_status(if reason == InvalidLink::Unknown {
         404
     } else {
         410
     });
-    view! { <InvalidLinkPage reason/> }.into_any()
+    view! { <InvalidLinkPage reason/> }
 }
 
 /// The page for a failure on the server's side, with 500.
-pub(crate) fn server_error() -> AnyView {
+pub(crate) fn server_error() -> impl IntoView {
     page_status(500);
-    view! { <ServerErrorPage/> }.into_any()
+    view! { <ServerErrorPage/> }
 }
 
 #[component]

@@ -4,6 +4,7 @@
 //! of the window are shown elsewhere on the screen and never sent. The list on the screen is
 //! replaced by the server's answer, so what the patient sees is what was stored.
 
+use leptos::either::Either;
 use leptos::prelude::*;
 
 use crate::api::{ManagedItem, ManagedList, ReadItem};
@@ -79,16 +80,15 @@ pub fn ReadHistory(reads: Vec<ReadItem>) -> impl IntoView {
     let f = use_flow_texts();
     let lang = use_lang();
     let body = if reads.is_empty() {
-        view! { <p data-testid="reads-none">{move || f().reads_none}</p> }.into_any()
+        Either::Left(view! { <p data-testid="reads-none">{move || f().reads_none}</p> })
     } else {
-        view! {
+        Either::Right(view! {
             <ol class="reads" data-testid="reads">
                 {reads.into_iter().map(|read| view! {
                     <li data-testid="read">{move || read_line(lang.get(), &read)}</li>
                 }).collect_view()}
             </ol>
-        }
-        .into_any()
+        })
     };
     view! {
         <details class="read-history" data-testid="read-history" open>
@@ -97,7 +97,6 @@ pub fn ReadHistory(reads: Vec<ReadItem>) -> impl IntoView {
             {body}
         </details>
     }
-    .into_any()
 }
 
 /// Where the read history is (done screen, cancel page), with the link to 同意照会 when known.
@@ -112,7 +111,6 @@ pub fn ReadsWhere(link: Option<String>) -> impl IntoView {
             })}
         </section>
     }
-    .into_any()
 }
 
 /// One 同意する / 同意しない group of a reception's change form.
@@ -157,7 +155,6 @@ fn Category(
             </label>
         </fieldset>
     }
-    .into_any()
 }
 
 /// The change form of one reception. `title_id` names the element that says which reception
@@ -231,9 +228,6 @@ pub fn ConsentEditor(
             </button>
         </form>
     }
-    // Erased here: the list around it is already deep, and the browser build's type would
-    // exceed the compiler's recursion limit.
-    .into_any()
 }
 
 /// `PUT /api/session/manage/receptions/{id}/consent` from the browser: the new list, or the

@@ -21,7 +21,6 @@ use axum::{
 };
 use http::{HeaderValue, Request, header};
 use leptos::prelude::*;
-use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower::ServiceBuilder;
 use tower_http::{
     CompressionLevel,
@@ -33,7 +32,7 @@ use tower_http::{
     trace::{DefaultOnResponse, TraceLayer},
 };
 use tracing::Level;
-use uketsuke_app::{App, shell, ssr::Portal};
+use uketsuke_app::{shell, ssr::Portal};
 
 use crate::AppState;
 use security::{SecurityPolicy, security_headers};
@@ -44,7 +43,6 @@ const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let leptos_options = state.leptos.clone();
-    let routes = generate_route_list(App);
     let portal = Portal(state.portal.clone());
     let context = move || provide_context(portal.clone());
 
@@ -66,23 +64,29 @@ pub fn router(state: AppState) -> Router {
         let options = leptos_options.clone();
         move || shell(options.clone())
     };
-    // Addresses outside the app's routes still get the app's own 404 page, in the visitor's
-    // language, rendered in full before the status is sent.
-    let not_found = leptos_axum::render_app_async_with_context(context.clone(), app_shell.clone());
+    // Every page: the app picks the screen from the address (uketsuke_app::address), rendered
+    // in full (its data awaited) before the status is sent; an address of no screen gets the
+    // app's own 404 page in the visitor's language.
+    // Rendering spawns its tasks on Leptos's executor: tokio's (an error only says it is set).
+    let _ = any_spawner::Executor::init_tokio();
+    let render = leptos_axum::render_app_async_with_context(context, app_shell);
+    let not_found = render.clone();
+    let not_routed = render.clone();
     // Demo mode: the demo routes answer this machine only; another peer gets the 404 page an
     // unrouted path gets (issue 12 §3).
     let demo = crate::console::demo_router(state.clone()).map(|routes| {
-        let not_routed = not_found.clone();
+        let not_routed = not_routed.clone();
         routes.layer(middleware::from_fn(
             move |request: axum::extract::Request, next: middleware::Next| {
                 crate::console::demo::loopback_only(not_routed.clone(), request, next)
             },
         ))
     });
-    let pages = Router::new()
-        .leptos_routes_with_context(&leptos_options, routes, context, app_shell)
-        .fallback(move |request: axum::extract::Request| not_found(request))
-        .with_state(leptos_options);
+    let page = get(move |request: axum::extract::Request| render(request));
+    let pages = uketsuke_app::address::PAGE_PATHS
+        .iter()
+        .fold(Router::new(), |pages, path| pages.route(path, page.clone()))
+        .fallback(move |request: axum::extract::Request| not_found(request));
 
     let probes = Router::new()
         .route("/healthz", get(health::healthz))

@@ -10,7 +10,8 @@
 //! - two session cookies are refused; production names the cookie `__Host-uk_session`;
 //! - the JSON patient API needs its header and refuses `Origin: null`;
 //! - the no-JS forms need the session's form token;
-//! - a server function posted with another site's `Referer` does not redirect there.
+//! - the page data has no HTTP endpoint (Leptos server functions were one): a post to their
+//!   former address is refused and redirects nowhere, whatever its `Referer`.
 //!
 //! The attacks that read or change stored sessions run on SQLite and, when
 //! `UKETSUKE_TEST_POSTGRES_URL` is set, on PostgreSQL as well.
@@ -709,43 +710,35 @@ async fn a_form_post_needs_the_sessions_form_token_on(url: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_function_post_never_redirects_to_another_site() {
+async fn a_post_to_a_former_server_function_is_refused_and_redirects_nowhere() {
     let stack = stack(None, None).await;
     let link = stack.link("online_care");
-    let post = |referer: String| {
+    let post = |path: &'static str, referer: String| {
         client()
-            .post(format!("{}/api/landing", stack.base))
+            .post(format!("{}{path}", stack.base))
             .header(header::ACCEPT, "text/html")
             .header(header::REFERER, referer)
             .form(&[("link_id", link.clone())])
             .send()
     };
-    // Our own page as the referrer: Leptos sends a plain form back to it.
-    let own = format!("{}/r/{link}", stack.origin());
-    let response = post(own.clone()).await.expect("answers");
-    let location = response
-        .headers()
-        .get(header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    assert!(location.starts_with(&own), "{location}");
-    for foreign in [
-        "https://evil.example/phish".to_owned(),
-        "//evil.example/".to_owned(),
-        format!("{}.evil.example/", stack.origin()),
+    for path in [
+        "/api/landing",
+        "/api/flow",
+        "/api/manage-flow",
+        "/api/cancel-view",
     ] {
-        let response = post(foreign.clone()).await.expect("answers");
-        let location = response
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        assert!(
-            location
-                .as_deref()
-                .is_none_or(|l| l.starts_with('/') && !l.starts_with("//")),
-            "{foreign} → {location:?}"
-        );
+        for referer in [
+            format!("{}/r/{link}", stack.origin()),
+            "https://evil.example/phish".to_owned(),
+            "//evil.example/".to_owned(),
+            format!("{}.evil.example/", stack.origin()),
+        ] {
+            let response = post(path, referer.clone()).await.expect("answers");
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path} {referer}");
+            assert_eq!(response.headers().get(header::LOCATION), None, "{path}");
+            let body = response.text().await.expect("body");
+            assert!(!body.contains("online_care"), "{path}: {body}");
+        }
     }
 }
 

@@ -17,6 +17,7 @@ pub mod submit;
 mod visual;
 pub mod ways;
 
+use leptos::either::EitherOf5;
 use leptos::prelude::*;
 
 use crate::i18n::use_flow_texts;
@@ -143,18 +144,19 @@ pub fn CardWays(
     view! {
         <div role="alert" aria-live="assertive" class="alert-region" data-testid="card-error">
             {move || error.get().map(|message| view! { <p class="card notice">{message}</p> })}
-            <Show when=move || reload.get() && error.with(Option::is_some)>
-                <p><crate::components::ReloadButton/></p>
-            </Show>
+            {
+                let offer = Memo::new(move |_| reload.get() && error.with(Option::is_some));
+                move || offer.get().then(|| view! { <p><crate::components::ReloadButton/></p> })
+            }
         </div>
         {move || {
             if !hydrated.get() {
-                return view! { <p class="card loading" data-testid="card-loading">{move || f().card_loading}</p> }.into_any();
+                return EitherOf5::A(view! { <p class="card loading" data-testid="card-loading">{move || f().card_loading}</p> });
             }
             let controller = controller.clone();
             match stage.get() {
-                Stage::Choose => view! { <Ways controller visual demo method usb person/> }.into_any(),
-                Stage::Busy(what) => view! {
+                Stage::Choose => EitherOf5::B(view! { <Ways controller visual demo method usb person/> }),
+                Stage::Busy(what) => EitherOf5::C(view! {
                     <p class="card" role="status" data-testid="card-busy">
                         <span class="spinner" aria-hidden="true"></span>
                         {move || match what {
@@ -163,11 +165,11 @@ pub fn CardWays(
                             _ => f().card_reading,
                         }}
                     </p>
-                }.into_any(),
-                Stage::Pin { tries } => view! {
+                }),
+                Stage::Pin { tries } => EitherOf5::D(view! {
                     <PinPad controller tries show_pin pin_ref insurance_use=purpose == Purpose::InsuranceUse/>
-                }.into_any(),
-                Stage::Visual => view! { <ConfirmFace controller/> }.into_any(),
+                }),
+                Stage::Visual => EitherOf5::E(view! { <ConfirmFace controller/> }),
             }
         }}
     }

@@ -57,20 +57,20 @@ pub(super) fn Ways(
                 </fieldset>
             })}
             <h2 id="ways-heading">{move || f().card_ways}</h2>
-            <Show when=move || usb.get()>
-                <button
-                    type="button"
-                    class="button"
-                    data-testid="use-usb"
-                    on:click={
-                        let controller = for_usb.clone();
-                        move |_| controller.use_usb()
-                    }
-                >
-                    {move || f().card_usb}
-                </button>
-                <p class="hint-text">{move || f().card_usb_hint}</p>
-            </Show>
+            {move || usb.get().then(|| {
+                let controller = for_usb.clone();
+                view! {
+                    <button
+                        type="button"
+                        class="button"
+                        data-testid="use-usb"
+                        on:click=move |_| controller.use_usb()
+                    >
+                        {move || f().card_usb}
+                    </button>
+                    <p class="hint-text">{move || f().card_usb_hint}</p>
+                }
+            })}
             // The app takes the PIN itself: offered for PIN confirmation only.
             {move || (method.get() == Method::Pin).then(|| {
                 let controller = for_app.clone();
