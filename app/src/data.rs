@@ -1,4 +1,4 @@
-//! The data both sides share: what the server functions of [`crate::api`] return, and what the
+//! The data both sides share: what the page-data functions of [`crate::api`] return, and what the
 //! server's storage answers through [`crate::ssr::PortalData`] (server side). Plain types, no
 //! calls.
 

@@ -5,7 +5,8 @@
 //! - `components/` — pieces shared by several screens
 //! - `i18n/` — every text, in Japanese and English
 //! - `data` — the data both sides share (plain types)
-//! - `api` — the server functions the pages call (and `data` re-exported)
+//! - `api` — the page data the server fetches while rendering (and `data` re-exported)
+//! - `address` — which screen an address shows (no client-side router: each screen is a page load)
 //! - `ssr` — server-only glue: the storage interface and request details
 
 pub mod address;

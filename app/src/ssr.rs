@@ -1,4 +1,4 @@
-//! The server side of the UI: the interface through which server functions reach the server's
+//! The server side of the UI: the interface through which the page-data functions reach the server's
 //! storage (implemented in the `server` crate, so this crate stays free of databases), and what
 //! the page needs from the HTTP request (cookies, CSP nonce, status code; the language is
 //! `i18n`'s).
@@ -17,7 +17,7 @@ use crate::data::{CancelInfo, FlowState, LinkState};
 #[error("{0}")]
 pub struct DataError(pub String);
 
-/// What server functions need from the server.
+/// What the page-data functions need from the server.
 #[async_trait]
 pub trait PortalData: Send + Sync + 'static {
     async fn landing(&self, link_id: &str) -> Result<LinkState, DataError>;

@@ -5,7 +5,7 @@
 //! - `http/` — the router, security headers, probes; `error` (the one error type of every JSON
 //!   answer), `body` and `cookies`; `patient/` (the reception API, one file per step),
 //!   `institution_api` (tokens for booking systems)
-//! - `portal` — what the UI's server functions read, backed by `storage/`
+//! - `portal` — what the UI's pages read while they render, backed by `storage/`
 //! - `storage/` — the database: links, sessions and challenges, receptions, the outbox
 //! - `trust` — the card's certificate, revocation and signature, checked before relaying
 //! - `backend_client` — one signed call to the confirmation backend, answer verified

@@ -1,4 +1,4 @@
-//! The server's implementation of what the UI's server functions read. Errors are logged here
+//! The server's implementation of what the UI's pages read while they render. Errors are logged here
 //! with their detail and reach the browser only as a generic message.
 
 use async_trait::async_trait;

@@ -1,5 +1,5 @@
-//! The HTTP surface: one router with the pages (server-rendered Leptos), the server functions,
-//! the built site's static files, and the probes; wrapped in the layers every response passes
+//! The HTTP surface: one router with the pages (server-rendered Leptos, their data inside them),
+//! the patient and institution APIs, the built site's static files, and the probes; wrapped in the layers every response passes
 //! through (security headers, compression, tracing, body limit).
 
 pub mod body;
