@@ -49,7 +49,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <HydrateAfterLoad options/>
                 <MetaTags/>
             </head>
             <body>
@@ -57,6 +57,32 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// The script that starts the WASM: once the page has loaded and the browser is idle, with no
+/// preload hints. The server's page is complete and readable without it (links and forms work;
+/// the card step says it is loading), so on a slow connection the text paints first and the
+/// WASM (the largest download) does not share the bandwidth with it. Leptos's
+/// `HydrationScripts` preloads the WASM from the head instead, which delays the largest paint
+/// by the WASM's download on a slow mobile connection (issue 13; `scripts/lighthouse.sh`).
+#[component]
+fn HydrateAfterLoad(options: LeptosOptions) -> impl IntoView {
+    let pkg = format!("/{}/{}", options.site_pkg_dir, options.output_name);
+    // cargo-leptos names the WASM after the package; a plain wasm-bindgen build adds `_bg`.
+    let wasm_suffix = if option_env!("LEPTOS_OUTPUT_NAME").is_some() {
+        ""
+    } else {
+        "_bg"
+    };
+    let script = format!(
+        "const start=()=>import({js:?}).then((m)=>m.default({{module_or_path:{wasm:?}}}).then(()=>m.hydrate()));\
+         const idle=()=>(\"requestIdleCallback\" in window)?requestIdleCallback(start,{{timeout:1000}}):setTimeout(start,0);\
+         if(document.readyState===\"complete\")idle();else addEventListener(\"load\",idle,{{once:true}});",
+        js = format!("{pkg}.js"),
+        wasm = format!("{pkg}{wasm_suffix}.wasm"),
+    );
+    let nonce = leptos::nonce::use_nonce();
+    view! { <script type="module" nonce=nonce>{script}</script> }
 }
 
 #[component]
