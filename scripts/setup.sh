@@ -64,18 +64,24 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-# cargo-leptos (about 11 minutes the first time).
+# cargo-leptos (about 11 minutes the first time) and the wasm-bindgen CLI at the crate's exact
+# version, built side by side: each build has long single-threaded stretches (its largest crates,
+# its link), which the other fills. The wasm-bindgen CLI's own lock file names a webpki-roots
+# version that is not in the registry, so it installs without --locked.
+installs=()
 if [ "$(cargo leptos --version 2>/dev/null)" != "cargo-leptos $CARGO_LEPTOS_VERSION" ]; then
   say "installing cargo-leptos $CARGO_LEPTOS_VERSION (takes a while, once)"
-  cargo install cargo-leptos --locked --version "$CARGO_LEPTOS_VERSION"
+  cargo install cargo-leptos --locked --version "$CARGO_LEPTOS_VERSION" &
+  installs+=($!)
 fi
-
-# wasm-bindgen CLI at the crate's exact version. Its own lock file names a webpki-roots version
-# that is not in the registry, so it installs without --locked.
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
   say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
-  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force &
+  installs+=($!)
 fi
+for pid in "${installs[@]}"; do
+  wait "$pid" || { echo "setup: a cargo install failed (see above)" >&2; exit 1; }
+done
 
 # npm packages, reinstalled only when a lock file changes: the build tools (wasm-opt from
 # binaryen; Debian's is too old for the WASM features current rustc emits), and for tests the
