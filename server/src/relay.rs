@@ -180,6 +180,7 @@ impl Relay {
                         })
                         .unwrap_or_else(|_| "{}".to_owned());
                         let now = self.clock.now_ms();
+                        let _turn = crate::storage::write_turn(&self.db).await;
                         let mut tx = crate::storage::begin(&self.db).await?;
                         if !outbox::finish(&mut tx, &job.id, worker, now).await? {
                             tx.rollback().await?;
@@ -214,6 +215,7 @@ impl Relay {
                     Err(e) if e.is_final() => {
                         let code = refusal_code(&e);
                         let now = self.clock.now_ms();
+                        let _turn = crate::storage::write_turn(&self.db).await;
                         let mut tx = crate::storage::begin(&self.db).await?;
                         if !outbox::finish(&mut tx, &job.id, worker, now).await? {
                             tx.rollback().await?;
@@ -258,6 +260,7 @@ impl Relay {
                 };
                 let json = serde_json::to_string(&stored).unwrap_or_else(|_| "null".to_owned());
                 let now = self.clock.now_ms();
+                let _turn = crate::storage::write_turn(&self.db).await;
                 let mut tx = crate::storage::begin(&self.db).await?;
                 if !outbox::finish(&mut tx, &job.id, worker, now).await? {
                     tx.rollback().await?;
@@ -376,6 +379,7 @@ impl Relay {
             // Offered only after the registration: nothing to register against.
             tracing::error!("insurance-use request for a reception not registered");
             let now = self.clock.now_ms();
+            let _turn = crate::storage::write_turn(&self.db).await;
             let mut tx = crate::storage::begin(&self.db).await?;
             if !outbox::finish(&mut tx, &job.id, worker, now).await? {
                 tx.rollback().await?;
@@ -405,6 +409,7 @@ impl Relay {
                 })
                 .unwrap_or_else(|_| "{}".to_owned());
                 let now = self.clock.now_ms();
+                let _turn = crate::storage::write_turn(&self.db).await;
                 let mut tx = crate::storage::begin(&self.db).await?;
                 crate::console::audit::append(
                     &mut tx,
@@ -435,6 +440,7 @@ impl Relay {
             Err(e) if e.is_final() => {
                 let code = refusal_code(&e);
                 let now = self.clock.now_ms();
+                let _turn = crate::storage::write_turn(&self.db).await;
                 let mut tx = crate::storage::begin(&self.db).await?;
                 crate::console::audit::append(
                     &mut tx,

@@ -35,7 +35,7 @@ use uketsuke_backend::{
         population::{self, CertificateCase},
     },
 };
-use uketsuke_card::{Pin, authenticate, certs::verify_card_signature};
+use uketsuke_card::{Pin, VirtualCard, authenticate, certs::verify_card_signature};
 use uketsuke_server::trust::Trust;
 
 use super::BoxError;
@@ -44,7 +44,10 @@ use super::BoxError;
 pub struct Material {
     trust: Trust,
     anchor: sim_certs::TrustAnchor,
-    person: u32,
+    /// The person's card, issued once (as the load's cards are): the card's figure is its
+    /// signature, not the test CA's issuing of a certificate.
+    card: VirtualCard,
+    pin: String,
     certificate: Vec<u8>,
     message: Vec<u8>,
     signature: Vec<u8>,
@@ -71,15 +74,16 @@ impl Material {
         let ca = keys::test_ca()?;
         let anchor = sim_certs::TrustAnchor::from_der(ca.certificate_der())?;
         let message = b"uketsuke-consent-binding-v1\norigin=http://127.0.0.1\nceiling".to_vec();
-        let mut card = population::virtual_card(person, CertificateCase::Valid)?;
-        let pin = Pin::new(&population::pin_of(person))?;
-        let auth = authenticate(&mut card, &pin, &message).await?;
+        let card = population::virtual_card(person, CertificateCase::Valid)?;
+        let pin = population::pin_of(person);
+        let auth = authenticate(&mut card.clone(), &Pin::new(&pin)?, &message).await?;
         // A registration body is about this size: the certificate and signature in base64url
         // plus the choices; an eligibility request is a few bytes.
         Ok(Material {
             trust,
             anchor,
-            person,
+            card,
+            pin,
             certificate: auth.certificate_der,
             message,
             signature: auth.signature,
@@ -161,10 +165,8 @@ impl Material {
     }
 
     fn card_sign(&self, rt: &tokio::runtime::Runtime) -> bool {
-        let Ok(mut card) = population::virtual_card(self.person, CertificateCase::Valid) else {
-            return false;
-        };
-        let Ok(pin) = Pin::new(&population::pin_of(self.person)) else {
+        let mut card = self.card.clone();
+        let Ok(pin) = Pin::new(&self.pin) else {
             return false;
         };
         rt.block_on(authenticate(&mut card, &pin, &self.message))

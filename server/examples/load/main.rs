@@ -35,11 +35,15 @@ use std::{
 
 use serde_json::json;
 use sqlx::Row;
-use uketsuke_backend::simulator::{
-    SimOptions,
-    population::{self, CertificateCase},
-    spawn_with,
+use uketsuke_backend::{
+    contract::b64_encode,
+    simulator::{
+        SimOptions,
+        population::{self, CertificateCase},
+        spawn_with,
+    },
 };
+use uketsuke_card::{Pin, VirtualCard, authenticate};
 use uketsuke_domain::window::jst_date;
 use uketsuke_server::{Options, Server, config::Config, telemetry};
 
@@ -124,14 +128,56 @@ struct Submitted {
     submit_ms: f64,
 }
 
+/// A fresh browser (its own cookie jar and connections), as `patient::Patient::new` makes it
+/// but without the TLS root store: the patients here speak plain HTTP to 127.0.0.1, and
+/// reading the system's root certificates for each browser cost the load generator about a
+/// quarter of the run's CPU.
+fn browser(base: &str) -> Result<patient::Patient, String> {
+    let http = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(2))
+        .cookie_store(true)
+        .tls_built_in_root_certs(false)
+        .default_headers(reqwest::header::HeaderMap::from_iter([(
+            reqwest::header::HeaderName::from_static("x-uketsuke-csrf"),
+            reqwest::header::HeaderValue::from_static("1"),
+        )]))
+        .build()
+        .map_err(|e| format!("browser: {e}"))?;
+    Ok(patient::Patient {
+        http,
+        base: base.trim_end_matches('/').to_owned(),
+    })
+}
+
+/// One person's card, made (key and certificate) before the clock starts, as a real card is
+/// issued once; each registration signs on a copy of it.
+struct Card {
+    no: u32,
+    card: VirtualCard,
+    pin: String,
+}
+
+/// The card signs `message` after its PIN: (certificate, signature) as base64url.
+async fn card_sign(card: &Card, message: &str) -> Result<(String, String), String> {
+    let mut copy = card.card.clone();
+    let pin = Pin::new(&card.pin).map_err(|e| format!("card {}: PIN: {e:?}", card.no))?;
+    let auth = authenticate(&mut copy, &pin, message.as_bytes())
+        .await
+        .map_err(|e| format!("card {}: {e}", card.no))?;
+    Ok((
+        b64_encode(&auth.certificate_der),
+        b64_encode(&auth.signature),
+    ))
+}
+
 /// One patient: link → choices → challenge → card signature → submit.
 async fn one_registration(
     base: &str,
     link: &str,
-    no: u32,
+    card: Arc<Card>,
     today: chrono::NaiveDate,
 ) -> Result<Submitted, String> {
-    let patient = patient::Patient::new(base);
+    let patient = browser(base)?;
     let refused = |step: &str, answer: &patient::Answer| {
         format!("{step}: {} {:?}", answer.status, answer.body)
     };
@@ -155,14 +201,10 @@ async fn one_registration(
     // The card's RSA signature takes milliseconds of CPU: off the async workers.
     let message = message.to_owned();
     let (certificate, signature) = tokio::task::spawn_blocking(move || {
-        tokio::runtime::Handle::current().block_on(patient::card_sign(
-            no,
-            CertificateCase::Valid,
-            &message,
-        ))
+        tokio::runtime::Handle::current().block_on(card_sign(&card, &message))
     })
     .await
-    .map_err(|e| format!("card: {e}"))?;
+    .map_err(|e| format!("card: {e}"))??;
     let submit_started_ms = unix_ms();
     let t = Instant::now();
     let answer = patient
@@ -215,7 +257,7 @@ enum Arrivals {
 struct Target {
     base: String,
     link: String,
-    people: Vec<u32>,
+    cards: Vec<Arc<Card>>,
     today: chrono::NaiveDate,
     db: uketsuke_server::storage::Db,
 }
@@ -236,9 +278,9 @@ async fn phase(target: &Arc<Target>, n: usize, arrivals: Arrivals) -> Result<Pha
                         if i >= n {
                             break;
                         }
-                        let no = target.people[i % target.people.len()];
+                        let card = target.cards[i % target.cards.len()].clone();
                         let outcome =
-                            one_registration(&target.base, &target.link, no, target.today).await;
+                            one_registration(&target.base, &target.link, card, target.today).await;
                         if let Ok(mut results) = results.lock() {
                             results.push(outcome);
                         }
@@ -252,9 +294,9 @@ async fn phase(target: &Arc<Target>, n: usize, arrivals: Arrivals) -> Result<Pha
                 tokio::time::sleep_until((run_started + every.mul_f64(i as f64)).into()).await;
                 let (results, target) = (results.clone(), target.clone());
                 tasks.push(tokio::spawn(async move {
-                    let no = target.people[i % target.people.len()];
+                    let card = target.cards[i % target.cards.len()].clone();
                     let outcome =
-                        one_registration(&target.base, &target.link, no, target.today).await;
+                        one_registration(&target.base, &target.link, card, target.today).await;
                     if let Ok(mut results) = results.lock() {
                         results.push(outcome);
                     }
@@ -501,10 +543,19 @@ async fn main() -> Result<(), BoxError> {
         .map(|p| p.no)
         .take(PEOPLE)
         .collect();
-    let warm = people.clone();
-    tokio::task::spawn_blocking(move || {
-        warm.into_iter()
-            .try_for_each(|no| population::virtual_card(no, CertificateCase::Valid).map(drop))
+    let made = people.clone();
+    let cards: Vec<Arc<Card>> = tokio::task::spawn_blocking(move || {
+        made.into_iter()
+            .map(|no| {
+                population::virtual_card(no, CertificateCase::Valid).map(|card| {
+                    Arc::new(Card {
+                        no,
+                        card,
+                        pin: population::pin_of(no),
+                    })
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
     })
     .await??;
     let first = *people.first().ok_or("no valid person in the population")?;
@@ -556,7 +607,7 @@ async fn main() -> Result<(), BoxError> {
     let target = Arc::new(Target {
         base,
         link,
-        people,
+        cards,
         today,
         db,
     });

@@ -45,6 +45,7 @@ pub async fn start_session(
 ) -> Result<StartedSession, StorageError> {
     let token = new_id();
     let id = sha256_hex(token.as_bytes());
+    let _turn = super::write_turn(db).await;
     sqlx::query(
         "INSERT INTO reception_sessions (id, link_id, created_at, expires_at) \
          VALUES ($1, $2, $3, $4)",
@@ -136,34 +137,40 @@ pub async fn issue(
     binding: impl FnOnce(&str) -> Vec<u8>,
     now_ms: i64,
 ) -> Result<Issued, ChallengeError> {
-    let session = sqlx::query("SELECT expires_at FROM reception_sessions WHERE id = $1")
-        .bind(session_id)
-        .fetch_optional(db)
-        .await?;
-    let Some(session) = session else {
-        return Err(ChallengeError::Refused(Refusal::Unknown));
-    };
-    let session_expires: i64 = session.try_get("expires_at")?;
-    if session_expires <= now_ms {
-        return Err(ChallengeError::Refused(Refusal::SessionExpired));
-    }
     let mut bytes = [0u8; CHALLENGE_BYTES];
     rand::rng().fill_bytes(&mut bytes);
     let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let expires_at = (now_ms + CHALLENGE_TTL_MS).min(session_expires);
-    sqlx::query(
+    // Issued only to a live session, and never outliving it: the check and the insert are one
+    // statement.
+    let turn = super::write_turn(db).await;
+    let issued = sqlx::query(
         "INSERT INTO challenges \
             (value, session_id, binding_sha256, issued_at, expires_at, purpose) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         SELECT $1, id, $3, $4, CASE WHEN expires_at < $5 THEN expires_at ELSE $5 END, $6 \
+         FROM reception_sessions WHERE id = $2 AND expires_at > $4 \
+         RETURNING expires_at",
     )
     .bind(&value)
     .bind(session_id)
     .bind(sha256_hex(&binding(&value)))
     .bind(now_ms)
-    .bind(expires_at)
+    .bind(now_ms + CHALLENGE_TTL_MS)
     .bind(purpose.code())
-    .execute(db)
+    .fetch_optional(db)
     .await?;
+    drop(turn);
+    let Some(issued) = issued else {
+        let known = sqlx::query("SELECT expires_at FROM reception_sessions WHERE id = $1")
+            .bind(session_id)
+            .fetch_optional(db)
+            .await?;
+        return Err(ChallengeError::Refused(if known.is_some() {
+            Refusal::SessionExpired
+        } else {
+            Refusal::Unknown
+        }));
+    };
+    let expires_at: i64 = issued.try_get("expires_at")?;
     Ok(Issued { value, expires_at })
 }
 
@@ -178,27 +185,25 @@ pub async fn consume(
     signed_binding: &[u8],
     now_ms: i64,
 ) -> Result<(), ChallengeError> {
+    let turn = super::write_turn(db).await;
     let spent = sqlx::query(
         "UPDATE challenges SET used_at = $1 \
          WHERE value = $2 AND session_id = $3 AND used_at IS NULL AND expires_at > $1 \
-           AND purpose = $4",
+           AND purpose = $4 \
+         RETURNING binding_sha256",
     )
     .bind(now_ms)
     .bind(value)
     .bind(session_id)
     .bind(purpose.code())
-    .execute(db)
-    .await?
-    .rows_affected();
-    if spent != 1 {
+    .fetch_optional(db)
+    .await?;
+    drop(turn);
+    let Some(row) = spent else {
         return Err(ChallengeError::Refused(
             refusal_reason(db, session_id, purpose, value, now_ms).await?,
         ));
-    }
-    let row = sqlx::query("SELECT binding_sha256 FROM challenges WHERE value = $1")
-        .bind(value)
-        .fetch_one(db)
-        .await?;
+    };
     let expected: String = row.try_get("binding_sha256")?;
     if expected != sha256_hex(signed_binding) {
         return Err(ChallengeError::Refused(Refusal::BindingMismatch));

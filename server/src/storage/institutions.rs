@@ -48,6 +48,37 @@ fn open_key(code: &str, key_id: &str, sealed: &str) -> Option<SigningKey> {
     }
 }
 
+/// Keys the relay opened, by the row's code, key id and sealed text (so a new or re-sealed key
+/// is a new entry, opened and checked afresh). Opening is an AES-GCM decryption and a P-256
+/// public-key derivation, about a tenth of a registration's crypto when it ran for every
+/// relayed row. Held in memory as the opened key of every row was already; the key-encryption
+/// keys it was opened with stay loaded for the life of the process as well.
+static OPENED: std::sync::LazyLock<std::sync::Mutex<OpenedKeys>> =
+    std::sync::LazyLock::new(Default::default);
+/// (code, key id, sealed text) → the key they open to.
+type OpenedKeys = std::collections::HashMap<(String, String, String), SigningKey>;
+/// More entries than a server has institutions, with room for their rotated keys: past it the
+/// cache starts again (a rotation leaves the old entry behind).
+const OPENED_MAX: usize = 256;
+
+/// [`open_key`] through [`OPENED`].
+fn opened_key(code: &str, key_id: &str, sealed: &str) -> Option<SigningKey> {
+    let entry = (code.to_owned(), key_id.to_owned(), sealed.to_owned());
+    if let Ok(cache) = OPENED.lock()
+        && let Some(key) = cache.get(&entry)
+    {
+        return Some(key.clone());
+    }
+    let key = open_key(code, key_id, sealed)?;
+    if let Ok(mut cache) = OPENED.lock() {
+        if cache.len() >= OPENED_MAX {
+            cache.clear();
+        }
+        cache.insert(entry, key.clone());
+    }
+    Some(key)
+}
+
 /// The relay identity of `institution_id`, or `None` if it has no usable key.
 pub async fn signer(db: &Db, institution_id: &str) -> Result<Option<RelayIdentity>, StorageError> {
     let row = sqlx::query(
@@ -64,7 +95,7 @@ pub async fn signer(db: &Db, institution_id: &str) -> Result<Option<RelayIdentit
     let (Some(key_id), Some(sealed)) = (key_id, sealed) else {
         return Ok(None);
     };
-    let Some(key) = open_key(&code, &key_id, &sealed) else {
+    let Some(key) = opened_key(&code, &key_id, &sealed) else {
         return Ok(None);
     };
     let Ok(signer) = RequestSigner::new(key_id, key) else {

@@ -173,46 +173,55 @@ pub struct Job {
     pub attempts: i64,
 }
 
-/// Claims up to one due row for `worker`, holding it until `now_ms + lease_ms`.
+/// The claim: $1 the end of the lease, $2 the worker, $3 now; the argument is the row lock the
+/// look takes (PostgreSQL's; none on SQLite).
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE outbox SET locked_until = $1, locked_by = $2 \
+             WHERE id = (SELECT id FROM outbox \
+                         WHERE done_at IS NULL AND held_code IS NULL AND next_attempt_at <= $3 \
+                           AND (locked_until IS NULL OR locked_until <= $3) \
+                         ORDER BY next_attempt_at LIMIT 1 ",
+            $lock,
+            ") \
+               AND done_at IS NULL AND held_code IS NULL \
+               AND (locked_until IS NULL OR locked_until <= $3) \
+             RETURNING id, reception_id, operation, payload, attempts"
+        )
+    };
+}
+
+/// Claims up to one due row for `worker`, holding it until `now_ms + lease_ms`: the oldest due
+/// row, found, leased and read in one statement. On SQLite the statement holds the write lock
+/// from the look to the lease, so no other worker can come between; on PostgreSQL the look
+/// locks the row it picks and passes over rows another worker is claiming at that moment
+/// (`FOR UPDATE SKIP LOCKED`), and the lease's own conditions are checked again on the row as
+/// it is when it is updated.
 pub async fn claim(
     db: &Db,
     worker: &str,
     now_ms: i64,
     lease_ms: i64,
 ) -> Result<Option<Job>, StorageError> {
-    let candidates = sqlx::query(
-        "SELECT id FROM outbox \
-         WHERE done_at IS NULL AND held_code IS NULL AND next_attempt_at <= $1 \
-           AND (locked_until IS NULL OR locked_until <= $1) \
-         ORDER BY next_attempt_at LIMIT 16",
-    )
-    .bind(now_ms)
-    .fetch_all(db)
-    .await?;
-    for candidate in candidates {
-        let id: String = candidate.try_get("id")?;
-        let won = sqlx::query(
-            "UPDATE outbox SET locked_until = $1, locked_by = $2 \
-             WHERE id = $3 AND done_at IS NULL AND held_code IS NULL \
-               AND (locked_until IS NULL OR locked_until <= $4)",
-        )
-        .bind(now_ms + lease_ms)
-        .bind(worker)
-        .bind(&id)
-        .bind(now_ms)
-        .execute(db)
-        .await?
-        .rows_affected();
-        if won != 1 {
-            // Another worker took it between the look and the claim.
-            continue;
-        }
-        let row = sqlx::query(
-            "SELECT reception_id, operation, payload, attempts FROM outbox WHERE id = $1",
-        )
-        .bind(&id)
-        .fetch_one(db)
-        .await?;
+    let sql = if super::is_sqlite(db) {
+        claim_sql!("")
+    } else {
+        claim_sql!("FOR UPDATE SKIP LOCKED")
+    };
+    loop {
+        let turn = super::write_turn(db).await;
+        let claimed = sqlx::query(sql)
+            .bind(now_ms + lease_ms)
+            .bind(worker)
+            .bind(now_ms)
+            .fetch_optional(db)
+            .await?;
+        drop(turn);
+        let Some(row) = claimed else {
+            return Ok(None);
+        };
+        let id: String = row.try_get("id")?;
         let operation: String = row.try_get("operation")?;
         let Some(operation) = Operation::from_code(&operation) else {
             tracing::error!(operation = %operation, "outbox row with an unknown operation");
@@ -227,7 +236,6 @@ pub async fn claim(
             attempts: row.try_get("attempts")?,
         }));
     }
-    Ok(None)
 }
 
 /// Marks a row delivered inside the caller's transaction (with the state change the answer
@@ -259,6 +267,7 @@ pub async fn finish_alone(
     now_ms: i64,
     note: Option<&str>,
 ) -> Result<(), StorageError> {
+    let _turn = super::write_turn(db).await;
     sqlx::query(
         "UPDATE outbox SET done_at = $1, payload = '', locked_until = NULL, last_error = $2 \
          WHERE id = $3 AND done_at IS NULL",
@@ -279,6 +288,7 @@ pub async fn retry_later(
     next_attempt_at: i64,
     error: &str,
 ) -> Result<(), StorageError> {
+    let _turn = super::write_turn(db).await;
     sqlx::query(
         "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, locked_until = NULL, \
                 last_error = $2 \
@@ -300,6 +310,7 @@ pub async fn postpone(
     worker: &str,
     next_attempt_at: i64,
 ) -> Result<(), StorageError> {
+    let _turn = super::write_turn(db).await;
     sqlx::query(
         "UPDATE outbox SET next_attempt_at = $1, locked_until = NULL \
          WHERE id = $2 AND locked_by = $3 AND done_at IS NULL",

@@ -189,6 +189,7 @@ pub async fn set_choices(
     session_id: &str,
     choices: &Choices,
 ) -> Result<bool, StorageError> {
+    let _turn = super::write_turn(db).await;
     let updated = sqlx::query(
         "UPDATE reception_sessions \
          SET visit_date = $1, clinical_medication = $2, checkups = $3, prescription = $4 \

@@ -139,6 +139,8 @@ pub(crate) async fn queue_registration(
     };
     let payload = serde_json::to_string(&request)
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"))?;
+    // The reception's rows are written in this process's turn (see `storage::write_turn`).
+    let _turn = crate::storage::write_turn(&state.db).await;
     let mut tx = crate::storage::begin(&state.db)
         .await
         .map_err(crate::storage::StorageError::from)?;
