@@ -74,12 +74,21 @@ fn HydrateAfterLoad(options: LeptosOptions) -> impl IntoView {
     } else {
         "_bg"
     };
+    // A WASM that cannot be fetched or started (a lost connection) leaves the page as the server
+    // sent it: the card step's "checking…" line then says so, in the page's language, and the
+    // body is marked `data-wasm="failed"`.
+    let failed = |lang| crate::i18n::flow::texts(lang).wasm_failed;
     let script = format!(
-        "const start=()=>import({js:?}).then((m)=>m.default({{module_or_path:{wasm:?}}}).then(()=>m.hydrate()));\
+        "const failed=()=>{{document.body.dataset.wasm=\"failed\";\
+         const text=document.documentElement.lang===\"en\"?{en:?}:{ja:?};\
+         for(const line of document.querySelectorAll('[data-testid=\"card-loading\"]')){{line.textContent=text;line.setAttribute(\"role\",\"alert\");}}}};\
+         const start=()=>import({js:?}).then((m)=>m.default({{module_or_path:{wasm:?}}}).then(()=>m.hydrate())).catch(failed);\
          const idle=()=>(\"requestIdleCallback\" in window)?requestIdleCallback(start,{{timeout:1000}}):setTimeout(start,0);\
          if(document.readyState===\"complete\")idle();else addEventListener(\"load\",idle,{{once:true}});",
         js = format!("{pkg}.js"),
         wasm = format!("{pkg}{wasm_suffix}.wasm"),
+        ja = failed(crate::i18n::Lang::Ja),
+        en = failed(crate::i18n::Lang::En),
     );
     let nonce = leptos::nonce::use_nonce();
     view! { <script type="module" nonce=nonce>{script}</script> }

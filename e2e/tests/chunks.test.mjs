@@ -133,3 +133,20 @@ describe('the practice card is loaded only when chosen', () => {
     await context.close();
   });
 });
+
+describe('the main WASM cannot be fetched', () => {
+  test('the card step says so in the page\'s language instead of loading for ever', async () => {
+    for (const [lang, words] of [['ja', '読み込み直して'], ['en', 'reload the page']]) {
+      const { context, page } = await phonePage(browser);
+      await toReview(server, page, 'separate_route');
+      await page.route(/\/pkg\/uketsuke\.wasm$/, (route) => route.abort('internetdisconnected'));
+      await page.goto(`${server.base}${new URL(page.url()).pathname.replace(/review$/, 'card')}?lang=${lang}`);
+      await page.locator('body[data-wasm="failed"]').waitFor({ timeout: 30_000 });
+      const line = page.getByTestId('card-loading');
+      assert.match(await line.textContent(), new RegExp(words));
+      assert.equal(await line.getAttribute('role'), 'alert');
+      await screenshot(page, `chunk-main-wasm-failed-${lang}`);
+      await context.close();
+    }
+  });
+});
