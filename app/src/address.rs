@@ -116,6 +116,17 @@ impl Address {
             .map(|(_, v)| v.clone())
     }
 
+    /// This page's query with `name` set to `value` (replacing every earlier value; the other
+    /// keys kept in order), as a relative address `?…` to the same path.
+    pub fn query_with(&self, name: &str, value: &str) -> String {
+        let mut query = form_urlencoded::Serializer::for_suffix(String::from("?"), 1);
+        for (k, v) in self.query.iter().filter(|(k, _)| k != name) {
+            query.append_pair(k, v);
+        }
+        query.append_pair(name, value);
+        query.finish()
+    }
+
     /// This page's address: the request's on the server, the window's in the browser.
     pub fn current() -> Address {
         #[cfg(feature = "ssr")]
@@ -147,6 +158,16 @@ pub fn use_query(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_with_one_key_set_keeps_the_others() {
+        let address = Address::new("/r/abc", "error=pin_locked&lang=ja&lang=xx&x=%E5%B1%B1");
+        assert_eq!(
+            address.query_with("lang", "en"),
+            "?error=pin_locked&x=%E5%B1%B1&lang=en"
+        );
+        assert_eq!(Address::new("/", "").query_with("lang", "ja"), "?lang=ja");
+    }
 
     #[test]
     fn paths_pick_their_screens() {

@@ -1,5 +1,9 @@
 //! The Uketsuke user interface, one crate for both sides: rendered to HTML by the server
-//! (feature `ssr`) and hydrated in the browser (feature `hydrate`).
+//! (feature `ssr`), with the few parts that need the browser hydrated there as islands
+//! (feature `hydrate`; Leptos islands mode). A `#[component]` is server-only; an `#[island]`
+//! (the card step, 同意照会's list, the insurance-use consent, the hand-off's return page and
+//! the demo's practice app) is also compiled to WASM and gets its props from the page. Every
+//! other screen is plain HTML whose links and forms work without scripts.
 //!
 //! - `pages/` — one module per screen a person sees
 //! - `components/` — pieces shared by several screens
@@ -59,12 +63,16 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The script that starts the WASM: once the page has loaded and the browser is idle, with no
-/// preload hints. The server's page is complete and readable without it (links and forms work;
-/// the card step says it is loading), so on a slow connection the text paints first and the
-/// WASM (the largest download) does not share the bandwidth with it. Leptos's
-/// `HydrationScripts` preloads the WASM from the head instead, which delays the largest paint
-/// by the WASM's download on a slow mobile connection (issue 13; `scripts/lighthouse.sh`).
+/// The script that starts the WASM, on a page that has islands only (`#[island]`: the parts of a
+/// screen that need the browser, such as the card step). Everything else is server-rendered
+/// HTML whose links and forms work without it, so pages such as the landing page download no
+/// WASM at all. The WASM starts once the page has loaded and the browser is idle, with no
+/// preload hints: on a slow connection the text paints first and the WASM (the largest
+/// download) does not share the bandwidth with it. Leptos's `HydrationScripts` preloads it from
+/// the head instead, which delays the largest paint on a slow mobile connection (issue 13;
+/// `scripts/lighthouse.sh`). Each `<leptos-island>` is then hydrated by the WASM function its
+/// `data-component` names; islands are not nested here. The body is marked
+/// `data-hydrated="true"` once every island is live (at once on a page without islands).
 #[component]
 fn HydrateAfterLoad(options: LeptosOptions) -> impl IntoView {
     let pkg = format!("/{}/{}", options.site_pkg_dir, options.output_name);
@@ -82,9 +90,13 @@ fn HydrateAfterLoad(options: LeptosOptions) -> impl IntoView {
         "const failed=()=>{{document.body.dataset.wasm=\"failed\";\
          const text=document.documentElement.lang===\"en\"?{en:?}:{ja:?};\
          for(const line of document.querySelectorAll('[data-testid=\"card-loading\"]')){{line.textContent=text;line.setAttribute(\"role\",\"alert\");}}}};\
-         const start=()=>import({js:?}).then((m)=>m.default({{module_or_path:{wasm:?}}}).then(()=>m.hydrate())).catch(failed);\
+         const done=()=>{{document.body.dataset.hydrated=\"true\";}};\
+         const islands=()=>document.querySelectorAll(\"leptos-island\");\
+         const start=()=>import({js:?}).then((m)=>m.default({{module_or_path:{wasm:?}}}).then(()=>{{m.hydrate();\
+         for(const el of islands()){{const island=m[el.dataset.component];if(island)island(el);else throw new Error(\"no island \"+el.dataset.component);}}done();}})).catch(failed);\
          const idle=()=>(\"requestIdleCallback\" in window)?requestIdleCallback(start,{{timeout:1000}}):setTimeout(start,0);\
-         if(document.readyState===\"complete\")idle();else addEventListener(\"load\",idle,{{once:true}});",
+         const begin=()=>islands().length?idle():done();\
+         if(document.readyState===\"complete\")begin();else addEventListener(\"load\",begin,{{once:true}});",
         js = format!("{pkg}.js"),
         wasm = format!("{pkg}{wasm_suffix}.wasm"),
         ja = failed(crate::i18n::Lang::Ja),
@@ -104,13 +116,6 @@ pub fn App() -> impl IntoView {
     let screen = address.screen.clone();
     provide_context(address);
 
-    // Marks the page as interactive once the WASM has taken over (used by tests and styles).
-    Effect::new(move |_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
-
     view! {
         <Html {..} lang=move || lang.get().code()/>
         <Stylesheet id="uketsuke" href="/pkg/uketsuke.css"/>
@@ -127,10 +132,15 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// Entry point of the browser build: attaches the app to the server-rendered page.
+/// Entry point of the browser build, run before the page's islands are hydrated (see
+/// [`HydrateAfterLoad`]): starts the reactive system and provides, at its root, what the
+/// server's [`App`] provides to every island: the page's language (as rendered into
+/// `<html lang>`) and its address.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    leptos::mount::hydrate_islands();
+    provide_context(LangSignal(RwSignal::new(initial_lang())));
+    provide_context(Address::current());
 }

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::i18n::{remember_lang, use_lang, use_texts};
+use crate::i18n::{use_lang, use_texts};
 
 #[component]
 pub fn Page<C: IntoView + 'static>(
@@ -85,27 +85,23 @@ mod tests {
     }
 }
 
-/// A link that works without JavaScript (`?lang=`), and switches in place once hydrated.
+/// The other language: a plain link to this page with `?lang=` set (its other query kept). The
+/// server renders the page in that language and remembers it in a cookie for the next pages;
+/// the screens are server-rendered, so the switch is a page load, with or without scripts.
 #[component]
 fn LanguageSwitch() -> impl IntoView {
-    let lang = use_lang();
-    let target = move || lang.get().other();
+    let target = use_lang().get_untracked().other();
+    let href = crate::address::use_address().query_with("lang", target.code());
     view! {
         <a
             class="lang-switch"
             data-testid="lang-switch"
-            href=move || format!("?lang={}", target().code())
-            hreflang=move || target().code()
-            lang=move || target().code()
-            aria-label=move || target().texts().switch_language_label
-            on:click=move |ev| {
-                ev.prevent_default();
-                let next = target();
-                lang.set(next);
-                remember_lang(next);
-            }
+            href=href
+            hreflang=target.code()
+            lang=target.code()
+            aria-label=target.texts().switch_language_label
         >
-            {move || target().texts().language_name}
+            {target.texts().language_name}
         </a>
     }
 }

@@ -179,38 +179,6 @@ pub fn initial_lang() -> Lang {
     }
 }
 
-/// Remembers the choice in the browser, and drops a `?lang=` from the address so that a reload
-/// keeps the language just chosen.
-pub fn remember_lang(lang: Lang) {
-    #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
-    {
-        use wasm_bindgen::JsCast;
-        let Some(window) = web_sys::window() else {
-            return;
-        };
-        if let Some(doc) = window
-            .document()
-            .and_then(|d| d.dyn_into::<web_sys::HtmlDocument>().ok())
-        {
-            let cookie = format!(
-                "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
-                lang.code()
-            );
-            let _ = doc.set_cookie(&cookie);
-        }
-        let location = window.location();
-        if location.search().unwrap_or_default().contains("lang=")
-            && let (Ok(history), Ok(path)) = (window.history(), location.pathname())
-        {
-            let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
-        }
-    }
-    #[cfg(not(all(feature = "hydrate", not(feature = "ssr"))))]
-    {
-        let _ = lang;
-    }
-}
-
 /// A calendar date `YYYY-MM-DD` as people write it: 2026年11月22日 / 22 November 2026.
 /// Anything else is shown as it is rather than hidden.
 pub fn format_date(lang: Lang, iso: &str) -> String {

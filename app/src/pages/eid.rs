@@ -27,8 +27,9 @@ pub struct Checked {
     pub text: SignedText,
 }
 
-/// `/r/{link}/eid-return`: the app's result arrives here and is submitted.
-#[component]
+/// `/r/{link}/eid-return`: the app's result arrives here and is submitted (an island: it runs
+/// in the browser, which alone sees the fragment).
+#[island]
 pub fn AppReturn(link: String) -> impl IntoView {
     let f = use_flow_texts();
     let error: RwSignal<Option<String>> = RwSignal::new(None);
@@ -70,7 +71,11 @@ pub fn PracticeApp(link: String) -> impl IntoView {
         <Suspense fallback=move || view! { <p class="loading">{move || f().app_return_busy}</p> }>
             {move || Suspend::new(async move {
                 match state.await {
-                    Ok(LinkState::Open(landing)) if landing.demo => Either::Left(practice_app(landing)),
+                    Ok(LinkState::Open(landing)) if landing.demo => Either::Left(view! {
+                        <Page title=Signal::derive(move || f().app_demo_title.to_owned()) demo=true>
+                            <PracticeAppBody landing/>
+                        </Page>
+                    }),
                     _ => {
                         crate::pages::page_status(404);
                         Either::Right(view! { <crate::pages::not_found::NotFound/> })
@@ -81,7 +86,10 @@ pub fn PracticeApp(link: String) -> impl IntoView {
     }
 }
 
-fn practice_app(landing: LandingView) -> impl IntoView {
+/// The practice app's page body (an island: it reads the request from the fragment, signs with
+/// a practice card and returns to the site).
+#[island]
+fn PracticeAppBody(landing: LandingView) -> impl IntoView {
     let f = use_flow_texts();
     let lang = use_lang();
     let request: RwSignal<Option<Checked>> = RwSignal::new(None);
@@ -125,56 +133,54 @@ fn practice_app(landing: LandingView) -> impl IntoView {
         live::cancel(request);
     };
     view! {
-        <Page title=Signal::derive(move || f().app_demo_title.to_owned()) demo=true>
-            <h1>{move || f().app_demo_title}</h1>
-            <p class="demo-tag-line"><span class="demo-tag">"デモ DEMO"</span></p>
-            <p class="card">{move || f().app_demo_lead}</p>
-            <div role="alert" aria-live="assertive" class="alert-region" data-testid="card-error">
-                {move || error.get().map(|message| view! { <p class="card notice">{message}</p> })}
-                {
-                    let offer = Memo::new(move |_| reload.get() && error.with(Option::is_some));
-                    move || offer.get().then(|| view! {
-                        <p><crate::components::ReloadButton fragment=request_fragment/></p>
-                    })
-                }
-                {move || refused.get().map(|code| view! {
-                    <section class="card notice" data-testid="app-refused" data-code=code>
-                        <h2>{move || f().app_refused_title}</h2>
-                        <p>{move || code_message(lang.get(), code)}</p>
-                    </section>
-                })}
-            </div>
-            {move || request.get().map(|checked| {
-                let landing = landing.clone();
-                view! {
-                <form class="card pin-pad" aria-labelledby="app-heading" on:submit=sign>
-                    <h2 id="app-heading">{move || f().app_demo_site}</h2>
-                    <p class="app-origin" data-testid="app-origin">{checked.text.origin().to_owned()}</p>
-                    <SignedDetails text=checked.text.clone() landing/>
-                    <label for="app-person">{move || f().card_practice_person}</label>
-                    <crate::pages::card_step::ways::DemoPersonSelect id="app-person" person/>
-                    <label for="app-pin">{move || f().pin_label}</label>
-                    <input
-                        id="app-pin"
-                        node_ref=pin_ref
-                        data-testid="pin"
-                        type="password"
-                        inputmode="numeric"
-                        pattern="[0-9]{4}"
-                        minlength="4"
-                        maxlength="4"
-                        autocomplete="off"
-                        required=true
-                    />
-                    <button type="submit" class="button" data-testid="app-sign" disabled=move || busy.get()>
-                        {move || f().app_demo_sign}
-                    </button>
-                    <button type="button" class="button secondary" data-testid="app-cancel" on:click=cancel>
-                        {move || f().app_demo_cancel}
-                    </button>
-                </form>
-            }})}
-        </Page>
+        <h1>{move || f().app_demo_title}</h1>
+        <p class="demo-tag-line"><span class="demo-tag">"デモ DEMO"</span></p>
+        <p class="card">{move || f().app_demo_lead}</p>
+        <div role="alert" aria-live="assertive" class="alert-region" data-testid="card-error">
+            {move || error.get().map(|message| view! { <p class="card notice">{message}</p> })}
+            {
+                let offer = Memo::new(move |_| reload.get() && error.with(Option::is_some));
+                move || offer.get().then(|| view! {
+                    <p><crate::components::ReloadButton fragment=request_fragment/></p>
+                })
+            }
+            {move || refused.get().map(|code| view! {
+                <section class="card notice" data-testid="app-refused" data-code=code>
+                    <h2>{move || f().app_refused_title}</h2>
+                    <p>{move || code_message(lang.get(), code)}</p>
+                </section>
+            })}
+        </div>
+        {move || request.get().map(|checked| {
+            let landing = landing.clone();
+            view! {
+            <form class="card pin-pad" aria-labelledby="app-heading" on:submit=sign>
+                <h2 id="app-heading">{move || f().app_demo_site}</h2>
+                <p class="app-origin" data-testid="app-origin">{checked.text.origin().to_owned()}</p>
+                <SignedDetails text=checked.text.clone() landing/>
+                <label for="app-person">{move || f().card_practice_person}</label>
+                <crate::pages::card_step::ways::DemoPersonSelect id="app-person" person/>
+                <label for="app-pin">{move || f().pin_label}</label>
+                <input
+                    id="app-pin"
+                    node_ref=pin_ref
+                    data-testid="pin"
+                    type="password"
+                    inputmode="numeric"
+                    pattern="[0-9]{4}"
+                    minlength="4"
+                    maxlength="4"
+                    autocomplete="off"
+                    required=true
+                />
+                <button type="submit" class="button" data-testid="app-sign" disabled=move || busy.get()>
+                    {move || f().app_demo_sign}
+                </button>
+                <button type="button" class="button secondary" data-testid="app-cancel" on:click=cancel>
+                    {move || f().app_demo_cancel}
+                </button>
+            </form>
+        }})}
     }
 }
 

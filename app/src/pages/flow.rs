@@ -361,7 +361,7 @@ fn Card(link: String, view: FlowView) -> impl IntoView {
                 let who = format!("{} ({})", staff.name, staff.login_id);
                 view! { <p class="card hint" data-testid="staff-on-device">{move || (f().staff_on_device)(&who)}</p> }
             })}
-            <crate::pages::card_step::CardWays link demo visual/>
+            <crate::pages::card_step::CardStep link demo visual/>
             // On the institution's own device the "finish at the institution" advice is moot.
             {staff.is_none().then(|| view! {
                 <section class="card" aria-labelledby="cannot-heading">
@@ -592,10 +592,26 @@ pub fn Manage(link: String) -> impl IntoView {
 #[component]
 fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
     let f = use_flow_texts();
-    let t = use_texts();
-    let lang = use_lang();
     let name = institution_name(&view);
     let demo = view.landing.demo;
+    view! {
+        <Page title=Signal::derive(move || f().manage_title.to_owned()) demo>
+            <p class="step">{move || name.get()}</p>
+            <h1>{move || f().manage_title}</h1>
+            <p class="card">{move || f().manage_lead}</p>
+            <ManageBody link demo has_session=view.has_session/>
+        </Page>
+    }
+}
+
+/// 同意照会・取消's part that runs in the browser (an island): the card step until the card
+/// proves who the patient is (or the button that starts a session), then the patient's
+/// receptions with their read history, the change forms and 全て取消.
+#[island]
+fn ManageBody(link: String, demo: bool, has_session: bool) -> impl IntoView {
+    let f = use_flow_texts();
+    let t = use_texts();
+    let lang = use_lang();
     let list: RwSignal<Option<crate::api::ManagedList>> = RwSignal::new(None);
     let failed: RwSignal<Option<String>> = RwSignal::new(None);
     // The outcome of the last change of consent, announced by a status line that is always in
@@ -623,111 +639,106 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
         });
     };
     view! {
-        <Page title=Signal::derive(move || f().manage_title.to_owned()) demo>
-            <p class="step">{move || name.get()}</p>
-            <h1>{move || f().manage_title}</h1>
-            <p class="card">{move || f().manage_lead}</p>
-            {if view.has_session {
-                // The card step until the list is shown (a memo: once, not on every change).
-                let unproven = Memo::new(move |_| list.with(Option::is_none));
-                let link = link.clone();
-                Either::Left(move || unproven.get().then(|| view! {
-                    <crate::pages::card_step::CardWays
-                        link=link.clone()
-                        demo
-                        purpose=crate::pages::card_step::Purpose::Manage(list)
-                    />
-                }))
-            } else {
-                Either::Right(view! {
-                    <form method="post" action=format!("/r/{link}/start")>
-                        <input type="hidden" name="next" value="manage"/>
-                        <button type="submit" class="button wide" data-testid="manage-start">{move || f().manage_start}</button>
-                    </form>
-                })
-            }}
-            {move || failed.get().map(|code| view! {
-                <p class="card notice" role="alert">{code_message(lang.get(), &code)}</p>
-            })}
-            <p
-                class="manage-status"
-                role="status"
-                tabindex="-1"
-                node_ref=status_ref
-                data-testid="manage-status"
-            >
-                {move || saved.get().map(|o| crate::pages::manage::outcome_message(lang.get(), &o))}
-            </p>
-            {move || list.get().map(|managed| {
-                let any_open = managed.receptions.iter().any(|r| !r.withdrawn);
-                let earlier_unknown = managed.earlier_cards_unknown;
-                view! {
-                    <section class="card" aria-labelledby="managed-heading" role="status">
-                        <h2 id="managed-heading">{move || f().manage_list}</h2>
-                        {if managed.receptions.is_empty() {
-                            Either::Left(view! { <p data-testid="managed-none">{move || f().manage_none}</p> })
-                        } else {
-                            Either::Right(view! {
-                                <ul class="managed" data-testid="managed">
-                                    {managed.receptions.into_iter().map(|r| {
-                                        let date = r.visit_date.clone();
-                                        let end = r.window_end_display.clone();
-                                        let kind = r.kind;
-                                        let title_id = format!("reception-{}", r.id);
-                                        let editor = r.changeable.then(|| view! {
-                                            <crate::pages::manage::ConsentEditor
-                                                item=r.clone()
-                                                title_id=title_id.clone()
-                                                list
-                                                outcome=saved
-                                            />
-                                        });
-                                        view! {
-                                            <li data-testid="managed-item">
-                                                <span id=title_id.clone()>
-                                                    <strong>{move || t().kind(kind).title}</strong>
-                                                    " · "
-                                                    {move || format_date(lang.get(), &date)}
-                                                    {r.reception_number.clone().map(|n| view! { " · " {n} })}
-                                                </span>
-                                                <br/>
-                                                {move || format!(
-                                                    "{}: {} / {}: {}",
-                                                    f().consent_clinical,
-                                                    if r.clinical_medication { f().agree } else { f().disagree },
-                                                    f().consent_checkups,
-                                                    if r.checkups { f().agree } else { f().disagree },
-                                                )}
-                                                <br/>
-                                                {if r.withdrawn {
-                                                    Either::Left(view! { <span class="tag" data-testid="managed-withdrawn">{move || f().manage_withdrawn}</span> })
-                                                } else {
-                                                    let end = end.clone();
-                                                    Either::Right(view! {
-                                                        <span>
-                                                            {move || f().manage_until}
-                                                            ": "
-                                                            {move || end.as_deref().map(|e| format_end(lang.get(), e)).unwrap_or_else(|| f().review_no_window.to_owned())}
-                                                        </span>
-                                                    })
-                                                }}
-                                                <crate::pages::manage::ReadHistory reads=r.reads.clone()/>
-                                                {editor}
-                                            </li>
-                                        }
-                                    }).collect_view()}
-                                </ul>
-                            })
-                        }}
-                        <crate::pages::manage::EarlierCards unknown=earlier_unknown/>
-                        {any_open.then(|| view! {
-                            <button type="button" class="button danger wide" data-testid="withdraw-all" on:click=withdraw>
-                                {move || f().manage_withdraw_all}
-                            </button>
-                        })}
-                    </section>
-                }
-            })}
-        </Page>
+        {if has_session {
+            // The card step until the list is shown (a memo: once, not on every change).
+            let unproven = Memo::new(move |_| list.with(Option::is_none));
+            let link = link.clone();
+            Either::Left(move || unproven.get().then(|| view! {
+                <crate::pages::card_step::CardWays
+                    link=link.clone()
+                    demo
+                    purpose=crate::pages::card_step::Purpose::Manage(list)
+                />
+            }))
+        } else {
+            Either::Right(view! {
+                <form method="post" action=format!("/r/{link}/start")>
+                    <input type="hidden" name="next" value="manage"/>
+                    <button type="submit" class="button wide" data-testid="manage-start">{move || f().manage_start}</button>
+                </form>
+            })
+        }}
+        {move || failed.get().map(|code| view! {
+            <p class="card notice" role="alert">{code_message(lang.get(), &code)}</p>
+        })}
+        <p
+            class="manage-status"
+            role="status"
+            tabindex="-1"
+            node_ref=status_ref
+            data-testid="manage-status"
+        >
+            {move || saved.get().map(|o| crate::pages::manage::outcome_message(lang.get(), &o))}
+        </p>
+        {move || list.get().map(|managed| {
+            let any_open = managed.receptions.iter().any(|r| !r.withdrawn);
+            let earlier_unknown = managed.earlier_cards_unknown;
+            view! {
+                <section class="card" aria-labelledby="managed-heading" role="status">
+                    <h2 id="managed-heading">{move || f().manage_list}</h2>
+                    {if managed.receptions.is_empty() {
+                        Either::Left(view! { <p data-testid="managed-none">{move || f().manage_none}</p> })
+                    } else {
+                        Either::Right(view! {
+                            <ul class="managed" data-testid="managed">
+                                {managed.receptions.into_iter().map(|r| {
+                                    let date = r.visit_date.clone();
+                                    let end = r.window_end_display.clone();
+                                    let kind = r.kind;
+                                    let title_id = format!("reception-{}", r.id);
+                                    let editor = r.changeable.then(|| view! {
+                                        <crate::pages::manage::ConsentEditor
+                                            item=r.clone()
+                                            title_id=title_id.clone()
+                                            list
+                                            outcome=saved
+                                        />
+                                    });
+                                    view! {
+                                        <li data-testid="managed-item">
+                                            <span id=title_id.clone()>
+                                                <strong>{move || t().kind(kind).title}</strong>
+                                                " · "
+                                                {move || format_date(lang.get(), &date)}
+                                                {r.reception_number.clone().map(|n| view! { " · " {n} })}
+                                            </span>
+                                            <br/>
+                                            {move || format!(
+                                                "{}: {} / {}: {}",
+                                                f().consent_clinical,
+                                                if r.clinical_medication { f().agree } else { f().disagree },
+                                                f().consent_checkups,
+                                                if r.checkups { f().agree } else { f().disagree },
+                                            )}
+                                            <br/>
+                                            {if r.withdrawn {
+                                                Either::Left(view! { <span class="tag" data-testid="managed-withdrawn">{move || f().manage_withdrawn}</span> })
+                                            } else {
+                                                let end = end.clone();
+                                                Either::Right(view! {
+                                                    <span>
+                                                        {move || f().manage_until}
+                                                        ": "
+                                                        {move || end.as_deref().map(|e| format_end(lang.get(), e)).unwrap_or_else(|| f().review_no_window.to_owned())}
+                                                    </span>
+                                                })
+                                            }}
+                                            <crate::pages::manage::ReadHistory reads=r.reads.clone()/>
+                                            {editor}
+                                        </li>
+                                    }
+                                }).collect_view()}
+                            </ul>
+                        })
+                    }}
+                    <crate::pages::manage::EarlierCards unknown=earlier_unknown/>
+                    {any_open.then(|| view! {
+                        <button type="button" class="button danger wide" data-testid="withdraw-all" on:click=withdraw>
+                            {move || f().manage_withdraw_all}
+                        </button>
+                    })}
+                </section>
+            }
+        })}
     }
 }

@@ -156,25 +156,9 @@ fn NotOffered(link: String, view: FlowView) -> impl IntoView {
 #[component]
 fn Terms(link: String, view: FlowView, refusal: Option<String>) -> impl IntoView {
     let u = use_insurance_use_texts();
-    let f = use_flow_texts();
     let lang = use_lang();
     let name = institution_name(&view);
     let demo = view.landing.demo;
-    let agreed = RwSignal::new(false);
-    // Back from the card-reading app with its result (`#<result>` or `#error=<code>`): the
-    // patient agreed before going there, and the card step sends the app's result. Any other
-    // fragment (a crafted link) leaves the box as it is.
-    #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        use crate::pages::card_step::hand_off::{AppResult, PROTOCOL_VERSION, fragment};
-        let hash = window().location().hash().unwrap_or_default();
-        let from_app = fragment::error_code(&hash).is_some()
-            || fragment::decode::<AppResult>(&hash).is_some_and(|r| r.v == PROTOCOL_VERSION);
-        if from_app {
-            agreed.set(true);
-        }
-    });
-    let card_link = link.clone();
     view! {
         <Page title=Signal::derive(move || u().terms_title.to_owned()) demo>
             <p class="step">{move || name.get()}</p>
@@ -194,36 +178,63 @@ fn Terms(link: String, view: FlowView, refusal: Option<String>) -> impl IntoView
                 <p class="hint-text" data-testid="terms-version">
                     {move || (u().terms_version)(INSURANCE_USE_TERMS_VERSION)}
                 </p>
-                <fieldset class="choice">
-                    <legend>{move || u().consent_legend}</legend>
-                    <label class="option consent-check">
-                        <input
-                            type="checkbox"
-                            data-testid="insurance-consent"
-                            aria-describedby="insurance-consent-hint"
-                            prop:checked=move || agreed.get()
-                            on:change=move |ev| agreed.set(event_target_checked(&ev))
-                        />
-                        <span>{move || u().consent_label}</span>
-                    </label>
-                    <p id="insurance-consent-hint" class="hint-text">{move || u().consent_hint}</p>
-                </fieldset>
             </section>
-            <noscript>
-                <p class="card notice" role="alert">{move || f().card_needs_js}</p>
-            </noscript>
-            {move || agreed.get().then(|| view! {
-                <section aria-labelledby="insurance-card-heading" data-testid="insurance-card">
-                    <h2 id="insurance-card-heading">{move || u().card_heading}</h2>
-                    <p>{move || u().card_lead}</p>
-                    <CardWays link=card_link.clone() demo purpose=Purpose::InsuranceUse/>
-                </section>
-            })}
+            <InsuranceConsent link=link.clone() demo/>
             <p>
                 <a class="button secondary wide" href=format!("/r/{link}/done") data-testid="insurance-back">
                     {move || u().back_to_done}
                 </a>
             </p>
         </Page>
+    }
+}
+
+/// The agreement to the terms and, once given, the card step (an island: the part of the
+/// screen that runs in the browser).
+#[island]
+fn InsuranceConsent(link: String, demo: bool) -> impl IntoView {
+    let u = use_insurance_use_texts();
+    let f = use_flow_texts();
+    let agreed = RwSignal::new(false);
+    // Back from the card-reading app with its result (`#<result>` or `#error=<code>`): the
+    // patient agreed before going there, and the card step sends the app's result. Any other
+    // fragment (a crafted link) leaves the box as it is.
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        use crate::pages::card_step::hand_off::{AppResult, PROTOCOL_VERSION, fragment};
+        let hash = window().location().hash().unwrap_or_default();
+        let from_app = fragment::error_code(&hash).is_some()
+            || fragment::decode::<AppResult>(&hash).is_some_and(|r| r.v == PROTOCOL_VERSION);
+        if from_app {
+            agreed.set(true);
+        }
+    });
+    view! {
+        <section class="card" data-testid="insurance-agreement">
+            <fieldset class="choice">
+                <legend>{move || u().consent_legend}</legend>
+                <label class="option consent-check">
+                    <input
+                        type="checkbox"
+                        data-testid="insurance-consent"
+                        aria-describedby="insurance-consent-hint"
+                        prop:checked=move || agreed.get()
+                        on:change=move |ev| agreed.set(event_target_checked(&ev))
+                    />
+                    <span>{move || u().consent_label}</span>
+                </label>
+                <p id="insurance-consent-hint" class="hint-text">{move || u().consent_hint}</p>
+            </fieldset>
+        </section>
+        <noscript>
+            <p class="card notice" role="alert">{move || f().card_needs_js}</p>
+        </noscript>
+        {move || agreed.get().then(|| view! {
+            <section aria-labelledby="insurance-card-heading" data-testid="insurance-card">
+                <h2 id="insurance-card-heading">{move || u().card_heading}</h2>
+                <p>{move || u().card_lead}</p>
+                <CardWays link=link.clone() demo purpose=Purpose::InsuranceUse/>
+            </section>
+        })}
     }
 }

@@ -175,6 +175,13 @@ pub fn CardWays(
     }
 }
 
+/// The card step of a reception (`/r/{link}/card`) as an island: the flow's one screen part
+/// that runs in the browser. Its props come to the browser in the island's `data-props`.
+#[island]
+pub fn CardStep(link: String, demo: bool, visual: bool) -> impl IntoView {
+    view! { <CardWays link demo visual/> }
+}
+
 /// The card step's browser side: the reader and the calls to our API. Its methods live with
 /// the part of the step they serve.
 #[cfg(feature = "hydrate")]
