@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Prints what a patient's phone downloads, beside the Leptos floor, in one run:
-#   - every file of the release bundle (raw, gzip, brotli): the main WASM and JS every visit
-#     loads, the split-off chunks (the practice card: fetched only when chosen), the CSS, and the
-#     server-rendered landing page as sent over the wire;
+#   - every file of the release bundle (raw, gzip, brotli): the main WASM and JS (the islands of
+#     the reception's path: the card step loads them), the split-off chunks (the practice card:
+#     fetched only when chosen), the CSS, the second module with every island (pkg/all/: the
+#     screens off the reception's path), and the server-rendered landing page as sent;
 #   - the floor: a hello-world Leptos 0.8 SSR + hydrate app (tools/leptos-floor) built here with
 #     the same wasm-release profile and wasm-opt options (target dir target/leptos-floor);
 #   - the patient's first visit (landing → done without the practice card) and its ratio to the
@@ -38,7 +39,7 @@ row() { printf '%-44s %10s %10s %10s\n' "$@"; }
 file_row() { row "$1" "$(stat -c %s "$2")" "$(gzip -9 -c "$2" | wc -c)" "$(br "$2")"; }
 
 row "file" "raw" "gzip" "brotli"
-file_row "uketsuke.wasm (main, every visit)" "$pkg/uketsuke.wasm"
+file_row "uketsuke.wasm (card step: every patient)" "$pkg/uketsuke.wasm"
 file_row "uketsuke.js" "$pkg/uketsuke.js"
 split_js=$(find "$pkg" -maxdepth 1 -name '__wasm_split*.js' | head -n1)
 [ -z "$split_js" ] || file_row "$(basename "$split_js" | cut -c1-20)….js (chunk loader)" "$split_js"
@@ -47,6 +48,13 @@ for chunk in $chunks; do
   file_row "$(basename "$chunk") (on demand)" "$chunk"
 done
 file_row "uketsuke.css" "$pkg/uketsuke.css"
+# The second module: every island, for the screens off the reception's path (同意照会,
+# 健康保険証利用登録, the demo's practice app); a patient on the reception's path never loads it.
+file_row "all/uketsuke.wasm (off-path screens)" "$pkg/all/uketsuke.wasm"
+file_row "all/uketsuke.js" "$pkg/all/uketsuke.js"
+for chunk in $(find "$pkg/all" -maxdepth 1 -name '*.wasm' ! -name uketsuke.wasm | sort); do
+  file_row "all/$(basename "$chunk") (on demand)" "$chunk"
+done
 
 source scripts/lib/demo-server.sh
 start_demo_server separate_route
@@ -58,8 +66,9 @@ row "landing page HTML (served)" "$html_raw" "$html_gz" "$html_br"
 file_row "floor: floor.wasm" "$floor_pkg/floor.wasm"
 file_row "floor: floor.js" "$floor_pkg/floor.js"
 
-# A patient's first visit: the landing page, the JS and its chunk loader, the main WASM, the CSS.
-# The practice card's chunk is not part of it (demo only, fetched when chosen).
+# A patient's first visit: the landing page, the JS and its chunk loader, the main WASM, the CSS
+# (the landing page itself loads no WASM: the card step's island does). The practice card's
+# chunk is not part of it (demo only, fetched when chosen).
 wasm=$(br "$pkg/uketsuke.wasm")
 visit=$((html_br + $(br "$pkg/uketsuke.js") + wasm + $(br "$pkg/uketsuke.css")))
 [ -z "$split_js" ] || visit=$((visit + $(br "$split_js")))

@@ -3,7 +3,8 @@
 //! (feature `hydrate`; Leptos islands mode). A `#[component]` is server-only; an `#[island]`
 //! (the card step, 同意照会's list, the insurance-use consent, the hand-off's return page and
 //! the demo's practice app) is also compiled to WASM and gets its props from the page. Every
-//! other screen is plain HTML whose links and forms work without scripts.
+//! other screen is plain HTML whose links and forms work without scripts. The WASM comes in
+//! two builds ([`ALL_ISLANDS_DIR`]): the reception's islands only, and every island.
 //!
 //! - `pages/` — one module per screen a person sees
 //! - `components/` — pieces shared by several screens
@@ -63,6 +64,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The folder, under the site's `pkg`, of the WASM with every island (feature `all-islands`),
+/// which the screens off the reception's path load (同意照会, 健康保険証利用登録, the practice
+/// app). The reception's screens (`/r/{link}/…`: the card step, the hand-off's return page) load
+/// `pkg/uketsuke.*`, which has only their islands: what every patient downloads stays small.
+/// `scripts/build-site.sh` builds both.
+pub const ALL_ISLANDS_DIR: &str = "all";
+
 /// The script that starts the WASM, on a page that has islands only (`#[island]`: the parts of a
 /// screen that need the browser, such as the card step). Everything else is server-rendered
 /// HTML whose links and forms work without it, so pages such as the landing page download no
@@ -75,7 +83,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// `data-hydrated="true"` once every island is live (at once on a page without islands).
 #[component]
 fn HydrateAfterLoad(options: LeptosOptions) -> impl IntoView {
-    let pkg = format!("/{}/{}", options.site_pkg_dir, options.output_name);
+    let pkg = match Address::current().screen {
+        Screen::Flow(..) => format!("/{}/{}", options.site_pkg_dir, options.output_name),
+        _ => format!(
+            "/{}/{ALL_ISLANDS_DIR}/{}",
+            options.site_pkg_dir, options.output_name
+        ),
+    };
     // cargo-leptos names the WASM after the package; a plain wasm-bindgen build adds `_bg`.
     let wasm_suffix = if option_env!("LEPTOS_OUTPUT_NAME").is_some() {
         ""

@@ -22,7 +22,8 @@ after(async () => {
   await server?.stop();
 });
 
-const CHUNK = /\/pkg\/split_practice_card\.wasm$/;
+// The card step's module and the off-path screens' module (pkg/all/) each have their own chunk.
+const CHUNK = /\/pkg\/(all\/)?split_practice_card\.wasm$/;
 
 /** Records the addresses of every WASM file the page fetches. */
 function wasmRequests(page) {
@@ -44,6 +45,8 @@ describe('the practice card is loaded only when chosen', () => {
     const { context, page, problems } = await phonePage(browser);
     const wasm = wasmRequests(page);
     await toReview(server, page, 'separate_route');
+    // Landing, consent and review are server-rendered with no island: no WASM at all.
+    assert.deepEqual(wasm, [], 'no WASM before the card step');
     await page.getByTestId('to-card').click();
     await page.waitForURL(/\/card$/);
     await hydrated(page);
@@ -130,6 +133,19 @@ describe('the practice card is loaded only when chosen', () => {
     await page.getByTestId('pin').fill('1234');
     await page.getByTestId('app-sign').click();
     await waitDone(page);
+    await context.close();
+  });
+});
+
+describe('the screens off the reception\'s path', () => {
+  test('同意照会 loads the module with every island, not the card step\'s', async () => {
+    const { context, page, problems } = await phonePage(browser);
+    const wasm = wasmRequests(page);
+    await page.goto(`${server.base}/r/${server.links.separate_route}/manage`);
+    await hydrated(page);
+    await page.getByTestId('manage-start').waitFor();
+    assert.deepEqual([...new Set(wasm)], ['/pkg/all/uketsuke.wasm']);
+    assert.deepEqual(problems, []);
     await context.close();
   });
 });

@@ -738,8 +738,15 @@ fn build(raw: &BTreeMap<&'static str, Raw>) -> Result<Config, ConfigError> {
 }
 
 /// The files of the built site the pages load; a `site_root` without them serves pages that
-/// never come alive.
-pub const SITE_FILES: [&str; 3] = ["pkg/uketsuke.js", "pkg/uketsuke.wasm", "pkg/uketsuke.css"];
+/// never come alive. `pkg/all/` holds the WASM with every island, for the screens off the
+/// reception's path (`uketsuke_app::ALL_ISLANDS_DIR`).
+pub const SITE_FILES: [&str; 5] = [
+    "pkg/uketsuke.js",
+    "pkg/uketsuke.wasm",
+    "pkg/uketsuke.css",
+    "pkg/all/uketsuke.js",
+    "pkg/all/uketsuke.wasm",
+];
 
 impl Config {
     /// Whether `site_root` holds the built site ([`SITE_FILES`]). The server checks this at

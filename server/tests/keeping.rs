@@ -269,9 +269,10 @@ async fn an_older_binary_names_the_newer_migration_instead_of_failing_obscurely(
         if engine.engine == "sqlite" {
             // A built site, so that start-up gets as far as the database.
             let site = tempfile::tempdir().expect("site");
-            std::fs::create_dir_all(site.path().join("pkg")).expect("pkg");
             for file in uketsuke_server::config::SITE_FILES {
-                std::fs::write(site.path().join(file), b"").expect("site file");
+                let path = site.path().join(file);
+                std::fs::create_dir_all(path.parent().expect("parent")).expect("pkg");
+                std::fs::write(path, b"").expect("site file");
             }
             let out = std::process::Command::new(BIN)
                 .env_clear()

@@ -26,9 +26,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_uketsuke-server");
 /// without building the WASM.
 fn site(dir: &Path) -> PathBuf {
     let site = dir.join("site");
-    std::fs::create_dir_all(site.join("pkg")).expect("site folder");
     for file in uketsuke_server::config::SITE_FILES {
-        std::fs::write(site.join(file), b"").expect("site file");
+        let path = site.join(file);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("site folder");
+        std::fs::write(path, b"").expect("site file");
     }
     site
 }

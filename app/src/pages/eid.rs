@@ -88,7 +88,9 @@ pub fn PracticeApp(link: String) -> impl IntoView {
 
 /// The practice app's page body (an island: it reads the request from the fragment, signs with
 /// a practice card and returns to the site).
-#[island]
+// An island of the off-path module only (feature `all-islands`; see lib.rs).
+#[cfg_attr(any(feature = "ssr", feature = "all-islands"), island)]
+#[cfg_attr(not(any(feature = "ssr", feature = "all-islands")), component)]
 fn PracticeAppBody(landing: LandingView) -> impl IntoView {
     let f = use_flow_texts();
     let lang = use_lang();

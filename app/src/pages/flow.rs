@@ -607,7 +607,9 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
 /// 同意照会・取消's part that runs in the browser (an island): the card step until the card
 /// proves who the patient is (or the button that starts a session), then the patient's
 /// receptions with their read history, the change forms and 全て取消.
-#[island]
+// An island of the off-path module only (feature `all-islands`; see lib.rs).
+#[cfg_attr(any(feature = "ssr", feature = "all-islands"), island)]
+#[cfg_attr(not(any(feature = "ssr", feature = "all-islands")), component)]
 fn ManageBody(link: String, demo: bool, has_session: bool) -> impl IntoView {
     let f = use_flow_texts();
     let t = use_texts();

@@ -191,7 +191,9 @@ fn Terms(link: String, view: FlowView, refusal: Option<String>) -> impl IntoView
 
 /// The agreement to the terms and, once given, the card step (an island: the part of the
 /// screen that runs in the browser).
-#[island]
+// An island of the off-path module only (feature `all-islands`; see lib.rs).
+#[cfg_attr(any(feature = "ssr", feature = "all-islands"), island)]
+#[cfg_attr(not(any(feature = "ssr", feature = "all-islands")), component)]
 fn InsuranceConsent(link: String, demo: bool) -> impl IntoView {
     let u = use_insurance_use_texts();
     let f = use_flow_texts();
