@@ -80,7 +80,23 @@ pub const ALL_ISLANDS_DIR: &str = "all";
 /// the head instead, which delays the largest paint on a slow mobile connection (issue 13;
 /// `scripts/lighthouse.sh`). Each `<leptos-island>` is then hydrated by the WASM function its
 /// `data-component` names; islands are not nested here. The body is marked
-/// `data-hydrated="true"` once every island is live (at once on a page without islands).
+/// `data-hydrated="true"` once every island is live (at once on a page without islands), and on
+/// a page with islands the language switch then works in place, keeping the islands' state
+/// ([`switch_lang`]). The script is `hydrate_after_load.js`.
+/// `hydrate_after_load.js` as pages carry it: without its comment lines and indentation (it is
+/// in every page's head; its comments are for the reader of the file).
+#[cfg(feature = "ssr")]
+static HYDRATE_AFTER_LOAD: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    include_str!("hydrate_after_load.js")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+});
+#[cfg(not(feature = "ssr"))]
+static HYDRATE_AFTER_LOAD: &str = "";
+
 #[component]
 fn HydrateAfterLoad(options: LeptosOptions) -> impl IntoView {
     let pkg = match Address::current().screen {
@@ -97,25 +113,16 @@ fn HydrateAfterLoad(options: LeptosOptions) -> impl IntoView {
         "_bg"
     };
     // A WASM that cannot be fetched or started (a lost connection) leaves the page as the server
-    // sent it: the card step's "checking…" line then says so, in the page's language, and the
-    // body is marked `data-wasm="failed"`.
-    let failed = |lang| crate::i18n::flow::texts(lang).wasm_failed;
-    let script = format!(
-        "const failed=()=>{{document.body.dataset.wasm=\"failed\";\
-         const text=document.documentElement.lang===\"en\"?{en:?}:{ja:?};\
-         for(const line of document.querySelectorAll('[data-testid=\"card-loading\"]')){{line.textContent=text;line.setAttribute(\"role\",\"alert\");}}}};\
-         const done=()=>{{document.body.dataset.hydrated=\"true\";}};\
-         const islands=()=>document.querySelectorAll(\"leptos-island\");\
-         const start=()=>import({js:?}).then((m)=>m.default({{module_or_path:{wasm:?}}}).then(()=>{{m.hydrate();\
-         for(const el of islands()){{const island=m[el.dataset.component];if(island)island(el);else throw new Error(\"no island \"+el.dataset.component);}}done();}})).catch(failed);\
-         const idle=()=>(\"requestIdleCallback\" in window)?requestIdleCallback(start,{{timeout:1000}}):setTimeout(start,0);\
-         const begin=()=>islands().length?idle():done();\
-         if(document.readyState===\"complete\")begin();else addEventListener(\"load\",begin,{{once:true}});",
-        js = format!("{pkg}.js"),
-        wasm = format!("{pkg}{wasm_suffix}.wasm"),
-        ja = failed(crate::i18n::Lang::Ja),
-        en = failed(crate::i18n::Lang::En),
-    );
+    // sent it, and the page says so in its language.
+    let failed = |lang| format!("{:?}", crate::i18n::flow::texts(lang).wasm_failed);
+    let script = HYDRATE_AFTER_LOAD
+        .replace("__JS__", &format!("{:?}", format!("{pkg}.js")))
+        .replace(
+            "__WASM__",
+            &format!("{:?}", format!("{pkg}{wasm_suffix}.wasm")),
+        )
+        .replace("__FAILED_JA__", &failed(crate::i18n::Lang::Ja))
+        .replace("__FAILED_EN__", &failed(crate::i18n::Lang::En));
     let nonce = leptos::nonce::use_nonce();
     view! { <script type="module" nonce=nonce>{script}</script> }
 }
@@ -155,6 +162,28 @@ pub fn App() -> impl IntoView {
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_islands();
-    provide_context(LangSignal(RwSignal::new(initial_lang())));
+    let lang = RwSignal::new(initial_lang());
+    PAGE_LANG.with(|page| page.set(Some(lang)));
+    provide_context(LangSignal(lang));
     provide_context(Address::current());
+}
+
+#[cfg(feature = "hydrate")]
+thread_local! {
+    /// The islands' language, provided at the root by [`hydrate`].
+    static PAGE_LANG: std::cell::Cell<Option<RwSignal<crate::i18n::Lang>>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Switches the islands to the language `code` (`ja` or `en`; anything else is ignored) once
+/// the page's script has put the server's text in that language around them.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn switch_lang(code: &str) {
+    if let (Some(lang), Some(signal)) = (
+        crate::i18n::Lang::from_code(code),
+        PAGE_LANG.with(|page| page.get()),
+    ) {
+        signal.set(lang);
+    }
 }

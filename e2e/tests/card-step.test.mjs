@@ -106,6 +106,40 @@ describe('card step errors', () => {
   });
 });
 
+describe('the language switch on a screen with islands', () => {
+  test('switches in place: the open PIN pad stays, every text changes, the choice is remembered', async () => {
+    const { context, page, problems } = await phonePage(browser);
+    await toReview(server, page, 'separate_route');
+    await page.getByTestId('to-card').click();
+    await page.waitForURL(/\/card$/);
+    await hydrated(page);
+    await page.getByTestId('demo-person').selectOption('4');
+    await page.getByTestId('use-practice').click();
+    await page.getByTestId('pin').waitFor({ timeout: 30_000 });
+    await page.getByTestId('pin').fill('56');
+    await page.evaluate(() => { window.__sameDocument = true; });
+
+    await page.getByTestId('lang-switch').click();
+    await page.waitForFunction(() => document.documentElement.lang === 'en');
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no navigation happened');
+    assert.equal(await page.locator('h1').textContent(), 'Confirm with your My Number Card');
+    assert.match(await page.locator('label[for=pin]').textContent(), /PIN of the user certificate/);
+    assert.equal(await page.getByTestId('pin').inputValue(), '56', 'what was typed stays');
+    assert.equal(await page.getByTestId('lang-switch').textContent(), '日本語');
+    assert.match(await page.title(), /Uketsuke/);
+    assert.doesNotMatch(page.url(), /lang=/);
+    await assertNoAxeViolations(page, 'card step switched to English');
+
+    // The PIN pad still works in the new language, and the next screen comes in it.
+    await page.getByTestId('pin').fill('5678');
+    await page.getByTestId('send').click();
+    await waitDone(page);
+    assert.equal(await page.locator('html').getAttribute('lang'), 'en');
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+});
+
 describe('card-reading app hand-off', () => {
   test('the app signs and the browser finishes the reception; the PIN is in no request', async () => {
     const { context, page, problems } = await phonePage(browser);

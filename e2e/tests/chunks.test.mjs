@@ -142,8 +142,14 @@ describe('the screens off the reception\'s path', () => {
     const { context, page, problems } = await phonePage(browser);
     const wasm = wasmRequests(page);
     await page.goto(`${server.base}/r/${server.links.separate_route}/manage`);
-    await hydrated(page);
+    // Before a session it is one plain form: no WASM.
     await page.getByTestId('manage-start').waitFor();
+    await hydrated(page);
+    assert.deepEqual(wasm, []);
+    await page.getByTestId('manage-start').click();
+    await page.waitForURL(/\/manage$/);
+    await hydrated(page);
+    await page.getByTestId('use-practice').waitFor();
     assert.deepEqual([...new Set(wasm)], ['/pkg/all/uketsuke.wasm']);
     assert.deepEqual(problems, []);
     await context.close();

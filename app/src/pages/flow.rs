@@ -599,18 +599,33 @@ fn ManageScreen(link: String, view: FlowView) -> impl IntoView {
             <p class="step">{move || name.get()}</p>
             <h1>{move || f().manage_title}</h1>
             <p class="card">{move || f().manage_lead}</p>
-            <ManageBody link demo has_session=view.has_session/>
+            // Without a session the page is one plain form: no WASM for it.
+            {if view.has_session {
+                Either::Left(view! {
+                    <noscript>
+                        <p class="card notice" role="alert">{move || f().card_needs_js}</p>
+                    </noscript>
+                    <ManageBody link demo/>
+                })
+            } else {
+                Either::Right(view! {
+                    <form method="post" action=format!("/r/{link}/start")>
+                        <input type="hidden" name="next" value="manage"/>
+                        <button type="submit" class="button wide" data-testid="manage-start">{move || f().manage_start}</button>
+                    </form>
+                })
+            }}
         </Page>
     }
 }
 
-/// 同意照会・取消's part that runs in the browser (an island): the card step until the card
-/// proves who the patient is (or the button that starts a session), then the patient's
-/// receptions with their read history, the change forms and 全て取消.
+/// 同意照会・取消's part that runs in the browser (an island, for a patient with a session): the
+/// card step until the card proves who the patient is, then the patient's receptions with their
+/// read history, the change forms and 全て取消.
 // An island of the off-path module only (feature `all-islands`; see lib.rs).
 #[cfg_attr(any(feature = "ssr", feature = "all-islands"), island)]
 #[cfg_attr(not(any(feature = "ssr", feature = "all-islands")), component)]
-fn ManageBody(link: String, demo: bool, has_session: bool) -> impl IntoView {
+fn ManageBody(link: String, demo: bool) -> impl IntoView {
     let f = use_flow_texts();
     let t = use_texts();
     let lang = use_lang();
@@ -641,25 +656,17 @@ fn ManageBody(link: String, demo: bool, has_session: bool) -> impl IntoView {
         });
     };
     view! {
-        {if has_session {
+        {
             // The card step until the list is shown (a memo: once, not on every change).
             let unproven = Memo::new(move |_| list.with(Option::is_none));
-            let link = link.clone();
-            Either::Left(move || unproven.get().then(|| view! {
+            move || unproven.get().then(|| view! {
                 <crate::pages::card_step::CardWays
                     link=link.clone()
                     demo
                     purpose=crate::pages::card_step::Purpose::Manage(list)
                 />
-            }))
-        } else {
-            Either::Right(view! {
-                <form method="post" action=format!("/r/{link}/start")>
-                    <input type="hidden" name="next" value="manage"/>
-                    <button type="submit" class="button wide" data-testid="manage-start">{move || f().manage_start}</button>
-                </form>
             })
-        }}
+        }
         {move || failed.get().map(|code| view! {
             <p class="card notice" role="alert">{code_message(lang.get(), &code)}</p>
         })}

@@ -198,6 +198,10 @@ fn InsuranceConsent(link: String, demo: bool) -> impl IntoView {
     let u = use_insurance_use_texts();
     let f = use_flow_texts();
     let agreed = RwSignal::new(false);
+    // The box can be ticked once this island runs: ticked before, its hydration would clear it
+    // and the card step would never follow.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
     // Back from the card-reading app with its result (`#<result>` or `#error=<code>`): the
     // patient agreed before going there, and the card step sends the app's result. Any other
     // fragment (a crafted link) leaves the box as it is.
@@ -212,7 +216,7 @@ fn InsuranceConsent(link: String, demo: bool) -> impl IntoView {
         }
     });
     view! {
-        <section class="card" data-testid="insurance-agreement">
+        <section class="card agreement" data-testid="insurance-agreement">
             <fieldset class="choice">
                 <legend>{move || u().consent_legend}</legend>
                 <label class="option consent-check">
@@ -221,6 +225,7 @@ fn InsuranceConsent(link: String, demo: bool) -> impl IntoView {
                         data-testid="insurance-consent"
                         aria-describedby="insurance-consent-hint"
                         prop:checked=move || agreed.get()
+                        disabled=move || !hydrated.get()
                         on:change=move |ev| agreed.set(event_target_checked(&ev))
                     />
                     <span>{move || u().consent_label}</span>
