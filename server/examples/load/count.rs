@@ -105,8 +105,10 @@ fn whose(sql: &str) -> &'static str {
 pub fn print(name: &str, counts: &HashMap<String, u64>, registrations: usize) {
     let per = |n: u64| n as f64 / registrations.max(1) as f64;
     for side in ["server", "simulator", "unnumbered"] {
-        let mut rows: Vec<(&String, &u64)> =
-            counts.iter().filter(|(sql, _)| whose(sql) == side).collect();
+        let mut rows: Vec<(&String, &u64)> = counts
+            .iter()
+            .filter(|(sql, _)| whose(sql) == side)
+            .collect();
         let total: u64 = rows.iter().map(|(_, n)| **n).sum();
         let label = format!("{side} statements per registration");
         println!(

@@ -407,10 +407,11 @@ async fn phase(target: &Arc<Target>, n: usize, arrivals: Arrivals) -> Result<Pha
     // Let the eligibility fetches of this phase drain before the next one starts.
     let drained = Instant::now();
     while drained.elapsed() < CONFIRM_TIMEOUT {
-        let pending: i64 = sqlx::query("/* load */ SELECT COUNT(*) AS n FROM outbox WHERE done_at IS NULL")
-            .fetch_one(&target.db)
-            .await?
-            .try_get("n")?;
+        let pending: i64 =
+            sqlx::query("/* load */ SELECT COUNT(*) AS n FROM outbox WHERE done_at IS NULL")
+                .fetch_one(&target.db)
+                .await?
+                .try_get("n")?;
         if pending == 0 {
             break;
         }
