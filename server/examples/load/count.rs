@@ -86,7 +86,9 @@ pub fn take() -> HashMap<String, u64> {
 }
 
 /// Whose statement this is: the server's SQL numbers its parameters (`$1`), the backend
-/// simulator's (in this process too, with a database of its own) does not (`?`).
+/// simulator's (in this process too, with a database of its own) does not (`?`). Of the
+/// statements without parameters, the simulator's next-number read names its `registrations`
+/// table (the server has none), connection set-up is a `PRAGMA`, and the rest is the server's.
 fn whose(sql: &str) -> &'static str {
     let numbered = sql
         .as_bytes()
@@ -94,17 +96,19 @@ fn whose(sql: &str) -> &'static str {
         .any(|w| w[0] == b'$' && w[1].is_ascii_digit());
     if numbered {
         "server"
-    } else if sql.contains('?') {
+    } else if sql.contains('?') || sql.contains(" registrations") {
         "simulator"
+    } else if sql.starts_with("PRAGMA") {
+        "connection set-up"
     } else {
-        "unnumbered"
+        "server"
     }
 }
 
 /// Prints a phase's statements per registration, the server's first, the most frequent first.
 pub fn print(name: &str, counts: &HashMap<String, u64>, registrations: usize) {
     let per = |n: u64| n as f64 / registrations.max(1) as f64;
-    for side in ["server", "simulator", "unnumbered"] {
+    for side in ["server", "simulator", "connection set-up"] {
         let mut rows: Vec<(&String, &u64)> = counts
             .iter()
             .filter(|(sql, _)| whose(sql) == side)
