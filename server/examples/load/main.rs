@@ -252,6 +252,24 @@ struct Phase {
     failures: Vec<String>,
     unconfirmed: usize,
     refused: usize,
+    /// This process's CPU time (user + system) from the phase's start to the end of its
+    /// eligibility fetches, per accepted registration: every part of the pipeline, the cards'
+    /// signatures and the load's own clients included.
+    cpu_per_registration: Duration,
+}
+
+/// This process's CPU time so far (user + system), on every thread.
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage writes into the struct it is given and nothing else.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let time = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 /// How a phase sends its patients.
@@ -275,6 +293,7 @@ async fn phase(target: &Arc<Target>, n: usize, arrivals: Arrivals) -> Result<Pha
     let results = Arc::new(Mutex::new(Vec::with_capacity(n)));
     let run_started_ms = unix_ms();
     let run_started = Instant::now();
+    let cpu_started = process_cpu();
     let mut tasks = Vec::new();
     match arrivals {
         Arrivals::Closed { concurrency } => {
@@ -417,6 +436,8 @@ async fn phase(target: &Arc<Target>, n: usize, arrivals: Arrivals) -> Result<Pha
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let cpu = process_cpu().saturating_sub(cpu_started);
+    let cpu_per_registration = cpu / u32::try_from(accepted.len().max(1)).unwrap_or(u32::MAX);
     Ok(Phase {
         rate: confirmed as f64 / secs,
         latency,
@@ -427,6 +448,7 @@ async fn phase(target: &Arc<Target>, n: usize, arrivals: Arrivals) -> Result<Pha
         unconfirmed: accepted.len() - answered_at.len(),
         failures,
         refused,
+        cpu_per_registration,
     })
 }
 
@@ -469,6 +491,11 @@ fn print_phase(name: &str, phase: &Phase) {
         "submits/s",
         format!("{:.1}", phase.submits_per_s),
         "(whole patient flow)",
+    );
+    line(
+        "CPU per registration",
+        format!("{:.0}", phase.cpu_per_registration.as_secs_f64() * 1e6),
+        "µs   (this process, user + system, until the phase's eligibility fetches are done)",
     );
     line(
         "failed",
@@ -671,6 +698,20 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "  ratio pipeline {:>44.1} %   (max registrations/s ÷ pipeline ceiling)",
         100.0 * max.rate / pipeline_only.max(1e-9)
+    );
+    // What the ratio would be if the phase's CPU were all this run had: the crypto's share of
+    // the CPU each registration took. Other processes on the machine move the rates and the
+    // ceiling between runs much more than they move this.
+    let cpu_share = |crypto: Duration| {
+        100.0 * crypto.as_secs_f64() / max.cpu_per_registration.as_secs_f64().max(1e-9)
+    };
+    println!(
+        "  CPU share pipeline crypto {:>33.1} %   (one registration's pipeline crypto ÷ max CPU per registration)",
+        cpu_share(pipeline_per_registration)
+    );
+    println!(
+        "  CPU share crypto with card {:>32.1} %   (the same, the card's signature included)",
+        cpu_share(pipeline_per_registration + card_per_registration)
     );
 
     let _ = stop.send(());
