@@ -137,7 +137,10 @@ impl Relay {
 
     /// Sends one claimed row and records the outcome.
     pub async fn process(&self, worker: &str, job: &Job) -> Result<(), StorageError> {
-        let Some(reception) = receptions::get(&self.db, &job.reception_id).await? else {
+        // The reception and its institution's signer, in one read.
+        let Some((reception, identity)) =
+            receptions::for_relay(&self.db, &job.reception_id).await?
+        else {
             tracing::error!("outbox row for a missing reception");
             return outbox::finish_alone(
                 &self.db,
@@ -147,8 +150,7 @@ impl Relay {
             )
             .await;
         };
-        let Some(identity) = institutions::signer(&self.db, &reception.institution_id).await?
-        else {
+        let Some(identity) = identity else {
             return self
                 .retry(worker, job, "the institution has no signing key")
                 .await;
@@ -372,7 +374,7 @@ impl Relay {
         &self,
         worker: &str,
         job: &Job,
-        reception: &receptions::Reception,
+        reception: &receptions::Relayed,
         identity: &institutions::RelayIdentity,
     ) -> Result<(), StorageError> {
         let Some(registration) = reception.registration_id.as_deref() else {

@@ -10,7 +10,11 @@
 //! ```text
 //! cargo run --release -p uketsuke-server --example load -- [--n 300] [--concurrency 16]
 //!     [--database sqlite|postgres://…] [--relay-workers 4] [--ceiling-secs 2]
+//!     [--count-statements]
 //! ```
+//!
+//! `--count-statements` also prints the database statements each phase ran per registration,
+//! by statement (`count.rs`); it slows the statements a little, so count in a run of its own.
 //!
 //! The simulator and the server run in this process (rate limits off: every patient comes from
 //! 127.0.0.1). Virtual cards are made before the clock starts; each registration still signs
@@ -21,6 +25,7 @@
 mod patient;
 
 mod ceiling;
+mod count;
 
 use std::{
     collections::HashMap,
@@ -61,10 +66,12 @@ struct Args {
     database: String,
     relay_workers: Option<usize>,
     ceiling_secs: f64,
+    count_statements: bool,
 }
 
 fn usage() -> String {
-    "usage: load [--n N] [--concurrency C] [--database sqlite|postgres://…] [--relay-workers W] [--ceiling-secs S]"
+    "usage: load [--n N] [--concurrency C] [--database sqlite|postgres://…] [--relay-workers W] \
+     [--ceiling-secs S] [--count-statements]"
         .to_owned()
 }
 
@@ -75,6 +82,7 @@ fn parse_args() -> Result<Args, String> {
         database: "sqlite".to_owned(),
         relay_workers: None,
         ceiling_secs: 2.0,
+        count_statements: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -101,6 +109,7 @@ fn parse_args() -> Result<Args, String> {
                     .filter(|s| (0.1..=60.0).contains(s))
                     .ok_or_else(|| format!("--ceiling-secs: {text:?} is not 0.1–60"))?;
             }
+            "--count-statements" => args.count_statements = true,
             "-h" | "--help" => return Err(usage()),
             other => return Err(format!("unknown argument {other:?}\n{}", usage())),
         }
@@ -243,6 +252,24 @@ struct Phase {
     failures: Vec<String>,
     unconfirmed: usize,
     refused: usize,
+    /// This process's CPU time (user + system) from the phase's start to the end of its
+    /// eligibility fetches, per accepted registration: every part of the pipeline, the cards'
+    /// signatures and the load's own clients included.
+    cpu_per_registration: Duration,
+}
+
+/// This process's CPU time so far (user + system), on every thread.
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage writes into the struct it is given and nothing else.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let time = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 /// How a phase sends its patients.
@@ -266,6 +293,7 @@ async fn phase(target: &Arc<Target>, n: usize, arrivals: Arrivals) -> Result<Pha
     let results = Arc::new(Mutex::new(Vec::with_capacity(n)));
     let run_started_ms = unix_ms();
     let run_started = Instant::now();
+    let cpu_started = process_cpu();
     let mut tasks = Vec::new();
     match arrivals {
         Arrivals::Closed { concurrency } => {
@@ -327,7 +355,7 @@ async fn phase(target: &Arc<Target>, n: usize, arrivals: Arrivals) -> Result<Pha
     // registration is marked done in the transaction that confirms (or refuses) the reception.
     // Reading them afterwards measures the pipeline without adding polling load to the server.
     let waited = Instant::now();
-    let done_sql = "SELECT reception_id, done_at FROM outbox \
+    let done_sql = "/* load */ SELECT reception_id, done_at FROM outbox \
                     WHERE operation = 'register' AND created_at >= $1 AND done_at IS NOT NULL";
     let mut answered_at: HashMap<String, i64> = HashMap::new();
     while answered_at.len() < accepted.len() && waited.elapsed() < CONFIRM_TIMEOUT {
@@ -345,7 +373,8 @@ async fn phase(target: &Arc<Target>, n: usize, arrivals: Arrivals) -> Result<Pha
         }
     }
     let refused: i64 = sqlx::query(
-        "SELECT COUNT(*) AS n FROM receptions WHERE status = 'refused' AND submitted_at >= $1",
+        "/* load */ SELECT COUNT(*) AS n FROM receptions \
+         WHERE status = 'refused' AND submitted_at >= $1",
     )
     .bind(run_started_ms)
     .fetch_one(&target.db)
@@ -357,7 +386,7 @@ async fn phase(target: &Arc<Target>, n: usize, arrivals: Arrivals) -> Result<Pha
     // the call, the backend's checks), and from there to the confirming commit.
     let mut registered_at: HashMap<String, i64> = HashMap::new();
     for row in sqlx::query(
-        "SELECT id, registered_at FROM receptions \
+        "/* load */ SELECT id, registered_at FROM receptions \
          WHERE submitted_at >= $1 AND registered_at IS NOT NULL",
     )
     .bind(run_started_ms)
@@ -397,15 +426,18 @@ async fn phase(target: &Arc<Target>, n: usize, arrivals: Arrivals) -> Result<Pha
     // Let the eligibility fetches of this phase drain before the next one starts.
     let drained = Instant::now();
     while drained.elapsed() < CONFIRM_TIMEOUT {
-        let pending: i64 = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE done_at IS NULL")
-            .fetch_one(&target.db)
-            .await?
-            .try_get("n")?;
+        let pending: i64 =
+            sqlx::query("/* load */ SELECT COUNT(*) AS n FROM outbox WHERE done_at IS NULL")
+                .fetch_one(&target.db)
+                .await?
+                .try_get("n")?;
         if pending == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let cpu = process_cpu().saturating_sub(cpu_started);
+    let cpu_per_registration = cpu / u32::try_from(accepted.len().max(1)).unwrap_or(u32::MAX);
     Ok(Phase {
         rate: confirmed as f64 / secs,
         latency,
@@ -416,6 +448,7 @@ async fn phase(target: &Arc<Target>, n: usize, arrivals: Arrivals) -> Result<Pha
         unconfirmed: accepted.len() - answered_at.len(),
         failures,
         refused,
+        cpu_per_registration,
     })
 }
 
@@ -458,6 +491,11 @@ fn print_phase(name: &str, phase: &Phase) {
         "submits/s",
         format!("{:.1}", phase.submits_per_s),
         "(whole patient flow)",
+    );
+    line(
+        "CPU per registration",
+        format!("{:.0}", phase.cpu_per_registration.as_secs_f64() * 1e6),
+        "µs   (this process, user + system, until the phase's eligibility fetches are done)",
     );
     line(
         "failed",
@@ -517,6 +555,9 @@ async fn main() -> Result<(), BoxError> {
     let env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     let config = Config::from_sources(None, &env)?;
     let relay_workers = config.relay_workers;
+    if args.count_statements {
+        count::install();
+    }
     telemetry::init(&config);
     let server = Server::build_with(config, Options::default()).await?;
     let base = server.base_url();
@@ -604,6 +645,8 @@ async fn main() -> Result<(), BoxError> {
         measure_ceiling(false).await??,
     );
 
+    // Counted from here: the phases' statements only.
+    let _ = count::take();
     let target = Arc::new(Target {
         base,
         link,
@@ -620,6 +663,9 @@ async fn main() -> Result<(), BoxError> {
     )
     .await?;
     print_phase("max", &max);
+    if args.count_statements {
+        count::print("max", &count::take(), args.n);
+    }
     let half_rate = (max.rate / 2.0).max(0.5);
     println!(
         "  half offered rate {half_rate:>41.1} /s (one registration every {:.1} ms)",
@@ -627,6 +673,9 @@ async fn main() -> Result<(), BoxError> {
     );
     let half = phase(&target, args.n, Arrivals::Open { rate: half_rate }).await?;
     print_phase("half", &half);
+    if args.count_statements {
+        count::print("half", &count::take(), args.n);
+    }
 
     let after = (
         measure_ceiling(true).await??,
@@ -649,6 +698,20 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "  ratio pipeline {:>44.1} %   (max registrations/s ÷ pipeline ceiling)",
         100.0 * max.rate / pipeline_only.max(1e-9)
+    );
+    // What the ratio would be if the phase's CPU were all this run had: the crypto's share of
+    // the CPU each registration took. Other processes on the machine move the rates and the
+    // ceiling between runs much more than they move this.
+    let cpu_share = |crypto: Duration| {
+        100.0 * crypto.as_secs_f64() / max.cpu_per_registration.as_secs_f64().max(1e-9)
+    };
+    println!(
+        "  CPU share pipeline crypto {:>33.1} %   (one registration's pipeline crypto ÷ max CPU per registration)",
+        cpu_share(pipeline_per_registration)
+    );
+    println!(
+        "  CPU share crypto with card {:>32.1} %   (the same, the card's signature included)",
+        cpu_share(pipeline_per_registration + card_per_registration)
     );
 
     let _ = stop.send(());

@@ -27,8 +27,9 @@ use crate::{
         error::{ApiError, ApiResult},
         patient::{
             challenge::ready_to_sign,
-            current_session, open_link, per_link,
+            per_link,
             registration::{Accepted, queue_registration},
+            session_and_link,
         },
     },
     storage::{StorageError, receptions::Identity},
@@ -105,10 +106,10 @@ pub async fn visual_check(
             "face_not_confirmed",
         ));
     }
-    let session = current_session(&state, &headers).await?;
+    let (session, link) = session_and_link(&state, &headers).await?;
     per_link(&state, &session.link_id)?;
     let choices = ready_to_sign(&session)?;
-    let link = open_link(&state, &session.link_id).await?;
+    let link = link?;
     if staff.institution_id != link.institution_id {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

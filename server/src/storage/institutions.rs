@@ -6,7 +6,7 @@
 //! config `key_encryption_key_file`), never in the clear: whoever reads the database (or a
 //! backup of it) without the key file cannot sign for the institution. [`install_key_encryption`]
 //! seals, at start, keys stored in the clear by earlier versions. A deployment that wants the
-//! key in an HSM replaces [`signer`] and [`all_keys`], the places that open it.
+//! key in an HSM replaces [`signer_in`] and [`all_keys`], the places that open it.
 
 use p256::ecdsa::SigningKey;
 use rand::RngCore;
@@ -79,20 +79,40 @@ fn opened_key(code: &str, key_id: &str, sealed: &str) -> Option<SigningKey> {
     Some(key)
 }
 
+/// The columns [`signer_in`] reads, from a query that names the institution `i`; a literal,
+/// for `concat!` into other queries (the relay reads a reception and its signer in one).
+macro_rules! signer_columns {
+    () => {
+        "i.code AS i_code, i.key_id AS i_key_id, i.signing_key_sealed AS i_signing_key_sealed, \
+         i.uses_welfare_info AS i_uses_welfare_info"
+    };
+}
+pub(crate) use signer_columns;
+
 /// The relay identity of `institution_id`, or `None` if it has no usable key.
 pub async fn signer(db: &Db, institution_id: &str) -> Result<Option<RelayIdentity>, StorageError> {
-    let row = sqlx::query(
-        "SELECT code, key_id, signing_key_sealed, uses_welfare_info FROM institutions \
-         WHERE id = $1",
-    )
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        signer_columns!(),
+        " FROM institutions i WHERE i.id = $1"
+    ))
     .bind(institution_id)
     .fetch_optional(db)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let code: String = row.try_get("code")?;
-    let key_id: Option<String> = row.try_get("key_id")?;
-    let sealed: Option<String> = row.try_get("signing_key_sealed")?;
-    let (Some(key_id), Some(sealed)) = (key_id, sealed) else {
+    signer_in(&row, institution_id)
+}
+
+/// [`signer`] from a row of a query that read [`signer_columns`]: `None` when the row has no
+/// institution (an outer join that found none) or the institution no usable key.
+pub(crate) fn signer_in(
+    row: &sqlx::any::AnyRow,
+    institution_id: &str,
+) -> Result<Option<RelayIdentity>, StorageError> {
+    let code: Option<String> = row.try_get("i_code")?;
+    let key_id: Option<String> = row.try_get("i_key_id")?;
+    let sealed: Option<String> = row.try_get("i_signing_key_sealed")?;
+    let (Some(code), Some(key_id), Some(sealed)) = (code, key_id, sealed) else {
         return Ok(None);
     };
     let Some(key) = opened_key(&code, &key_id, &sealed) else {
@@ -102,7 +122,7 @@ pub async fn signer(db: &Db, institution_id: &str) -> Result<Option<RelayIdentit
         tracing::error!(institution = %code, "an institution's key id is not well formed");
         return Ok(None);
     };
-    let welfare: i64 = row.try_get("uses_welfare_info")?;
+    let welfare: i64 = row.try_get("i_uses_welfare_info")?;
     Ok(Some(RelayIdentity {
         institution_id: institution_id.to_owned(),
         code,

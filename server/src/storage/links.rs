@@ -2,7 +2,7 @@
 //! session, creating per-appointment links (the institution API), listing and revoking them.
 
 use chrono::NaiveDate;
-use sqlx::Row;
+use sqlx::{Row, any::AnyRow};
 use uketsuke_app::api::{InvalidLink, LandingView, LinkState};
 use uketsuke_domain::ReceptionKind;
 
@@ -30,13 +30,7 @@ pub async fn resolve(
     link_id: &str,
     now_ms: i64,
 ) -> Result<Result<OpenLink, InvalidLink>, StorageError> {
-    Ok(match lookup(db, link_id).await? {
-        None => Err(InvalidLink::Unknown),
-        Some(found) => match found.closure(now_ms) {
-            Some(invalid) => Err(invalid),
-            None => Ok(found.link),
-        },
-    })
+    Ok(Found::resolve(lookup(db, link_id).await?, now_ms))
 }
 
 /// A known link as 同意照会・取消 sees it: the patient may always see and withdraw the consents
@@ -65,7 +59,7 @@ pub async fn resolve_for_manage(
 }
 
 /// A link row with its end instants, before any check of them.
-struct Found {
+pub(crate) struct Found {
     link: OpenLink,
     revoked_at: Option<i64>,
     expires_at: Option<i64>,
@@ -82,28 +76,59 @@ impl Found {
         }
         None
     }
+
+    /// The link as [`resolve`] gives it at `now_ms`, from what a query found (`None`: unknown).
+    pub(crate) fn resolve(found: Option<Found>, now_ms: i64) -> Result<OpenLink, InvalidLink> {
+        match found {
+            None => Err(InvalidLink::Unknown),
+            Some(found) => match found.closure(now_ms) {
+                Some(invalid) => Err(invalid),
+                None => Ok(found.link),
+            },
+        }
+    }
 }
+
+/// The columns [`found_in`] reads, from a query that names the link `l` and its institution
+/// `i` (`reception_links l JOIN institutions i ON i.id = l.institution_id`); a literal, for
+/// `concat!` into other queries (the patient API reads its session and link in one).
+macro_rules! link_columns {
+    () => {
+        "l.kind, l.visit_date, l.expires_at, l.revoked_at, l.institution_id, \
+         i.code, i.name_ja, i.name_en, i.accepts_remote, i.is_demo"
+    };
+}
+pub(crate) use link_columns;
 
 /// The link `link_id` whatever its state; `None` when unknown, malformed or unreadable.
 async fn lookup(db: &Db, link_id: &str) -> Result<Option<Found>, StorageError> {
     if !looks_like_id(link_id) {
         return Ok(None);
     }
-    let row = sqlx::query(
-        "SELECT l.kind, l.visit_date, l.expires_at, l.revoked_at, l.institution_id, \
-                i.code, i.name_ja, i.name_en, i.accepts_remote, i.is_demo \
-         FROM reception_links l JOIN institutions i ON i.id = l.institution_id \
-         WHERE l.id = $1",
-    )
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        link_columns!(),
+        " FROM reception_links l JOIN institutions i ON i.id = l.institution_id \
+         WHERE l.id = $1"
+    ))
     .bind(link_id)
     .fetch_optional(db)
     .await?;
     let Some(row) = row else {
         return Ok(None);
     };
+    found_in(&row, link_id)
+}
+
+/// The link `link_id` in a row of a query that read [`link_columns`]; `None` when the row has
+/// no link (an outer join that found none) or one this code cannot read.
+pub(crate) fn found_in(row: &AnyRow, link_id: &str) -> Result<Option<Found>, StorageError> {
+    let kind_code: Option<String> = row.try_get("kind")?;
+    let Some(kind_code) = kind_code else {
+        return Ok(None);
+    };
     let revoked_at: Option<i64> = row.try_get("revoked_at")?;
     let expires_at: Option<i64> = row.try_get("expires_at")?;
-    let kind_code: String = row.try_get("kind")?;
     let Some(kind) = ReceptionKind::from_code(&kind_code) else {
         // A row the code no longer understands is not the patient's problem: show it as
         // unknown, and let the log say why.

@@ -5,11 +5,18 @@
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
+use sqlx::{Row, any::AnyRow};
+use uketsuke_app::api::InvalidLink;
 use uketsuke_backend::contract::{ConsentChoices, PrescriptionMethod};
 use uketsuke_domain::{ReceptionKind, Window, WindowInput, window};
 
-use super::{Db, StorageError, ids::looks_like_id, ids::new_id};
+use super::{
+    Db, StorageError,
+    ids::looks_like_id,
+    ids::new_id,
+    institutions::RelayIdentity,
+    links::{Found, OpenLink},
+};
 use crate::clock::from_ms;
 
 /// What the patient chose (visit date, consents, prescription method).
@@ -103,22 +110,70 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// The columns [`session_in`] reads, from a query that names the session `s`.
+macro_rules! session_columns {
+    () => {
+        "s.id, s.link_id, s.expires_at AS s_expires_at, s.visit_date AS s_visit_date, \
+         s.clinical_medication, s.checkups, s.prescription, s.reception_id, \
+         s.cancel_token_sealed"
+    };
+}
+
 /// The session whose cookie value is `token`, if it exists and has not expired at `now_ms`.
 pub async fn session(db: &Db, token: &str, now_ms: i64) -> Result<Option<Session>, StorageError> {
     let Some(key) = super::challenges::session_key(token) else {
         return Ok(None);
     };
-    let row = sqlx::query(
-        "SELECT id, link_id, expires_at, visit_date, clinical_medication, checkups, \
-                prescription, reception_id, cancel_token_sealed \
-         FROM reception_sessions WHERE id = $1 AND expires_at > $2",
-    )
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        session_columns!(),
+        " FROM reception_sessions s WHERE s.id = $1 AND s.expires_at > $2"
+    ))
     .bind(&key)
     .bind(now_ms)
     .fetch_optional(db)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let visit_date: Option<String> = row.try_get("visit_date")?;
+    session_in(&row, token).map(Some)
+}
+
+/// [`session`] and, read in the same statement, the link it was started from as
+/// `links::resolve` gives it at `now_ms` (each patient step after the first needs both).
+pub async fn session_with_link(
+    db: &Db,
+    token: &str,
+    now_ms: i64,
+) -> Result<Option<(Session, Result<OpenLink, InvalidLink>)>, StorageError> {
+    let Some(key) = super::challenges::session_key(token) else {
+        return Ok(None);
+    };
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        session_columns!(),
+        ", ",
+        super::links::link_columns!(),
+        " FROM reception_sessions s \
+           LEFT JOIN reception_links l ON l.id = s.link_id \
+           LEFT JOIN institutions i ON i.id = l.institution_id \
+         WHERE s.id = $1 AND s.expires_at > $2"
+    ))
+    .bind(&key)
+    .bind(now_ms)
+    .fetch_optional(db)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let session = session_in(&row, token)?;
+    let link = if looks_like_id(&session.link_id) {
+        super::links::found_in(&row, &session.link_id)?
+    } else {
+        None
+    };
+    Ok(Some((session, Found::resolve(link, now_ms))))
+}
+
+/// The session `token` opens, from a row of a query that read `session_columns!`.
+fn session_in(row: &AnyRow, token: &str) -> Result<Session, StorageError> {
+    let visit_date: Option<String> = row.try_get("s_visit_date")?;
     let clinical: Option<i64> = row.try_get("clinical_medication")?;
     let checkups: Option<i64> = row.try_get("checkups")?;
     let choices = match (
@@ -137,15 +192,15 @@ pub async fn session(db: &Db, token: &str, now_ms: i64) -> Result<Option<Session
         _ => None,
     };
     let sealed: Option<String> = row.try_get("cancel_token_sealed")?;
-    Ok(Some(Session {
+    Ok(Session {
         id: row.try_get("id")?,
         token: token.to_owned(),
         link_id: row.try_get("link_id")?,
-        expires_at: row.try_get("expires_at")?,
+        expires_at: row.try_get("s_expires_at")?,
         choices,
         reception_id: row.try_get("reception_id")?,
         cancel_token: sealed.and_then(|s| open_cancel_token(&s, token)),
-    }))
+    })
 }
 
 /// Takes the session's cancel token for the one showing of the done screen: clears its sealed
@@ -379,23 +434,104 @@ impl Reception {
     }
 }
 
+/// The columns [`reception_in`] reads, from a query that names the reception `r`.
+macro_rules! reception_columns {
+    () => {
+        "r.id, r.institution_id, r.kind, r.visit_date, r.clinical_medication, r.checkups, \
+         r.prescription, r.status, r.refusal_code, r.submitted_at, r.registration_id, \
+         r.reception_number, r.registered_at, r.withdrawn_at, \
+         (SELECT MAX(o.attempts) FROM outbox o \
+           WHERE o.reception_id = r.id AND o.operation = 'register') AS attempts"
+    };
+}
+
 /// One reception by id.
 pub async fn get(db: &Db, reception_id: &str) -> Result<Option<Reception>, StorageError> {
     if !looks_like_id(reception_id) {
         return Ok(None);
     }
-    let row = sqlx::query(
-        "SELECT r.id, r.institution_id, r.kind, r.visit_date, r.clinical_medication, r.checkups, \
-                r.prescription, r.status, r.refusal_code, r.submitted_at, r.registration_id, \
-                r.reception_number, r.registered_at, r.withdrawn_at, \
-                (SELECT MAX(o.attempts) FROM outbox o \
-                  WHERE o.reception_id = r.id AND o.operation = 'register') AS attempts \
-         FROM receptions r WHERE r.id = $1",
-    )
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        reception_columns!(),
+        " FROM receptions r WHERE r.id = $1"
+    ))
     .bind(reception_id)
     .fetch_optional(db)
     .await?;
     let Some(row) = row else { return Ok(None) };
+    let Some(mut reception) = reception_in(&row)? else {
+        return Ok(None);
+    };
+    let visits = sqlx::query("SELECT visit_date FROM home_visits WHERE reception_id = $1")
+        .bind(reception_id)
+        .fetch_all(db)
+        .await?;
+    for v in visits {
+        let text: String = v.try_get("visit_date")?;
+        if let Some(date) = parse_date(&text) {
+            reception.home_visits.push(date);
+        }
+    }
+    reception.home_visits.sort();
+    Ok(Some(reception))
+}
+
+/// A reception as the relay sends its requests: [`Reception`] without the home visits, which
+/// no request the relay sends reads from here.
+#[derive(Debug, Clone)]
+pub struct Relayed {
+    pub id: String,
+    pub institution_id: String,
+    pub kind: ReceptionKind,
+    pub visit_date: NaiveDate,
+    pub consent: ConsentChoices,
+    pub status: Status,
+    pub registration_id: Option<String>,
+}
+
+/// The reception `reception_id` as the relay needs it, and its institution's signer
+/// (`institutions::signer`), in one statement. `None` for a reception that is not there (or
+/// cannot be read); the signer is `None` when the institution has no usable key.
+pub async fn for_relay(
+    db: &Db,
+    reception_id: &str,
+) -> Result<Option<(Relayed, Option<RelayIdentity>)>, StorageError> {
+    if !looks_like_id(reception_id) {
+        return Ok(None);
+    }
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        reception_columns!(),
+        ", ",
+        super::institutions::signer_columns!(),
+        " FROM receptions r LEFT JOIN institutions i ON i.id = r.institution_id \
+         WHERE r.id = $1"
+    ))
+    .bind(reception_id)
+    .fetch_optional(db)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let Some(reception) = reception_in(&row)? else {
+        return Ok(None);
+    };
+    let signer = super::institutions::signer_in(&row, &reception.institution_id)?;
+    Ok(Some((
+        Relayed {
+            id: reception.id,
+            institution_id: reception.institution_id,
+            kind: reception.kind,
+            visit_date: reception.visit_date,
+            consent: reception.consent,
+            status: reception.status,
+            registration_id: reception.registration_id,
+        },
+        signer,
+    )))
+}
+
+/// The reception in a row of a query that read `reception_columns!`, without its home visits
+/// (empty); `None` (logged) when the row cannot be read.
+fn reception_in(row: &AnyRow) -> Result<Option<Reception>, StorageError> {
     let kind: String = row.try_get("kind")?;
     let visit_date: String = row.try_get("visit_date")?;
     let (Some(kind), Some(visit_date)) = (ReceptionKind::from_code(&kind), parse_date(&visit_date))
@@ -417,18 +553,6 @@ pub async fn get(db: &Db, reception_id: &str) -> Result<Option<Reception>, Stora
     };
     let clinical: i64 = row.try_get("clinical_medication")?;
     let checkups: i64 = row.try_get("checkups")?;
-    let visits = sqlx::query("SELECT visit_date FROM home_visits WHERE reception_id = $1")
-        .bind(reception_id)
-        .fetch_all(db)
-        .await?;
-    let mut home_visits = Vec::with_capacity(visits.len());
-    for v in visits {
-        let text: String = v.try_get("visit_date")?;
-        if let Some(date) = parse_date(&text) {
-            home_visits.push(date);
-        }
-    }
-    home_visits.sort();
     Ok(Some(Reception {
         id: row.try_get("id")?,
         institution_id: row.try_get("institution_id")?,
@@ -445,7 +569,7 @@ pub async fn get(db: &Db, reception_id: &str) -> Result<Option<Reception>, Stora
         reception_number: row.try_get("reception_number")?,
         registered_at: row.try_get("registered_at")?,
         withdrawn_at: row.try_get("withdrawn_at")?,
-        home_visits,
+        home_visits: Vec::new(),
     }))
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use uketsuke_backend::contract::binding::ChallengeBinding;
 use uketsuke_domain::InstitutionCode;
 
-use super::{api_request, current_session, open_link, per_link};
+use super::{api_request, per_link, session_and_link};
 use crate::{
     AppState,
     http::error::{ApiError, ApiResult},
@@ -72,10 +72,10 @@ pub async fn challenge(
     headers: HeaderMap,
 ) -> ApiResult<Json<ChallengeIssued>> {
     api_request(&state, &headers)?;
-    let session = current_session(&state, &headers).await?;
+    let (session, link) = session_and_link(&state, &headers).await?;
     per_link(&state, &session.link_id)?;
     let choices = ready_to_sign(&session)?;
-    let link = open_link(&state, &session.link_id).await?;
+    let link = link?;
     let code = institution_code(&link)?;
     let origin = state.config.origin_string();
     issue_challenge(&state, &session.id, ChallengePurpose::Reception, |value| {

@@ -98,10 +98,31 @@ pub(crate) async fn current_session(
         .ok_or(ApiError::new(StatusCode::UNAUTHORIZED, "session_expired"))
 }
 
-pub(crate) async fn open_link(state: &AppState, link_id: &str) -> ApiResult<OpenLink> {
-    let link = links::resolve(&state.db, link_id, state.clock.now_ms())
+/// [`current_session`] and the link it was started from, read in one statement. The link's
+/// checks are [`open_link`]'s, but their refusal is handed back rather than raised, so that
+/// each step refuses in its own order (a session's state before its link's).
+pub(crate) async fn session_and_link(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> ApiResult<(receptions::Session, ApiResult<OpenLink>)> {
+    let Some(token) = session_token(&state.config, headers)? else {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "session_missing"));
+    };
+    let (session, link) = receptions::session_with_link(&state.db, token, state.clock.now_ms())
         .await?
-        .map_err(invalid_link)?;
+        .ok_or(ApiError::new(StatusCode::UNAUTHORIZED, "session_expired"))?;
+    Ok((session, link.map_err(invalid_link).and_then(accepting)))
+}
+
+pub(crate) async fn open_link(state: &AppState, link_id: &str) -> ApiResult<OpenLink> {
+    links::resolve(&state.db, link_id, state.clock.now_ms())
+        .await?
+        .map_err(invalid_link)
+        .and_then(accepting)
+}
+
+/// The link, if its institution takes receptions of its kind (`403 not_accepting`).
+fn accepting(link: OpenLink) -> ApiResult<OpenLink> {
     if !link.accepting {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "not_accepting"));
     }

@@ -9,7 +9,7 @@ use uketsuke_backend::contract::{IdentityProof, RegistrationRequest, b64_decode}
 use super::{
     api_request,
     challenge::{binding_message, challenge_error, institution_code, ready_to_sign},
-    current_session, open_link,
+    session_and_link,
 };
 use crate::{
     AppState,
@@ -53,9 +53,9 @@ pub async fn register(
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
     api_request(&state, &headers)?;
     let body = json_body(body)?;
-    let session = current_session(&state, &headers).await?;
+    let (session, link) = session_and_link(&state, &headers).await?;
     let choices = ready_to_sign(&session)?;
-    let link = open_link(&state, &session.link_id).await?;
+    let link = link?;
     if body.origin != state.config.origin_string() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use uketsuke_backend::contract::{ConsentChoices, PrescriptionMethod};
 use uketsuke_domain::{ReceptionKind, WindowInput, window, window::jst_date};
 
-use super::{api_request, current_session, open_link};
+use super::{api_request, open_link, session_and_link};
 use crate::{
     AppState,
     http::{
@@ -135,8 +135,8 @@ pub async fn choose(
 ) -> ApiResult<Json<Review>> {
     api_request(&state, &headers)?;
     let body = json_body(body)?;
-    let session = current_session(&state, &headers).await?;
-    let link = open_link(&state, &session.link_id).await?;
+    let (session, link) = session_and_link(&state, &headers).await?;
+    let link = link?;
     let now = state.clock.now();
     let choices = validate_choices(&link, &body, jst_date(now))
         .map_err(|code| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code))?;
