@@ -514,7 +514,10 @@ async fn page_data_comes_only_inside_the_page() {
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("html");
     assert!(html.contains("オンライン診療等の受付"));
-    assert!(!html.contains("online_care"), "no page data serialised into the page");
+    assert!(
+        !html.contains("online_care"),
+        "no page data serialised into the page"
+    );
     assert!(!html.contains("__RESOLVED_RESOURCES[0]"));
     // No endpoint hands it out on its own (Leptos server functions were one).
     let form = [("link_id", link)];
