@@ -1,8 +1,6 @@
 //! What the pages ask the server for: the functions that fetch the data of [`crate::data`]
 //! (re-exported here, where the pages look for it) while the server renders a page, through
-//! [`crate::ssr::PortalData`]. The pages await them inside `Suspend` (not as Leptos resources,
-//! which would also serialise the data into the page for a hydration that islands mode never
-//! does): the data reaches the browser only as the rendered page and the islands' props.
+//! [`crate::ssr::PortalData`]. The data travels to the browser inside the page.
 
 pub use crate::data::{
     CancelInfo, ChoicesView, FlowState, FlowView, InsuranceUseView, InvalidLink, LandingView,

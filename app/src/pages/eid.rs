@@ -65,11 +65,12 @@ pub fn AppReturn(link: String) -> impl IntoView {
 /// `/r/{link}/eid-app`: the practice app (demo mode only; elsewhere a 404 page).
 #[component]
 pub fn PracticeApp(link: String) -> impl IntoView {
+    let state = Resource::new(move || link.clone(), landing);
     let f = use_flow_texts();
     view! {
         <Suspense fallback=move || view! { <p class="loading">{move || f().app_return_busy}</p> }>
-            {move || { let link = link.clone(); Suspend::new(async move {
-                match landing(link).await {
+            {move || Suspend::new(async move {
+                match state.await {
                     Ok(LinkState::Open(landing)) if landing.demo => Either::Left(view! {
                         <Page title=Signal::derive(move || f().app_demo_title.to_owned()) demo=true>
                             <PracticeAppBody landing/>
@@ -80,7 +81,7 @@ pub fn PracticeApp(link: String) -> impl IntoView {
                         Either::Right(view! { <crate::pages::not_found::NotFound/> })
                     }
                 }
-            })}}
+            })}
         </Suspense>
     }
 }

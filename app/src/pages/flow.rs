@@ -49,13 +49,20 @@ fn step_number(step: Step, kind: ReceptionKind) -> usize {
 /// really at (a finished reception always shows its result).
 #[component]
 pub fn FlowScreen(link: String, step: Step) -> impl IntoView {
+    let state = Resource::new(
+        {
+            let link = link.clone();
+            move || link.clone()
+        },
+        flow,
+    );
     let t = use_texts();
     view! {
         <Suspense fallback=move || view! { <p class="loading">{move || t().loading}</p> }>
             {move || {
                 let link = link.clone();
                 Suspend::new(async move {
-                    match flow(link.clone()).await {
+                    match state.await {
                         Ok(FlowState::Open(view)) => EitherOf3::A(flow_step(link, step, *view)),
                         Ok(FlowState::Invalid(reason)) => EitherOf3::B(link_unusable(reason)),
                         Err(_) => EitherOf3::C(server_error()),
@@ -490,13 +497,20 @@ fn Done(link: String, view: FlowView) -> impl IntoView {
 /// `/cancel/{token}`: withdraw all consents of one reception.
 #[component]
 pub fn Cancel(token: String) -> impl IntoView {
+    let state = Resource::new(
+        {
+            let token = token.clone();
+            move || token.clone()
+        },
+        cancel_view,
+    );
     let t = use_texts();
     let f = use_flow_texts();
     let lang = use_lang();
     view! {
         <Suspense fallback=move || view! { <p class="loading">{move || t().loading}</p> }>
             {move || { let token = token.clone(); Suspend::new(async move {
-                match cancel_view(token.clone()).await {
+                match state.await {
                     Ok(Some(view)) => {
                         let (ja, en) = (view.institution_name_ja.clone(), view.institution_name_en.clone());
                         let name = Signal::derive(move || if lang.get() == Lang::Ja { ja.clone() } else { en.clone() });
@@ -554,11 +568,18 @@ pub fn Cancel(token: String) -> impl IntoView {
 #[component]
 pub fn Manage(link: String) -> impl IntoView {
     // Any link that ever was: withdrawal never depends on the clinic.
+    let state = Resource::new(
+        {
+            let link = link.clone();
+            move || link.clone()
+        },
+        crate::api::manage_flow,
+    );
     let t = use_texts();
     view! {
         <Suspense fallback=move || view! { <p class="loading">{move || t().loading}</p> }>
             {move || { let link = link.clone(); Suspend::new(async move {
-                match crate::api::manage_flow(link.clone()).await {
+                match state.await {
                     Ok(FlowState::Open(view)) => EitherOf3::A(view! { <ManageScreen link view=*view/> }),
                     Ok(FlowState::Invalid(reason)) => EitherOf3::B(link_unusable(reason)),
                     Err(_) => EitherOf3::C(server_error()),

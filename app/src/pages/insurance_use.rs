@@ -102,11 +102,18 @@ pub fn Progress(view: InsuranceUseView, problem_left: bool) -> impl IntoView {
 /// `/r/{link}/insurance-use`: the terms, the consent, then the card and PIN.
 #[component]
 pub fn InsuranceUseScreen(link: String) -> impl IntoView {
+    let state = Resource::new(
+        {
+            let link = link.clone();
+            move || link.clone()
+        },
+        flow,
+    );
     let t = use_texts();
     view! {
         <Suspense fallback=move || view! { <p class="loading">{move || t().loading}</p> }>
             {move || { let link = link.clone(); Suspend::new(async move {
-                match flow(link.clone()).await {
+                match state.await {
                     Ok(FlowState::Open(view)) => {
                         let view = *view;
                         let offered = view

@@ -14,11 +14,18 @@ use crate::pages::page_status;
 
 #[component]
 pub fn Landing(link: String) -> impl IntoView {
+    let state = Resource::new(
+        {
+            let link = link.clone();
+            move || link.clone()
+        },
+        landing,
+    );
     let t = use_texts();
     view! {
         <Suspense fallback=move || view! { <p class="loading">{move || t().loading}</p> }>
             {move || { let link = link.clone(); Suspend::new(async move {
-                match landing(link.clone()).await {
+                match state.await {
                     Ok(LinkState::Open(landing)) => {
                         EitherOf3::A(view! { <LandingOpen landing link/> })
                     }
