@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { hydrated, launchBrowser, phonePage, screenshot, startServer } from './harness.mjs';
-import { toReview } from './patient.mjs';
+import { toCardStep, toReview } from './patient.mjs';
 
 let server;
 let browser;
@@ -82,9 +82,7 @@ async function takeRequest(page) {
 async function attackersReceptionRequest(kind) {
   const { context, page } = await recordingPage();
   await toReview(server, page, kind);
-  await page.getByTestId('to-card').click();
-  await page.waitForURL(/\/card$/);
-  await hydrated(page);
+  await toCardStep(page);
   await page.getByTestId('use-app').click();
   const request = await takeRequest(page);
   await context.close();

@@ -15,8 +15,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, SCREENSHOTS, hydrated, launchBrowser, screenshot, startServer } from './harness.mjs';
-import { assertNoAxeViolations, toReview, waitDone } from './patient.mjs';
+import { ROOT, SCREENSHOTS, launchBrowser, screenshot, startServer } from './harness.mjs';
+import { assertNoAxeViolations, toCardStep, toReview, waitDone } from './patient.mjs';
 
 const BIN = process.env.UKETSUKE_HELPER_BIN_DIR ?? join(ROOT, 'target', 'debug');
 const HELPER = join(BIN, 'uketsuke-card-helper');
@@ -86,9 +86,7 @@ async function helperLink({ kind = 'separate_route', shots = false } = {}) {
     if (event.url.startsWith('uketsuke-eid:')) links.push(event.url);
   });
   await toReview(server, page, kind);
-  await page.getByTestId('to-card').click();
-  await page.waitForURL(/\/card$/);
-  await hydrated(page);
+  await toCardStep(page);
   assert.equal(await page.getByTestId('helper-install').getAttribute('href'), '/card-helper.html');
   if (shots) {
     await assertNoAxeViolations(page, 'card step with the helper offered');

@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hydrated, launchBrowser, phonePage, screenshot, startServer } from './harness.mjs';
-import { assertNoAxeViolations, signWithPracticeCard, toReview, waitDone } from './patient.mjs';
+import { assertNoAxeViolations, signWithPracticeCard, toCardStep, toReview, waitDone } from './patient.mjs';
 
 let server;
 let browser;
@@ -30,9 +30,7 @@ const unb64url = (text) => JSON.parse(Buffer.from(text, 'base64url').toString())
 /** Review → card step → "read with an app": the practice app's page with the request. */
 async function toApp(page, kind) {
   await toReview(server, page, kind);
-  await page.getByTestId('to-card').click();
-  await page.waitForURL(/\/card$/);
-  await hydrated(page);
+  await toCardStep(page);
   await page.getByTestId('use-app').click();
   await page.waitForURL(/\/eid-app#/);
   await hydrated(page);
@@ -72,9 +70,7 @@ describe('card step errors', () => {
     }
     const { context, page } = await phonePage(browser);
     await toReview(server, page, 'house_call');
-    await page.getByTestId('to-card').click();
-    await page.waitForURL(/\/card$/);
-    await hydrated(page);
+    await toCardStep(page);
     await page.getByTestId('use-practice').click();
     await page.getByTestId('pin').waitFor({ timeout: 30_000 });
     await context.setOffline(true);
@@ -110,9 +106,7 @@ describe('the language switch on a screen with islands', () => {
   test('switches in place: the open PIN pad stays, every text changes, the choice is remembered', async () => {
     const { context, page, problems } = await phonePage(browser);
     await toReview(server, page, 'separate_route');
-    await page.getByTestId('to-card').click();
-    await page.waitForURL(/\/card$/);
-    await hydrated(page);
+    await toCardStep(page);
     await page.getByTestId('demo-person').selectOption('4');
     await page.getByTestId('use-practice').click();
     await page.getByTestId('pin').waitFor({ timeout: 30_000 });
@@ -210,9 +204,7 @@ describe('card-reading app hand-off', () => {
     const { context, page, problems } = await phonePage(browser, { locale: 'en-GB' });
     await page.goto(`${server.base}/r/${server.links.separate_route}?lang=en`);
     await toReview(server, page, 'separate_route');
-    await page.getByTestId('to-card').click();
-    await page.waitForURL(/\/card$/);
-    await hydrated(page);
+    await toCardStep(page);
     await page.getByRole('button', { name: 'Read with a card-reading app' }).waitFor();
     await assertNoAxeViolations(page, 'card ways in English');
     await screenshot(page, 'flow-en-5-card-ways');

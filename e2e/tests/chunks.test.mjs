@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hydrated, launchBrowser, phonePage, screenshot, startServer } from './harness.mjs';
-import { assertNoAxeViolations, toReview, waitDone } from './patient.mjs';
+import { assertNoAxeViolations, toCardStep, toReview, waitDone } from './patient.mjs';
 
 let server;
 let browser;
@@ -47,9 +47,7 @@ describe('the practice card is loaded only when chosen', () => {
     await toReview(server, page, 'separate_route');
     // Landing, consent and review are server-rendered with no island: no WASM at all.
     assert.deepEqual(wasm, [], 'no WASM before the card step');
-    await page.getByTestId('to-card').click();
-    await page.waitForURL(/\/card$/);
-    await hydrated(page);
+    await toCardStep(page);
     await page.getByTestId('use-practice').waitFor();
     assert.deepEqual([...new Set(wasm)], ['/pkg/uketsuke.wasm'], 'only the main module so far');
     await page.getByTestId('demo-person').selectOption('1');
@@ -67,9 +65,7 @@ describe('the practice card is loaded only when chosen', () => {
     const { context, page } = await phonePage(browser);
     await breakChunk(page);
     await toReview(server, page, 'separate_route');
-    await page.getByTestId('to-card').click();
-    await page.waitForURL(/\/card$/);
-    await hydrated(page);
+    await toCardStep(page);
     await page.getByTestId('demo-person').selectOption('4');
     await page.getByTestId('use-practice').click();
     await page
@@ -102,9 +98,7 @@ describe('the practice card is loaded only when chosen', () => {
     const { context, page } = await phonePage(browser, { locale: 'en-GB' });
     await page.goto(`${server.base}/r/${server.links.separate_route}?lang=en`);
     await toReview(server, page, 'separate_route');
-    await page.getByTestId('to-card').click();
-    await page.waitForURL(/\/card$/);
-    await hydrated(page);
+    await toCardStep(page);
     await page.getByTestId('use-app').click();
     await page.waitForURL(/\/eid-app#/);
     await hydrated(page);

@@ -42,11 +42,16 @@ export async function toReview(server, page, kind, { clinical = 'yes', checkups 
   }
 }
 
-/** Review → card → practice card of `person` → PIN → done (or an error on the card step). */
-export async function signWithPracticeCard(page, person, pin, { shots = null } = {}) {
+/** Review → the card step, its island running. */
+export async function toCardStep(page) {
   await page.getByTestId('to-card').click();
   await page.waitForURL(/\/card$/);
   await hydrated(page);
+}
+
+/** Review → card → practice card of `person` → PIN → done (or an error on the card step). */
+export async function signWithPracticeCard(page, person, pin, { shots = null } = {}) {
+  await toCardStep(page);
   await page.getByTestId('demo-person').selectOption(String(person));
   if (shots) {
     await screenshot(page, `flow-${shots}-5-card`);
