@@ -36,9 +36,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$work/site/pkg"
-# The API serves no pages; the server only checks that a built site is there.
-touch "$work/site/pkg/uketsuke.js" "$work/site/pkg/uketsuke.wasm" "$work/site/pkg/uketsuke.css"
+mkdir -p "$work/site/pkg/all"
+# The API serves no pages; the server only checks that a built site is there (its SITE_FILES).
+touch "$work/site/pkg/uketsuke.js" "$work/site/pkg/uketsuke.wasm" "$work/site/pkg/uketsuke.css" \
+  "$work/site/pkg/all/uketsuke.js" "$work/site/pkg/all/uketsuke.wasm"
 # The server's configuration is this script's alone: no uketsuke.toml, and no UKETSUKE_*
 # variable of the caller (scripts/test.sh exports UKETSUKE_TEST_POSTGRES_URL, which the server
 # would refuse as an unknown setting).
