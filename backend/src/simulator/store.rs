@@ -7,6 +7,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, sqlite::SqliteRow};
 use std::str::FromStr;
+use std::sync::{
+    Arc,
+    atomic::{AtomicI64, Ordering},
+};
 use uketsuke_domain::ReceptionKind;
 use uketsuke_domain::eligibility::{ControlFlags, EligibilityRecord};
 
@@ -64,7 +68,12 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// When expired nonces were last purged (Unix seconds); see [`Store::record_nonce`].
+    nonces_purged_at: Arc<AtomicI64>,
 }
+
+/// Expired nonces are purged at most once in this many seconds, not on every request.
+const NONCE_PURGE_EVERY_SECS: i64 = 60;
 
 /// A person as the service needs it.
 #[derive(Debug, Clone)]
@@ -148,7 +157,10 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            nonces_purged_at: Arc::new(AtomicI64::new(0)),
+        })
     }
 
     pub async fn add_institution(
@@ -335,8 +347,10 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Records a nonce; `false` if it was seen before. Expired nonces are purged on the way:
-    /// a request that old is refused for its timestamp anyway.
+    /// Records a nonce; `false` if it was seen before and has not expired. One statement: an
+    /// expired entry of the same nonce is taken over, so the purge of expired entries (a
+    /// request that old is refused for its timestamp anyway) can wait; it runs at most once
+    /// in [`NONCE_PURGE_EVERY_SECS`] instead of on every request.
     pub async fn record_nonce(
         &self,
         key_id: &str,
@@ -344,16 +358,27 @@ impl Store {
         now_unix: i64,
         keep_secs: i64,
     ) -> Result<bool, StoreError> {
-        sqlx::query("DELETE FROM nonces WHERE expires_at < ?")
-            .bind(now_unix)
-            .execute(&self.pool)
-            .await?;
+        let purged_at = self.nonces_purged_at.load(Ordering::Relaxed);
+        if now_unix - purged_at >= NONCE_PURGE_EVERY_SECS
+            && self
+                .nonces_purged_at
+                .compare_exchange(purged_at, now_unix, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            sqlx::query("DELETE FROM nonces WHERE expires_at < ?")
+                .bind(now_unix)
+                .execute(&self.pool)
+                .await?;
+        }
         let done = sqlx::query(
-            "INSERT OR IGNORE INTO nonces (key_id, nonce, expires_at) VALUES (?, ?, ?)",
+            "INSERT INTO nonces (key_id, nonce, expires_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (key_id, nonce) DO UPDATE SET expires_at = excluded.expires_at \
+             WHERE nonces.expires_at < ?4",
         )
         .bind(key_id)
         .bind(nonce)
         .bind(now_unix + keep_secs)
+        .bind(now_unix)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -712,6 +737,51 @@ mod tests {
             challenge: Some(challenge),
             registered_at: Utc::now(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_nonce_counts_once_until_it_expires_and_expired_ones_are_purged() {
+        let store = Store::open(None).await.expect("store");
+        let (now, keep) = (1_800_000_000, 600);
+        let record = |key: &'static str, nonce: &'static str, at: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .record_nonce(key, nonce, at, keep)
+                    .await
+                    .expect("nonce")
+            }
+        };
+        assert!(record("inst-1", "n1", now).await, "a new nonce");
+        assert!(
+            !record("inst-1", "n1", now + 1).await,
+            "the same nonce again"
+        );
+        assert!(record("inst-2", "n1", now + 1).await, "another key's nonce");
+        assert!(
+            !record("inst-1", "n1", now + keep).await,
+            "still kept at the last second"
+        );
+        // Expired but not purged yet (the last purge was at `now`): taken over, not refused.
+        assert!(
+            record("inst-1", "n1", now + keep + 1).await,
+            "after it expired"
+        );
+        assert!(
+            !record("inst-1", "n1", now + keep + 2).await,
+            "kept again from then"
+        );
+        let kept = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM nonces")
+                .fetch_one(&store.pool)
+                .await
+                .expect("count")
+        };
+        assert_eq!(kept().await, 2);
+        // A minute after the last purge, the next nonce purges every expired one first.
+        let later = now + keep + 1 + keep + 1;
+        assert!(record("inst-3", "n2", later).await);
+        assert_eq!(kept().await, 1, "only the new one is left");
     }
 
     #[tokio::test]

@@ -256,20 +256,26 @@ struct Phase {
     /// eligibility fetches, per accepted registration: every part of the pipeline, the cards'
     /// signatures and the load's own clients included.
     cpu_per_registration: Duration,
+    /// This process's context switches over the same span, per accepted registration.
+    switches_per_registration: f64,
 }
 
-/// This process's CPU time so far (user + system), on every thread.
-fn process_cpu() -> Duration {
+/// This process's CPU time so far (user + system) and its context switches (voluntary: a
+/// thread waited, as a task's thread does for a database answer; involuntary: the scheduler
+/// took the core away), on every thread.
+fn process_usage() -> (Duration, u64) {
     // SAFETY: getrusage writes into the struct it is given and nothing else.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return Duration::ZERO;
+        return (Duration::ZERO, 0);
     }
     let time = |t: libc::timeval| {
         Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
             + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
     };
-    time(usage.ru_utime) + time(usage.ru_stime)
+    let switches =
+        u64::try_from(usage.ru_nvcsw).unwrap_or(0) + u64::try_from(usage.ru_nivcsw).unwrap_or(0);
+    (time(usage.ru_utime) + time(usage.ru_stime), switches)
 }
 
 /// How a phase sends its patients.
@@ -293,7 +299,7 @@ async fn phase(target: &Arc<Target>, n: usize, arrivals: Arrivals) -> Result<Pha
     let results = Arc::new(Mutex::new(Vec::with_capacity(n)));
     let run_started_ms = unix_ms();
     let run_started = Instant::now();
-    let cpu_started = process_cpu();
+    let (cpu_started, switches_started) = process_usage();
     let mut tasks = Vec::new();
     match arrivals {
         Arrivals::Closed { concurrency } => {
@@ -436,8 +442,11 @@ async fn phase(target: &Arc<Target>, n: usize, arrivals: Arrivals) -> Result<Pha
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let cpu = process_cpu().saturating_sub(cpu_started);
+    let (cpu, switches) = process_usage();
+    let cpu = cpu.saturating_sub(cpu_started);
     let cpu_per_registration = cpu / u32::try_from(accepted.len().max(1)).unwrap_or(u32::MAX);
+    let switches_per_registration =
+        switches.saturating_sub(switches_started) as f64 / accepted.len().max(1) as f64;
     Ok(Phase {
         rate: confirmed as f64 / secs,
         latency,
@@ -449,6 +458,7 @@ async fn phase(target: &Arc<Target>, n: usize, arrivals: Arrivals) -> Result<Pha
         failures,
         refused,
         cpu_per_registration,
+        switches_per_registration,
     })
 }
 
@@ -496,6 +506,11 @@ fn print_phase(name: &str, phase: &Phase) {
         "CPU per registration",
         format!("{:.0}", phase.cpu_per_registration.as_secs_f64() * 1e6),
         "µs   (this process, user + system, until the phase's eligibility fetches are done)",
+    );
+    line(
+        "context switches per registration",
+        format!("{:.0}", phase.switches_per_registration),
+        "(this process, voluntary + involuntary, the same span)",
     );
     line(
         "failed",
