@@ -3,7 +3,24 @@
 # suite (Playwright driving Debian's Chromium) against the release build. Storage tests run on
 # SQLite and on a throw-away PostgreSQL cluster.
 set -euo pipefail
+# SHARED_FIELD_DIR (below) may be given relative to where this was started.
+if [ -n "${SHARED_FIELD_DIR:-}" ] && [ -d "$SHARED_FIELD_DIR" ]; then
+  SHARED_FIELD_DIR=$(cd "$SHARED_FIELD_DIR" && pwd)
+fi
 cd "$(dirname "$0")/.."
+
+# Some tests read real data made by others (J-LIS CA certificates, frames recorded from real
+# readers, published institution codes): `shared/field` beside this checkout, or SHARED_FIELD_DIR.
+field=${SHARED_FIELD_DIR:-../shared/field}
+for part in jpki readers codes; do
+  if [ ! -d "$field/$part" ]; then
+    echo "test: the field data is not at $field (no $part/): the tests read it from shared/field" \
+      "beside this checkout; set SHARED_FIELD_DIR to where it is" >&2
+    exit 2
+  fi
+done
+if [ -n "${SHARED_FIELD_DIR:-}" ]; then export SHARED_FIELD_DIR; fi
+
 scripts/setup.sh test
 
 # A one-off run (CI) gains nothing from the incremental cache, which costs gigabytes of disk.

@@ -10,14 +10,19 @@ use uketsuke_domain::codes::{
 };
 
 const SAMPLE: &str = include_str!("data/institution-codes.csv");
-const FIELD_INSTITUTIONS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/field/codes/institution-codes-sample.csv"
-);
-const FIELD_INSURERS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/field/codes/insurer-numbers-sample.txt"
-);
+/// A file of the field data (`codes/`): under `SHARED_FIELD_DIR` if set, else `shared/field`
+/// beside the checkout, where CI has it.
+fn field_codes(name: &str) -> String {
+    let path = std::env::var_os("SHARED_FIELD_DIR")
+        .map_or_else(
+            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/field"),
+            std::path::PathBuf::from,
+        )
+        .join("codes")
+        .join(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("field sample {}: {e}", path.display()))
+}
 
 /// The sources named in the sample's `source` column (described in `domain/README.md`).
 const SOURCES: [&str; 7] = [
@@ -143,7 +148,7 @@ fn the_six_digit_rule_is_the_rule_of_saitama_chiba_tokyo_kanagawa_in_every_table
 
 #[test]
 fn field_institution_codes_pass() {
-    let text = std::fs::read_to_string(FIELD_INSTITUTIONS).expect("field sample (../shared)");
+    let text = field_codes("institution-codes-sample.csv");
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("code10,name,prefecture,valid"));
     let mut n = 0;
@@ -168,7 +173,7 @@ fn field_institution_codes_pass() {
 
 #[test]
 fn field_insurer_numbers() {
-    let text = std::fs::read_to_string(FIELD_INSURERS).expect("field sample (../shared)");
+    let text = field_codes("insurer-numbers-sample.txt");
     let mut n = 0;
     for line in text.lines() {
         let line = line.trim();

@@ -11,8 +11,14 @@ use std::collections::VecDeque;
 
 use uketsuke_card::{TransportError, UsbBulk};
 
-/// The recorded frames (`shared/field/`, beside the checkout as in CI).
-pub const FIELD_READERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/field/readers");
+/// The field data (real data made by others: `jpki/`, `readers/`, `codes/`): `SHARED_FIELD_DIR`
+/// if set, else `shared/field` beside the checkout, where CI has it.
+pub fn field_dir() -> std::path::PathBuf {
+    std::env::var_os("SHARED_FIELD_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/field"),
+        std::path::PathBuf::from,
+    )
+}
 
 /// One transfer of a trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,8 +31,8 @@ pub enum Step {
 
 /// Reads a recorded file as text.
 pub fn field_file(name: &str) -> String {
-    let path = format!("{FIELD_READERS}/{name}");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    let path = field_dir().join("readers").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Hex digits (spaces allowed) to bytes.
