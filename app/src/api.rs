@@ -4,7 +4,7 @@
 
 pub use crate::data::{
     CancelInfo, ChoicesView, FlowState, FlowView, InsuranceUseView, InvalidLink, LandingView,
-    LinkState, ManagedItem, ManagedList, ReadItem, StaffOnDevice, SubmittedView,
+    LinkState, ManagedItem, ManagedList, ReadItem, StaffOnDevice, SubmittedView, VisitDateUse,
 };
 
 /// Why a page's data could not be had. Detail stays on the server (logged there); the page

@@ -15,7 +15,21 @@ pub struct LandingView {
     pub visit_date: Option<String>,
     /// False when the institution switched this kind of reception off.
     pub accepting: bool,
+    /// Whether the link's fixed visit date can be registered for today.
+    pub date_use: VisitDateUse,
     pub demo: bool,
+}
+
+/// Whether a reception can be registered today (JST) for a link's fixed visit date. An online
+/// care visit may be registered up to 90 days ahead; the other kinds register for the day
+/// itself. A link without a fixed date is always [`VisitDateUse::Today`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VisitDateUse {
+    Today,
+    /// Not yet: from this date (`YYYY-MM-DD`).
+    From(String),
+    /// The visit date has passed.
+    Passed,
 }
 
 /// Why a link cannot be used. Unknown and malformed ids look the same from outside.

@@ -86,6 +86,29 @@ describe('card step errors', () => {
     await context.close();
   });
 
+  test('the answer to a registration that went through is lost; trying again shows the done screen', async () => {
+    const { context, page } = await phonePage(browser);
+    await toReview(server, page, 'separate_route');
+    // The server takes the registration, and its answer never reaches the phone.
+    let accepted = null;
+    await page.route(/\/api\/session\/registration$/, async (route) => {
+      const answer = await route.fetch();
+      accepted = answer.status();
+      await route.abort('internetdisconnected');
+    });
+    await signWithPracticeCard(page, 1, '1234');
+    await page.getByTestId('card-error').filter({ hasText: 'インターネット' }).waitFor({ timeout: 30_000 });
+    assert.equal(accepted, 202, 'the server accepted the registration');
+    await page.unroute(/\/api\/session\/registration$/);
+    // Trying again: the server says it has it; the patient lands on the done screen with the
+    // reception's number, not on "already sent" beside a PIN pad.
+    await page.getByTestId('pin').fill('1234');
+    await page.getByTestId('send').click();
+    await waitDone(page);
+    assert.match(await page.getByTestId('reception-number').textContent(), /^\d{8}$/);
+    await context.close();
+  });
+
   test('a person with no insurance is registered and told to show documents', async () => {
     const { context, page } = await phonePage(browser);
     await toReview(server, page, 'separate_route');

@@ -245,18 +245,22 @@ impl Portal {
             }
             None => None,
         };
+        let date_use = link.date_use(today);
         Ok(FlowState::Open(Box::new(FlowView {
             landing: LandingView {
                 institution_name_ja: link.institution_name_ja,
                 institution_name_en: link.institution_name_en,
                 kind: link.kind,
                 visit_date: link.visit_date.map(|d| d.format("%Y-%m-%d").to_string()),
+                date_use,
                 accepting: link.accepting,
                 demo: link.demo,
             },
             has_session: session.is_some(),
             today: today.format("%Y-%m-%d").to_string(),
-            latest: (today + Days::new(90)).format("%Y-%m-%d").to_string(),
+            latest: (today + Days::new(crate::storage::links::MAX_DAYS_AHEAD))
+                .format("%Y-%m-%d")
+                .to_string(),
             choices: choices.map(|c| ChoicesView {
                 visit_date: c.visit_date.format("%Y-%m-%d").to_string(),
                 clinical_medication: c.consent.clinical_medication,

@@ -478,6 +478,16 @@ async fn oversized_bodies_are_refused() {
             .map(|v| v.as_bytes()),
         Some(&b"close"[..])
     );
+    // On the JSON APIs the refusal is the documented one, not the limit's plain text.
+    assert_eq!(
+        response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.as_bytes()),
+        Some(&b"application/json"[..])
+    );
+    let refusal: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(refusal["error"], "body_too_large");
     let http = client();
     for round in 0..20 {
         let refused = http

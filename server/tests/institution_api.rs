@@ -309,6 +309,7 @@ async fn refusals_name_the_field_and_the_reason() {
     let stack = common::stack::stack(None, None).await;
     let api = Api::new(&stack, &Scope::ALL).await;
     let yesterday = stack.today().pred_opt().expect("date").to_string();
+    let too_far = (stack.today() + chrono::Days::new(91)).to_string();
     let cases: Vec<(Value, &str, &str, &str)> = vec![
         (
             json!({ "kind": "nope" }),
@@ -340,6 +341,12 @@ async fn refusals_name_the_field_and_the_reason() {
             "visit_date_past",
             "visit_date",
             "before today",
+        ),
+        (
+            json!({ "kind": "online_care", "visit_date": too_far }),
+            "visit_date_too_far",
+            "visit_date",
+            "90 days",
         ),
         (
             json!({ "kind": "home_visit", "expires_at": "2001-01-01T00:00:00Z" }),

@@ -729,6 +729,53 @@ async fn the_institution_api_makes_per_appointment_links() {
         .expect("json");
     assert_eq!(read["use_count"], 1);
 
+    // A link for tomorrow's house call cannot be used today: the landing page says from when,
+    // and the patient's choices are refused with a code that says so (not "choose a date").
+    // 90 days ahead is the furthest a link may be for.
+    let tomorrow = stack.today().succ_opt().expect("date");
+    let mut ids = Vec::new();
+    for (kind, date) in [
+        ("house_call", tomorrow),
+        ("online_care", stack.today() + chrono::Days::new(90)),
+    ] {
+        let created = http
+            .post(api("/links"))
+            .bearer_auth(&token)
+            .json(&json!({ "kind": kind, "visit_date": date.to_string() }))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(created.status(), 201, "{kind} on {date}");
+        let link: Value = created.json().await.expect("json");
+        ids.push(link["id"].as_str().expect("id").to_owned());
+    }
+    let landing = http
+        .get(format!("{}/r/{}", stack.base, ids[0]))
+        .send()
+        .await
+        .expect("landing")
+        .text()
+        .await
+        .expect("html");
+    assert!(landing.contains("data-testid=\"usable-from\""), "{landing}");
+    assert!(
+        !landing.contains("data-testid=\"start\""),
+        "no start button"
+    );
+    let early = Patient::new(&stack.base);
+    early.start(&ids[0]).await;
+    let refused = early
+        .choose(json!({ "clinical_medication": true, "checkups": false }))
+        .await;
+    assert_eq!(refused.error(), Some("visit_date_not_yet"));
+    // The online-care visit 90 days ahead can be registered for today.
+    let ahead = Patient::new(&stack.base);
+    ahead.start(&ids[1]).await;
+    let review = ahead
+        .choose(json!({ "clinical_medication": true, "checkups": false, "prescription_method": "electronic" }))
+        .await;
+    assert_eq!(review.status, 200, "{:?}", review.body);
+
     // Another institution's token sees nothing of it.
     let other = storage::institutions::id_by_code(&state.db, demo_clinic_code().as_str())
         .await

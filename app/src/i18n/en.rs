@@ -28,6 +28,11 @@ pub static TEXTS: Texts = Texts {
     landing_how_read_body: "On a computer or an Android device, a supported USB card reader (PaSoRi RC-S380 or RC-S300) can read the card. If yours cannot, you can finish at the institution's device.",
     landing_not_accepting_title: "This reception is not available now",
     landing_not_accepting_body: "This institution does not accept this kind of reception at the moment. Please contact them.",
+    landing_not_yet_title: "This reception cannot be used yet",
+    landing_not_yet_from: "Usable from",
+    landing_not_yet_body: "Please open this page again on or after that day.",
+    landing_passed_title: "The visit date has passed",
+    landing_passed_body: "The visit date has passed, so this reception can no longer be used. Please contact the institution.",
     loading: "Loading…",
 
     invalid_link_title: "This link is not valid",

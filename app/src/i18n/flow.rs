@@ -462,6 +462,14 @@ pub fn code_message(lang: Lang, code: &str) -> &'static str {
         ),
         "text_invalid" | "request_invalid" => (JA.app_demo_bad, EN.app_demo_bad),
         "session_expired" | "session_missing" => (JA.session_gone_body, EN.session_gone_body),
+        "visit_date_not_yet" => (
+            "この受付はまだ使えません。使える日は、受付の最初のページに表示されています。",
+            "This reception cannot be used yet. The first page of the reception shows from when.",
+        ),
+        "visit_date_passed" => (
+            crate::i18n::Lang::Ja.texts().landing_passed_body,
+            crate::i18n::Lang::En.texts().landing_passed_body,
+        ),
         "visit_date_invalid" | "visit_date_required" => (
             "診療日を、今日から90日先までの日付で選んでください。",
             "Choose a visit date from today up to 90 days ahead.",

@@ -28,6 +28,11 @@ pub static TEXTS: Texts = Texts {
     landing_how_read_body: "パソコンやAndroid端末では、対応するUSBカードリーダー（PaSoRi RC-S380・RC-S300）で読み取れます。読み取れない場合は、医療機関の端末で受付を続けられます。",
     landing_not_accepting_title: "現在この受付は行っていません",
     landing_not_accepting_body: "この医療機関は、現在この方法での受付を行っていません。医療機関にお問い合わせください。",
+    landing_not_yet_title: "この受付はまだ使えません",
+    landing_not_yet_from: "使える日",
+    landing_not_yet_body: "その日になってから、もう一度このページを開いてください。",
+    landing_passed_title: "診療日を過ぎています",
+    landing_passed_body: "診療日を過ぎたため、この受付は使えません。医療機関にお問い合わせください。",
     loading: "読み込んでいます…",
 
     invalid_link_title: "このリンクは無効です",

@@ -88,6 +88,13 @@ pub struct Texts {
     pub landing_how_read_body: &'static str,
     pub landing_not_accepting_title: &'static str,
     pub landing_not_accepting_body: &'static str,
+    /// A per-appointment link opened too early: before the date shown after it.
+    pub landing_not_yet_title: &'static str,
+    pub landing_not_yet_from: &'static str,
+    pub landing_not_yet_body: &'static str,
+    /// A per-appointment link opened after its visit date.
+    pub landing_passed_title: &'static str,
+    pub landing_passed_body: &'static str,
     pub loading: &'static str,
 
     pub invalid_link_title: &'static str,

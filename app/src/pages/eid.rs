@@ -109,7 +109,7 @@ fn PracticeAppBody(landing: LandingView) -> impl IntoView {
         let digits = pin_ref
             .get_untracked()
             .map(|input| {
-                let digits = input.value();
+                let digits = crate::pages::card_step::pin_pad::pin_digits(&input.value());
                 input.set_value("");
                 digits
             })
@@ -169,7 +169,7 @@ fn PracticeAppBody(landing: LandingView) -> impl IntoView {
                     data-testid="pin"
                     type="password"
                     inputmode="numeric"
-                    pattern="[0-9]{4}"
+                    pattern=crate::pages::card_step::pin_pad::PIN_PATTERN
                     minlength="4"
                     maxlength="4"
                     autocomplete="off"

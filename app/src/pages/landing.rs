@@ -7,9 +7,11 @@ use leptos::prelude::*;
 use uketsuke_domain::{ReceptionKind, kind::Device};
 
 use crate::address::use_query;
-use crate::api::{InvalidLink, LandingView, LinkState, landing};
+use crate::api::{InvalidLink, LandingView, LinkState, VisitDateUse, landing};
 use crate::components::{Page, StatusPage};
-use crate::i18n::{Lang, flow::code_message, format_date, use_flow_texts, use_lang, use_texts};
+use crate::i18n::{
+    Lang, Texts, flow::code_message, format_date, use_flow_texts, use_lang, use_texts,
+};
 use crate::pages::page_status;
 
 #[component]
@@ -37,6 +39,9 @@ pub fn Landing(link: String) -> impl IntoView {
     }
 }
 
+/// One text of the page's language.
+type TextOf = fn(&Texts) -> &'static str;
+
 #[component]
 fn LandingOpen(landing: LandingView, link: String) -> impl IntoView {
     let t = use_texts();
@@ -53,6 +58,7 @@ fn LandingOpen(landing: LandingView, link: String) -> impl IntoView {
     };
     let visit_date = landing.visit_date.clone();
     let accepting = landing.accepting;
+    let date_use = landing.date_use.clone();
     view! {
         <Page title=name demo=landing.demo>
             <section class="card intro" aria-labelledby="institution-name">
@@ -66,13 +72,29 @@ fn LandingOpen(landing: LandingView, link: String) -> impl IntoView {
                     </p>
                 })}
             </section>
-            {if accepting {
+            {if accepting && date_use == VisitDateUse::Today {
                 Either::Left(view! { <LandingDetails kind link/> })
             } else {
+                let (title, body): (TextOf, TextOf) =
+                    match (&date_use, accepting) {
+                        (_, false) => (|t| t.landing_not_accepting_title, |t| t.landing_not_accepting_body),
+                        (VisitDateUse::Passed, _) => (|t| t.landing_passed_title, |t| t.landing_passed_body),
+                        _ => (|t| t.landing_not_yet_title, |t| t.landing_not_yet_body),
+                    };
+                let from = match (&date_use, accepting) {
+                    (VisitDateUse::From(date), true) => Some(date.clone()),
+                    _ => None,
+                };
                 Either::Right(view! {
-                    <section class="card notice" role="alert">
-                        <h2>{move || t().landing_not_accepting_title}</h2>
-                        <p>{move || t().landing_not_accepting_body}</p>
+                    <section class="card notice" role="alert" data-testid="landing-closed">
+                        <h2>{move || title(t())}</h2>
+                        {from.map(|date| view! {
+                            <p class="visit-date" data-testid="usable-from">
+                                <span class="label">{move || t().landing_not_yet_from}</span>
+                                <strong>{move || format_date(lang.get(), &date)}</strong>
+                            </p>
+                        })}
+                        <p>{move || body(t())}</p>
                     </section>
                     <p class="manage-link">
                         <a href=format!("/r/{link}/manage") data-testid="manage-link">{move || f().manage_link}</a>

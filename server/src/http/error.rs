@@ -91,7 +91,11 @@ pub fn message_of(code: &str, status: StatusCode) -> &'static str {
         }
         "text_bidi_control" => "The text holds a bidirectional control character.",
         "text_zero_width" => "The text holds a zero-width character.",
+        "body_too_large" => "The request body is larger than 64 KiB.",
         "visit_date_past" => "The visit date is before today (JST).",
+        "visit_date_too_far" => "The visit date is more than 90 days ahead (JST).",
+        "visit_date_not_yet" => "The link's visit date cannot be registered for yet (JST).",
+        "visit_date_passed" => "The link's visit date has passed (JST).",
         "expires_at_past" => "The expiry is not in the future.",
         "visit_date_invalid" => {
             "The visit date is in the future or before the month of the reception."

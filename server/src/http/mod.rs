@@ -185,6 +185,7 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(30),
         ))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(middleware::from_fn(api_body_too_large))
         // Answers under 1 KiB (the patient API's JSON) go as they are: compressing them saved a
         // few hundred bytes and cost about 4 % of the server's CPU at the load example's rate.
         .layer(
@@ -214,6 +215,36 @@ pub fn router(state: AppState) -> Router {
 
 /// One span per request with the method and the route's *pattern*: ids in paths (reception
 /// links, later receptions) are capabilities and never logged.
+/// The body limit's own 413 (a `Content-Length` over [`BODY_LIMIT`], refused before any
+/// handler) is plain text; on the JSON APIs it becomes the documented refusal,
+/// `{"error":"body_too_large",…}`, as a body found too long while read already is.
+async fn api_body_too_large(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if api && response.status() == http::StatusCode::PAYLOAD_TOO_LARGE && !json {
+        // The limit's headers stay (the connection that still holds the unread body closes).
+        let (mut parts, _) = response.into_parts();
+        let (json, body) = axum::response::IntoResponse::into_response(error::ApiError::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ))
+        .into_parts();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        for (name, value) in &json.headers {
+            parts.headers.insert(name, value.clone());
+        }
+        return axum::response::Response::from_parts(parts, body);
+    }
+    response
+}
+
 fn request_span<B>(request: &Request<B>) -> tracing::Span {
     let route = request
         .extensions()

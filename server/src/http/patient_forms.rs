@@ -19,6 +19,7 @@ use axum::{
 use chrono::NaiveDate;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use uketsuke_app::api::VisitDateUse;
 use uketsuke_backend::contract::PrescriptionMethod;
 use uketsuke_domain::window::jst_date;
 
@@ -112,8 +113,9 @@ pub async fn start(
         }
     } else {
         match open_link(&state, link).await {
-            Ok(open) => open,
-            Err(_) => return back(&format!("/r/{link}")),
+            Ok(open) if open.date_use(jst_date(state.clock.now())) == VisitDateUse::Today => open,
+            // Closed, or its fixed date not usable today: the landing page says which.
+            _ => return back(&format!("/r/{link}")),
         }
     };
     let session = match challenges::start_session(&state.db, &open.id, state.clock.now_ms()).await {

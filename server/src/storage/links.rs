@@ -3,7 +3,7 @@
 
 use chrono::NaiveDate;
 use sqlx::{Row, any::AnyRow};
-use uketsuke_app::api::{InvalidLink, LandingView, LinkState};
+use uketsuke_app::api::{InvalidLink, LandingView, LinkState, VisitDateUse};
 use uketsuke_domain::ReceptionKind;
 
 use super::{Db, StorageError, ids::looks_like_id, ids::new_id};
@@ -22,6 +22,34 @@ pub struct OpenLink {
     /// False when the institution switched this kind off (feature switch).
     pub accepting: bool,
     pub demo: bool,
+}
+
+/// How far ahead (days) a visit may be: an online-care visit the patient books, and a
+/// per-appointment link's fixed date.
+pub const MAX_DAYS_AHEAD: u64 = 90;
+
+impl OpenLink {
+    /// Whether a reception can be registered on `today` (JST) for the link's fixed visit date
+    /// (see [`VisitDateUse`]).
+    pub fn date_use(&self, today: NaiveDate) -> VisitDateUse {
+        let Some(visit) = self.visit_date else {
+            return VisitDateUse::Today;
+        };
+        let from = if self.kind.asks_visit_date() {
+            visit
+                .checked_sub_days(chrono::Days::new(MAX_DAYS_AHEAD))
+                .unwrap_or(visit)
+        } else {
+            visit
+        };
+        if visit < today {
+            VisitDateUse::Passed
+        } else if today < from {
+            VisitDateUse::From(from.format("%Y-%m-%d").to_string())
+        } else {
+            VisitDateUse::Today
+        }
+    }
 }
 
 /// The link as it stands at `now_ms`.
@@ -169,6 +197,9 @@ pub(crate) fn found_in(row: &AnyRow, link_id: &str) -> Result<Option<Found>, Sto
 pub async fn landing(db: &Db, link_id: &str, now_ms: i64) -> Result<LinkState, StorageError> {
     Ok(match resolve(db, link_id, now_ms).await? {
         Ok(link) => LinkState::Open(LandingView {
+            date_use: link.date_use(uketsuke_domain::window::jst_date(
+                chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default(),
+            )),
             institution_name_ja: link.institution_name_ja,
             institution_name_en: link.institution_name_en,
             kind: link.kind,
@@ -219,7 +250,7 @@ pub fn text_refusal(text: &str, max: usize, field_code: &'static str) -> Option<
 impl LinkRequest {
     /// Checks the request at `now` and gives the link to create, or the refusal's code
     /// (`text_invalid`, `text_bidi_control`, `text_zero_width`, `visit_date_past`,
-    /// `expires_at_past`).
+    /// `visit_date_too_far`, `expires_at_past`).
     pub fn check<'a>(
         &'a self,
         institution_id: &'a str,
@@ -243,13 +274,21 @@ impl LinkRequest {
                 return Err(FieldRefusal { field, code });
             }
         }
-        if self
-            .visit_date
-            .is_some_and(|date| date < uketsuke_domain::window::jst_date(now))
-        {
+        let today = uketsuke_domain::window::jst_date(now);
+        if self.visit_date.is_some_and(|date| date < today) {
             return Err(FieldRefusal {
                 field: "visit_date",
                 code: "visit_date_past",
+            });
+        }
+        // A patient could not use it before the last 90 days: the booking system sends it later.
+        let latest = today
+            .checked_add_days(chrono::Days::new(MAX_DAYS_AHEAD))
+            .unwrap_or(today);
+        if self.visit_date.is_some_and(|date| date > latest) {
+            return Err(FieldRefusal {
+                field: "visit_date",
+                code: "visit_date_too_far",
             });
         }
         let expires_at = match (self.expires_at, self.visit_date) {
@@ -490,4 +529,67 @@ pub async fn reception_ids(
     rows.iter()
         .map(|row| row.try_get("id").map_err(StorageError::from))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(kind: ReceptionKind, visit_date: Option<NaiveDate>) -> OpenLink {
+        OpenLink {
+            id: String::new(),
+            institution_id: String::new(),
+            institution_code: String::new(),
+            institution_name_ja: String::new(),
+            institution_name_en: String::new(),
+            kind,
+            visit_date,
+            accepting: true,
+            demo: false,
+        }
+    }
+
+    #[test]
+    fn a_fixed_visit_date_is_usable_on_its_day_or_for_online_care_up_to_90_days_before() {
+        let day = |d: &str| d.parse::<NaiveDate>().expect("date");
+        let today = day("2026-12-01");
+        let from = |d: &str| VisitDateUse::From(d.to_owned());
+        for (kind, visit, expected) in [
+            (ReceptionKind::HouseCall, None, VisitDateUse::Today),
+            (ReceptionKind::OnlineCare, None, VisitDateUse::Today),
+            (
+                ReceptionKind::HouseCall,
+                Some("2026-12-01"),
+                VisitDateUse::Today,
+            ),
+            (
+                ReceptionKind::HouseCall,
+                Some("2026-12-02"),
+                from("2026-12-02"),
+            ),
+            (
+                ReceptionKind::HouseCall,
+                Some("2026-11-30"),
+                VisitDateUse::Passed,
+            ),
+            (
+                ReceptionKind::OnlineCare,
+                Some("2027-03-01"),
+                VisitDateUse::Today,
+            ),
+            (
+                ReceptionKind::OnlineCare,
+                Some("2027-03-02"),
+                from("2026-12-02"),
+            ),
+            (
+                ReceptionKind::OnlineCare,
+                Some("2026-11-30"),
+                VisitDateUse::Passed,
+            ),
+        ] {
+            let got = link(kind, visit.map(day)).date_use(today);
+            assert_eq!(got, expected, "{kind:?} on {visit:?}");
+        }
+    }
 }

@@ -209,10 +209,7 @@ impl Controller {
         spawn_local(async move {
             let challenge = match post_json(challenge_path, None).await {
                 Ok(value) => value,
-                Err(code) => {
-                    this.stage.set(Stage::Choose);
-                    return this.api_failed(&code);
-                }
+                Err(code) => return this.challenge_refused(&code, Stage::Choose),
             };
             let field = |name: &str| {
                 challenge

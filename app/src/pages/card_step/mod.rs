@@ -12,7 +12,7 @@
 //! that shows one part at a time.
 
 pub mod hand_off;
-mod pin_pad;
+pub mod pin_pad;
 pub mod submit;
 mod visual;
 pub mod ways;
@@ -237,6 +237,18 @@ impl Controller {
     fn api_failed(&self, code: &str) {
         self.error
             .set(Some(submit::api_message(self.lang.get_untracked(), code)));
+    }
+
+    /// A refused challenge request. `already_submitted` means the card's proof went through
+    /// before (its answer was lost on the way, say on a phone's flaky network, and the patient
+    /// tried again): the done screen shows the reception, the card is not asked again.
+    /// Anything else goes back to `back_to` with the reason shown.
+    fn challenge_refused(&self, code: &str, back_to: Stage) {
+        if code == "already_submitted" && !matches!(self.purpose, Purpose::Manage(_)) {
+            return self.finished();
+        }
+        self.stage.set(back_to);
+        self.api_failed(code);
     }
 }
 

@@ -13,6 +13,22 @@ use {
     uketsuke_card::Pin,
 };
 
+/// What the PIN inputs take: four digits, half- or full-width (a Japanese input method in
+/// full-width mode types １２３４).
+pub const PIN_PATTERN: &str = "[0-9０-９]{4}";
+
+/// The PIN as typed, full-width digits (U+FF10–U+FF19) made ASCII; anything else is left for
+/// the PIN's own check to refuse.
+pub fn pin_digits(typed: &str) -> String {
+    typed
+        .chars()
+        .map(|c| match c {
+            '０'..='９' => char::from_u32(u32::from(c) - 0xFF10 + 0x30).unwrap_or(c),
+            _ => c,
+        })
+        .collect()
+}
+
 /// The PIN pad; `tries` left when the card told us.
 #[component]
 pub(super) fn PinPad(
@@ -33,7 +49,7 @@ pub(super) fn PinPad(
             on:submit=move |ev| {
                 ev.prevent_default();
                 if let Some(input) = pin_ref.get_untracked() {
-                    let digits = input.value();
+                    let digits = pin_digits(&input.value());
                     // The input is cleared at once; the digits go only to the card.
                     input.set_value("");
                     controller.submit_pin(digits);
@@ -49,7 +65,7 @@ pub(super) fn PinPad(
                 data-testid="pin"
                 type=move || if show_pin.get() { "text" } else { "password" }
                 inputmode="numeric"
-                pattern="[0-9]{4}"
+                pattern=PIN_PATTERN
                 minlength="4"
                 maxlength="4"
                 autocomplete="off"
@@ -88,10 +104,7 @@ impl Controller {
             let (challenge_path, submit_path) = this.purpose.paths();
             let challenge = match post_json(challenge_path, None).await {
                 Ok(value) => value,
-                Err(code) => {
-                    this.stage.set(Stage::Pin { tries: None });
-                    return this.api_failed(&code);
-                }
+                Err(code) => return this.challenge_refused(&code, Stage::Pin { tries: None }),
             };
             let (Some(value), Some(message)) = (
                 challenge
@@ -139,5 +152,19 @@ impl Controller {
             this.deliver(submit_path, body, Stage::Pin { tries: None })
                 .await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pin_digits;
+
+    #[test]
+    fn full_width_digits_become_ascii_and_nothing_else_changes() {
+        assert_eq!(pin_digits("１２３４"), "1234");
+        assert_eq!(pin_digits("1２3４"), "1234");
+        assert_eq!(pin_digits("12a4"), "12a4");
+        assert_eq!(pin_digits("一二三四"), "一二三四");
+        assert_eq!(pin_digits(""), "");
     }
 }

@@ -10,6 +10,7 @@ use axum::{
 };
 use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
+use uketsuke_app::api::VisitDateUse;
 use uketsuke_backend::contract::{ConsentChoices, PrescriptionMethod};
 use uketsuke_domain::{ReceptionKind, WindowInput, window, window::jst_date};
 
@@ -23,13 +24,10 @@ use crate::{
     },
     storage::{
         challenges,
-        links::OpenLink,
+        links::{MAX_DAYS_AHEAD, OpenLink},
         receptions::{self, Choices},
     },
 };
-
-/// How far ahead an online-care visit may be booked.
-const MAX_DAYS_AHEAD: u64 = 90;
 
 #[derive(Debug, Serialize)]
 pub struct SessionStarted {
@@ -89,6 +87,12 @@ pub fn validate_choices(
     body: &ChoicesBody,
     today: NaiveDate,
 ) -> Result<Choices, &'static str> {
+    // A fixed date that cannot be used today says why (the landing page says so too).
+    match link.date_use(today) {
+        VisitDateUse::Today => {}
+        VisitDateUse::From(_) => return Err("visit_date_not_yet"),
+        VisitDateUse::Passed => return Err("visit_date_passed"),
+    }
     let visit_date = match (link.visit_date, body.visit_date) {
         (Some(fixed), Some(asked)) if fixed != asked => return Err("visit_date_fixed"),
         (Some(fixed), _) => fixed,
