@@ -109,6 +109,15 @@ describe('card step errors', () => {
     await context.close();
   });
 
+  test('a PIN typed in full-width digits (a Japanese input method) is taken', async () => {
+    const { context, page } = await phonePage(browser);
+    await toReview(server, page, 'separate_route');
+    await signWithPracticeCard(page, 1, '１２３４');
+    await waitDone(page);
+    assert.match(await page.getByTestId('reception-number').textContent(), /^\d{8}$/);
+    await context.close();
+  });
+
   test('a person with no insurance is registered and told to show documents', async () => {
     const { context, page } = await phonePage(browser);
     await toReview(server, page, 'separate_route');
