@@ -113,6 +113,18 @@ describe('institution console', () => {
       (await (await fetch('/api/console/settings')).json()).visual_check_roles);
     assert.deepEqual([...saved].sort(), ['administrator', 'general', 'medical_viewer']);
     await admin.page.goto(`${server.base}/console/links`);
+    // A per-appointment link more than 90 days ahead is refused, in words (no patient could
+    // use it until 90 days before the visit).
+    const create = admin.page.locator('form[data-api="/api/console/links"]');
+    await create.locator('select[name=kind]').selectOption('online_care');
+    await create.locator('input[name=visit_date]').fill(new Date(Date.now() + 120 * 86_400_000).toISOString().slice(0, 10));
+    await create.locator('button[type=submit]').click();
+    await create.locator('.form-message').filter({ hasText: '90日' }).waitFor();
+    assert.match(await create.locator('.form-message').textContent(), /visit_date_too_far/);
+    // The browser logs the refusal's 422 as a failed resource: expected here, and only here.
+    const refusal = admin.problems.findIndex((p) => /status of 422/.test(p));
+    assert.notEqual(refusal, -1, 'the 422 was logged');
+    admin.problems.splice(refusal, 1);
     await admin.page.locator('a[href$="/sheet"]').first().click();
     await admin.page.getByTestId('sheet-url').waitFor();
     assert.match(await admin.page.getByTestId('snippet').inputValue(), /data:image\/svg\+xml;base64,/);

@@ -57,6 +57,10 @@
       'This range holds more receptions than one file may (5,000). Choose a shorter range.'],
     text_zero_width: ['幅のない見えない文字が含まれています。貼り付けた文字を削除し、直接入力し直してください。',
       'The text contains an invisible zero-width character. Delete the pasted text and type it again.'],
+    visit_date_past: ['受診日が過ぎています。今日以降の日付を選んでください。',
+      'The visit date has passed. Choose today or a later date.'],
+    visit_date_too_far: ['受診日は90日先までです。それより先の予約には、受診日の90日前からリンクを作ってください。',
+      'The visit date may be at most 90 days ahead. For a later appointment, make the link within 90 days of it.'],
   };
   const errorText = (result) => {
     const code = (result.data && result.data.error) || `http_${result.status}`;

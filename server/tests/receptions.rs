@@ -130,6 +130,39 @@ async fn every_kind_registers_on_every_engine() {
     }
 }
 
+/// Choices made at 23:55 JST no longer hold after midnight: the card is not asked to sign for
+/// yesterday, and a challenge issued before midnight does not register after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn choices_made_before_midnight_are_stale_after_it() {
+    let stack = stack(None).await;
+    let clock = &stack.state.clock;
+    let midnight =
+        uketsuke_domain::window::jst_start_of_day(stack.today().succ_opt().expect("tomorrow"));
+    let five_to = (midnight - clock.now()).num_milliseconds() - 5 * 60_000;
+    clock.advance_ms(five_to);
+    // One patient chooses and stops; another gets as far as the challenge.
+    let late = Patient::new(&stack.base);
+    assert_eq!(late.start(&stack.link("separate_route")).await.status, 201);
+    let review = late
+        .choose(choices_for("separate_route", stack.today()))
+        .await;
+    assert_eq!(review.status, 200, "{:?}", review.body);
+    let (signer, challenge, message) = ready(&stack).await;
+    clock.advance_ms(10 * 60_000);
+    assert_eq!(late.challenge().await.error(), Some("choices_stale"));
+    let (certificate, signature) = card_sign(1, CertificateCase::Valid, &message).await;
+    let refused = signer
+        .submit(json!({
+            "challenge": challenge,
+            "origin": stack.origin(),
+            "certificate": certificate,
+            "signature": signature,
+        }))
+        .await;
+    assert_eq!(refused.error(), Some("choices_stale"), "{:?}", refused.body);
+    assert_eq!(stack.backend_registrations().await, 0);
+}
+
 /// Session, choices and challenge for the separate-route link; returns (patient, challenge, message).
 async fn ready(stack: &Stack) -> (Patient, String, String) {
     let patient = Patient::new(&stack.base);

@@ -462,6 +462,10 @@ pub fn code_message(lang: Lang, code: &str) -> &'static str {
         ),
         "text_invalid" | "request_invalid" => (JA.app_demo_bad, EN.app_demo_bad),
         "session_expired" | "session_missing" => (JA.session_gone_body, EN.session_gone_body),
+        "choices_stale" => (
+            "日付が変わったため、選んだ内容が使えなくなりました。受付をはじめからやり直してください。",
+            "The date has changed since you made your choices. Please start the reception again.",
+        ),
         "visit_date_not_yet" => (
             "この受付はまだ使えません。使える日は、受付の最初のページに表示されています。",
             "This reception cannot be used yet. The first page of the reception shows from when.",

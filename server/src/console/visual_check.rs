@@ -26,7 +26,7 @@ use crate::{
         body::{JsonBody, json_body},
         error::{ApiError, ApiResult},
         patient::{
-            challenge::ready_to_sign,
+            challenge::{choices_current, ready_to_sign},
             per_link,
             registration::{Accepted, queue_registration},
             session_and_link,
@@ -110,6 +110,11 @@ pub async fn visual_check(
     per_link(&state, &session.link_id)?;
     let choices = ready_to_sign(&session)?;
     let link = link?;
+    choices_current(
+        &link,
+        &choices,
+        uketsuke_domain::window::jst_date(state.clock.now()),
+    )?;
     if staff.institution_id != link.institution_id {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

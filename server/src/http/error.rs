@@ -96,6 +96,7 @@ pub fn message_of(code: &str, status: StatusCode) -> &'static str {
         "visit_date_too_far" => "The visit date is more than 90 days ahead (JST).",
         "visit_date_not_yet" => "The link's visit date cannot be registered for yet (JST).",
         "visit_date_passed" => "The link's visit date has passed (JST).",
+        "choices_stale" => "The date changed since the choices were made; start again (JST).",
         "expires_at_past" => "The expiry is not in the future.",
         "visit_date_invalid" => {
             "The visit date is in the future or before the month of the reception."

@@ -213,8 +213,6 @@ pub fn router(state: AppState) -> Router {
         )
 }
 
-/// One span per request with the method and the route's *pattern*: ids in paths (reception
-/// links, later receptions) are capabilities and never logged.
 /// The body limit's own 413 (a `Content-Length` over [`BODY_LIMIT`], refused before any
 /// handler) is plain text; on the JSON APIs it becomes the documented refusal,
 /// `{"error":"body_too_large",…}`, as a body found too long while read already is.
@@ -245,6 +243,8 @@ async fn api_body_too_large(
     response
 }
 
+/// One span per request with the method and the route's *pattern*: ids in paths (reception
+/// links, later receptions) are capabilities and never logged.
 fn request_span<B>(request: &Request<B>) -> tracing::Span {
     let route = request
         .extensions()

@@ -6,9 +6,11 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
 };
+use chrono::NaiveDate;
 use serde::Serialize;
+use uketsuke_app::api::VisitDateUse;
 use uketsuke_backend::contract::binding::ChallengeBinding;
-use uketsuke_domain::InstitutionCode;
+use uketsuke_domain::{InstitutionCode, window::jst_date};
 
 use super::{api_request, per_link, session_and_link};
 use crate::{
@@ -66,6 +68,32 @@ pub(crate) fn ready_to_sign(session: &receptions::Session) -> ApiResult<Choices>
         .ok_or(ApiError::new(StatusCode::CONFLICT, "choices_missing"))
 }
 
+/// The session's choices still hold on `today` (JST), checked again where the card signs and
+/// where the registration is taken: the session may have crossed midnight since the choices
+/// were made, taking a fixed visit date past. 422 `visit_date_passed` (or `visit_date_not_yet`)
+/// for a link's fixed date; `choices_stale` otherwise (the patient starts again and the date
+/// is today's).
+pub(crate) fn choices_current(
+    link: &OpenLink,
+    choices: &Choices,
+    today: NaiveDate,
+) -> ApiResult<()> {
+    let current = if link.kind.asks_visit_date() {
+        choices.visit_date >= today
+    } else {
+        choices.visit_date == today
+    };
+    if current && link.date_use(today) == VisitDateUse::Today {
+        return Ok(());
+    }
+    let code = match link.date_use(today) {
+        VisitDateUse::Passed => "visit_date_passed",
+        VisitDateUse::From(_) => "visit_date_not_yet",
+        VisitDateUse::Today => "choices_stale",
+    };
+    Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code))
+}
+
 /// `POST /api/session/challenge`: a one-time challenge bound to this session's choices.
 pub async fn challenge(
     State(state): State<AppState>,
@@ -76,6 +104,7 @@ pub async fn challenge(
     per_link(&state, &session.link_id)?;
     let choices = ready_to_sign(&session)?;
     let link = link?;
+    choices_current(&link, &choices, jst_date(state.clock.now()))?;
     let code = institution_code(&link)?;
     let origin = state.config.origin_string();
     issue_challenge(&state, &session.id, ChallengePurpose::Reception, |value| {

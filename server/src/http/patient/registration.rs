@@ -8,7 +8,9 @@ use uketsuke_backend::contract::{IdentityProof, RegistrationRequest, b64_decode}
 
 use super::{
     api_request,
-    challenge::{binding_message, challenge_error, institution_code, ready_to_sign},
+    challenge::{
+        binding_message, challenge_error, choices_current, institution_code, ready_to_sign,
+    },
     session_and_link,
 };
 use crate::{
@@ -56,6 +58,11 @@ pub async fn register(
     let (session, link) = session_and_link(&state, &headers).await?;
     let choices = ready_to_sign(&session)?;
     let link = link?;
+    choices_current(
+        &link,
+        &choices,
+        uketsuke_domain::window::jst_date(state.clock.now()),
+    )?;
     if body.origin != state.config.origin_string() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
