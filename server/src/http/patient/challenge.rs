@@ -83,12 +83,10 @@ pub(crate) fn choices_current(
     } else {
         choices.visit_date == today
     };
-    if current && link.date_use(today) == VisitDateUse::Today {
-        return Ok(());
-    }
     let code = match link.date_use(today) {
         VisitDateUse::Passed => "visit_date_passed",
         VisitDateUse::From(_) => "visit_date_not_yet",
+        VisitDateUse::Today if current => return Ok(()),
         VisitDateUse::Today => "choices_stale",
     };
     Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code))
